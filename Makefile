@@ -1,0 +1,43 @@
+# Two commands do all set-up on a fresh machine:
+#   make book   -> creates .venv, installs, executes the notebooks (default profile), builds the HTML
+#   make test   -> creates .venv, installs, runs the unit tests and nbval over the committed notebooks
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv book html run-notebooks test unit nbval bench clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+# Execute every notebook in place (default profile), then build the HTML from the executed notebooks.
+book: $(STAMP)
+	$(BIN)/python -m fbctrl.book run
+	$(MAKE) html
+
+html: $(STAMP)
+	$(BIN)/jupyter-book build . -W --keep-going
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q tests
+	$(MAKE) nbval
+
+nbval: $(STAMP)
+	@if ls book/*.ipynb >/dev/null 2>&1; then \
+	  $(BIN)/python -m pytest -q -p no:cacheprovider --nbval book/*.ipynb --sanitize-with tests/nbval_sanitize.cfg; \
+	else echo "no notebooks yet"; fi
+
+bench: $(STAMP)
+	$(BIN)/python -m fbctrl bench pretrain
+	$(BIN)/python -m fbctrl bench adapt
+
+clean:
+	rm -rf _build

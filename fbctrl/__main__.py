@@ -1,0 +1,217 @@
+"""Command line: ``python -m fbctrl {pretrain,evaluate,adapt,bench} ...``.
+
+Bad arguments end with one line ``fbctrl: error: ...`` naming the argument and what is allowed,
+and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shlex
+import sys
+
+
+class CLIError(Exception):
+    """A bad argument: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, no usage block
+        raise CLIError(message)
+
+
+def _positive_int(name):
+    def conv(s):
+        try:
+            v = int(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a positive integer, got {s!r}") from None
+        if v <= 0:
+            raise argparse.ArgumentTypeError(f"{name} must be a positive integer, got {s!r}")
+        return v
+    return conv
+
+
+def _nonneg_int(name):
+    def conv(s):
+        try:
+            v = int(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a non-negative integer, got {s!r}") from None
+        if v < 0:
+            raise argparse.ArgumentTypeError(f"{name} must be a non-negative integer, got {s!r}")
+        return v
+    return conv
+
+
+def _positive_float(name):
+    def conv(s):
+        try:
+            v = float(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a positive number, got {s!r}") from None
+        if not (v > 0 and math.isfinite(v)):
+            raise argparse.ArgumentTypeError(f"{name} must be a positive number, got {s!r}")
+        return v
+    return conv
+
+
+def _angle(s):
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"rotation must be a number of degrees, got {s!r}") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"rotation must be a finite number of degrees, got {s!r}")
+    return v
+
+
+def _density(s):
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"density must be a number in [0, 1], got {s!r}") from None
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"density must be a number in [0, 1], got {s!r}")
+    return v
+
+
+def _device(s):
+    import torch
+
+    if s == "cpu":
+        return s
+    if s.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise argparse.ArgumentTypeError(f"device {s!r} asked for, but CUDA is not available here (use cpu)")
+        return s
+    raise argparse.ArgumentTypeError(f"device must be cpu or cuda[:N], got {s!r}")
+
+
+def _existing_file(s):
+    from pathlib import Path
+
+    if not Path(s).is_file():
+        raise argparse.ArgumentTypeError(f"checkpoint {s!r}: no such file")
+    return s
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m fbctrl", description="Feedback-controlled RNNs (Kaleb et al. 2024).")
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+
+    pt = sub.add_parser("pretrain", help="BPTT pre-training of one or several seeds in lockstep")
+    pt.add_argument("--feedback", choices=["on", "off"], default="on",
+                    help="on: feedback density 1 (learned W_fb); off: density 0")
+    pt.add_argument("--density", type=_density, default=None, help="feedback density (overrides --feedback)")
+    pt.add_argument("--delay", type=_nonneg_int("delay"), default=0, help="feedback delay in steps")
+    pt.add_argument("--seeds", type=_nonneg_int("seeds"), nargs="+", default=[0])
+    pt.add_argument("--n", type=_positive_int("n"), default=400)
+    pt.add_argument("--batches", type=_positive_int("batches"), default=5000)
+    pt.add_argument("--batch-size", type=_positive_int("batch-size"), default=256)
+    pt.add_argument("--lr", type=_positive_float("lr"), default=1e-3)
+    pt.add_argument("--eval-every", type=_positive_int("eval-every"), default=100)
+    pt.add_argument("--checkpoint-every", type=_positive_int("checkpoint-every"), default=200)
+    pt.add_argument("--no-push", action="store_true", help="train without pushes")
+    pt.add_argument("--out", required=True, help="output folder")
+    pt.add_argument("--device", type=_device, default="cpu")
+    pt.add_argument("--no-progress", action="store_true")
+
+    ev = sub.add_parser("evaluate", help="loss of a checkpoint on a test set")
+    ev.add_argument("checkpoint", type=_existing_file)
+    ev.add_argument("--task", choices=["centre-out", "random"], default="centre-out")
+    ev.add_argument("--rotation", type=_angle, default=0.0, help="visuomotor rotation in degrees")
+    ev.add_argument("--controller", choices=["on", "off"], default="on")
+    ev.add_argument("--push", action="store_true")
+    ev.add_argument("--trials", type=_positive_int("trials"), default=256)
+    ev.add_argument("--seed", type=_nonneg_int("seed"), default=0)
+    ev.add_argument("--device", type=_device, default="cpu")
+    ev.add_argument("--json", action="store_true")
+
+    ad = sub.add_parser("adapt", help="trial-by-trial adaptation of W_rec to a rotation")
+    ad.add_argument("checkpoint", type=_existing_file)
+    ad.add_argument("--rule", choices=["bptt", "rflo"], required=True)
+    ad.add_argument("--controller", choices=["on", "off"], default="on")
+    ad.add_argument("--rotation", type=_angle, default=30.0)
+    ad.add_argument("--trials", type=_positive_int("trials"), default=500)
+    ad.add_argument("--lr", type=_positive_float("lr"), default=None,
+                    help="learning rate (default: the paper's rate for the condition)")
+    ad.add_argument("--seed", type=_nonneg_int("seed"), default=0)
+    ad.add_argument("--delay", type=_nonneg_int("delay"), default=None)
+    ad.add_argument("--out", required=True, help="output .npz")
+    ad.add_argument("--device", type=_device, default="cpu")
+    ad.add_argument("--no-progress", action="store_true")
+
+    be = sub.add_parser("bench", help="benchmarks (print ratios, never assert)")
+    be.add_argument("what", choices=["pretrain", "adapt"])
+    be.add_argument("--device", type=_device, default="cpu")
+    be.add_argument("--batches", type=_positive_int("batches"), default=5)
+    be.add_argument("--seeds", type=_positive_int("seeds"), default=1, help="networks in lockstep")
+    be.add_argument("--json", action="store_true")
+    return p
+
+
+def cmd_pretrain(a) -> int:
+    from .train import PretrainConfig, pretrain
+
+    density = a.density if a.density is not None else (1.0 if a.feedback == "on" else 0.0)
+    cfg = PretrainConfig(n=a.n, feedback_density=density, delay=a.delay, batches=a.batches,
+                         batch_size=a.batch_size, lr=a.lr, eval_every=a.eval_every,
+                         checkpoint_every=a.checkpoint_every, train_push=not a.no_push)
+    cmd = "python -m fbctrl " + " ".join(shlex.quote(x) for x in sys.argv[1:])
+    tr = pretrain(cfg, a.seeds, a.out, device=a.device, progress=not a.no_progress, command=cmd)
+    last = {k: v[-1] for k, v in tr.evals.items() if k != "batch"}
+    print(json.dumps({"seeds": a.seeds, "out": a.out, "final": last}))
+    return 0
+
+
+def cmd_evaluate(a) -> int:
+    from .checkpoint import load_checkpoint
+    from .evaluate import evaluate
+
+    net = load_checkpoint(a.checkpoint, device=a.device)
+    res = evaluate(net, a.task, rotation_deg=a.rotation, controller_on=a.controller == "on", push=a.push,
+                   trials=a.trials, seed=a.seed)
+    res.update(checkpoint=a.checkpoint, task=a.task, rotation=a.rotation, controller=a.controller,
+               push=a.push, trials=a.trials, seed=a.seed)
+    if not a.json:
+        print(f"{a.checkpoint}: {a.task} rotation {a.rotation:g} controller {a.controller}"
+              f"{' pushed' if a.push else ''}: loss {res['loss']:.4g}, final error {res['final_error']:.3g}")
+    print(json.dumps(res) if a.json else "")
+    return 0
+
+
+def cmd_adapt(a) -> int:
+    from .adapt import cli_adapt
+
+    return cli_adapt(a)
+
+
+def cmd_bench(a) -> int:
+    from . import bench
+
+    res = bench.run(a.what, device=a.device, batches=a.batches, seeds=a.seeds)
+    if a.json:
+        print(json.dumps(res))
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    try:
+        a = parser.parse_args(argv)
+        return {"pretrain": cmd_pretrain, "evaluate": cmd_evaluate, "adapt": cmd_adapt,
+                "bench": cmd_bench}[a.cmd](a)
+    except CLIError as exc:
+        print(f"fbctrl: error: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"fbctrl: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Benchmarks: ``python -m fbctrl bench {pretrain,adapt}``. They print numbers and ratios and
+never assert; the tests check correctness, these measure speed."""
+
+from __future__ import annotations
+
+import platform
+import time
+
+import torch
+
+__all__ = ["run", "matmul_peak_gflops", "bench_pretrain"]
+
+
+def _sync(device):
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def matmul_peak_gflops(device="cpu", size: int | None = None, reps: int = 5) -> float:
+    """The machine's float32 matrix-product rate: best of ``reps`` square products."""
+    size = size or (2048 if str(device) == "cpu" else 8192)
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+    a @ b
+    _sync(device)
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        a @ b
+        _sync(device)
+        best = min(best, time.perf_counter() - t)
+    return 2 * size**3 / best / 1e9
+
+
+def pretrain_flops(n=400, batch=256, T=125, n_in=3, n_out=2) -> float:
+    """Matrix-product FLOPs of one pre-training batch: forward (recurrent, input, feedback, readout
+    products) and backward (twice the forward: the adjoint and the weight gradients)."""
+    fwd = 2 * batch * T * (n * n + n * n_in + n * n_out + n_out * n)
+    return 3 * fwd
+
+
+def bench_pretrain(device="cpu", batches: int = 5, seeds: int = 1) -> dict:
+    from .bptt import loss_and_grads
+    from .train import PretrainConfig, Trainer
+
+    cfg = PretrainConfig(batches=batches + 1)
+    tr = Trainer(cfg, list(range(seeds)), device=device)
+    tr.step()  # warm-up
+    _sync(device)
+    t = time.perf_counter()
+    for _ in range(batches):
+        tr.step()
+    _sync(device)
+    spb = (time.perf_counter() - t) / batches
+    gflops = pretrain_flops() * seeds / spb / 1e9
+    peak = matmul_peak_gflops(device)
+    return {"seconds_per_batch": spb, "seconds_per_batch_per_seed": spb / seeds, "seeds": seeds,
+            "gflops": gflops, "peak_gflops": peak, "ratio": gflops / peak, "device": str(device),
+            "threads": torch.get_num_threads(), "machine": platform.machine()}
+
+
+def run(what: str, device="cpu", batches: int = 5, seeds: int = 1) -> dict:
+    if what == "pretrain":
+        res = bench_pretrain(device, batches, seeds)
+        print(f"pretrain n=400 batch=256 T=125, {seeds} seed(s) on {device}: {res['seconds_per_batch']:.3f} s/batch, "
+              f"{res['gflops']:.1f} GFLOP/s = {res['ratio']:.2f} x measured matmul rate "
+              f"({res['peak_gflops']:.1f} GFLOP/s)")
+        return res
+    if what == "adapt":
+        from .adapt import bench_adapt
+
+        return bench_adapt(device)
+    raise ValueError(f"bench: unknown benchmark {what!r} (pretrain, adapt)")

@@ -1,0 +1,211 @@
+"""Hand-written forward and backward pass through time for pre-training (SPEC 1 and 3).
+
+``model.rollout`` is the readable, autograd-differentiable reference. Pre-training runs this
+module instead: the same dynamics written with preallocated buffers and fused products, and the
+exact gradient computed by an adjoint recursion *including the feedback loop* (during
+pre-training the fed-back error is part of the differentiated computation, SPEC 3). The
+recurrent-weight gradient is then one large matrix product over all steps. Tests check every
+gradient against ``torch.autograd`` on ``model.rollout``.
+
+Forward (per network s, row-vector convention, W_f = M * W_fb, c = controller on)::
+
+    a_k     = W_in s_k + b + W_rec r_k + c W_f E[k-d]
+    x_{k+1} = (1 - alpha) x_k + alpha a_k,   r_{k+1} = relu(x_{k+1})
+    v_k     = W_out r_{k+1} + b_out + p_k,   E[k+1] = E[k] + dt (vref_k - v_k)
+
+Loss (SPEC 3)::
+
+    L = mean_{j,b,i} E[j]^2 + gamma mean_{j>=1} r_j^2 + beta (|W_in|+|W_out|+|b_out|+|W_f|+|b|)
+        + beta_rec |W_rec|
+
+Adjoint, for k = T-1 .. 0 (G_j = dL/dE[j] in total, F_j its feedback part, D_j its direct part)::
+
+    G_{k+1} = D_{k+1} + F_{k+1} + G_{k+2}
+    gv_k    = -dt G_{k+1}
+    gx_{k+1}= relu'(x_{k+1}) * (W_out^T gv_k + 2 gamma r_{k+1} / N_r + W_rec^T ga_{k+1})
+              + (1 - alpha) gx_{k+2}
+    ga_k    = alpha gx_{k+1},        F_{k-d} += c W_f^T ga_k
+    dL/dW_rec = sum_k ga_k r_k^T,  dL/dW_in = sum_k ga_k s_k^T,  dL/db = sum_k ga_k,
+    dL/dW_f = c M * sum_k ga_k E[k-d]^T,  dL/dW_out = sum_k gv_k r_{k+1}^T,  dL/db_out = sum_k gv_k
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .model import Network
+from .task import Trials
+
+__all__ = ["Regularisation", "Forward", "forward", "loss_and_grads"]
+
+
+@dataclass(frozen=True)
+class Regularisation:
+    """Pre-training regularisers (SPEC 3): rates (gamma), weights (beta), recurrent (beta_rec).
+    Norms are Frobenius norms, not squared."""
+
+    rate: float = 2e-3
+    weights: float = 1e-3
+    recurrent: float = 1e-3
+
+
+@dataclass
+class Forward:
+    """Buffers of one batched forward pass, layout [T+1, S, B, ...] (S networks)."""
+
+    X: torch.Tensor  # [T+1, S, B, n]
+    R: torch.Tensor  # [T+1, S, B, n]
+    E: torch.Tensor  # [T+1, S, B, 2]
+    drive: torch.Tensor  # [T, S, B, n]  W_in s_k + b
+
+    def task_loss(self) -> torch.Tensor:
+        """mean(E^2) per network -> [S]."""
+        return torch.linalg.vector_norm(self.E, dim=(0, 2, 3)).square() / self.E[:, 0].numel()
+
+
+def _as_stacked(net: Network, trials: Trials, x0: torch.Tensor):
+    if net.stacked:
+        return net, trials, x0
+    st = net.replace(**{k: v.unsqueeze(0) for k, v in net.tensors().items()})
+    from dataclasses import replace as dc_replace
+    tr = dc_replace(trials, inputs=trials.inputs.unsqueeze(1), vstar=trials.vstar.unsqueeze(1),
+                    vref=trials.vref.unsqueeze(1), push=trials.push.unsqueeze(1),
+                    start=trials.start.unsqueeze(0), end=trials.end.unsqueeze(0),
+                    target=trials.target.unsqueeze(0))
+    return st, tr, x0.unsqueeze(0)
+
+
+@torch.no_grad()
+def forward(net: Network, trials: Trials, x0: torch.Tensor, *, controller_on: bool = True,
+            delay: int | None = None) -> Forward:
+    """The dynamics of ``model.rollout`` without autograd, into preallocated buffers.
+    Always returns stacked buffers ([T+1, S, B, .]; S = 1 for a single network)."""
+    net, trials, x0 = _as_stacked(net, trials, x0)
+    d = net.cfg.delay if delay is None else int(delay)
+    dev, dt_ = net.device, net.dtype
+    trials = trials.to(device=dev, dtype=dt_)
+    T = trials.T
+    S, B, n = x0.shape
+    alpha, dt = net.cfg.alpha, net.cfg.dt
+    W_recT = net.W_rec.mT
+    W_fT = (net.W_fb * net.mask).mT.contiguous()
+    W_outT = net.W_out.mT
+    drive = torch.matmul(trials.inputs, net.W_in.mT.unsqueeze(0)).add_(net.b.unsqueeze(1))
+    X = torch.empty(T + 1, S, B, n, dtype=dt_, device=dev)
+    R = torch.empty_like(X)
+    E = torch.zeros(T + 1, S, B, 2, dtype=dt_, device=dev)
+    X[0] = x0
+    torch.clamp_min(x0, 0.0, out=R[0])
+    h = torch.empty(S, B, n, dtype=dt_, device=dev)
+    v = torch.empty(S, B, 2, dtype=dt_, device=dev)
+    b_out = net.b_out.unsqueeze(1).expand(S, B, 2)
+    for k in range(T):
+        torch.baddbmm(drive[k], R[k], W_recT, out=h)
+        if controller_on and k - d >= 0:
+            h.baddbmm_(E[k - d], W_fT)
+        torch.lerp(X[k], h, alpha, out=X[k + 1])
+        torch.clamp_min(X[k + 1], 0.0, out=R[k + 1])
+        torch.baddbmm(b_out, R[k + 1], W_outT, out=v)
+        v.add_(trials.push[k])
+        torch.sub(trials.vref[k], v, out=E[k + 1])
+        E[k + 1].mul_(dt).add_(E[k])
+    return Forward(X=X, R=R, E=E, drive=drive)
+
+
+def _fro(W: torch.Tensor) -> torch.Tensor:
+    """Frobenius norm per network of a stacked [S, ...] tensor -> [S]."""
+    return W.reshape(W.shape[0], -1).norm(dim=1)
+
+
+@torch.no_grad()
+def loss_and_grads(net: Network, trials: Trials, x0: torch.Tensor, reg: Regularisation = Regularisation(),
+                   *, controller_on: bool = True, delay: int | None = None):
+    """Pre-training loss per network and its exact gradient (feedback loop included).
+
+    Returns ``(losses, grads, fwd)``: ``losses`` a dict of [S] tensors (``total``, ``task``,
+    ``rate``, ``weights``), ``grads`` a dict name -> tensor shaped like ``net.params()``.
+    """
+    was_stacked = net.stacked
+    snet, strials, sx0 = _as_stacked(net, trials, x0)
+    d = snet.cfg.delay if delay is None else int(delay)
+    fwd = forward(snet, strials, sx0, controller_on=controller_on, delay=d)
+    X, R, E = fwd.X, fwd.R, fwd.E
+    T1, S, B, n = X.shape
+    T = T1 - 1
+    alpha, dt = snet.cfg.alpha, snet.cfg.dt
+    dev, dt_ = X.device, X.dtype
+    strials = strials.to(device=dev, dtype=dt_)
+    W_f = snet.W_fb * snet.mask
+    N_E = (T + 1) * B * 2
+    N_r = T * B * n
+    task = torch.linalg.vector_norm(E, dim=(0, 2, 3)).square() / N_E
+    rate = torch.linalg.vector_norm(R[1:], dim=(0, 2, 3)).square() / N_r
+    norms = {k: _fro(getattr(snet, k)) for k in ("W_in", "W_out", "b_out", "b")}
+    norms["W_fb"] = _fro(W_f)
+    wsum = sum(norms.values())
+    rec = _fro(snet.W_rec)
+    total = task + reg.rate * rate + reg.weights * wsum + reg.recurrent * rec
+
+    # adjoint sweep. The small parameter gradients are accumulated per step while GA[k] is in
+    # cache: Z_k = [s_k, 1, E[k-d]] gives dL/d[W_in, b, W_f] = sum_k ga_k^T Z_k in one product.
+    GA = torch.empty(T, S, B, n, dtype=dt_, device=dev)
+    F = torch.zeros(T + 1, S, B, 2, dtype=dt_, device=dev)
+    G = torch.zeros(S, B, 2, dtype=dt_, device=dev)
+    gv = torch.empty(S, B, 2, dtype=dt_, device=dev)
+    gx = torch.zeros(S, B, n, dtype=dt_, device=dev)
+    g_r = torch.empty(S, B, n, dtype=dt_, device=dev)
+    n_in = strials.inputs.shape[-1]
+    Z = torch.zeros(T, S, B, n_in + 3, dtype=dt_, device=dev)
+    Z[..., :n_in] = strials.inputs
+    Z[..., n_in] = 1.0
+    if controller_on and d < T:
+        Z[d:, ..., n_in + 1:] = E[: T - d]
+    g_Z = torch.zeros(S, n, n_in + 3, dtype=dt_, device=dev)
+    g_Wout = torch.zeros(S, 2, n, dtype=dt_, device=dev)
+    g_bout = torch.zeros(S, 2, dtype=dt_, device=dev)
+    cE = 2.0 / N_E
+    cR = 2.0 * reg.rate / N_r
+    W_out = snet.W_out
+    W_rec = snet.W_rec
+    for k in range(T - 1, -1, -1):
+        # G_{k+1} = D_{k+1} + F_{k+1} + G_{k+2}
+        G.add_(F[k + 1]).add_(E[k + 1], alpha=cE)
+        torch.mul(G, -dt, out=gv)
+        torch.baddbmm(R[k + 1], gv, W_out, beta=cR, out=g_r)
+        g_Wout.baddbmm_(gv.mT, R[k + 1])
+        g_bout.add_(gv.sum(1))
+        if k + 1 < T:
+            g_r.baddbmm_(GA[k + 1], W_rec)
+        g_r = torch.ops.aten.threshold_backward(g_r, X[k + 1], 0.0)  # relu'(x) * g_r
+        gx.mul_(1.0 - alpha).add_(g_r)
+        torch.mul(gx, alpha, out=GA[k])
+        g_Z.baddbmm_(GA[k].mT, Z[k])
+        if controller_on and k - d >= 0:
+            F[k - d].baddbmm_(GA[k], W_f)
+    # recurrent gradient: one product over all steps and trials per network
+    GA_s = GA.transpose(0, 1).reshape(S, T * B, n)
+    R_s = R[:T].transpose(0, 1).reshape(S, T * B, n)
+    g_Wrec = torch.bmm(GA_s.mT, R_s)
+    g_Win = g_Z[..., :n_in].contiguous()
+    g_b = g_Z[..., n_in].contiguous()
+    g_Wf = g_Z[..., n_in + 1:] * snet.mask if controller_on else torch.zeros_like(W_f)
+
+    def add_norm_grad(g, W, coef):
+        nrm = _fro(W).clamp_min(1e-30).reshape(-1, *([1] * (W.dim() - 1)))
+        return g.add_(W / nrm, alpha=coef)
+
+    grads = {
+        "W_in": add_norm_grad(g_Win, snet.W_in, reg.weights),
+        "W_rec": add_norm_grad(g_Wrec, snet.W_rec, reg.recurrent),
+        "W_fb": add_norm_grad(g_Wf, W_f, reg.weights) * snet.mask,
+        "b": add_norm_grad(g_b, snet.b, reg.weights),
+        "W_out": add_norm_grad(g_Wout, snet.W_out, reg.weights),
+        "b_out": add_norm_grad(g_bout, snet.b_out, reg.weights),
+    }
+    losses = {"total": total, "task": task, "rate": rate, "weights": wsum, "recurrent": rec}
+    if not was_stacked:
+        grads = {k: v[0] for k, v in grads.items()}
+        losses = {k: v[0] for k, v in losses.items()}
+    return losses, grads, fwd
