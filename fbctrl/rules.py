@@ -1,0 +1,154 @@
+"""Online learning rules for W_rec during adaptation (SPEC 4), for R runs in lockstep.
+
+Every rule sees the same per-trial history, kept by the adaptation engine (``adapt.TrialState``),
+run-major so that one run's trial is contiguous:
+
+    X  [R, T+1, n]   pre-activations (X[:, 0] = x_0)        aD [R, T+1, n]  alpha * relu'(X)
+    Rh [R, T+1, n]   rates relu(X)                          E  [R, T+1, 2]  integrated error
+    Wh [R, T+1, n, n] the W_rec used at step j (online updates change it within a trial)
+
+and answers, after step k, with the weight change ``dW`` [R, n, n] (``rule.step(state, k)``),
+split as in vanilla-rtrl into "update the traces" and "read the gradient".
+
+Step loss (SPEC 4): ``l_k = mean_i E[k+1]_i^2``; the fed-back error is an *input*: no gradient
+flows through the controller loop. Hence ``dl_k/dv_i = -dt E[k+1]`` for every i <= k.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["TrialState", "OnlineBPTT", "RFLO", "make_rule", "PAPER_LR", "RULES"]
+
+RULES = ("bptt", "rflo")
+
+# Fine-tuning learning rates of the paper (SPEC 4): (rule, controller_on) -> lr
+PAPER_LR = {("bptt", True): 1e-4, ("bptt", False): 5e-6, ("rflo", True): 5e-5, ("rflo", False): 5e-5}
+
+
+@dataclass
+class TrialState:
+    """History of the current trial for R runs (see module docstring)."""
+
+    X: torch.Tensor
+    Rh: torch.Tensor
+    aD: torch.Tensor
+    E: torch.Tensor
+    Wh: torch.Tensor | None
+    W_out: torch.Tensor  # [R, 2, n]
+    alpha: float
+    dt: float
+
+
+def _unbind_cache(state: TrialState):
+    """Per-step views (made once per trial: no indexing of large tensors in the sweeps)."""
+    cache = getattr(state, "_views", None)
+    if cache is None:
+        cache = {
+            "aD": state.aD.unbind(1),
+            "W": state.Wh.unbind(1) if state.Wh is not None else None,
+        }
+        state._views = cache
+    return cache
+
+
+class OnlineBPTT:
+    """Online BPTT: after step k, ``dW = -lr * dl_k/dW_rec``, the exact gradient of that step's
+    loss back through the whole trial so far (adjoint recursion over the stored trajectory).
+
+    What is held fixed when W_rec changes within the trial: the gradient is the derivative of
+    ``l_k`` with respect to a common perturbation of W_rec at *every* past step, each past step
+    keeping the weights it actually ran with (``Wh[:, j]``). In the backward sweep step j's
+    Jacobian therefore uses ``W_rec(j)``, never the current weights: the trajectory and its
+    Jacobians are those that really happened (the real-time recurrent learning convention), so
+    old and new weights are never mixed. With c_k = -dt E[k+1], q = W_out^T c_k::
+
+        ga_k = alpha D_{k+1} q
+        ga_j = (1 - alpha) ga_{j+1} + alpha D_{j+1} (q + W_rec(j+1)^T ga_{j+1})     j = k-1 .. 0
+        dl_k/dW_rec = sum_{j<=k} ga_j r_j^T
+    """
+
+    name = "bptt"
+    needs_weight_history = True
+
+    def __init__(self, R: int, n: int, T: int, device=None, dtype=torch.float32):
+        self.GA = torch.empty(R, T, n, device=device, dtype=dtype)
+        self._GA_steps = self.GA.unbind(1)
+        self._tmp = torch.empty(R, 1, n, device=device, dtype=dtype)
+
+    def begin_trial(self, state: TrialState) -> None:
+        state._views = None
+
+    def adjoint(self, state: TrialState, k: int) -> torch.Tensor:
+        """ga_j for j = 0..k (into self.GA[:, :k+1]) for the loss of step k; returns GA[:, :k+1]."""
+        v = _unbind_cache(state)
+        aD, W = v["aD"], v["W"]
+        a = state.alpha
+        c = state.E[:, k + 1: k + 2].mul(-state.dt)             # [R, 1, 2]
+        q = torch.bmm(c, state.W_out)                           # [R, 1, n]
+        GA = self._GA_steps
+        torch.mul(aD[k + 1].unsqueeze(1), q, out=GA[k].unsqueeze(1))
+        tmp = self._tmp
+        for j in range(k - 1, -1, -1):
+            g_next = GA[j + 1].unsqueeze(1)
+            torch.baddbmm(q, g_next, W[j + 1], out=tmp)           # q + W(j+1)^T ga_{j+1}
+            out = GA[j].unsqueeze(1)
+            torch.mul(g_next, 1.0 - a, out=out)
+            out.addcmul_(aD[j + 1].unsqueeze(1), tmp)
+        return self.GA[:, : k + 1]
+
+    def gradient(self, state: TrialState, k: int) -> torch.Tensor:
+        """dl_k/dW_rec [R, n, n]."""
+        GA = self.adjoint(state, k)
+        return torch.bmm(GA.mT, state.Rh[:, : k + 1])
+
+    def step(self, state: TrialState, k: int, lr: torch.Tensor) -> torch.Tensor:
+        """Weight change after step k: -lr * dl_k/dW_rec (lr [R])."""
+        return self.gradient(state, k).mul_(-lr.reshape(-1, 1, 1))
+
+
+class RFLO:
+    """Random-feedback local online learning (Murray 2019), SPEC 4. After step k::
+
+        P   <- (1 - alpha) P + alpha relu'(x_{k+1}) r_k^T        (n x n, zero at trial start)
+        dW_ij = lr (B E[k+1])_i P_ij
+
+    with B = M * W_fb (n x 2) for networks with feedback, B = W_out^T without.
+    """
+
+    name = "rflo"
+    needs_weight_history = False
+
+    def __init__(self, R: int, n: int, T: int, B: torch.Tensor, device=None, dtype=torch.float32):
+        self.P = torch.zeros(R, n, n, device=device, dtype=dtype)
+        self.B = B  # [R, n, 2]
+
+    def begin_trial(self, state: TrialState) -> None:
+        self.P.zero_()
+        state._views = None
+
+    def update_trace(self, state: TrialState, k: int) -> None:
+        a = state.alpha
+        self.P.mul_(1.0 - a).baddbmm_(state.aD[:, k + 1].unsqueeze(2), state.Rh[:, k: k + 1])
+
+    def signal(self, state: TrialState, k: int) -> torch.Tensor:
+        """B E[k+1] as a column [R, n, 1]."""
+        return torch.bmm(self.B, state.E[:, k + 1].unsqueeze(2))
+
+    def step(self, state: TrialState, k: int, lr: torch.Tensor) -> torch.Tensor:
+        self.update_trace(state, k)
+        s = self.signal(state, k).mul_(lr.reshape(-1, 1, 1))
+        return self.P * s
+
+
+def make_rule(name: str, R: int, n: int, T: int, *, B: torch.Tensor | None = None, device=None,
+              dtype=torch.float32):
+    if name == "bptt":
+        return OnlineBPTT(R, n, T, device=device, dtype=dtype)
+    if name == "rflo":
+        if B is None:
+            raise ValueError("RFLO needs its feedback matrix B")
+        return RFLO(R, n, T, B, device=device, dtype=dtype)
+    raise ValueError(f"rule must be one of {', '.join(RULES)}, got {name!r}")
