@@ -194,7 +194,10 @@ class Trainer:
         }
 
     def load_state(self, st: dict, source) -> None:
-        if st["seeds"] != list(self.seeds) or st["cfg"] != json.loads(json.dumps(asdict(self.cfg))):
+        # compare through JSON on both sides: the saved config holds tuples (betas) that a plain
+        # comparison with the JSON form (lists) would always call different
+        if (st["seeds"] != list(self.seeds)
+                or json.loads(json.dumps(st["cfg"])) != json.loads(json.dumps(asdict(self.cfg)))):
             raise ValueError(f"resume file {source} belongs to another run (seeds {st['seeds']}); "
                              "delete it or use another --out")
         for k, v in st["params"].items():

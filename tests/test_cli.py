@@ -1,0 +1,123 @@
+"""The command line: bad input ends with exit code 2 and one line on stderr naming the argument;
+``evaluate --json`` prints a JSON object."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from fbctrl.checkpoint import load_checkpoint
+from fbctrl.evaluate import evaluate
+
+torch.set_num_threads(1)
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def run_cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "fbctrl", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env=ENV, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli")
+    res = run_cli("pretrain", "--n", 20, "--batches", 3, "--batch-size", 8, "--seeds", 0, "--out", out,
+                  "--no-progress", cwd=out)
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert summary["seeds"] == [0] and "centre_out" in summary["final"]
+    path = out / "fb_n20_seed0.pt"
+    assert path.exists() and path.with_suffix(".json").exists()
+    return path
+
+
+def assert_clean_error(res, *names):
+    assert res.returncode == 2, (res.returncode, res.stdout, res.stderr)
+    err = res.stderr.strip()
+    assert err, "no message on stderr"
+    assert len(err.splitlines()) == 1, err
+    assert "Traceback" not in res.stderr
+    assert err.startswith("fbctrl: error:")
+    for name in names:
+        assert name in err, (name, err)
+    return err
+
+
+@pytest.mark.parametrize("args,names", [
+    (["pretrain", "--batches", "-1"], ["--batches", "-1"]),
+    (["pretrain", "--batches", "0"], ["--batches"]),
+    (["pretrain", "--lr", "-1"], ["--lr", "-1"]),
+    (["pretrain", "--lr", "nan"], ["--lr"]),
+    (["pretrain", "--batch-size", "0"], ["--batch-size", "0"]),
+    (["pretrain", "--n", "-5"], ["--n", "-5"]),
+    (["pretrain", "--n", "ten"], ["--n", "ten"]),
+    (["pretrain", "--density", "1.5"], ["--density", "1.5"]),
+    (["pretrain", "--delay", "-2"], ["--delay", "-2"]),
+    (["pretrain", "--seeds", "x"], ["--seeds"]),
+    (["pretrain", "--feedback", "maybe"], ["--feedback", "maybe"]),
+])
+def test_bad_pretrain_arguments(tmp_path, args, names):
+    out = tmp_path / "out"
+    res = run_cli(*args, "--out", out, "--no-progress", cwd=tmp_path)
+    assert_clean_error(res, *names)
+    assert not out.exists()  # nothing was started
+
+
+def test_pretrain_without_out(tmp_path):
+    assert_clean_error(run_cli("pretrain", "--n", "10", cwd=tmp_path), "--out")
+
+
+def test_unknown_task(tmp_path, ckpt):
+    assert_clean_error(run_cli("evaluate", ckpt, "--task", "spiral", cwd=tmp_path), "--task", "spiral")
+
+
+def test_rotation_not_a_number(tmp_path, ckpt):
+    assert_clean_error(run_cli("evaluate", ckpt, "--rotation", "abc", cwd=tmp_path), "--rotation", "abc")
+    assert_clean_error(run_cli("evaluate", ckpt, "--rotation", "inf", cwd=tmp_path), "--rotation")
+
+
+def test_bad_evaluate_counts(tmp_path, ckpt):
+    assert_clean_error(run_cli("evaluate", ckpt, "--trials", "0", cwd=tmp_path), "--trials")
+    assert_clean_error(run_cli("evaluate", ckpt, "--seed", "-1", cwd=tmp_path), "--seed")
+    assert_clean_error(run_cli("evaluate", ckpt, "--controller", "sideways", cwd=tmp_path), "--controller")
+
+
+def test_missing_checkpoint(tmp_path):
+    missing = tmp_path / "no_such_net.pt"
+    assert_clean_error(run_cli("evaluate", missing, cwd=tmp_path), "checkpoint", "no_such_net.pt")
+    assert_clean_error(run_cli("adapt", missing, "--rule", "rflo", "--out", tmp_path / "a.npz", cwd=tmp_path),
+                       "checkpoint", "no_such_net.pt")
+
+
+def test_file_that_is_not_a_checkpoint(tmp_path):
+    bogus = tmp_path / "bogus.pt"
+    bogus.write_text("hello\n")
+    assert_clean_error(run_cli("evaluate", bogus, cwd=tmp_path), "bogus.pt", "not a torch checkpoint")
+
+
+def test_unknown_command(tmp_path):
+    assert_clean_error(run_cli("fly", cwd=tmp_path))
+
+
+def test_evaluate_json(tmp_path, ckpt):
+    res = run_cli("evaluate", ckpt, "--json", "--trials", 16, "--seed", 3, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert isinstance(out, dict)
+    assert math.isfinite(out["loss"]) and out["loss"] > 0
+    assert out["task"] == "centre-out" and out["trials"] == 16 and out["controller"] == "on"
+    assert len(out["final_error_per_target"]) == 8
+    # the same number as the library gives for the same checkpoint, trials and seed
+    ref = evaluate(load_checkpoint(ckpt), "centre-out", trials=16, seed=3)
+    assert out["loss"] == pytest.approx(ref["loss"], rel=1e-6)
+    # the options reach the evaluation
+    off = json.loads(run_cli("evaluate", ckpt, "--json", "--trials", 16, "--seed", 3, "--controller", "off",
+                             "--rotation", "30", "--task", "random", cwd=tmp_path).stdout.strip().splitlines()[-1])
+    ref_off = evaluate(load_checkpoint(ckpt), "random", trials=16, seed=3, controller_on=False, rotation_deg=30.0)
+    assert off["loss"] == pytest.approx(ref_off["loss"], rel=1e-6)
+    assert off["loss"] != pytest.approx(out["loss"], rel=1e-3)

@@ -1,0 +1,238 @@
+"""Pre-training (SPEC 3): the hand-written BPTT against autograd, and the batched multi-seed
+trainer (lockstep equivalence, reproducibility, resume)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from fbctrl.bptt import Regularisation, forward, loss_and_grads
+from fbctrl.checkpoint import load_checkpoint
+from fbctrl.model import PARAM_NAMES, Network, NetworkConfig, draw_x0, init_network, rollout
+from fbctrl.task import TaskConfig, Trials, random_reaches
+from fbctrl.train import PretrainConfig, Trainer, pretrain
+
+torch.set_num_threads(1)
+
+SHORT = TaskConfig(T=30, go_step=5, move_steps=20)
+F64 = torch.float64
+
+
+def gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+def setup(seed, n=12, batch=3, density=1.0, delay=0):
+    g = gen(seed)
+    net = init_network(NetworkConfig(n=n, feedback_density=density, delay=delay), g, dtype=F64)
+    tr = random_reaches(SHORT, batch, g, push=True, dtype=F64)
+    x0 = draw_x0(n, (batch,), g, dtype=F64)
+    return net, tr, x0
+
+
+def autograd_loss_and_grads(net, trials, x0, controller_on, delay, rate=2e-3, weights=1e-3, recurrent=1e-3):
+    """The SPEC 3 loss written out on top of model.rollout, differentiated by autograd."""
+    params = {k: v.detach().clone().requires_grad_(True) for k, v in net.params().items()}
+    ro = rollout(net.replace(**params), trials, x0=x0, controller_on=controller_on, delay=delay)
+    p = params
+    task = ro.E.pow(2).mean()
+    rate_term = ro.r[1:].pow(2).mean()
+    wsum = (p["W_in"].norm() + p["W_out"].norm() + p["b_out"].norm() + (p["W_fb"] * net.mask).norm()
+            + p["b"].norm())
+    loss = task + rate * rate_term + weights * wsum + recurrent * p["W_rec"].norm()
+    grads = torch.autograd.grad(loss, [p[k] for k in PARAM_NAMES])
+    return loss.detach(), task.detach(), rate_term.detach(), dict(zip(PARAM_NAMES, grads)), ro
+
+
+CASES = [  # (delay, controller_on, density)
+    (0, True, 1.0),
+    (2, True, 1.0),
+    (0, False, 1.0),
+    (2, False, 1.0),
+    (0, True, 0.5),
+    (2, True, 0.5),
+    (0, True, 0.0),
+]
+
+
+@pytest.mark.parametrize("delay,controller_on,density", CASES)
+def test_forward_equals_rollout(delay, controller_on, density):
+    net, tr, x0 = setup(40, density=density)
+    fwd = forward(net, tr, x0, controller_on=controller_on, delay=delay)
+    ro = rollout(net, tr, x0=x0, controller_on=controller_on, delay=delay)
+    assert fwd.X.shape == (SHORT.T + 1, 1, 3, 12)
+    torch.testing.assert_close(fwd.X[:, 0], ro.x, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(fwd.R[:, 0], ro.r, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(fwd.E[:, 0], ro.E, rtol=1e-12, atol=1e-15)
+    assert float(fwd.task_loss()[0]) == pytest.approx(float(ro.E.pow(2).mean()), rel=1e-12)
+
+
+@pytest.mark.parametrize("delay,controller_on,density", CASES)
+def test_bptt_gradient_equals_autograd(delay, controller_on, density):
+    net, tr, x0 = setup(41, density=density)
+    loss, task, rate, ag, ro = autograd_loss_and_grads(net, tr, x0, controller_on, delay)
+    losses, grads, _ = loss_and_grads(net, tr, x0, controller_on=controller_on, delay=delay)
+    assert float(losses["total"]) == pytest.approx(float(loss), rel=1e-12)
+    assert float(losses["task"]) == pytest.approx(float(task), rel=1e-12)
+    assert float(losses["rate"]) == pytest.approx(float(rate), rel=1e-12)
+    for k in PARAM_NAMES:
+        assert grads[k].shape == getattr(net, k).shape
+        torch.testing.assert_close(grads[k], ag[k], rtol=1e-9, atol=1e-13, msg=f"gradient of {k}")
+    # masked-out feedback weights get no gradient
+    assert torch.all(grads["W_fb"][net.mask == 0] == 0)
+
+
+def test_bptt_gradient_with_strong_regularisers_and_feedback_loop():
+    """Large regularisation coefficients, so that each term of the loss matters for the check,
+    and a network where the gradient through the feedback loop is a sizeable part of the total."""
+    net, tr, x0 = setup(42, n=10, batch=2, delay=1)
+    reg = Regularisation(rate=0.3, weights=0.2, recurrent=0.1)
+    loss, _, _, ag, _ = autograd_loss_and_grads(net, tr, x0, True, 1, rate=0.3, weights=0.2, recurrent=0.1)
+    losses, grads, _ = loss_and_grads(net, tr, x0, reg, controller_on=True, delay=1)
+    assert float(losses["total"]) == pytest.approx(float(loss), rel=1e-12)
+    for k in PARAM_NAMES:
+        torch.testing.assert_close(grads[k], ag[k], rtol=1e-9, atol=1e-13, msg=f"gradient of {k}")
+    # the gradient with the fed-back error treated as an input differs: the loop is differentiated
+    params = {k: v.detach().clone().requires_grad_(True) for k, v in net.params().items()}
+    ro = rollout(net.replace(**params), tr, x0=x0, delay=1, feedback_grad=False)
+    g_nofb = torch.autograd.grad(ro.E.pow(2).mean(), params["W_rec"])[0]
+    _, _, _, ag_task, _ = autograd_loss_and_grads(net, tr, x0, True, 1, rate=0, weights=0, recurrent=0)
+    assert (ag_task["W_rec"] - g_nofb).norm() > 1e-3 * g_nofb.norm()
+
+
+def test_bptt_stacked_networks_match_single():
+    nets, trs, x0s = zip(*[setup(50 + s, delay=2, density=0.5) for s in range(3)])
+    losses, grads, fwd = loss_and_grads(Network.stack(list(nets)), Trials.stack(list(trs)), torch.stack(x0s))
+    assert losses["total"].shape == (3,)
+    for s in range(3):
+        loss, _, _, ag, _ = autograd_loss_and_grads(nets[s], trs[s], x0s[s], True, 2)
+        assert float(losses["total"][s]) == pytest.approx(float(loss), rel=1e-12)
+        for k in PARAM_NAMES:
+            torch.testing.assert_close(grads[k][s], ag[k], rtol=1e-9, atol=1e-13)
+
+
+# ---- the trainer --------------------------------------------------------------------------------
+
+def small_cfg(**kw):
+    base = dict(n=32, batches=20, batch_size=8, eval_every=1000, checkpoint_every=1000)
+    base.update(kw)
+    return PretrainConfig(**base)
+
+
+def test_pretrain_config_defaults_are_the_paper_protocol():
+    c = PretrainConfig()
+    assert (c.n, c.batches, c.batch_size, c.lr, c.betas, c.clip) == (400, 5000, 256, 1e-3, (0.9, 0.999), 0.2)
+    assert (c.rate_reg, c.weight_reg, c.rec_reg) == (2e-3, 1e-3, 1e-3)
+    for bad in (dict(batches=-1), dict(batch_size=0), dict(lr=-1.0), dict(n=0), dict(feedback_density=2.0)):
+        with pytest.raises(ValueError):
+            PretrainConfig(**bad)
+
+
+def test_trainer_step_follows_spec_protocol():
+    """Two trainer steps reproduced by hand: draws from the seed's generator, the SPEC 3 gradient,
+    clipping of the gradient norm over all parameters to 0.2, and Adam(1e-3, 0.9, 0.999)."""
+    cfg = small_cfg(n=16, batch_size=4)
+    tr = Trainer(cfg, [5], task_cfg=SHORT, dtype=F64)
+    g = gen(5)
+    net = init_network(cfg.network, g, dtype=F64)
+    for k in PARAM_NAMES:
+        assert torch.equal(tr.params[k][0], getattr(net, k))
+    p = {k: getattr(net, k).numpy().copy() for k in PARAM_NAMES}
+    m = {k: np.zeros_like(v) for k, v in p.items()}
+    v2 = {k: np.zeros_like(v) for k, v in p.items()}
+    clipped_once = False
+    for t in range(1, 3):
+        # the trainer draws its batches in float32 and computes in the network's dtype
+        trials = random_reaches(SHORT, 4, g, push=True).to(dtype=F64)
+        x0 = draw_x0(16, (4,), g).to(F64)
+        cur = net.replace(**{k: torch.from_numpy(v) for k, v in p.items()})
+        loss, _, _, grad, _ = autograd_loss_and_grads(cur, trials, x0, True, 0)
+        grad = {k: v.numpy() for k, v in grad.items()}
+        gnorm = math.sqrt(sum((v ** 2).sum() for v in grad.values()))
+        scale = min(1.0, 0.2 / (gnorm + 1e-6))
+        clipped_once |= scale < 1.0
+        for k in PARAM_NAMES:
+            gk = grad[k] * scale
+            m[k] = 0.9 * m[k] + 0.1 * gk
+            v2[k] = 0.999 * v2[k] + 0.001 * gk ** 2
+            mhat, vhat = m[k] / (1 - 0.9 ** t), v2[k] / (1 - 0.999 ** t)
+            p[k] = p[k] - 1e-3 * mhat / (np.sqrt(vhat) + 1e-8)
+        st = tr.step()
+        assert float(st["loss"][0]) == pytest.approx(float(loss), rel=1e-10)
+        for k in PARAM_NAMES:
+            np.testing.assert_allclose(tr.params[k][0].numpy(), p[k], rtol=1e-9, atol=1e-12, err_msg=k)
+    assert clipped_once  # the clipping was exercised
+
+
+def test_batched_seeds_equal_seeds_trained_alone():
+    cfg = small_cfg()
+    group = pretrain(cfg, [0, 1, 2], progress=False, task_cfg=SHORT)
+    alone = pretrain(cfg, [1], progress=False, task_cfg=SHORT)
+    gl = np.asarray(group.curves["loss"])  # [batches, seeds]
+    al = np.asarray(alone.curves["loss"])
+    assert gl.shape == (20, 3) and al.shape == (20, 1)
+    np.testing.assert_allclose(gl[:, 1], al[:, 0], rtol=1e-5)
+    # the seeds really differ from each other
+    assert np.abs(gl[:, 0] - gl[:, 1]).max() > 1e-3
+    for k in PARAM_NAMES:
+        torch.testing.assert_close(group.params[k][1], alone.params[k][0], rtol=1e-4, atol=1e-6)
+    # evaluations (before and after training) follow the seed as well
+    for name in ("centre_out", "random_push", "random_ctrl_off"):
+        np.testing.assert_allclose(np.asarray(group.evals[name])[:, 1], np.asarray(alone.evals[name])[:, 0],
+                                   rtol=1e-4)
+    assert group.evals["batch"] == [0, 20]
+
+
+def test_training_reduces_the_loss():
+    cfg = small_cfg(batches=60, batch_size=16, lr=1e-2)
+    tr = pretrain(cfg, [3], progress=False, task_cfg=SHORT)
+    loss = np.asarray(tr.curves["task_loss"])[:, 0]
+    assert loss[-10:].mean() < 0.7 * loss[:5].mean()
+    ev = np.asarray(tr.evals["random"])[:, 0]
+    assert ev[-1] < ev[0]
+
+
+def test_same_seed_same_numbers():
+    cfg = small_cfg(batches=5)
+    a = pretrain(cfg, [4], progress=False, task_cfg=SHORT)
+    b = pretrain(cfg, [4], progress=False, task_cfg=SHORT)
+    assert a.curves["loss"] == b.curves["loss"]
+    assert a.evals == b.evals
+    for k in PARAM_NAMES:
+        assert torch.equal(a.params[k], b.params[k])
+    c = pretrain(cfg, [6], progress=False, task_cfg=SHORT)
+    assert c.curves["loss"] != a.curves["loss"]
+
+
+def test_interrupted_run_resumes_to_identical_weights(tmp_path):
+    cfg = small_cfg(batches=8, eval_every=3)
+    full = pretrain(cfg, [0, 1], tmp_path / "full", progress=False, task_cfg=SHORT)
+    part_dir = tmp_path / "part"
+    part = pretrain(cfg, [0, 1], part_dir, progress=False, task_cfg=SHORT, stop_after=5)
+    assert part.batch == 5
+    resume_files = list(part_dir.glob(".resume-*.pt"))
+    assert len(resume_files) == 1
+    assert not list(part_dir.glob("*_seed*.pt"))  # nothing final written yet
+    done = pretrain(cfg, [0, 1], part_dir, progress=False, task_cfg=SHORT)
+    assert done.batch == 8
+    assert not resume_files[0].exists()  # removed once the run is complete
+    for k in PARAM_NAMES:
+        assert torch.equal(done.params[k], full.params[k]), k
+    assert done.curves == full.curves
+    assert done.evals == full.evals
+    for seed in (0, 1):
+        a = load_checkpoint(tmp_path / "full" / f"fb_n32_seed{seed}.pt")
+        b = load_checkpoint(part_dir / f"fb_n32_seed{seed}.pt")
+        for k, v in a.tensors().items():
+            assert torch.equal(v, getattr(b, k))
+
+
+def test_resume_file_of_another_run_is_refused(tmp_path):
+    cfg = small_cfg(batches=6)
+    pretrain(cfg, [0], tmp_path, progress=False, task_cfg=SHORT, stop_after=2)
+    rfile = next(tmp_path.glob(".resume-*.pt"))
+    other = small_cfg(batches=6, lr=2e-3)  # same file name, different configuration
+    with pytest.raises(ValueError, match="another run"):
+        pretrain(other, [0], tmp_path, progress=False, task_cfg=SHORT)
+    assert rfile.exists()
