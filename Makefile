@@ -19,8 +19,11 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 # Execute every notebook in place (default profile), then build the HTML from the executed notebooks.
+# Other profiles: make book PROFILE=paper DEVICE=cuda
+PROFILE ?= default
+DEVICE ?= cpu
 book: $(STAMP)
-	$(BIN)/python -m fbctrl.book run
+	$(BIN)/python -m fbctrl.book run --profile $(PROFILE) --device $(DEVICE)
 	$(MAKE) html
 
 html: $(STAMP)
@@ -30,9 +33,12 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 	$(MAKE) nbval
 
+# Re-execute every committed notebook and compare its outputs with the stored ones (images are
+# not compared; glued numbers and tables are). Progress bars are switched off in the kernels.
 nbval: $(STAMP)
 	@if ls book/*.ipynb >/dev/null 2>&1; then \
-	  $(BIN)/python -m pytest -q -p no:cacheprovider --nbval book/*.ipynb --sanitize-with tests/nbval_sanitize.cfg; \
+	  TQDM_DISABLE=1 $(BIN)/python -m pytest -q -p no:cacheprovider --nbval book/*.ipynb \
+	    --nbval-sanitize-with tests/nbval_sanitize.cfg; \
 	else echo "no notebooks yet"; fi
 
 bench: $(STAMP)
