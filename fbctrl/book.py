@@ -214,6 +214,31 @@ def _check_target(name, v):
     return int(v)
 
 
+def _check_rule(name, v):
+    if v not in ("bptt", "rflo"):
+        raise ValueError(f"{name} must be 'bptt' or 'rflo', got {v!r}")
+    return v
+
+
+def _check_rules(name, v):
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, (list, tuple)) or not v or any(r not in ("bptt", "rflo") for r in v):
+        raise ValueError(f"{name} must be a list drawn from 'bptt', 'rflo', got {v!r}")
+    return tuple(v)
+
+
+def _check_pos_floats(name, v):
+    if v is None:
+        return None
+    if _is_number(v):
+        v = [v]
+    if not isinstance(v, (list, tuple)) or not v or not all(
+            _is_number(x) and math.isfinite(float(x)) and float(x) > 0 for x in v):
+        raise ValueError(f"{name} must be None or a list of positive numbers, got {v!r}")
+    return tuple(float(x) for x in v)
+
+
 def _check_kind(name, v):
     if v not in ("fb", "nofb"):
         raise ValueError(f"{name} must be 'fb' or 'nofb', got {v!r}")
@@ -234,6 +259,9 @@ _RULES: dict[str, Callable[[str, Any], Any]] = {
     "trials": _check_pos_int,
     "repeats": _check_pos_int,
     "lr": _check_pos_float,
+    "lrs": _check_pos_floats,
+    "rule": _check_rule,
+    "rules": _check_rules,
     "push": _check_bool,
 }
 _SUFFIX_RULES: list[tuple[str, Callable[[str, Any], Any]]] = [
@@ -242,6 +270,7 @@ _SUFFIX_RULES: list[tuple[str, Callable[[str, Any], Any]]] = [
     ("_repeats", _check_pos_int),
     ("_steps", _check_nonneg_int),
     ("_lr", _check_pos_float),
+    ("_lrs", _check_pos_floats),
     ("_on", _check_bool),
     ("_dir", _check_dir),
 ]
@@ -267,8 +296,13 @@ def _rule(name: str):
 def validate_params(**kw) -> Params:
     """Check the notebook's parameters; return them normalised as a :class:`Params`.
 
-    Every parameter must have a rule (exact name, ``n_*``, or a suffix ``_deg``, ``_trials``,
-    ``_repeats``, ``_steps``, ``_lr``, ``_on``, ``_dir``; see :func:`register_param`). A bad value
+    Every parameter must have a rule: an exact name (``profile``, ``device``, ``checkpoint_dir``,
+    ``seeds``, ``rotation_deg``, ``rotations_deg``, ``target``, ``kind``, ``delay``, ``trials``,
+    ``repeats``, ``lr``, ``lrs``, ``rule``, ``rules``, ``push``), ``n_*`` (positive integer), or
+    a suffix: ``_deg`` (finite number), ``_trials`` / ``_repeats`` (positive integer or None),
+    ``_steps`` (non-negative integer), ``_lr`` (positive number or None), ``_lrs`` (list of
+    positive numbers or None), ``_on`` (bool), ``_dir`` (existing folder). Others can be added
+    with :func:`register_param`. A bad value
     raises ``ValueError`` with one line naming the parameter and what is allowed, e.g.
     ``rotation_deg must be a finite number of degrees, got 'abc'``. ``profile`` is required.
     ``P.profile`` is the :class:`Profile`; ``P.profile_name`` its name.

@@ -250,3 +250,14 @@ def test_checkpoints_for_a_notebook(tmp_path):
     assert book.checkpoints(P, "nofb") == {}
     with pytest.raises(ValueError, match="no nofb networks .* --feedback off"):
         book.checkpoints(P, "nofb", required=True)
+
+
+def test_validate_params_rules_and_rates():
+    P = book.validate_params(profile="paper", rule="rflo", rules=["bptt", "rflo"], lrs=[1e-5, 5e-5],
+                             rotations_deg=[30, 45], adapt_trials=None)
+    assert P.rules == ("bptt", "rflo") and P.lrs == (1e-5, 5e-5) and P.rotations_deg == (30.0, 45.0)
+    assert P.profile.name == "paper" and P.adapt_trials is None
+    for kw, name in [(dict(rule="sgd"), "rule"), (dict(rules=["rflo", "adam"]), "rules"),
+                     (dict(lrs=[1e-3, 0]), "lrs"), (dict(rotations_deg=[30, "x"]), "rotations_deg")]:
+        with pytest.raises(ValueError, match=name):
+            book.validate_params(profile="default", **kw)
