@@ -179,7 +179,8 @@ def cmd_evaluate(a) -> int:
     if not a.json:
         print(f"{a.checkpoint}: {a.task} rotation {a.rotation:g} controller {a.controller}"
               f"{' pushed' if a.push else ''}: loss {res['loss']:.4g}, final error {res['final_error']:.3g}")
-    print(json.dumps(res) if a.json else "")
+    if a.json:
+        print(json.dumps(res))
     return 0
 
 

@@ -107,7 +107,8 @@ def _batch_cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, delay: int | None = None,
           task_cfg: TaskConfig = TaskConfig(), align: bool = False, test_every: int = 1,
           on_divergence: str = "raise", divergence_factor: float = 100.0, progress: bool = True,
-          lr_rescale: bool = False, device=None, dtype=torch.float32) -> AdaptResult:
+          lr_rescale: bool = False, bptt_weights: str = "history", device=None,
+          dtype=torch.float32) -> AdaptResult:
     """Adapt W_rec of every run for ``trials`` trials, online (SPEC 4).
 
     ``nets``: one network or a stacked set (``RunSpec.net_index`` picks one per run).
@@ -115,6 +116,7 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
     is frozen and its records filled with NaN from that trial on; used by the learning-rate
     sweep). A run diverges when its training loss is NaN/inf or exceeds ``divergence_factor``
     times the larger of 1 and its first trial's loss.
+    ``bptt_weights``: "history" (exact; default) or "current" (see ``rules.OnlineBPTT``).
     ``lr_rescale``: multiply BPTT rates by |W_fb| / |W_out| as the published code does (off by
     default; the book's figures use the plain rates).
     """
@@ -159,14 +161,17 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
     drive_all = torch.matmul(base.inputs.transpose(0, 1), net.W_in.mT.unsqueeze(1)) + net.b[:, None, None, :]
     # drive_all [R, 8, T, n]: W_in s_k + b for each run and target
 
-    need_hist = rule == "bptt" or align
+    need_hist = (rule == "bptt" and bptt_weights == "history") or align
     X = torch.empty(R, T + 1, n, device=device, dtype=dtype)
     Rh = torch.empty_like(X)
     aD = torch.empty_like(X)
     E = torch.zeros(R, T + 1, 2, device=device, dtype=dtype)
     Wh = torch.empty(R, T + 1, n, n, device=device, dtype=dtype) if need_hist else None
     state = TrialState(X=X, Rh=Rh, aD=aD, E=E, Wh=Wh, W_out=W_out, alpha=alpha, dt=dt)
-    learner = make_rule(rule, R, n, T, B=feedback_matrix(net) if rule == "rflo" else None, device=device, dtype=dtype)
+    learner = make_rule(rule, R, n, T, B=feedback_matrix(net) if rule == "rflo" else None, device=device,
+                        dtype=dtype, bptt_weights=bptt_weights)
+    if rule == "bptt":
+        learner.W_current = W
     exact = OnlineBPTT(R, n, T, device=device, dtype=dtype) if (align and rule != "bptt") else None
 
     keys = ["train_loss", "test_loss", "aftereffect_loss", "dW_trial", "dW_path", "dW_total", "target"]
@@ -320,16 +325,24 @@ def cli_adapt(a) -> int:
 def bench_adapt(device="cpu", trials: int = 4) -> dict:
     """Seconds per trial at n 400, T 125, batch 1 for RFLO+c, RFLO, online BPTT+c, RFLO with
     per-step alignment, and 32 runs of online BPTT+c in lockstep (per run-trial)."""
+    from pathlib import Path
+
+    from .checkpoint import load_checkpoint
     from .model import NetworkConfig, init_network
 
-    net = init_network(NetworkConfig(), torch.Generator().manual_seed(0), device=device)
+    shipped = Path(__file__).resolve().parent.parent / "checkpoints" / "fb_seed0.pt"
+    if shipped.exists():
+        net = load_checkpoint(shipped, device=device)
+    else:  # an untrained network at paper size: same cost per trial
+        net = init_network(NetworkConfig(), torch.Generator().manual_seed(0), device=device)
+    kw = dict(progress=False, test_every=10**9, on_divergence="mark")
 
     def timeit(rule, runs, align=False, n_trials=trials):
-        adapt(net, rule, runs, trials=1, align=align, progress=False, test_every=10**9)  # warm-up
+        adapt(net, rule, runs, trials=1, align=align, **kw)  # warm-up
         if str(device).startswith("cuda"):
             torch.cuda.synchronize()
         t = time.perf_counter()
-        adapt(net, rule, runs, trials=n_trials, align=align, progress=False, test_every=10**9)
+        adapt(net, rule, runs, trials=n_trials, align=align, **kw)
         if str(device).startswith("cuda"):
             torch.cuda.synchronize()
         return (time.perf_counter() - t) / n_trials / len(runs)
