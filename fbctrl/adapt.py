@@ -12,7 +12,7 @@ Per trial and run the engine records:
   (what the network has learned), ``aftereffect_loss``: the same on the un-rotated targets;
 - ``dW_trial``: |W_end - W_start| of the trial, ``dW_path``: sum_t |dW_t| over its steps,
   ``dW_total``: |W - W_initial| since adaptation began (Frobenius norms);
-- with ``align=True`` (any rule): ``align_local`` [trials, T] = cos(dW_rule(t), -dl_t/dW) with the
+- with ``align=True`` (any rule; on every ``align_every``-th trial): ``align_local`` [trials, T] = cos(dW_rule(t), -dl_t/dW) with the
   exact online gradient at the same weights and state, and ``align_global`` [trials] =
   cos(sum_t dW_rule(t), -dL_trial/dW).
 """
@@ -105,7 +105,7 @@ def _batch_cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, delay: int | None = None,
-          task_cfg: TaskConfig = TaskConfig(), align: bool = False, test_every: int = 1,
+          task_cfg: TaskConfig = TaskConfig(), align: bool = False, align_every: int = 1, test_every: int = 1,
           on_divergence: str = "raise", divergence_factor: float = 100.0, progress: bool = True,
           lr_rescale: bool = False, bptt_weights: str = "history", device=None,
           dtype=torch.float32) -> AdaptResult:
@@ -172,7 +172,8 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
                         dtype=dtype, bptt_weights=bptt_weights)
     if rule == "bptt":
         learner.W_current = W
-    exact = OnlineBPTT(R, n, T, device=device, dtype=dtype) if (align and rule != "bptt") else None
+    exact_is_rule = rule == "bptt" and bptt_weights == "history"
+    exact = OnlineBPTT(R, n, T, device=device, dtype=dtype) if (align and not exact_is_rule) else None
 
     keys = ["train_loss", "test_loss", "aftereffect_loss", "dW_trial", "dW_path", "dW_total", "target"]
     rec = {k: np.full((R, trials), np.nan, dtype=np.float64) for k in keys}
@@ -209,7 +210,8 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
         learner.begin_trial(state)
         if exact is not None:
             exact.begin_trial(state)
-        dW_sum = torch.zeros_like(W) if align else None
+        do_align = align and t % align_every == 0
+        dW_sum = torch.zeros_like(W) if do_align else None
         for k in range(T):
             if Wh is not None:
                 Wh[:, k] = W
@@ -229,7 +231,7 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
             # learning
             dW = learner.step(state, k, lr)
             dW.mul_(alive.reshape(R, 1, 1))
-            if align:
+            if do_align:
                 # the exact online gradient at the same weights and state (for bptt: dW = -lr G)
                 G = exact.gradient(state, k) if exact is not None else dW / (-lr.reshape(R, 1, 1))
                 rec["align_local"][:, t, k] = _batch_cos(dW, -G).cpu().numpy()
@@ -264,7 +266,7 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
         rec["dW_trial"][:, t] = (W - W_trial_start).reshape(R, -1).norm(dim=1).cpu().numpy()
         rec["dW_path"][:, t] = path.cpu().numpy()
         rec["dW_total"][:, t] = (W - W_init).reshape(R, -1).norm(dim=1).cpu().numpy()
-        if align:
+        if do_align:
             rec["align_global"][:, t] = _batch_cos(dW_sum, -G_sum).cpu().numpy()
         if t % test_every == 0 or t == trials - 1:
             lt, la = test(W)
@@ -293,6 +295,8 @@ def cli_adapt(a) -> int:
 
     from .checkpoint import load_checkpoint, read_sidecar
 
+    if Path(a.out).suffix != ".npz":
+        raise ValueError(f"out must be a .npz file name, got {a.out!r}")
     net = load_checkpoint(a.checkpoint, device=a.device)
     ctrl = a.controller == "on"
     lr = a.lr if a.lr is not None else paper_lr(a.rule, ctrl)

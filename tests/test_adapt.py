@@ -167,3 +167,78 @@ def test_alignment_records_cosines_in_range_and_exact_for_bptt():
                   dtype=torch.float64)
     np.testing.assert_allclose(res_b["align_local"][0, 0, TC.go_step + 1:], 1.0, atol=1e-6)
     np.testing.assert_allclose(res_b["align_global"][0], 1.0, atol=1e-6)
+
+
+def test_bptt_current_weights_agree_with_history_when_weights_barely_move():
+    net = small_net(seed=6)
+    run = RunSpec(lr=1e-7, seed=2)
+    h = adapt(net, "bptt", [run], trials=1, task_cfg=TC, progress=False, dtype=torch.float64)
+    c = adapt(net, "bptt", [run], trials=1, task_cfg=TC, progress=False, dtype=torch.float64,
+              bptt_weights="current")
+    dh = h.W_final[0] - net.W_rec
+    dc = c.W_final[0] - net.W_rec
+    assert (dh - dc).norm() / dh.norm() < 1e-5
+    # and at a large rate they genuinely differ (the 'current' sweep is not the exact gradient)
+    run = RunSpec(lr=0.2, seed=2)
+    h = adapt(net, "bptt", [run], trials=1, task_cfg=TC, progress=False, dtype=torch.float64)
+    c = adapt(net, "bptt", [run], trials=1, task_cfg=TC, progress=False, dtype=torch.float64,
+              bptt_weights="current")
+    assert (h.W_final - c.W_final).norm() / (h.W_final[0] - net.W_rec).norm() > 1e-6
+
+
+def test_align_every_only_fills_selected_trials():
+    net = small_net(seed=0)
+    res = adapt(net, "rflo", [RunSpec(lr=1e-3)], trials=4, align=True, align_every=2, task_cfg=TC,
+                progress=False, dtype=torch.float64)
+    g = res["align_global"][0]
+    assert np.isfinite(g[[0, 2]]).all() and np.isnan(g[[1, 3]]).all()
+
+
+def _cli(*args, cwd=None):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-m", "fbctrl", *args], capture_output=True, text=True, cwd=cwd, env=env,
+                          timeout=300)
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    from fbctrl.checkpoint import save_checkpoint
+
+    path = tmp_path_factory.mktemp("ck") / "net.pt"
+    net = init_network(NetworkConfig(n=16), torch.Generator().manual_seed(0))
+    save_checkpoint(net, path, {"seed": 0})
+    return path
+
+
+def test_cli_adapt_writes_records(ckpt, tmp_path):
+    out = tmp_path / "run.npz"
+    p = _cli("adapt", str(ckpt), "--rule", "rflo", "--controller", "on", "--rotation", "30", "--trials", "3",
+             "--lr", "1e-7", "--seed", "0", "--out", str(out), "--no-progress")
+    assert p.returncode == 0, p.stderr
+    z = np.load(out)
+    assert z["train_loss"].shape == (3,) and z["test_loss"].shape == (3,)
+    assert z["target"].dtype.kind == "i" and set(z["target"]) <= set(range(8))
+    assert np.isfinite(z["test_loss"]).all()
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--rule", "sgd"], "rule"),
+    (["--rule", "rflo", "--trials", "-1"], "trials"),
+    (["--rule", "rflo", "--lr", "-1"], "lr"),
+    (["--rule", "rflo", "--rotation", "abc"], "rotation"),
+    (["--rule", "rflo", "--controller", "maybe"], "controller"),
+])
+def test_cli_adapt_bad_arguments_exit_2(ckpt, tmp_path, args, needle):
+    p = _cli("adapt", str(ckpt), *args, "--out", str(tmp_path / "x.npz"))
+    assert p.returncode == 2
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in p.stderr
+
+
+def test_cli_adapt_out_must_be_npz(ckpt, tmp_path):
+    p = _cli("adapt", str(ckpt), "--rule", "rflo", "--trials", "1", "--lr", "1e-7", "--out", str(tmp_path / "x.txt"))
+    assert p.returncode == 2 and "out" in p.stderr
