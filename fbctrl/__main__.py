@@ -144,6 +144,20 @@ def build_parser() -> argparse.ArgumentParser:
     ad.add_argument("--device", type=_device, default="cpu")
     ad.add_argument("--no-progress", action="store_true")
 
+    rp = sub.add_parser("reproduce", help="the four adaptation conditions on the shipped networks, with a summary")
+    rp.add_argument("--checkpoints", default="checkpoints", help="folder with {fb,nofb}_seed*.pt")
+    rp.add_argument("--kind", default="fb", help="checkpoint tag: fb, nofb, ...")
+    rp.add_argument("--seeds", type=_nonneg_int("seeds"), nargs="+", default=None)
+    rp.add_argument("--rotation", type=_angle, default=30.0)
+    rp.add_argument("--trials", type=_positive_int("trials"), default=500)
+    rp.add_argument("--align-every", type=_positive_int("align-every"), default=50)
+    rp.add_argument("--bptt-weights", choices=["history", "current"], default="current")
+    rp.add_argument("--no-activity", action="store_true", help="skip the activity-space alignment")
+    rp.add_argument("--out", required=True, help="output .npz")
+    rp.add_argument("--device", type=_device, default="cpu")
+    rp.add_argument("--no-progress", action="store_true")
+    rp.add_argument("--json", action="store_true")
+
     be = sub.add_parser("bench", help="benchmarks (print ratios, never assert)")
     be.add_argument("what", choices=["pretrain", "adapt"])
     be.add_argument("--device", type=_device, default="cpu")
@@ -190,6 +204,37 @@ def cmd_adapt(a) -> int:
     return cli_adapt(a)
 
 
+def cmd_reproduce(a) -> int:
+    from pathlib import Path
+
+    import numpy as np
+
+    from .experiments import activity_alignment, run_conditions, save_results, shipped_networks, summarise
+
+    if Path(a.out).suffix != ".npz":
+        raise ValueError(f"out must be a .npz file name, got {a.out!r}")
+    nets, seeds = shipped_networks(a.checkpoints, a.kind, a.seeds, device=a.device)
+    res = run_conditions(nets, seeds, rotation_deg=a.rotation, trials=a.trials, align_every=a.align_every,
+                         bptt_weights=a.bptt_weights, progress=not a.no_progress, device=a.device)
+    cmd = "python -m fbctrl " + " ".join(shlex.quote(x) for x in sys.argv[1:])
+    save_results(a.out, res, {"command": cmd, "kind": a.kind, "seeds": seeds, "rotation_deg": a.rotation,
+                              "trials": a.trials, "bptt_weights": a.bptt_weights})
+    summ = summarise({k: v.records for k, v in res.items()})
+    if not a.no_activity and float(nets.mask.mean()) > 0:
+        act = activity_alignment(nets, rotation_deg=a.rotation)
+        summ["activity"] = {k: {"mean": float(np.mean(v[:, :, 20:])),
+                                "per_seed": np.mean(v[:, :, 20:], axis=(1, 2)).round(4).tolist()}
+                            for k, v in act.items()}
+    summ["seeds"] = seeds
+    for name, d in summ.items():
+        if isinstance(d, dict) and "final_test_loss" in d:
+            f = d["final_test_loss"]
+            print(f"{name:8s} final test loss (controller off) {f['mean']:.4g} +- {f['sem']:.2g} (n={f['n']}), "
+                  f"efficiency {d['efficiency']['mean']:.3g}", file=sys.stderr)
+    print(json.dumps(summ))
+    return 0
+
+
 def cmd_bench(a) -> int:
     from . import bench
 
@@ -204,7 +249,7 @@ def main(argv=None) -> int:
     try:
         a = parser.parse_args(argv)
         return {"pretrain": cmd_pretrain, "evaluate": cmd_evaluate, "adapt": cmd_adapt,
-                "bench": cmd_bench}[a.cmd](a)
+                "reproduce": cmd_reproduce, "bench": cmd_bench}[a.cmd](a)
     except CLIError as exc:
         print(f"fbctrl: error: {exc}", file=sys.stderr)
         return 2

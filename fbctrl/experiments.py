@@ -1,0 +1,172 @@
+"""The paper's experiments on the shipped networks, as functions the notebooks and the
+``python -m fbctrl reproduce`` command share. Results are saved as small .npz files with their
+provenance (command, commit, machine, settings) so that the book can load them."""
+
+from __future__ import annotations
+
+import io
+import json
+import platform
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .adapt import AdaptResult, RunSpec, adapt, paper_lr
+from .analysis import activity_gradients, activity_newton
+from .checkpoint import atomic_write_bytes, load_checkpoint, read_sidecar
+from .model import Network, draw_x0
+from .task import TaskConfig, centre_out_reaches
+
+__all__ = ["CONDITIONS", "condition_name", "shipped_networks", "run_conditions", "save_results", "load_results",
+           "activity_alignment", "summarise"]
+
+CONDITIONS = (("rflo", True), ("rflo", False), ("bptt", True), ("bptt", False))
+
+
+def condition_name(rule: str, controller_on: bool) -> str:
+    """'RFLO+c', 'RFLO', 'BPTT+c', 'BPTT' as in the paper."""
+    return rule.upper() + ("+c" if controller_on else "")
+
+
+def shipped_networks(checkpoint_dir="checkpoints", kind: str = "fb", seeds=None, device="cpu",
+                     dtype=torch.float32) -> tuple[Network, list[int]]:
+    """Load ``{kind}_seed{s}.pt`` for the given (default: all available) seeds, stacked. ``kind``
+    is the file-name tag of ``train.network_tag``: 'fb', 'nofb', 'fb_n40', ..."""
+    d = Path(checkpoint_dir)
+    if not d.is_dir():
+        raise ValueError(f"checkpoint folder {d} does not exist")
+    avail = sorted(int(p.stem.rsplit("seed", 1)[1]) for p in d.glob(f"{kind}_seed*.pt")
+                   if p.stem.rsplit("seed", 1)[1].isdigit())
+    if seeds is None:
+        seeds = avail
+    missing = [s for s in seeds if s not in avail]
+    if missing or not seeds:
+        raise ValueError(f"seeds {missing or seeds} not among the {kind} networks in {d} (available: {avail})")
+    nets = [load_checkpoint(d / f"{kind}_seed{s}.pt", device=device, dtype=dtype) for s in seeds]
+    return Network.stack(nets), list(seeds)
+
+
+def run_conditions(nets: Network, seeds: list[int], *, rotation_deg: float = 30.0, trials: int = 500,
+                   conditions=CONDITIONS, lrs: dict | None = None, align_every: int | None = None,
+                   bptt_weights: str = "current", progress: bool = True, device="cpu",
+                   test_every: int = 1, on_divergence: str = "raise") -> dict[str, AdaptResult]:
+    """Each condition on every network seed; one lockstep batch per rule. Run i of every
+    condition uses the target sequence of ``Generator(seed_i)``: conditions are paired."""
+    lrs = lrs or {}
+    out = {}
+    for rule in ("rflo", "bptt"):
+        conds = [c for c in conditions if c[0] == rule]
+        if not conds:
+            continue
+        runs, names = [], []
+        for _, ctrl in conds:
+            lr = lrs.get((rule, ctrl), paper_lr(rule, ctrl))
+            for i, s in enumerate(seeds):
+                runs.append(RunSpec(net_index=i, controller_on=ctrl, rotation_deg=rotation_deg, lr=lr, seed=int(s)))
+            names.append(condition_name(rule, ctrl))
+        res = adapt(nets, rule, runs, trials=trials, align=align_every is not None, align_every=align_every or 1,
+                    progress=progress, bptt_weights=bptt_weights, device=device, test_every=test_every,
+                    on_divergence=on_divergence)
+        S = len(seeds)
+        for j, name in enumerate(names):
+            sl = slice(j * S, (j + 1) * S)
+            out[name] = AdaptResult(rule=rule, runs=runs[sl], records={k: v[sl] for k, v in res.records.items()},
+                                    diverged=res.diverged[sl], wall_time=res.wall_time, meta=res.meta)
+    return out
+
+
+def _provenance(extra: dict) -> dict:
+    from .train import _git_commit
+
+    return {"commit": _git_commit(), "torch": torch.__version__, "machine": platform.machine(),
+            "processor": platform.processor(), "python": platform.python_version(),
+            "time": time.strftime("%Y-%m-%d %H:%M:%S"), **extra}
+
+
+def save_results(path, results: dict[str, AdaptResult], meta: dict) -> None:
+    """``{condition}/{record}`` arrays [seeds, trials(, T)], plus runs and provenance as JSON."""
+    payload = {}
+    runs = {}
+    for name, res in results.items():
+        for k, v in res.records.items():
+            payload[f"{name}/{k}"] = v
+        payload[f"{name}/diverged"] = res.diverged
+        runs[name] = [asdict(r) for r in res.runs]
+    payload["meta"] = np.array(json.dumps(_provenance({**meta, "runs": runs})))
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **payload)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_results(path) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
+    """-> ({condition: {record: array}}, meta)."""
+    z = np.load(path, allow_pickle=False)
+    meta = json.loads(str(z["meta"]))
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for key in z.files:
+        if "/" in key:
+            cond, rec = key.split("/", 1)
+            out.setdefault(cond, {})[rec] = z[key]
+    return out, meta
+
+
+@torch.no_grad()
+def activity_alignment(nets: Network, *, rotation_deg: float = 30.0, newton: bool = True,
+                       task_cfg: TaskConfig = TaskConfig(), x0_seed: int = 7) -> dict[str, np.ndarray]:
+    """Finding 1 on the first rotated trial of each of the 8 targets, controller on, per network:
+    cos(u_k, -dL/dr_k) (whole trial), cos(u_k, -dl_k/dr_k) (instantaneous) and, with ``newton``,
+    cos(u_k, Newton direction) over steps k (arrays [S, 8, T-1]). Computed in float64."""
+    S = nets.n_networks if nets.stacked else 1
+    T = task_cfg.T
+    out = {"cos_trial": np.zeros((S, task_cfg.n_targets, T - 1)), "cos_inst": np.zeros((S, task_cfg.n_targets, T - 1))}
+    if newton:
+        out["cos_newton"] = np.zeros((S, task_cfg.n_targets, T - 1))
+        out["cos_first_order"] = np.zeros((S, task_cfg.n_targets, T - 1))
+    g = torch.Generator().manual_seed(x0_seed)
+    x0s = draw_x0(nets.cfg.n, (task_cfg.n_targets,), g, torch.float64)
+    for s in range(S):
+        net = (nets.select(s) if nets.stacked else nets).to(dtype=torch.float64)
+        for tgt in range(task_cfg.n_targets):
+            tr = centre_out_reaches(task_cfg, [tgt], dtype=torch.float64).rotated(rotation_deg)
+            x0 = x0s[tgt: tgt + 1]
+            ag = activity_gradients(net, tr, x0, controller_on=True)
+            out["cos_trial"][s, tgt] = ag.cos_trial[:, 0].numpy()
+            out["cos_inst"][s, tgt] = ag.cos_inst[:, 0].numpy()
+            if newton:
+                nw = activity_newton(net, tr, x0, controller_on=True)
+                out["cos_newton"][s, tgt] = nw["cos_newton"]
+                out["cos_first_order"][s, tgt] = nw["cos_first_order"]
+    return out
+
+
+def _mean_sem(x) -> dict:
+    x = np.asarray(x, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return {"mean": float("nan"), "sem": float("nan"), "n": 0}
+    sem = float(x.std(ddof=1) / np.sqrt(x.size)) if x.size > 1 else float("nan")
+    return {"mean": float(x.mean()), "sem": sem, "n": int(x.size), "values": [float(v) for v in x]}
+
+
+def summarise(results: dict[str, dict[str, np.ndarray]], *, go_step: int = 20, final_window: int = 10) -> dict:
+    """Per condition, over network seeds: final test loss (controller off; mean of the last
+    ``final_window`` trials), first test loss, final after-effect, efficiency ratio, and (where
+    recorded) mean local (steps >= go_step) and global alignment with the exact gradient."""
+    summ = {}
+    for name, rec in results.items():
+        tl = rec["test_loss"]
+        eff = rec["dW_total"][:, -1] / np.maximum(np.nansum(rec["dW_path"], 1), 1e-30)
+        d = {"final_test_loss": _mean_sem(np.nanmean(tl[:, -final_window:], 1)),
+             "first_test_loss": _mean_sem(tl[:, 0]),
+             "final_train_loss": _mean_sem(np.nanmean(rec["train_loss"][:, -final_window:], 1)),
+             "final_aftereffect_loss": _mean_sem(np.nanmean(rec["aftereffect_loss"][:, -final_window:], 1)),
+             "efficiency": _mean_sem(eff)}
+        if "align_local" in rec:
+            al = rec["align_local"][:, :, go_step:]
+            d["align_local"] = _mean_sem(np.nanmean(al.reshape(al.shape[0], -1), 1))
+            d["align_global"] = _mean_sem(np.nanmean(rec["align_global"], 1))
+        summ[name] = d
+    return summ

@@ -1,0 +1,49 @@
+"""Experiment helpers: paired conditions, result files round-trip, summaries."""
+
+import numpy as np
+import pytest
+import torch
+
+from fbctrl.experiments import load_results, run_conditions, save_results, shipped_networks, summarise
+from fbctrl.checkpoint import save_checkpoint
+from fbctrl.model import NetworkConfig, init_network
+from fbctrl.task import TaskConfig
+
+torch.set_num_threads(1)
+TC = TaskConfig(T=24, go_step=4, move_steps=16)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    d = tmp_path_factory.mktemp("nets")
+    for s in (0, 3):
+        net = init_network(NetworkConfig(n=12), torch.Generator().manual_seed(s))
+        save_checkpoint(net, d / f"fb_seed{s}.pt", {"seed": s})
+    return d
+
+
+def test_shipped_networks_loads_available_seeds_and_rejects_missing(folder):
+    nets, seeds = shipped_networks(folder, "fb")
+    assert seeds == [0, 3] and nets.n_networks == 2
+    with pytest.raises(ValueError, match="seeds \\[1\\]"):
+        shipped_networks(folder, "fb", seeds=[1])
+
+
+def test_conditions_are_paired_and_results_round_trip(folder, tmp_path):
+    nets, seeds = shipped_networks(folder, "fb")
+    res = run_conditions(nets, seeds, trials=3, progress=False, lrs={k: 1e-6 for k in
+                         [("rflo", True), ("rflo", False), ("bptt", True), ("bptt", False)]})
+    assert set(res) == {"RFLO+c", "RFLO", "BPTT+c", "BPTT"}
+    # same target sequence for every condition of a seed
+    for name in res:
+        np.testing.assert_array_equal(res[name]["target"], res["RFLO+c"]["target"])
+    path = tmp_path / "r.npz"
+    save_results(path, res, {"rotation_deg": 30.0})
+    back, meta = load_results(path)
+    assert meta["rotation_deg"] == 30.0 and "commit" in meta
+    for name in res:
+        np.testing.assert_array_equal(back[name]["test_loss"], res[name]["test_loss"])
+    summ = summarise(back, final_window=2)
+    f = summ["BPTT"]["final_test_loss"]
+    np.testing.assert_allclose(f["mean"], np.mean(np.mean(res["BPTT"]["test_loss"][:, -2:], 1)))
+    assert f["n"] == 2
