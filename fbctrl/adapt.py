@@ -174,6 +174,7 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
         learner.W_current = W
     exact_is_rule = rule == "bptt" and bptt_weights == "history"
     exact = OnlineBPTT(R, n, T, device=device, dtype=dtype) if (align and not exact_is_rule) else None
+    dW_hist = torch.empty(R, T, n, n, device=device, dtype=dtype) if align else None
 
     keys = ["train_loss", "test_loss", "aftereffect_loss", "dW_trial", "dW_path", "dW_total", "target"]
     rec = {k: np.full((R, trials), np.nan, dtype=np.float64) for k in keys}
@@ -211,7 +212,6 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
         if exact is not None:
             exact.begin_trial(state)
         do_align = align and t % align_every == 0
-        dW_sum = torch.zeros_like(W) if do_align else None
         for k in range(T):
             if Wh is not None:
                 Wh[:, k] = W
@@ -232,14 +232,7 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
             dW = learner.step(state, k, lr)
             dW.mul_(alive.reshape(R, 1, 1))
             if do_align:
-                # the exact online gradient at the same weights and state (for bptt: dW = -lr G)
-                G = exact.gradient(state, k) if exact is not None else dW / (-lr.reshape(R, 1, 1))
-                rec["align_local"][:, t, k] = _batch_cos(dW, -G).cpu().numpy()
-                dW_sum.add_(dW)
-                if k == 0:
-                    G_sum = G.clone()
-                else:
-                    G_sum.add_(G)
+                dW_hist[:, k] = dW
             path.add_(dW.reshape(R, -1).norm(dim=1))
             W.add_(dW)
         if Wh is not None:
@@ -267,7 +260,12 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
         rec["dW_path"][:, t] = path.cpu().numpy()
         rec["dW_total"][:, t] = (W - W_init).reshape(R, -1).norm(dim=1).cpu().numpy()
         if do_align:
-            rec["align_global"][:, t] = _batch_cos(dW_sum, -G_sum).cpu().numpy()
+            # the exact online gradients of every step at the weights and states that really
+            # occurred, all from one backward sweep over the finished trial
+            G = (exact or learner).all_step_gradients(state, T)          # [R, T, n, n]
+            rec["align_local"][:, t] = _batch_cos(dW_hist.reshape(R * T, -1), -G.reshape(R * T, -1)).reshape(R, T).cpu().numpy()
+            rec["align_global"][:, t] = _batch_cos(dW_hist.sum(1), -G.sum(1)).cpu().numpy()
+            del G
         if t % test_every == 0 or t == trials - 1:
             lt, la = test(W)
             rec["test_loss"][:, t] = lt.cpu().numpy()

@@ -111,6 +111,31 @@ class OnlineBPTT:
             out.addcmul_(aD[j + 1].unsqueeze(1), tmp)
         return self.GA[:, : k + 1]
 
+    def all_step_gradients(self, state: TrialState, T: int) -> torch.Tensor:
+        """dl_k/dW_rec for every step k = 0..T-1 of a finished trial [R, T, n, n], in ONE backward
+        sweep: the adjoints of all T step losses are propagated together as the rows of a
+        [T, n] matrix (row k active for j <= k), so each past weight matrix is read once per
+        trial instead of once per step. Same weights convention as :meth:`adjoint`."""
+        v = _unbind_cache(state)
+        aD = v["aD"]
+        a = state.alpha
+        R, n = state.Rh.shape[0], state.Rh.shape[-1]
+        c = state.E[:, 1: T + 1].mul(-state.dt)                 # [R, T, 2]
+        Q = torch.bmm(c, state.W_out)                           # [R, T, n]: q_k per row
+        GA_all = torch.zeros(R, T, T, n, dtype=Q.dtype, device=Q.device)  # [R, j, k, n]
+        ga = torch.zeros(R, T, n, dtype=Q.dtype, device=Q.device)
+        for j in range(T - 1, -1, -1):
+            sub = ga[:, j:]                                     # rows k >= j (others stay zero)
+            if j + 1 < T:
+                Wn = v["W"][j + 1] if self.weights == "history" else self.W_current
+                tmp = torch.baddbmm(Q[:, j:], sub, Wn)
+            else:
+                tmp = Q[:, j:].clone()
+            sub.mul_(1.0 - a).addcmul_(aD[j + 1].unsqueeze(1), tmp)
+            GA_all[:, j] = ga
+        # G[r, k] = sum_j ga_j^(k) r_j^T
+        return torch.einsum("rjkn,rjm->rknm", GA_all, state.Rh[:, :T])
+
     def gradient(self, state: TrialState, k: int) -> torch.Tensor:
         """dl_k/dW_rec [R, n, n]."""
         GA = self.adjoint(state, k)

@@ -242,3 +242,21 @@ def test_cli_adapt_bad_arguments_exit_2(ckpt, tmp_path, args, needle):
 def test_cli_adapt_out_must_be_npz(ckpt, tmp_path):
     p = _cli("adapt", str(ckpt), "--rule", "rflo", "--trials", "1", "--lr", "1e-7", "--out", str(tmp_path / "x.txt"))
     assert p.returncode == 2 and "out" in p.stderr
+
+
+def test_one_sweep_gives_every_step_gradient():
+    """all_step_gradients (one matrix sweep) equals the per-step adjoint for every step."""
+    from fbctrl.rules import OnlineBPTT, TrialState
+
+    g = torch.Generator().manual_seed(0)
+    R, n, T = 2, 7, 9
+    X = torch.randn(R, T + 1, n, generator=g, dtype=torch.float64)
+    st = TrialState(X=X, Rh=torch.relu(X), aD=0.2 * (X > 0).to(torch.float64),
+                    E=torch.randn(R, T + 1, 2, generator=g, dtype=torch.float64),
+                    Wh=torch.randn(R, T + 1, n, n, generator=g, dtype=torch.float64),
+                    W_out=torch.randn(R, 2, n, generator=g, dtype=torch.float64), alpha=0.2, dt=0.01)
+    rule = OnlineBPTT(R, n, T, dtype=torch.float64)
+    rule.begin_trial(st)
+    G_all = rule.all_step_gradients(st, T)
+    for k in range(T):
+        torch.testing.assert_close(G_all[:, k], rule.gradient(st, k), rtol=1e-12, atol=1e-14)
