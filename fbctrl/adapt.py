@@ -99,9 +99,11 @@ def _gather_runs(nets: Network, runs: list[RunSpec]) -> Network:
 
 
 def _batch_cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Cosine per row of [N, ...] tensors (dot products by bmm: no full-size temporaries)."""
     a = a.reshape(a.shape[0], -1)
     b = b.reshape(b.shape[0], -1)
-    return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-30)
+    dot = torch.bmm(a.unsqueeze(1), b.unsqueeze(2)).reshape(-1)
+    return dot / (torch.linalg.vector_norm(a, dim=1) * torch.linalg.vector_norm(b, dim=1)).clamp_min(1e-30)
 
 
 def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, delay: int | None = None,
@@ -262,10 +264,9 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
         if do_align:
             # the exact online gradients of every step at the weights and states that really
             # occurred, all from one backward sweep over the finished trial
-            G = (exact or learner).all_step_gradients(state, T)          # [R, T, n, n]
-            rec["align_local"][:, t] = _batch_cos(dW_hist.reshape(R * T, -1), -G.reshape(R * T, -1)).reshape(R, T).cpu().numpy()
-            rec["align_global"][:, t] = _batch_cos(dW_hist.sum(1), -G.sum(1)).cpu().numpy()
-            del G
+            local, glob = (exact or learner).alignment(state, T, dW_hist)
+            rec["align_local"][:, t] = local.cpu().numpy()
+            rec["align_global"][:, t] = glob.cpu().numpy()
         if t % test_every == 0 or t == trials - 1:
             lt, la = test(W)
             rec["test_loss"][:, t] = lt.cpu().numpy()

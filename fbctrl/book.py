@@ -323,9 +323,10 @@ def validate_params(**kw) -> Params:
 
 
 def setup_notebook() -> None:
-    """Make notebook outputs reproducible and quiet: a fixed matplotlib style, no progress bars
-    (tqdm bars would land in the outputs that nbval compares), and no torch warnings about thread
-    settings. Idempotent."""
+    """Make notebook outputs reproducible and quiet: the book's matplotlib style, and no tqdm
+    progress bars from calls that do not choose (``TQDM_DISABLE``; bars would land in the
+    outputs that nbval compares). fbctrl functions should still be called with
+    ``progress=False``. Idempotent."""
     os.environ["TQDM_DISABLE"] = "1"
     from . import plots
 

@@ -111,18 +111,19 @@ class OnlineBPTT:
             out.addcmul_(aD[j + 1].unsqueeze(1), tmp)
         return self.GA[:, : k + 1]
 
-    def all_step_gradients(self, state: TrialState, T: int) -> torch.Tensor:
-        """dl_k/dW_rec for every step k = 0..T-1 of a finished trial [R, T, n, n], in ONE backward
-        sweep: the adjoints of all T step losses are propagated together as the rows of a
-        [T, n] matrix (row k active for j <= k), so each past weight matrix is read once per
-        trial instead of once per step. Same weights convention as :meth:`adjoint`."""
+    def all_step_adjoints(self, state: TrialState, T: int) -> torch.Tensor:
+        """Adjoints ga_j^(k) of every step loss k = 0..T-1 of a finished trial, [R, k, n, j], in
+        ONE backward sweep: the adjoints of all T step losses are propagated together as the rows
+        of a [T, n] matrix (row k active for j <= k), so each past weight matrix is read once per
+        trial instead of once per step. Same weights convention as :meth:`adjoint`.
+        dl_k/dW_rec = GA[:, k] @ r_{0..T-1} (see :meth:`all_step_gradients`)."""
         v = _unbind_cache(state)
         aD = v["aD"]
         a = state.alpha
         R, n = state.Rh.shape[0], state.Rh.shape[-1]
         c = state.E[:, 1: T + 1].mul(-state.dt)                 # [R, T, 2]
         Q = torch.bmm(c, state.W_out)                           # [R, T, n]: q_k per row
-        GA_all = torch.zeros(R, T, T, n, dtype=Q.dtype, device=Q.device)  # [R, j, k, n]
+        GA_all = torch.zeros(R, T, n, T, dtype=Q.dtype, device=Q.device)  # [R, k, n, j]
         ga = torch.zeros(R, T, n, dtype=Q.dtype, device=Q.device)
         for j in range(T - 1, -1, -1):
             sub = ga[:, j:]                                     # rows k >= j (others stay zero)
@@ -132,9 +133,36 @@ class OnlineBPTT:
             else:
                 tmp = Q[:, j:].clone()
             sub.mul_(1.0 - a).addcmul_(aD[j + 1].unsqueeze(1), tmp)
-            GA_all[:, j] = ga
-        # G[r, k] = sum_j ga_j^(k) r_j^T
-        return torch.einsum("rjkn,rjm->rknm", GA_all, state.Rh[:, :T])
+            GA_all[..., j] = ga
+        return GA_all
+
+    def all_step_gradients(self, state: TrialState, T: int) -> torch.Tensor:
+        """dl_k/dW_rec for every step k = 0..T-1 of a finished trial, [R, T, n, n]."""
+        GA_all = self.all_step_adjoints(state, T)
+        R, n = GA_all.shape[0], GA_all.shape[2]
+        G = torch.bmm(GA_all.reshape(R, T * n, T), state.Rh[:, :T])  # one [T*n, T] @ [T, n] product
+        return G.reshape(R, T, n, n)
+
+    def alignment(self, state: TrialState, T: int, dW: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos(dW_k, -dl_k/dW_rec) for every step [R, T], and cos(sum_k dW_k, -sum_k dl_k/dW_rec)
+        [R], for the weight changes dW [R, T, n, n] some rule made during the finished trial.
+        The gradients are never formed: with G_k = GA_k r^T (GA_k [n, T], r [T, n]),
+        <dW_k, G_k> = <dW_k r^T, GA_k> and |G_k|^2 = <GA_k^T GA_k, r r^T>."""
+        GA = self.all_step_adjoints(state, T)                   # [R, K, n, J]
+        R, K, n, J = GA.shape
+        Rt = state.Rh[:, :T]                                    # [R, J, n]
+        M = torch.bmm(dW.reshape(R, K * n, n), Rt.mT).reshape(R, K, n, J)   # dW_k r_j
+        dots = torch.bmm(M.reshape(R * K, 1, n * J), GA.reshape(R * K, n * J, 1)).reshape(R, K)
+        gram = torch.matmul(GA.mT, GA)                          # [R, K, J, J]
+        rr = torch.bmm(Rt, Rt.mT).unsqueeze(1)                  # [R, 1, J, J]
+        gnorm = (gram * rr).sum((-1, -2)).clamp_min(0).sqrt()
+        dnorm = torch.linalg.vector_norm(dW, dim=(-1, -2))
+        local = -dots / (dnorm * gnorm).clamp_min(1e-30)
+        Gsum = torch.bmm(GA.sum(1), Rt)                         # [R, n, n]
+        dsum = dW.sum(1)
+        glob = -(dsum * Gsum).sum((-1, -2)) / (torch.linalg.vector_norm(dsum, dim=(-1, -2))
+                                              * torch.linalg.vector_norm(Gsum, dim=(-1, -2))).clamp_min(1e-30)
+        return local, glob
 
     def gradient(self, state: TrialState, k: int) -> torch.Tensor:
         """dl_k/dW_rec [R, n, n]."""

@@ -260,3 +260,25 @@ def test_one_sweep_gives_every_step_gradient():
     G_all = rule.all_step_gradients(st, T)
     for k in range(T):
         torch.testing.assert_close(G_all[:, k], rule.gradient(st, k), rtol=1e-12, atol=1e-14)
+
+
+def test_alignment_without_forming_gradients_equals_explicit_cosines():
+    from fbctrl.rules import OnlineBPTT, TrialState
+
+    g = torch.Generator().manual_seed(1)
+    R, n, T = 2, 6, 8
+    X = torch.randn(R, T + 1, n, generator=g, dtype=torch.float64)
+    st = TrialState(X=X, Rh=torch.relu(X), aD=0.2 * (X > 0).to(torch.float64),
+                    E=torch.randn(R, T + 1, 2, generator=g, dtype=torch.float64),
+                    Wh=torch.randn(R, T + 1, n, n, generator=g, dtype=torch.float64),
+                    W_out=torch.randn(R, 2, n, generator=g, dtype=torch.float64), alpha=0.2, dt=0.01)
+    rule = OnlineBPTT(R, n, T, dtype=torch.float64)
+    rule.begin_trial(st)
+    dW = torch.randn(R, T, n, n, generator=g, dtype=torch.float64)
+    local, glob = rule.alignment(st, T, dW)
+    G = rule.all_step_gradients(st, T)
+    cos = lambda a, b: (a * b).sum() / (a.norm() * b.norm()).clamp_min(1e-30)  # noqa: E731
+    for r in range(R):
+        for k in range(T):
+            torch.testing.assert_close(local[r, k], cos(dW[r, k], -G[r, k]))
+        torch.testing.assert_close(glob[r], cos(dW[r].sum(0), -G[r].sum(0)))
