@@ -277,7 +277,8 @@ def wrec_second_order(net: Network, trials: Trials, x0: torch.Tensor, t: int, *,
                       damping: float = 1e-3, maxiter: int = 500, rtol: float = 1e-6, n_eigs: int = 0,
                       delay: int | None = None) -> WrecSecondOrder:
     """Newton step for l_t w.r.t. W_rec at paper scale (n^2 = 160,000 unknowns): Hessian-vector
-    products by forward-over-reverse differentiation (torch.func) and scipy's MINRES on
+    products (reverse-over-reverse autograd through the gradient's graph, built once) and
+    scipy's MINRES on
     ``(H + damping I) x = g`` (H may be indefinite); ``n_eigs`` > 0 also gives the largest-
     magnitude Hessian eigenvalues by Lanczos (scipy eigsh). The Gauss-Newton direction uses
     GN = J^T J (l_t = |E[t+1]|^2 / 2, J = dE[t+1]/dW_rec, rank 2), solved in closed form by
@@ -285,7 +286,7 @@ def wrec_second_order(net: Network, trials: Trials, x0: torch.Tensor, t: int, *,
     import time
 
     import scipy.sparse.linalg as sla
-    from torch.func import grad, jvp, vjp
+    from torch.func import vjp
 
     t0 = time.perf_counter()
     d = net.cfg.delay if delay is None else delay
@@ -301,12 +302,16 @@ def wrec_second_order(net: Network, trials: Trials, x0: torch.Tensor, t: int, *,
                       controller_on)
     W0 = net.W_rec.detach()
     n = W0.shape[0]
-    loss_only = lambda W: f(W)[0]  # noqa: E731
-    g = grad(loss_only)(W0)
-    gW = grad(loss_only)
+    # the gradient's graph is built once; every Hessian-vector product is then one backward
+    # pass through it (reverse-over-reverse)
+    with torch.enable_grad():
+        Wv = W0.clone().requires_grad_(True)
+        (g_graph,) = torch.autograd.grad(f(Wv)[0], Wv, create_graph=True)
+    g = g_graph.detach()
 
     def hvp(v):
-        return jvp(gW, (W0,), (v,))[1]
+        with torch.enable_grad():
+            return torch.autograd.grad(g_graph, Wv, grad_outputs=v, retain_graph=True)[0]
 
     def matvec(vec):
         v = torch.as_tensor(np.asarray(vec).reshape(n, n), dtype=W0.dtype, device=W0.device)
