@@ -158,6 +158,17 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--no-progress", action="store_true")
     rp.add_argument("--json", action="store_true")
 
+    sw = sub.add_parser("sweep", help="learning-rate sweep (Figure 8) on the shipped networks")
+    sw.add_argument("--checkpoints", default="checkpoints")
+    sw.add_argument("--kind", default="fb")
+    sw.add_argument("--seeds", type=_nonneg_int("seeds"), nargs="+", default=None)
+    sw.add_argument("--rotations", type=_angle, nargs="+", default=[30.0])
+    sw.add_argument("--rules", choices=["rflo", "bptt"], nargs="+", default=["rflo", "bptt"])
+    sw.add_argument("--trials", type=_positive_int("trials"), default=200)
+    sw.add_argument("--out", required=True, help="output .npz")
+    sw.add_argument("--device", type=_device, default="cpu")
+    sw.add_argument("--no-progress", action="store_true")
+
     be = sub.add_parser("bench", help="benchmarks (print ratios, never assert)")
     be.add_argument("what", choices=["pretrain", "adapt"])
     be.add_argument("--device", type=_device, default="cpu")
@@ -213,14 +224,18 @@ def cmd_reproduce(a) -> int:
 
     if Path(a.out).suffix != ".npz":
         raise ValueError(f"out must be a .npz file name, got {a.out!r}")
+    from .experiments import CONDITIONS
+
     nets, seeds = shipped_networks(a.checkpoints, a.kind, a.seeds, device=a.device)
+    has_fb = float(nets.mask.abs().sum()) > 0
+    conds = CONDITIONS if has_fb else tuple(c for c in CONDITIONS if not c[1])  # no controller without feedback
     res = run_conditions(nets, seeds, rotation_deg=a.rotation, trials=a.trials, align_every=a.align_every,
-                         bptt_weights=a.bptt_weights, progress=not a.no_progress, device=a.device)
+                         bptt_weights=a.bptt_weights, progress=not a.no_progress, device=a.device, conditions=conds)
     cmd = "python -m fbctrl " + " ".join(shlex.quote(x) for x in sys.argv[1:])
     save_results(a.out, res, {"command": cmd, "kind": a.kind, "seeds": seeds, "rotation_deg": a.rotation,
                               "trials": a.trials, "bptt_weights": a.bptt_weights})
     summ = summarise({k: v.records for k, v in res.items()})
-    if not a.no_activity and float(nets.mask.mean()) > 0:
+    if not a.no_activity and has_fb:
         act = activity_alignment(nets, rotation_deg=a.rotation)
         summ["activity"] = {k: {"mean": float(np.mean(v[:, :, 20:])),
                                 "per_seed": np.mean(v[:, :, 20:], axis=(1, 2)).round(4).tolist()}
@@ -232,6 +247,30 @@ def cmd_reproduce(a) -> int:
             print(f"{name:8s} final test loss (controller off) {f['mean']:.4g} +- {f['sem']:.2g} (n={f['n']}), "
                   f"efficiency {d['efficiency']['mean']:.3g}", file=sys.stderr)
     print(json.dumps(summ))
+    return 0
+
+
+def cmd_sweep(a) -> int:
+    from pathlib import Path
+
+    import numpy as np
+
+    from .experiments import SWEEP_RATES, lr_sweep, save_sweep, shipped_networks
+
+    if Path(a.out).suffix != ".npz":
+        raise ValueError(f"out must be a .npz file name, got {a.out!r}")
+    nets, seeds = shipped_networks(a.checkpoints, a.kind, a.seeds, device=a.device)
+    sw = lr_sweep(nets, seeds, rates=SWEEP_RATES, rotations=tuple(a.rotations), trials=a.trials,
+                  rules=tuple(a.rules), progress=not a.no_progress, device=a.device)
+    cmd = "python -m fbctrl " + " ".join(shlex.quote(x) for x in sys.argv[1:])
+    save_sweep(a.out, sw, {"command": cmd, "kind": a.kind})
+    best = {}
+    for name, fin in sw["final"].items():
+        rule = name.split("+")[0].lower()
+        m = np.nanmean(fin, axis=2)  # over seeds
+        best[name] = {f"{rot:g}": sw["rates"][rule][int(np.nanargmin(m[:, j]))] if np.isfinite(m[:, j]).any() else None
+                      for j, rot in enumerate(sw["rotations"])}
+    print(json.dumps({"out": a.out, "best_rate": best}))
     return 0
 
 
@@ -249,7 +288,7 @@ def main(argv=None) -> int:
     try:
         a = parser.parse_args(argv)
         return {"pretrain": cmd_pretrain, "evaluate": cmd_evaluate, "adapt": cmd_adapt,
-                "reproduce": cmd_reproduce, "bench": cmd_bench}[a.cmd](a)
+                "reproduce": cmd_reproduce, "sweep": cmd_sweep, "bench": cmd_bench}[a.cmd](a)
     except CLIError as exc:
         print(f"fbctrl: error: {exc}", file=sys.stderr)
         return 2

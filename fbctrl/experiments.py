@@ -21,7 +21,10 @@ from .model import Network, draw_x0
 from .task import TaskConfig, centre_out_reaches
 
 __all__ = ["CONDITIONS", "condition_name", "shipped_networks", "run_conditions", "save_results", "load_results",
-           "activity_alignment", "summarise"]
+           "activity_alignment", "summarise", "lr_sweep", "save_sweep", "load_sweep", "SWEEP_RATES"]
+
+# learning-rate grids of the sweep (each contains the paper's rates of SPEC 4)
+SWEEP_RATES = {"rflo": [5e-6, 1.5e-5, 5e-5, 1.5e-4, 5e-4], "bptt": [1e-6, 5e-6, 2e-5, 1e-4, 5e-4]}
 
 CONDITIONS = (("rflo", True), ("rflo", False), ("bptt", True), ("bptt", False))
 
@@ -101,8 +104,7 @@ def save_results(path, results: dict[str, AdaptResult], meta: dict) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def load_results(path) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
-    """-> ({condition: {record: array}}, meta)."""
+def _load_one(path) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
     z = np.load(path, allow_pickle=False)
     meta = json.loads(str(z["meta"]))
     out: dict[str, dict[str, np.ndarray]] = {}
@@ -111,6 +113,76 @@ def load_results(path) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
             cond, rec = key.split("/", 1)
             out.setdefault(cond, {})[rec] = z[key]
     return out, meta
+
+
+def load_results(paths) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
+    """-> ({condition: {record: array [seeds, ...]}}, meta). ``paths``: one file, a list, or a
+    glob pattern; files computed for different network seeds (same settings) are concatenated
+    along the seed axis, sorted by seed; ``meta["seeds"]`` lists them, ``meta["files"]`` the
+    provenance of each file."""
+    if isinstance(paths, (str, Path)) and any(ch in str(paths) for ch in "*?["):
+        paths = sorted(Path().glob(str(paths))) if not Path(str(paths)).is_absolute() else \
+            sorted(Path("/").glob(str(paths)[1:]))
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    if not paths:
+        raise ValueError("no result files found")
+    loaded = [_load_one(p) for p in paths]
+    if len(loaded) == 1:
+        return loaded[0]
+    keys = ("rotation_deg", "trials", "kind", "bptt_weights")
+    ref = {k: loaded[0][1].get(k) for k in keys}
+    for (_, m), p in zip(loaded, paths):
+        if {k: m.get(k) for k in keys} != ref:
+            raise ValueError(f"result file {p} was computed with other settings than {paths[0]}")
+    seeds = [s for _, m in loaded for s in m["seeds"]]
+    order = np.argsort(seeds, kind="stable")
+    out = {}
+    for cond in loaded[0][0]:
+        out[cond] = {rec: np.concatenate([d[cond][rec] for d, _ in loaded])[order] for rec in loaded[0][0][cond]}
+    meta = dict(loaded[0][1])
+    meta["seeds"] = [seeds[i] for i in order]
+    meta["files"] = [m for _, m in loaded]
+    return out, meta
+
+
+def lr_sweep(nets: Network, seeds: list[int], *, rates: dict, rotations=(30.0,), trials: int = 200,
+             rules=("rflo", "bptt"), controllers=(True, False), final_window: int = 10,
+             bptt_weights: str = "current", progress: bool = True, device="cpu") -> dict:
+    """Figure 8: final test loss (controller off, mean of the last ``final_window`` trials) for
+    every rule x controller x rate x rotation x seed, all runs of a rule in one lockstep batch.
+    Diverged runs (loss NaN or 100x its start) are marked NaN and counted in ``diverged``.
+    Returns {"rates": {rule: [...]}, "final": {cond: array [rates, rotations, seeds]},
+    "diverged": {...}, "curves": {cond: test_loss [rates, rotations, seeds, trials]}}."""
+    out = {"rates": {}, "final": {}, "diverged": {}, "curves": {}, "rotations": list(rotations), "seeds": list(seeds),
+           "trials": trials}
+    for rule in rules:
+        rr = list(rates[rule])
+        out["rates"][rule] = rr
+        runs, index = [], []
+        for ctrl in controllers:
+            for a, lr in enumerate(rr):
+                for b, rot in enumerate(rotations):
+                    for c, s in enumerate(seeds):
+                        runs.append(RunSpec(net_index=c, controller_on=ctrl, rotation_deg=rot, lr=lr, seed=int(s)))
+                        index.append((ctrl, a, b, c))
+        res = adapt(nets, rule, runs, trials=trials, progress=progress, on_divergence="mark",
+                    bptt_weights=bptt_weights, device=device)
+        for ctrl in controllers:
+            name = condition_name(rule, ctrl)
+            shape = (len(rr), len(rotations), len(seeds))
+            fin = np.full(shape, np.nan)
+            div = np.zeros(shape, dtype=bool)
+            curves = np.full(shape + (trials,), np.nan)
+            for i, (c_, a, b, c) in enumerate(index):
+                if c_ != ctrl:
+                    continue
+                tl = res.records["test_loss"][i]
+                curves[a, b, c] = tl
+                div[a, b, c] = res.diverged[i] >= 0
+                fin[a, b, c] = np.nan if div[a, b, c] else np.nanmean(tl[-final_window:])
+            out["final"][name], out["diverged"][name], out["curves"][name] = fin, div, curves
+    return out
 
 
 @torch.no_grad()
@@ -170,3 +242,26 @@ def summarise(results: dict[str, dict[str, np.ndarray]], *, go_step: int = 20, f
             d["align_global"] = _mean_sem(np.nanmean(rec["align_global"], 1))
         summ[name] = d
     return summ
+
+
+def save_sweep(path, sweep: dict, meta: dict) -> None:
+    payload = {"meta": np.array(json.dumps(_provenance({**meta, "rates": sweep["rates"], "rotations": sweep["rotations"],
+                                                         "seeds": sweep["seeds"], "trials": sweep["trials"]})))}
+    for part in ("final", "diverged", "curves"):
+        for name, arr in sweep[part].items():
+            payload[f"{part}/{name}"] = arr
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **payload)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_sweep(path) -> dict:
+    z = np.load(path, allow_pickle=False)
+    meta = json.loads(str(z["meta"]))
+    out = {"meta": meta, "rates": meta["rates"], "rotations": meta["rotations"], "seeds": meta["seeds"],
+           "trials": meta["trials"], "final": {}, "diverged": {}, "curves": {}}
+    for key in z.files:
+        if "/" in key:
+            part, name = key.split("/", 1)
+            out[part][name] = z[key]
+    return out

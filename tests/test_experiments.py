@@ -47,3 +47,34 @@ def test_conditions_are_paired_and_results_round_trip(folder, tmp_path):
     f = summ["BPTT"]["final_test_loss"]
     np.testing.assert_allclose(f["mean"], np.mean(np.mean(res["BPTT"]["test_loss"][:, -2:], 1)))
     assert f["n"] == 2
+
+
+def test_results_for_different_seeds_concatenate(folder, tmp_path):
+    from fbctrl.experiments import load_results
+
+    lrs = {k: 1e-6 for k in [("rflo", True), ("rflo", False), ("bptt", True), ("bptt", False)]}
+    parts = []
+    for seed in (3, 0):
+        nets, seeds = shipped_networks(folder, "fb", seeds=[seed])
+        res = run_conditions(nets, seeds, trials=2, progress=False, lrs=lrs, conditions=(("rflo", True),))
+        p = tmp_path / f"r{seed}.npz"
+        save_results(p, res, {"seeds": seeds, "rotation_deg": 30.0, "trials": 2})
+        parts.append((p, res))
+    both, meta = load_results([parts[0][0], parts[1][0]])
+    assert meta["seeds"] == [0, 3]
+    np.testing.assert_array_equal(both["RFLO+c"]["test_loss"][0], parts[1][1]["RFLO+c"]["test_loss"][0])
+    np.testing.assert_array_equal(both["RFLO+c"]["test_loss"][1], parts[0][1]["RFLO+c"]["test_loss"][0])
+
+
+def test_lr_sweep_marks_divergence_and_keeps_shapes(folder, tmp_path):
+    from fbctrl.experiments import load_sweep, lr_sweep, save_sweep
+
+    nets, seeds = shipped_networks(folder, "fb")
+    sw = lr_sweep(nets, seeds, rates={"rflo": [1e-7, 1e3]}, rotations=(30.0, 60.0), trials=3, rules=("rflo",),
+                  final_window=2, progress=False)
+    fin = sw["final"]["RFLO+c"]
+    assert fin.shape == (2, 2, 2)
+    assert np.isfinite(fin[0]).all() and sw["diverged"]["RFLO+c"][1].all() and np.isnan(fin[1]).all()
+    save_sweep(tmp_path / "s.npz", sw, {"command": "test"})
+    back = load_sweep(tmp_path / "s.npz")
+    np.testing.assert_array_equal(back["final"]["RFLO"], sw["final"]["RFLO"])
