@@ -16,6 +16,7 @@ flows through the controller loop. Hence ``dl_k/dv_i = -dt E[k+1]`` for every i 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -46,8 +47,10 @@ def _unbind_cache(state: TrialState):
     """Per-step views (made once per trial: no indexing of large tensors in the sweeps)."""
     cache = getattr(state, "_views", None)
     if cache is None:
+        aD = state.aD.unbind(1)
         cache = {
-            "aD": state.aD.unbind(1),
+            "aD": aD,
+            "aDv": [x.unsqueeze(1) for x in aD],
             "W": state.Wh.unbind(1) if state.Wh is not None else None,
         }
         state._views = cache
@@ -87,6 +90,7 @@ class OnlineBPTT:
         self.W_current = None
         self.GA = torch.empty(R, T, n, device=device, dtype=dtype)
         self._GA_steps = self.GA.unbind(1)
+        self._GAv = [g.unsqueeze(1) for g in self._GA_steps]
         self._tmp = torch.empty(R, 1, n, device=device, dtype=dtype)
 
     def begin_trial(self, state: TrialState) -> None:
@@ -165,9 +169,44 @@ class OnlineBPTT:
         return local, glob
 
     def gradient(self, state: TrialState, k: int) -> torch.Tensor:
-        """dl_k/dW_rec [R, n, n]."""
-        GA = self.adjoint(state, k)
-        return torch.bmm(GA.mT, state.Rh[:, : k + 1])
+        """dl_k/dW_rec [R, n, n].
+
+        Fast path (two fused products per past step): with s_j = (1 - alpha)^-(k-j) the scaled
+        adjoints h_j = s_j ga_j obey h_k = ga_k and
+        ``h_j = h_{j+1} + s_j alpha D_{j+1} (q + h_{j+1} W(j+1) / s_{j+1})``, and
+        ``dl_k/dW_rec = sum_j h_j (r_j / s_j)^T``. Used while s_0 stays far from float overflow."""
+        a = state.alpha
+        if k * -math.log1p(-a) > 60.0:
+            GA = self.adjoint(state, k)
+            return torch.bmm(GA.mT, state.Rh[:, : k + 1])
+        v = _unbind_cache(state)
+        aD = v["aDv"]
+        W = v["W"] if self.weights == "history" else None
+        Wc = self.W_current
+        c = state.E[:, k + 1: k + 2].mul(-state.dt)
+        q = torch.bmm(c, state.W_out)
+        H = self._GAv
+        torch.mul(aD[k + 1], q, out=H[k])
+        decay = 1.0 - a
+        inv_next = 1.0                                          # 1 / s_{j+1}
+        tmp = self._tmp
+        for j in range(k - 1, -1, -1):
+            torch.baddbmm(q, H[j + 1], W[j + 1] if W is not None else Wc, alpha=inv_next, out=tmp)
+            inv_j = inv_next * decay
+            torch.addcmul(H[j + 1], aD[j + 1], tmp, value=1.0 / inv_j, out=H[j])
+            inv_next = inv_j
+        w = self._decay_pows(k, decay, state.Rh.dtype, state.Rh.device)   # 1/s_j = decay^(k-j)
+        return torch.bmm(self.GA[:, : k + 1].mT, state.Rh[:, : k + 1] * w)
+
+    def _decay_pows(self, k, decay, dtype, device):
+        cache = getattr(self, "_pow_cache", None)
+        if cache is None or cache[0] != (decay, dtype, device):
+            T = self.GA.shape[1]
+            e = torch.arange(T - 1, -1, -1, dtype=torch.float64)
+            cache = ((decay, dtype, device), (decay ** e).to(dtype=dtype, device=device))
+            self._pow_cache = cache
+        T = self.GA.shape[1]
+        return cache[1][T - 1 - k:].reshape(1, -1, 1)
 
     def step(self, state: TrialState, k: int, lr: torch.Tensor) -> torch.Tensor:
         """Weight change after step k: -lr * dl_k/dW_rec (lr [R])."""
