@@ -23,7 +23,7 @@ from .task import Trials
 
 __all__ = [
     "ActivityGradients", "activity_gradients", "activity_newton", "jacobian_norms", "step_jacobians",
-    "gradient_horizon", "WrecSecondOrder", "wrec_second_order", "cosine",
+    "gradient_horizon", "WrecSecondOrder", "WrecHessian", "wrec_second_order", "cosine",
 ]
 
 
@@ -254,7 +254,8 @@ class WrecSecondOrder:
 
 def _step_loss_fn(net: Network, trials: Trials, x0: torch.Tensor, e_fb: torch.Tensor, t: int,
                   controller_on: bool):
-    """W_rec -> (l_t, E[t+1]) for one trial replayed with the fed-back errors as fixed inputs."""
+    """W_rec -> (l_t, E[t+1]) for one trial replayed with the fed-back errors as fixed inputs
+    (plain autograd-differentiable reference for :class:`WrecHessian`)."""
     s = trials.inputs[:, 0]
     vref = trials.vref[:, 0]
     push = trials.push[:, 0]
@@ -276,12 +277,73 @@ def _step_loss_fn(net: Network, trials: Trials, x0: torch.Tensor, e_fb: torch.Te
     return f
 
 
+class WrecHessian:
+    """Gradient, Jacobian and exact Hessian-vector products of ``l_t(W) = mean(E[t+1]^2)`` with
+    respect to W_rec for one trial, fed-back errors fixed (inputs), weights fixed over the trial.
+
+    Forward (row vectors): x_{k+1} = (1-alpha) x_k + alpha (d_k + W r_k), r = relu(x),
+    E = sum_{k<=t} dt (vref_k - W_out r_{k+1} - b_out - p_k). Gradient with c = -dt E,
+    q = W_out^T c: ga_t = alpha D_{t+1} q, ga_j = (1-alpha) ga_{j+1} + alpha D_{j+1} (q + W^T ga_{j+1}),
+    g = sum_j ga_j r_j^T. Hessian-vector product in direction V (Pearlmutter's R-operator; ReLU
+    is piecewise linear so D is constant): forward x'_{k+1} = (1-alpha) x'_k + alpha (V r_k + W D_k x'_k),
+    E' = -dt W_out sum_k D_{k+1} x'_{k+1}, q' = -dt W_out^T E'; backward
+    ga'_j = (1-alpha) ga'_{j+1} + alpha D_{j+1} (q' + V^T ga_{j+1} + W^T ga'_{j+1});
+    H V = sum_j ga'_j r_j^T + ga_j (D_j x'_j)^T. Two matrix-vector products per step."""
+
+    def __init__(self, net: Network, trials: Trials, x0: torch.Tensor, e_fb: torch.Tensor, t: int,
+                 controller_on: bool):
+        a, dt = net.cfg.alpha, net.cfg.dt
+        self.a, self.dt, self.t = a, dt, t
+        W = net.W_rec.detach()
+        self.W, self.W_out = W, net.W_out.detach()
+        drive = trials.inputs[:, 0] @ net.W_in.mT + net.b
+        if controller_on:
+            drive = drive + e_fb @ (net.W_fb * net.mask).mT
+        x = x0.reshape(-1)
+        X = [x]
+        for k in range(t + 1):
+            x = (1 - a) * x + a * (drive[k] + W @ torch.relu(x))
+            X.append(x)
+        X = torch.stack(X)                                          # x_0 .. x_{t+1}
+        self.R = torch.relu(X)
+        self.aD = a * (X > 0).to(X.dtype)
+        v = self.R[1:] @ self.W_out.mT + net.b_out + trials.push[: t + 1, 0]
+        self.E = dt * (trials.vref[: t + 1, 0] - v).sum(0)
+        self.GA = self._adjoint(-dt * self.E @ self.W_out)
+        self.grad = self.GA.mT @ self.R[: t + 1]
+        # J_m = dE_m/dW = -dt G(e_m): the gradient recursion is linear in c
+        self.J = torch.stack([-dt * (self._adjoint(self.W_out[m]).mT @ self.R[: t + 1]) for m in range(2)])
+
+    def _adjoint(self, q: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        t, a, W = self.t, self.a, self.W
+        GA = torch.empty(t + 1, q.shape[-1], dtype=q.dtype, device=q.device)
+        GA[t] = self.aD[t + 1] * q
+        for j in range(t - 1, -1, -1):
+            h = q + GA[j + 1] @ W
+            if extra is not None:
+                h = h + extra[j + 1]
+            GA[j] = (1 - a) * GA[j + 1] + self.aD[j + 1] * h
+        return GA
+
+    def hvp(self, V: torch.Tensor) -> torch.Tensor:
+        t, a, W = self.t, self.a, self.W
+        VR = self.R[: t + 1] @ V.mT                                 # rows (V r_k)^T
+        xd = torch.zeros_like(self.R)
+        for k in range(t + 1):
+            xd[k + 1] = (1 - a) * xd[k] + a * VR[k] + (self.aD[k] * xd[k]) @ W.mT
+        Rd = (self.aD / a) * xd                                     # D_k x'_k
+        Ed = -self.dt * (Rd[1:].sum(0) @ self.W_out.mT)
+        qd = (-self.dt * Ed) @ self.W_out
+        GAd = self._adjoint(qd, extra=self.GA @ V)
+        return GAd.mT @ self.R[: t + 1] + self.GA.mT @ Rd[: t + 1]
+
+
 def wrec_second_order(net: Network, trials: Trials, x0: torch.Tensor, t: int, *, controller_on: bool = True,
                       damping: float = 1e-3, maxiter: int = 500, rtol: float = 1e-6, n_eigs: int = 0,
                       delay: int | None = None) -> WrecSecondOrder:
-    """Newton step for l_t w.r.t. W_rec at paper scale (n^2 = 160,000 unknowns): Hessian-vector
-    products (reverse-over-reverse autograd through the gradient's graph, built once) and
-    scipy's MINRES on
+    """Newton step for l_t w.r.t. W_rec at paper scale (n^2 = 160,000 unknowns): exact
+    Hessian-vector products (:class:`WrecHessian`, R-operator, two matrix-vector products per
+    step) and scipy's MINRES on
     ``(H + damping I) x = g`` (H may be indefinite); ``n_eigs`` > 0 also gives the largest-
     magnitude Hessian eigenvalues by Lanczos (scipy eigsh). The Gauss-Newton direction uses
     GN = J^T J (l_t = |E[t+1]|^2 / 2, J = dE[t+1]/dW_rec, rank 2), solved in closed form by
@@ -289,7 +351,6 @@ def wrec_second_order(net: Network, trials: Trials, x0: torch.Tensor, t: int, *,
     import time
 
     import scipy.sparse.linalg as sla
-    from torch.func import vjp
 
     t0 = time.perf_counter()
     d = net.cfg.delay if delay is None else delay
@@ -301,20 +362,12 @@ def wrec_second_order(net: Network, trials: Trials, x0: torch.Tensor, t: int, *,
     e_fb = torch.zeros(T, 2, dtype=E.dtype, device=E.device)
     if d < T:
         e_fb[d:] = E[: T - d]
-    f = _step_loss_fn(net, trials.to(net.device, net.dtype), x0.reshape(-1).to(net.device, net.dtype), e_fb, t,
-                      controller_on)
+    hess = WrecHessian(net, trials.to(net.device, net.dtype), x0.reshape(-1).to(net.device, net.dtype), e_fb, t,
+                       controller_on)
     W0 = net.W_rec.detach()
     n = W0.shape[0]
-    # the gradient's graph is built once; every Hessian-vector product is then one backward
-    # pass through it (reverse-over-reverse)
-    with torch.enable_grad():
-        Wv = W0.clone().requires_grad_(True)
-        (g_graph,) = torch.autograd.grad(f(Wv)[0], Wv, create_graph=True)
-    g = g_graph.detach()
-
-    def hvp(v):
-        with torch.enable_grad():
-            return torch.autograd.grad(g_graph, Wv, grad_outputs=v, retain_graph=True)[0]
+    g = hess.grad
+    hvp = hess.hvp
 
     def matvec(vec):
         v = torch.as_tensor(np.asarray(vec).reshape(n, n), dtype=W0.dtype, device=W0.device)
@@ -331,10 +384,8 @@ def wrec_second_order(net: Network, trials: Trials, x0: torch.Tensor, t: int, *,
     resid = float(np.linalg.norm(matvec(sol) - gnp) / np.linalg.norm(gnp))
     newton = -sol.reshape(n, n)
     # Gauss-Newton: l = mean(E^2) = |E|^2 / 2 -> GN = J^T J (d2l/dE2 = I), g = J^T E
-    E_fn = lambda W: f(W)[1]  # noqa: E731
-    Et, pullback = vjp(E_fn, W0)
-    J = torch.stack([pullback(torch.eye(2, dtype=W0.dtype, device=W0.device)[m])[0].reshape(-1) for m in range(2)])
-    c = Et  # g = J^T E
+    J = hess.J.reshape(2, -1)
+    c = hess.E  # g = J^T E
     small = J @ J.mT + damping * torch.eye(2, dtype=W0.dtype, device=W0.device)
     gn = -(J.mT @ torch.linalg.solve(small, c)).reshape(n, n)
     eigs = None

@@ -146,3 +146,20 @@ def test_wrec_newton_by_minres_equals_dense_newton():
     J = torch.autograd.functional.jacobian(lambda W: replay(net, tr, x0, True, W=W.reshape(n, n), e_fb=E_rec)[t + 1], w)
     gn = -torch.linalg.solve(J.T @ J + 1e-3 * torch.eye(n * n, dtype=D64), g)
     np.testing.assert_allclose(res.gauss_newton.reshape(-1), gn.numpy(), rtol=1e-6, atol=1e-12)
+
+
+def test_wrec_hvp_equals_autograd_double_backward():
+    from fbctrl.analysis import WrecHessian, _step_loss_fn
+
+    n = 8
+    net, tr, x0 = setup(n=n, seed=6)
+    E_rec = replay(net, tr, x0, True).detach()
+    t = 14
+    hess = WrecHessian(net, tr, x0[0], E_rec[:TC.T], t, True)
+    f = _step_loss_fn(net, tr, x0[0], E_rec[:TC.T], t, True)
+    W = net.W_rec.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(f(W)[0], W, create_graph=True)
+    V = torch.randn(n, n, generator=torch.Generator().manual_seed(0), dtype=D64)
+    (Hv,) = torch.autograd.grad(g, W, grad_outputs=V)
+    torch.testing.assert_close(hess.grad, g.detach(), rtol=1e-10, atol=1e-14)
+    torch.testing.assert_close(hess.hvp(V), Hv, rtol=1e-9, atol=1e-13)
