@@ -121,8 +121,8 @@ def load_results(paths) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
     along the seed axis, sorted by seed; ``meta["seeds"]`` lists them, ``meta["files"]`` the
     provenance of each file."""
     if isinstance(paths, (str, Path)) and any(ch in str(paths) for ch in "*?["):
-        paths = sorted(Path().glob(str(paths))) if not Path(str(paths)).is_absolute() else \
-            sorted(Path("/").glob(str(paths)[1:]))
+        p = Path(str(paths))
+        paths = sorted(p.parent.glob(p.name))
     if isinstance(paths, (str, Path)):
         paths = [paths]
     if not paths:
@@ -255,7 +255,31 @@ def save_sweep(path, sweep: dict, meta: dict) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def load_sweep(path) -> dict:
+def load_sweep(paths) -> dict:
+    """A sweep file, or several computed for different seeds with the same rates and rotations
+    (a list or a glob pattern): concatenated along the seed axis, sorted by seed."""
+    if isinstance(paths, (str, Path)) and any(ch in str(paths) for ch in "*?["):
+        p = Path(str(paths))
+        paths = sorted(p.parent.glob(p.name))
+    if isinstance(paths, (str, Path)):
+        return _load_sweep_one(paths)
+    if not paths:
+        raise ValueError("no sweep files found")
+    parts = [_load_sweep_one(p) for p in paths]
+    ref = parts[0]
+    for p, part in zip(paths, parts):
+        if part["rates"] != ref["rates"] or part["rotations"] != ref["rotations"] or part["trials"] != ref["trials"]:
+            raise ValueError(f"sweep file {p} has other rates, rotations or trials than {paths[0]}")
+    seeds = [s for part in parts for s in part["seeds"]]
+    order = np.argsort(seeds, kind="stable")
+    out = {**ref, "seeds": [seeds[i] for i in order], "meta": {**ref["meta"], "files": [q["meta"] for q in parts]}}
+    out["final"] = {k: np.concatenate([q["final"][k] for q in parts], axis=2)[:, :, order] for k in ref["final"]}
+    out["diverged"] = {k: np.concatenate([q["diverged"][k] for q in parts], axis=2)[:, :, order] for k in ref["diverged"]}
+    out["curves"] = {k: np.concatenate([q["curves"][k] for q in parts], axis=2)[:, :, order] for k in ref["curves"]}
+    return out
+
+
+def _load_sweep_one(path) -> dict:
     z = np.load(path, allow_pickle=False)
     meta = json.loads(str(z["meta"]))
     out = {"meta": meta, "rates": meta["rates"], "rotations": meta["rotations"], "seeds": meta["seeds"],

@@ -78,3 +78,17 @@ def test_lr_sweep_marks_divergence_and_keeps_shapes(folder, tmp_path):
     save_sweep(tmp_path / "s.npz", sw, {"command": "test"})
     back = load_sweep(tmp_path / "s.npz")
     np.testing.assert_array_equal(back["final"]["RFLO"], sw["final"]["RFLO"])
+
+
+def test_sweeps_for_different_seeds_concatenate(folder, tmp_path):
+    from fbctrl.experiments import load_sweep, lr_sweep, save_sweep
+
+    for seed in (3, 0):
+        nets, seeds = shipped_networks(folder, "fb", seeds=[seed])
+        sw = lr_sweep(nets, seeds, rates={"rflo": [1e-7, 1e-6]}, trials=2, rules=("rflo",), final_window=1,
+                      progress=False)
+        save_sweep(tmp_path / f"s_{seed}.npz", sw, {})
+    both = load_sweep(str(tmp_path / "s_*.npz"))
+    assert both["seeds"] == [0, 3] and both["final"]["RFLO+c"].shape == (2, 1, 2)
+    one = load_sweep(tmp_path / "s_0.npz")
+    np.testing.assert_array_equal(both["curves"]["RFLO"][:, :, 0], one["curves"]["RFLO"][:, :, 0])
