@@ -21,7 +21,7 @@ from .model import Network, draw_x0
 from .task import TaskConfig, centre_out_reaches
 
 __all__ = ["CONDITIONS", "condition_name", "shipped_networks", "run_conditions", "save_results", "load_results",
-           "activity_alignment", "summarise", "lr_sweep", "save_sweep", "load_sweep", "SWEEP_RATES"]
+           "activity_alignment", "summarise", "lr_sweep", "save_sweep", "load_sweep", "SWEEP_RATES", "bptt_convention_gap"]
 
 # learning-rate grids of the sweep (each contains the paper's rates of SPEC 4)
 SWEEP_RATES = {"rflo": [5e-6, 1.5e-5, 5e-5, 1.5e-4, 5e-4], "bptt": [1e-6, 5e-6, 2e-5, 1e-4, 5e-4]}
@@ -288,4 +288,26 @@ def _load_sweep_one(path) -> dict:
         if "/" in key:
             part, name = key.split("/", 1)
             out[part][name] = z[key]
+    return out
+
+
+def bptt_convention_gap(nets: Network, seeds: list[int], *, rotation_deg: float = 30.0, trials: int = 20,
+                        controller_on: bool = True, lr: float | None = None, progress: bool = False) -> dict:
+    """How much the cheap 'current'-weights online BPTT differs from the exact 'history' one
+    (rules.OnlineBPTT) over ``trials`` trials: relative difference of the total weight change and
+    of the test losses, per seed."""
+    lr = lr if lr is not None else paper_lr("bptt", controller_on)
+    runs = [RunSpec(net_index=i, controller_on=controller_on, rotation_deg=rotation_deg, lr=lr, seed=int(s))
+            for i, s in enumerate(seeds)]
+    out = {}
+    res = {w: adapt(nets, "bptt", runs, trials=trials, bptt_weights=w, progress=progress) for w in ("history", "current")}
+    W0 = (nets.W_rec if nets.stacked else nets.W_rec.unsqueeze(0))
+    dh = (res["history"].W_final - W0).reshape(len(seeds), -1)
+    dc = (res["current"].W_final - W0).reshape(len(seeds), -1)
+    out["rel_weight_change_gap"] = ((dh - dc).norm(dim=1) / dh.norm(dim=1)).tolist()
+    out["cos_weight_change"] = ((dh * dc).sum(1) / (dh.norm(dim=1) * dc.norm(dim=1))).tolist()
+    th, tc = res["history"].records["test_loss"], res["current"].records["test_loss"]
+    out["max_rel_test_loss_gap"] = np.max(np.abs(th - tc) / np.abs(th), axis=1).tolist()
+    out["seconds_per_trial"] = {w: r.wall_time / trials / len(seeds) for w, r in res.items()}
+    out["trials"] = trials
     return out
