@@ -1,0 +1,335 @@
+"""The Findings chapters' logic (fbctrl.findings) and figures (fbctrl.figures) on tiny networks:
+result-file discovery and concatenation, live computation of missing rotations, summaries, the
+activity-space and decoupling analyses against independent computations, the sweep loader, and
+a smoke test of every figure."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+
+matplotlib.use("Agg")
+
+from fbctrl import analysis, book, figures, findings  # noqa: E402
+from fbctrl.adapt import RunSpec, adapt  # noqa: E402
+from fbctrl.bptt import forward  # noqa: E402
+from fbctrl.checkpoint import save_checkpoint  # noqa: E402
+from fbctrl.experiments import lr_sweep, run_conditions, save_results, save_sweep, shipped_networks  # noqa: E402
+from fbctrl.model import NetworkConfig, init_network, rollout  # noqa: E402
+from fbctrl.task import TaskConfig, centre_out_reaches  # noqa: E402
+
+torch.set_num_threads(1)
+N = 10
+TRIALS = 3
+LRS = {("rflo", True): 1e-4, ("rflo", False): 1e-4, ("bptt", True): 1e-4, ("bptt", False): 1e-5}
+
+
+def _net(seed: int, density: float = 1.0):
+    net = init_network(NetworkConfig(n=N, feedback_density=density), torch.Generator().manual_seed(seed))
+    # a small feedback gain keeps the untrained loop stable
+    return net.replace(W_fb=net.W_fb * 0.05)
+
+
+@pytest.fixture(scope="module")
+def dirs(tmp_path_factory):
+    ck = tmp_path_factory.mktemp("ck")
+    res = tmp_path_factory.mktemp("res")
+    for s in (0, 1):
+        save_checkpoint(_net(s), ck / f"fb_n{N}_seed{s}.pt", {"seed": s})
+    save_checkpoint(_net(5, density=0.0), ck / f"nofb_n{N}_seed5.pt", {"seed": 5})
+    # result files for two seed sets of one rotation, as the reproduce command writes them
+    for seeds, tag in (([0], "s0"), ([1], "s1")):
+        nets, seeds = shipped_networks(ck, f"fb_n{N}", seeds)
+        out = run_conditions(nets, seeds, rotation_deg=30.0, trials=TRIALS, lrs=LRS, align_every=2,
+                             progress=False, on_divergence="mark")
+        save_results(res / f"adapt_fb_rot30_{tag}.npz", out, {"command": "test", "kind": "fb", "seeds": seeds,
+                                                               "rotation_deg": 30.0, "trials": TRIALS,
+                                                               "bptt_weights": "current"})
+    nets, seeds = shipped_networks(ck, f"fb_n{N}", [0])
+    out = run_conditions(nets, seeds, rotation_deg=40.0, trials=TRIALS + 2, lrs=LRS, progress=False,
+                         on_divergence="mark")
+    save_results(res / "adapt_fb_rot40_s0.npz", out, {"command": "test", "kind": "fb", "seeds": seeds,
+                                                      "rotation_deg": 40.0, "trials": TRIALS + 2,
+                                                      "bptt_weights": "current"})
+    for seeds, tag in (([0], "s0"), ([1], "s1")):
+        nets, seeds = shipped_networks(ck, f"fb_n{N}", seeds)
+        sw = lr_sweep(nets, seeds, rates={"rflo": [1e-6, 1e-4, 1e3], "bptt": [1e-6, 1e-5]}, rotations=(30.0,),
+                      trials=3, final_window=2, progress=False)
+        save_sweep(res / f"lr_sweep_fb_rot30_{tag}.npz", sw, {"command": "test", "kind": "fb"})
+    return ck, res
+
+
+def _P(dirs, **kw):
+    ck, res = dirs
+    return book.validate_params(profile="default", device="cpu", checkpoint_dir=str(ck), results_dir=str(res), **kw)
+
+
+# ---- parameters and helpers ------------------------------------------------------------------
+
+@pytest.mark.parametrize("kw, name", [
+    (dict(newton_steps=[0]), "newton_steps"), (dict(newton_steps="a"), "newton_steps"),
+    (dict(lags=[0]), "lags"), (dict(jacobian_norm="nuclear"), "jacobian_norm"),
+    (dict(targets=[8]), "targets"), (dict(targets=[1, 1]), "targets"), (dict(step_stride=0), "step_stride"),
+    (dict(minres_iters=0), "minres_iters"), (dict(n_eigs=-1), "n_eigs"), (dict(horizons=[]), "horizons"),
+])
+def test_chapter_parameters_are_checked_in_one_line(kw, name):
+    with pytest.raises(ValueError) as exc:
+        book.validate_params(profile="default", **kw)
+    assert str(exc.value).startswith(name) and "\n" not in str(exc.value)
+
+
+def test_chapter_parameters_normalise():
+    P = book.validate_params(profile="default", newton_steps="[30, 60]", lags=5, targets=[3], jacobian_norm="frobenius")
+    assert P.newton_steps == (30, 60) and P.lags == (5,) and P.targets == (3,)
+
+
+def test_fmt_seeds_and_verdict():
+    assert findings.fmt_seeds([2, 0, 1]) == "s0-2"
+    assert findings.fmt_seeds([0, 3]) == "s0_3"
+    assert findings.fmt_seeds([4]) == "s4"
+    assert findings.verdict([0.1, 0.2]) == "agrees"
+    assert findings.verdict([0.3, -0.1]) == "partly agrees"
+    assert findings.verdict([-0.3, 0.1]) == "disagrees"
+    assert findings.verdict([0.3, -0.1], direction=-1) == "disagrees"
+    assert findings.verdict([0.2]) == "agrees (1 seed)"
+    assert findings.verdict([np.nan]).startswith("cannot")
+
+
+# ---- adaptation results ----------------------------------------------------------------------
+
+def test_file_discovery(dirs):
+    _, res = dirs
+    assert findings.file_rotations(res, "fb") == [30.0, 40.0]
+    assert [p.name for p in findings.adapt_files(res, "fb", 30.0)] == ["adapt_fb_rot30_s0.npz", "adapt_fb_rot30_s1.npz"]
+    assert findings.adapt_files(res, "fb", 30.0, paper=True) == []
+    assert findings.file_rotations(res, "nofb") == []
+
+
+def test_load_adaptation_concatenates_seeds_and_selects(dirs):
+    P = _P(dirs)
+    ad = findings.load_adaptation(P, 30.0)
+    assert ad.source == "files" and ad.seeds == [0, 1] and ad.trials == TRIALS
+    assert ad.conditions == ["RFLO+c", "RFLO", "BPTT+c", "BPTT"]
+    assert ad["RFLO"]["test_loss"].shape == (2, TRIALS)
+    assert ad.lrs["BPTT"] == LRS[("bptt", False)]
+    one = findings.load_adaptation(P, 30.0, seeds=[1], trials=2, rules=("rflo",))
+    assert one.source == "files" and one.seeds == [1] and one.trials == 2
+    assert one.conditions == ["RFLO+c", "RFLO"]
+    np.testing.assert_array_equal(one["RFLO+c"]["test_loss"][0], ad["RFLO+c"]["test_loss"][1, :2])
+    assert findings.truncated(ad, 2)["RFLO"]["train_loss"].shape == (2, 2)
+
+
+def test_missing_rotation_is_computed_live_and_not_saved(dirs):
+    P = _P(dirs)
+    before = sorted(p.name for p in Path(P.results_dir).iterdir())
+    ad = findings.load_adaptation(P, 45.0, seeds=[0], trials=2, rules=("rflo",))
+    assert ad.source == "live" and ad.trials == 2 and ad.seeds == [0]
+    assert ad.conditions == ["RFLO+c", "RFLO"] and np.isfinite(ad["RFLO"]["test_loss"]).all()
+    assert "45" in ad.describe() and "computed" in ad.describe()
+    after = sorted(p.name for p in Path(P.results_dir).iterdir())
+    assert before == after
+    # a seed the files lack forces a live run too; no network at all gives None
+    assert findings.load_adaptation(P, 30.0, seeds=[0], trials=TRIALS + 5, rules=("rflo",)).source == "live"
+    assert findings.load_adaptation(P, 45.0, "nofb", compute=False) is None
+    nofb = findings.load_adaptation(P, 30.0, "nofb", trials=2)
+    assert nofb.source == "live" and nofb.conditions == ["RFLO", "BPTT"]
+
+
+def test_initial_test_losses_match_the_adaptation_test(dirs):
+    ck, _ = dirs
+    nets, seeds = shipped_networks(ck, f"fb_n{N}", [0, 1])
+    init = findings.initial_test_losses(nets, 30.0)
+    # a run with a vanishing rate tests the unchanged network after its first trial
+    res = adapt(nets, "rflo", [RunSpec(net_index=i, controller_on=True, rotation_deg=30.0, lr=1e-30, seed=i)
+                               for i in range(2)], trials=1, progress=False)
+    np.testing.assert_allclose(init["test"], res.records["test_loss"][:, 0], rtol=1e-5)
+    np.testing.assert_allclose(init["aftereffect"], res.records["aftereffect_loss"][:, 0], rtol=1e-5)
+
+
+def test_efficiency_and_loss_drop_on_synthetic_records():
+    rec = {"dW_path": np.array([[1.0, 1.0, 2.0], [0.5, 0.5, np.nan]]),
+           "dW_total": np.array([[1.0, 1.5, 2.0], [0.5, 0.25, 0.25]]),
+           "test_loss": np.array([[4.0, 3.0, 2.0], [4.0, 2.0, 1.0]])}
+    np.testing.assert_allclose(findings.efficiency(rec), [0.5, 0.25])
+    ce = findings.cumulative_efficiency(rec)
+    np.testing.assert_allclose(ce[:, -1], findings.efficiency(rec))
+    np.testing.assert_allclose(ce[0], [1.0, 0.75, 0.5])
+    d = findings.loss_drop_per_path(rec, np.array([5.0, 5.0]))
+    np.testing.assert_allclose(findings.final(rec["test_loss"], 2), [2.5, 1.5])
+    fin = [3.0, 7.0 / 3.0]  # the final window (10 trials) covers the whole record here
+    np.testing.assert_allclose(d["per_path"], [(5 - fin[0]) / 4.0, (5 - fin[1]) / 1.0])
+    np.testing.assert_allclose(d["per_displacement"], [(5 - fin[0]) / 2.0, (5 - fin[1]) / 0.25])
+
+
+def test_alignment_summary_uses_aligned_trials_and_movement_steps():
+    T = 30
+    al = np.full((2, 4, T), np.nan)
+    ag = np.full((2, 4), np.nan)
+    al[:, 0] = 0.2
+    al[:, 2] = 0.6
+    al[:, :, :20] = np.where(np.isfinite(al[:, :, :20]), -1.0, np.nan)  # before the go step: ignored
+    ag[:, 0], ag[:, 2] = 0.1, 0.3
+    s = findings.alignment_summary({"align_local": al, "align_global": ag})
+    np.testing.assert_array_equal(s["trials"], [0, 2])
+    np.testing.assert_allclose(s["local"], [0.4, 0.4])
+    np.testing.assert_allclose(s["global"], [0.2, 0.2])
+    np.testing.assert_allclose(s["local_trial"], [[0.2, 0.6], [0.2, 0.6]])
+    assert s["local_step"].shape == (2, T)
+    assert findings.alignment_summary({"test_loss": np.zeros((1, 2))}) is None
+
+
+def test_alignment_is_recorded_in_the_files(dirs):
+    ad = findings.load_adaptation(_P(dirs), 30.0)
+    s = findings.alignment_summary(ad["RFLO+c"])
+    np.testing.assert_array_equal(s["trials"], [0, 2])
+    assert np.all(np.abs(s["local"]) <= 1) and np.all(np.abs(s["global"]) <= 1)
+
+
+# ---- analyses --------------------------------------------------------------------------------
+
+def test_activity_cosines_instantaneous_is_feedback_vs_readout():
+    net = _net(3)
+    tc = TaskConfig()
+    out = findings.activity_cosines({3: net}, 30.0, task_cfg=tc)
+    assert out["cos_trial"].shape == (1, 8, tc.T - 1)
+    n64 = net.to(dtype=torch.float64)
+    tgt = 5
+    x0 = findings._x0s(N, tc)[tgt:tgt + 1]
+    ro = rollout(n64, centre_out_reaches(tc, [tgt], dtype=torch.float64).rotated(30.0), x0=x0)
+    E = ro.E[:, 0]
+    k = np.arange(1, tc.T)
+    u = E[k] @ n64.W_fb.mT
+    g = E[k] @ n64.W_out
+    ref = (u * g).sum(-1) / (u.norm(dim=-1) * g.norm(dim=-1))
+    np.testing.assert_allclose(out["cos_inst"][0, tgt], ref.numpy(), rtol=1e-6, atol=1e-9)
+    assert np.all(np.abs(out["cos_trial_null"]) <= 1 + 1e-12)
+    assert findings.movement_mean(out["cos_trial"]).shape == (1,)
+
+
+def test_jacobian_profile_matches_analysis():
+    net = _net(1)
+    tc = TaskConfig()
+    prof = findings.jacobian_profile({1: net}, 30.0, targets=(2,), lags=(1, 3), stride=7, task_cfg=tc)
+    x0 = findings._x0s(N, tc, net.dtype)[2:3]
+    tr = centre_out_reaches(tc, [2], dtype=net.dtype).rotated(30.0)
+    for on in (True, False):
+        ref = analysis.jacobian_norms(net, tr, x0, controller_on=on, lags=(1, 3), ord=2)
+        for L in (1, 3):
+            got = prof[(on, L)][0, 0]
+            ok = prof["steps"] + L <= tc.T
+            np.testing.assert_allclose(got[ok], ref[L][prof["steps"][ok]], rtol=1e-4)
+            assert np.isnan(got[~ok]).all()
+
+
+def test_horizon_profile_full_horizon_recovers_the_gradient():
+    net = _net(2)
+    hp = findings.horizon_profile({2: net}, 30.0, targets=(0,), horizons=(1, 200), steps=[60, 90])
+    np.testing.assert_allclose(hp[(True, "cos")][0, 0, 1], 1.0, rtol=1e-4)
+    np.testing.assert_allclose(hp[(False, "norm_ratio")][0, 0, 1], 1.0, rtol=1e-4)
+    assert np.all(hp[(True, "norm_ratio")][0, 0] <= 1 + 1e-4)
+
+
+def test_rflo_direction_matches_the_closed_form_trace():
+    net = _net(4).to(dtype=torch.float64)
+    tc = TaskConfig()
+    tr = centre_out_reaches(tc, [1], dtype=torch.float64).rotated(30.0)
+    x0 = findings._x0s(N, tc)[1:2]
+    t = 37
+    for on in (True, False):
+        ro = rollout(net, tr, x0=x0, controller_on=on)
+        x, r, E = ro.x[:, 0], ro.r[:, 0], ro.E[:, 0]   # x, r: [T+1, n] including the initial state
+        a = net.cfg.alpha
+        P = sum((1 - a) ** (t - k) * a * torch.outer((x[k + 1] > 0).double(), r[k]) for k in range(t + 1))
+        ref = (net.W_fb @ E[t + 1])[:, None] * P
+        np.testing.assert_allclose(findings.rflo_direction(net, tr, x0, t, controller_on=on), ref.numpy(),
+                                   rtol=1e-8, atol=1e-12)
+
+
+def test_activity_newton_and_wrec_table_run_on_a_tiny_network():
+    net = _net(6)
+    an = findings.activity_newton_cosines({6: net}, 30.0, targets=(0,), stride=40)
+    assert an["cos_newton"].shape == (1, 1, len(an["steps"]))
+    rows = findings.wrec_newton_table(net, 30.0, targets=(1,), steps=(20,), maxiter=30, n_eigs=2)
+    assert [r["controller_on"] for r in rows] == [True, False]
+    for r in rows:
+        for k in ("cos_rflo_newton", "cos_rflo_grad", "cos_grad_newton", "cos_rflo_gn"):
+            assert -1 - 1e-9 <= r[k] <= 1 + 1e-9
+    assert rows[0]["eigenvalues"] is not None and len(rows[0]["eigenvalues"]) == 2
+    assert rows[1]["eigenvalues"] is None or len(rows[1]["eigenvalues"]) == 2
+
+
+# ---- sweep -----------------------------------------------------------------------------------
+
+def test_sweep_files_concatenate_and_best_rate_skips_divergence(dirs):
+    P = _P(dirs)
+    sw = findings.load_sweep_set(P, 30.0)
+    assert sw.source == "files" and sw.seeds == [0, 1] and sw.rotations == [30.0]
+    assert sw.final["RFLO+c"].shape == (3, 1, 2)
+    assert sw.diverged["RFLO+c"][2].all()
+    best = findings.best_rates(sw)
+    assert best["RFLO+c"]["best"][0] in (0, 1)
+    assert best["RFLO+c"]["paper"] is None  # 5e-5 is not in this grid
+    m = np.mean(sw.final["RFLO"][:2], axis=2)[:, 0]  # the last rate diverged
+    assert best["RFLO"]["best"][0] == int(np.argmin(m))
+    one = findings.load_sweep_set(P, 30.0, seeds=[1], trials=2)
+    np.testing.assert_array_equal(one.curves["BPTT"][..., 0, :], sw.curves["BPTT"][..., 1, :2])
+    assert one.trials == 2
+    assert findings.load_sweep_set(P, 45.0, compute=False) is None
+
+
+def test_missing_sweep_rotation_is_computed_live(dirs, monkeypatch):
+    monkeypatch.setattr(findings, "SWEEP_RATES", {"rflo": [1e-5], "bptt": [1e-6]})
+    sw = findings.load_sweep_set(_P(dirs), 50.0, seeds=[0], trials=2, rules=("rflo",))
+    assert sw.source == "live" and sw.rotations == [50.0] and sw.conditions == ["RFLO+c", "RFLO"]
+    assert sw.final["RFLO"].shape == (1, 1, 1)
+
+
+# ---- explorer and figures --------------------------------------------------------------------
+
+def test_explore_run_and_widget(dirs):
+    net = _net(0)
+    st = findings.ExploreState(network="a", rule="rflo", controller_on=False, trials=2)
+    run = findings.explore_run(net, st)
+    assert run["train_loss"].shape == (2,) and run["hand_after"].shape == run["hand_before"].shape
+    assert math.isclose(st.rate(), 5e-5)
+    ex = findings.adaptation_explorer({"a": net}, st, initial=run)
+    assert ex._repr_mimebundle_()["text/plain"].startswith("Adaptation explorer")
+    ex.controls["rule"].value = "bptt"
+    assert math.isclose(ex.controls["lr"].value, 5e-6, rel_tol=1e-6)
+
+
+def test_every_figure_draws(dirs):
+    import matplotlib.pyplot as plt
+
+    P = _P(dirs)
+    ad = findings.load_adaptation(P, 30.0)
+    nets = {s: _net(s) for s in (0, 1)}
+    init = findings.initial_test_losses(findings.stack(nets), 30.0)
+    sets = {30.0: ad, 40.0: findings.load_adaptation(P, 40.0, seeds=[0])}
+    tc = TaskConfig()
+    t = np.arange(1, tc.T) * tc.dt
+    cos = findings.activity_cosines({0: nets[0]}, 30.0)
+    curves = {"eval_batch": np.arange(3), "eval_cos_Wfb_WoutT": np.array([[0.0, 0.3, 0.5]])}
+    figs = [
+        figures.plot_activity_cosines(t, cos, cos, curves, go_s=0.2),
+        figures.plot_adaptation_curves(ad, init),
+        figures.plot_rotations(sets, {30.0: init}, live={40.0}),
+        figures.plot_nofb(findings.load_adaptation(P, 30.0, "nofb", trials=2), ad),
+        figures.plot_jacobians(findings.jacobian_profile({0: nets[0]}, 30.0, targets=(0,), lags=(1, 2), stride=20)),
+        figures.plot_alignment({c: findings.alignment_summary(ad[c]) for c in ("RFLO+c", "RFLO")}),
+        figures.plot_horizon(findings.horizon_profile({0: nets[0]}, 30.0, targets=(0,), horizons=(1, 5))),
+        figures.plot_efficiency(sets, 30.0, {c: findings.loss_drop_per_path(ad[c], init["test"]) for c in ad.conditions}),
+        figures.plot_activity_newton(findings.activity_newton_cosines({0: nets[0]}, 30.0, targets=(0,), stride=40)),
+    ]
+    sw = findings.load_sweep_set(P, 30.0)
+    best = findings.best_rates(sw)
+    figs += [figures.plot_sweep(sw, best), figures.plot_best_vs_paper(sw, best, 30.0)]
+    for f in figs:
+        assert f.axes and all(ax.get_xlabel() or ax.get_ylabel() or not ax.has_data() or ax.images
+                              for ax in f.axes if ax.get_label() != "<colorbar>")
+        plt.close(f)
