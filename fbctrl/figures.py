@@ -46,12 +46,12 @@ def _rate_label(r: float) -> str:
 
 
 def _log_plain(ax):
-    """Log y axis with plain tick labels (1, 2, 5 rather than 2 × 10⁰)."""
-    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+    """Log y axis with plain tick labels at 1, 2, 5 x 10^k (0.2, 5, 1e+07 rather than 2 × 10⁻¹)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     ax.set_yscale("log")
-    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    ax.yaxis.set_major_formatter(ScalarFormatter())
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=8))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.yaxis.set_minor_formatter(NullFormatter())
 
 
@@ -165,7 +165,7 @@ def plot_adaptation_curves(ad, init: dict | None = None):
     band(ax, _trial_axis(n, False), rec["train_loss"], color=COND_COLORS[first], label=f"{first}: training loss")
     band(ax, _trial_axis(n, ini is not None), _with_initial(rec["test_loss"], ini), color=COLORS["grey"],
          label=f"{first}: test, controller off")
-    ax.set_yscale("log")
+    _log_plain(ax)
     label(ax, "trial", "loss (mean $e^2$, a.u.$^2$)", f"{first}, {ad.rotation_deg:g}° rotation", legend=True,
           loc="upper right")
     ax = axes[1]
@@ -173,8 +173,10 @@ def plot_adaptation_curves(ad, init: dict | None = None):
         r = ad[cond]
         band(ax, _trial_axis(n, ini is not None), _with_initial(r["test_loss"], ini), color=COND_COLORS[cond],
              ls=COND_LS[cond], label=cond)
-    ax.set_yscale("log")
+    _log_plain(ax)
     label(ax, "trial", None, f"test loss, controller off, {ad.rotation_deg:g}°", legend=True, loc="upper right")
+    for a in axes:
+        _int_ticks(a)
     return fig
 
 
@@ -207,7 +209,7 @@ def plot_rotations(sets: dict, inits: dict | None = None, *, live: set | None = 
             _points(ax, xs, vals, cond, offset=(j - (len(conds) - 1) / 2) * width, label_text=cond)
         for r in (live or ()):
             ax.axvspan(r - 2.6 * width, r + 2.6 * width, color=COLORS["grey"], alpha=0.12, lw=0)
-        ax.set_yscale("log")
+        _log_plain(ax)
         ax.set_xticks(rots)
         ax.set_xticklabels([f"{r:g}°" for r in rots])
         label(ax, "rotation", "final loss (mean $e^2$, a.u.$^2$)" if key == "test_loss" else None, title)
@@ -234,10 +236,11 @@ def plot_nofb(ad_nofb, ad_fb=None, init_nofb=None, init_fb=None):
             name = "without feedback" if kind == "nofb" else "with feedback, controller off"
             band(ax, _trial_axis(r.shape[1], ini is not None), _with_initial(r, None if ini is None else ini["test"]),
                  color=COLORS[kind], ls=ls, label=f"{cond}, {name}")
-    ax.set_yscale("log")
+    _log_plain(ax)
     rot = ad_nofb.rotation_deg
     label(ax, "trial", "test loss (mean $e^2$, a.u.$^2$)", f"{rot:g}° rotation, test with controller off",
           legend=True, loc="upper right", fontsize=7)
+    _int_ticks(ax)
     return fig
 
 
@@ -258,7 +261,7 @@ def plot_explorer(run: dict):
             label=f"training loss ({'controller on' if st.controller_on else 'controller off'})")
     a0.plot(np.arange(0, n + 1), np.concatenate([[run["initial_test"]], run["test_loss"]]), color=COLORS["grey"],
             label="test loss, controller off")
-    a0.set_yscale("log")
+    _log_plain(a0)
     div = " (diverged)" if run["diverged"] >= 0 else ""
     label(a0, "trial", "loss (mean $e^2$, a.u.$^2$)",
           f"{cond}, rate {fmt_rate(st.rate())}, {st.rotation_deg:g}°{div}", legend=True, loc="upper right",
@@ -343,6 +346,8 @@ def plot_alignment(summ: dict, *, dt: float = 0.01, go_step: int = 20):
     label(axes[1], "trial", None, "local, mean over movement")
     label(axes[2], "trial", None, "global: whole-trial update")
     axes[0].legend(loc="best")
+    _int_ticks(axes[1])
+    _int_ticks(axes[2])
     return fig
 
 
@@ -512,7 +517,7 @@ def plot_best_vs_paper(sw, best: dict, rotation_deg: float):
             ax.plot(np.full(v.shape, i + dx), v, ".", color=col, ms=3, alpha=0.6)
     ax.set_xticks(range(len(conds)))
     ax.set_xticklabels(conds)
-    ax.set_yscale("log")
+    _log_plain(ax)
     label(ax, None, "final test loss (mean $e^2$, a.u.$^2$)", f"paper's vs best rate, {rotation_deg:g}°", legend=True,
           loc="best", fontsize=7)
     ax = axes[1]
@@ -523,7 +528,8 @@ def plot_best_vs_paper(sw, best: dict, rotation_deg: float):
         c = sw.curves[cond][bi, j]
         band(ax, np.arange(1, c.shape[1] + 1), c, color=COND_COLORS[cond], ls=COND_LS[cond],
              label=f"{cond} ({_rate_label(sw.rule_rates(cond)[bi])})")
-    ax.set_yscale("log")
+    _log_plain(ax)
     label(ax, "trial", "test loss (mean $e^2$, a.u.$^2$)", "learning curves at the best rates", legend=True,
           loc="upper right", fontsize=7)
+    _int_ticks(ax)
     return fig

@@ -68,13 +68,19 @@ NULL_SEED = 2024      # random feedback weights of the activity-space null model
 # Notebook parameters specific to these chapters
 # ---------------------------------------------------------------------------------------------
 
-def _check_step_list(name, v):
+def _int_list(v):
+    """'[1, 2]' (as papermill -p passes a list) -> [1, 2]; anything else unchanged."""
     if isinstance(v, str):
         items = [s for s in re.split(r"[\s,\[\]()]+", v) if s]
         try:
-            v = [int(s) for s in items]
+            return [int(s) for s in items]
         except ValueError:
-            raise ValueError(f"{name} must be a list of time steps (integers 1..124), got {v!r}") from None
+            return v
+    return v
+
+
+def _check_step_list(name, v):
+    v = _int_list(v)
     if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
         v = [v]
     if not isinstance(v, (list, tuple)) or not v or not all(
@@ -84,6 +90,7 @@ def _check_step_list(name, v):
 
 
 def _check_lags(name, v):
+    v = _int_list(v)
     if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
         v = [v]
     if not isinstance(v, (list, tuple)) or not v or not all(
@@ -99,6 +106,7 @@ def _check_norm(name, v):
 
 
 def _check_targets(name, v):
+    v = _int_list(v)
     if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
         v = [v]
     if not isinstance(v, (list, tuple)) or not v or not all(

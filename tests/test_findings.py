@@ -73,6 +73,7 @@ def _P(dirs, **kw):
 
 @pytest.mark.parametrize("kw, name", [
     (dict(newton_steps=[0]), "newton_steps"), (dict(newton_steps="a"), "newton_steps"),
+    (dict(targets="[1, x]"), "targets"),
     (dict(lags=[0]), "lags"), (dict(jacobian_norm="nuclear"), "jacobian_norm"),
     (dict(targets=[8]), "targets"), (dict(targets=[1, 1]), "targets"), (dict(step_stride=0), "step_stride"),
     (dict(minres_iters=0), "minres_iters"), (dict(n_eigs=-1), "n_eigs"), (dict(horizons=[]), "horizons"),
@@ -84,8 +85,9 @@ def test_chapter_parameters_are_checked_in_one_line(kw, name):
 
 
 def test_chapter_parameters_normalise():
-    P = book.validate_params(profile="default", newton_steps="[30, 60]", lags=5, targets=[3], jacobian_norm="frobenius")
-    assert P.newton_steps == (30, 60) and P.lags == (5,) and P.targets == (3,)
+    P = book.validate_params(profile="default", newton_steps="[30, 60]", lags=5, targets="[3, 1]",
+                             jacobian_norm="frobenius", horizons="[1, 10]")
+    assert P.newton_steps == (30, 60) and P.lags == (5,) and P.targets == (3, 1) and P.horizons == (1, 10)
 
 
 def test_fmt_seeds_and_verdict():
