@@ -238,6 +238,30 @@ def file_rotations(results_dir, kind: str = "fb", *, paper: bool = False) -> lis
     return sorted(rots)
 
 
+def _file_meta(path) -> dict:
+    with np.load(path, allow_pickle=False) as z:
+        return json.loads(str(z["meta"]))
+
+
+def _consistent(files: list[Path]) -> list[Path]:
+    """Files of one rotation that can be concatenated over seeds: the group with the same run
+    settings (trials, BPTT weights) holding the most seeds (then the most trials), without
+    repeated seeds."""
+    if len(files) <= 1:
+        return files
+    groups: dict[tuple, list] = {}
+    for p in files:
+        m = _file_meta(p)
+        groups.setdefault((int(m.get("trials", 0)), str(m.get("bptt_weights"))), []).append((p, m.get("seeds", [])))
+    best = max(groups.items(), key=lambda kv: (len({s for _, ss in kv[1] for s in ss}), kv[0][0]))[1]
+    out, seen = [], set()
+    for p, ss in best:
+        if not seen.intersection(ss):
+            out.append(p)
+            seen.update(ss)
+    return out
+
+
 def _select(results: dict, file_seeds: list[int], seeds: list[int]) -> dict:
     idx = [file_seeds.index(s) for s in seeds]
     return {c: {k: v[idx] for k, v in rec.items()} for c, rec in results.items()}
@@ -263,7 +287,7 @@ def load_adaptation(P, rotation_deg: float, kind: str = "fb", *, seeds=None, tri
     network of ``kind`` exists.
     """
     paper = P.profile_name == "paper"
-    files = adapt_files(P.results_dir, kind, rotation_deg, paper=paper)
+    files = _consistent(adapt_files(P.results_dir, kind, rotation_deg, paper=paper))
     want = list(seeds) if seeds is not None else None
     if files:
         res, meta = load_results(files)

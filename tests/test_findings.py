@@ -112,6 +112,17 @@ def test_file_discovery(dirs):
     assert findings.file_rotations(res, "nofb") == []
 
 
+def test_inconsistent_files_use_the_largest_consistent_group(dirs, tmp_path):
+    import shutil
+
+    _, res = dirs
+    for name in ("adapt_fb_rot30_s0.npz", "adapt_fb_rot30_s1.npz"):
+        shutil.copy(res / name, tmp_path / name)
+    shutil.copy(res / "adapt_fb_rot40_s0.npz", tmp_path / "adapt_fb_rot30_s2.npz")  # other length
+    assert [p.name for p in findings._consistent(findings.adapt_files(tmp_path, "fb", 30.0))] == \
+        ["adapt_fb_rot30_s0.npz", "adapt_fb_rot30_s1.npz"]
+
+
 def test_load_adaptation_concatenates_seeds_and_selects(dirs):
     P = _P(dirs)
     ad = findings.load_adaptation(P, 30.0)
