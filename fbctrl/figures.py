@@ -17,7 +17,7 @@ from .plots import COLORS, LS, band, label
 
 __all__ = ["COND_COLORS", "COND_LS", "plot_activity_cosines", "plot_adaptation_curves", "plot_rotations",
            "plot_nofb", "plot_explorer", "plot_jacobians", "plot_alignment", "plot_horizon", "plot_efficiency",
-           "plot_activity_newton", "plot_sweep", "plot_best_vs_paper"]
+           "plot_activity_newton", "plot_wrec_newton", "plot_sweep", "plot_best_vs_paper"]
 
 def _quiet(fn):
     """Run a figure function without RuntimeWarnings (mean ± SEM of columns with one finite value,
@@ -301,13 +301,16 @@ def plot_jacobians(prof: dict, dt: float = 0.01, *, go_s: float | None = None, n
     t = prof["steps"] * dt
     sym = r"\|\cdot\|_2" if norm == "spectral" else r"\|\cdot\|_F"
     for ax, L in zip(axes, lags):
-        for on in (True, False):
+        for on in (True, False, "loop"):
             if (on, L) not in prof:
                 continue
             y = _per_seed(prof[(on, L)])
             ok = np.isfinite(y).all(axis=0)
-            band(ax, t[ok], y[:, ok], color=COLORS["fb"], ls=LS["on" if on else "off"],
-                 label="controller on" if on else "controller off")
+            if on == "loop":
+                band(ax, t[ok], y[:, ok], color=COLORS["push"], ls="-", label="controller on, through the loop")
+            else:
+                band(ax, t[ok], y[:, ok], color=COLORS["fb"], ls=LS["on" if on else "off"],
+                     label="controller on" if on else "controller off")
         _go_line(ax, go_s)
         if L > 1:
             _log_plain(ax)
@@ -439,6 +442,60 @@ def plot_activity_newton(res: dict, dt: float = 0.01, *, go_s: float | None = No
     label(ax, "time in trial (s)", r"cos($u_k$, direction)", f"control signal vs activity-space steps, {rotation_deg:g}°",
           legend=True, loc="lower right")
     return fig
+
+
+@_quiet
+def plot_wrec_newton(rows: list[dict]):
+    """RFLO and the W_rec Newton step (:func:`fbctrl.findings.wrec_newton_table`): cosine of
+    RFLO's update with the damped Newton step after k MINRES iterations (left) and of the
+    gradient with it (right), one line per time step analysed (mean over targets), controller on
+    (solid) and off (dashed); grey: cos(RFLO, -g) (dotted) and cos(RFLO, Gauss-Newton)
+    (dash-dotted) for reference, mean over rows."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(7.6, 3.1))
+    steps = sorted({r["step"] for r in rows})
+    shades = np.linspace(1.0, 0.45, max(len(steps), 1))
+    for on in (True, False):
+        sel = [r for r in rows if r["controller_on"] == on]
+        if not sel:
+            continue
+        for st, sh in zip(steps, shades):
+            rs = [r for r in sel if r["step"] == st]
+            if not rs:
+                continue
+            its = rs[0]["iters"]
+            col = tuple(np.asarray(matplotlib_rgb(COLORS["fb"])) * sh + (1 - sh))
+            for ax, key in ((axes[0], "cos_rflo_newton"), (axes[1], "cos_grad_newton")):
+                ax.plot(its, np.mean([r[key] for r in rs], axis=0), color=col, ls=LS["on" if on else "off"],
+                        marker="o", ms=3, label=f"t = {st} ({'on' if on else 'off'})")
+        axes[0].axhline(np.mean([r["cos_rflo_grad"] for r in sel]), color=COLORS["grey"], ls=":", lw=1,
+                        label="cos(RFLO, $-g$)" if on else None)
+        axes[0].axhline(np.mean([r["cos_rflo_gn"] for r in sel]), color=COLORS["grey"], ls="-.", lw=1,
+                        label="cos(RFLO, Gauss-Newton)" if on else None)
+    its = sorted({i for r in rows for i in r["iters"]})
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xticks(its)
+        ax.set_xticklabels([str(i) for i in its])
+        ax.xaxis.set_minor_formatter(matplotlib_null())
+        ax.axhline(0, color="k", lw=0.5)
+    label(axes[0], "MINRES iterations", "cos(RFLO update, Newton step)", "RFLO vs Newton for $W_{rec}$")
+    label(axes[1], "MINRES iterations", "cos($-g$, Newton step)", "gradient vs Newton for $W_{rec}$")
+    axes[0].legend(loc="best", fontsize=6.5)
+    return fig
+
+
+def matplotlib_null():
+    from matplotlib.ticker import NullFormatter
+
+    return NullFormatter()
+
+
+def matplotlib_rgb(c):
+    from matplotlib.colors import to_rgb
+
+    return to_rgb(c)
 
 
 # ---------------------------------------------------------------------------------------------

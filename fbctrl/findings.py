@@ -49,7 +49,7 @@ __all__ = [
     "GO_STEP", "FINAL_WINDOW", "LIVE_TRIALS", "LIVE_SWEEP_TRIALS", "COND_ORDER", "AdaptSet", "stack",
     "initial_for", "truncated", "n_diverged", "adapt_files", "file_rotations", "load_adaptation", "initial_test_losses", "final", "efficiency",
     "cumulative_efficiency", "loss_drop_per_path", "alignment_summary", "activity_cosines",
-    "movement_mean", "jacobian_profile", "horizon_profile", "activity_newton_cosines", "rflo_direction",
+    "movement_mean", "closed_loop_jacobians", "jacobian_profile", "horizon_profile", "activity_newton_cosines", "rflo_direction",
     "wrec_newton_table", "SweepSet", "load_sweep_set", "best_rates", "ExploreState", "explore_run",
     "AdaptationExplorer", "adaptation_explorer", "verdict", "fmt_seeds", "fmt_rate",
 ]
@@ -123,9 +123,13 @@ def _check_stride(name, v):
 
 
 def _check_iters(name, v):
-    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or not 1 <= v <= 5000:
-        raise ValueError(f"{name} must be an integer 1..5000, got {v!r}")
-    return int(v)
+    v = _int_list(v)
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        v = [v]
+    if not isinstance(v, (list, tuple)) or not v or not all(
+            isinstance(s, (int, np.integer)) and not isinstance(s, bool) and 1 <= s <= 5000 for s in v):
+        raise ValueError(f"{name} must be a list of iteration counts (integers 1..5000), got {v!r}")
+    return tuple(sorted(int(s) for s in v))
 
 
 def _check_eigs(name, v):
@@ -502,27 +506,63 @@ def movement_mean(cos: np.ndarray, first_step: int = GO_STEP) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 @torch.no_grad()
+def closed_loop_jacobians(net: Network, fwd) -> torch.Tensor:
+    """Step Jacobians with the feedback loop included (controller on, delay 0), one trial
+    [T, n+2, n+2], for the state z_k = (x_k, e_{k-1}): the activity and the error accumulated
+    before it is read out. Reading x_k out adds dt (v^ref - W_out r_k - b_out) to the error that
+    the controller then feeds back, so
+
+        dx_{k+1}/dx_k = (1-alpha) I + alpha (W_rec - dt W_fb W_out) D(x_k),  dx_{k+1}/de_{k-1} = alpha W_fb,
+        de_k/dx_k = -dt W_out D(x_k),                                           de_k/de_{k-1} = I
+
+    (at k = 0 the error e_0 = 0 does not depend on x_0). The x-block of their products,
+    d x_{k+L} / d x_k, is the total sensitivity of the activity to its past, the path through the
+    integrated error included: a perturbation of x_k changes the hand velocity, hence every later
+    error the controller feeds back."""
+    if net.cfg.delay != 0:
+        raise ValueError("closed-loop Jacobians are defined here for feedback delay 0")
+    X = fwd.X[:, 0, 0]
+    T, n = X.shape[0] - 1, X.shape[1]
+    a, dt = net.cfg.alpha, net.cfg.dt
+    W_f = net.W_fb * net.mask
+    D = (X[:T] > 0).to(X.dtype)                               # relu'(x_k), k = 0..T-1
+    eye = torch.eye(n, dtype=X.dtype, device=X.device)
+    de_dx = -dt * net.W_out.unsqueeze(0) * D[:, None, :]      # de_k/dx_k [T, 2, n]
+    de_dx[0] = 0.0
+    A = torch.zeros(T, n + 2, n + 2, dtype=X.dtype, device=X.device)
+    A[:, :n, :n] = (1 - a) * eye + a * (net.W_rec.unsqueeze(0) * D[:, None, :] + W_f @ de_dx)
+    A[:, :n, n:] = a * W_f
+    A[:, n:, :n] = de_dx
+    A[:, n:, n:] = torch.eye(2, dtype=X.dtype, device=X.device)
+    return A
+
+
+@torch.no_grad()
 def jacobian_profile(nets: dict[int, Network], rotation_deg: float = 30.0, *, targets=(0, 2, 4, 6),
                      lags=(1, 5, 10), stride: int = 5, norm: str = "spectral", controllers=(True, False),
-                     task_cfg: TaskConfig = TaskConfig()) -> dict:
+                     closed_loop: bool = False, task_cfg: TaskConfig = TaskConfig()) -> dict:
     """Figure 4a: norms of dx_{k+L}/dx_k = J_{k+L-1} ... J_k (J_k = (1-alpha) I + alpha W_rec
     diag(relu'(x_k)); the fed-back error is an input, as in adaptation) along the first trial of
     a rotation, at every ``stride``-th start step k, for each lag L, controller on and off.
-    Returns {"steps": [K], (controller_on, L): array [S, len(targets), K] (NaN where k + L > T)}."""
+    Returns {"steps": [K], (controller_on, L): array [S, len(targets), K] (NaN where k + L > T)};
+    with ``closed_loop`` also ("loop", L): the x-block of the products of the closed-loop
+    Jacobians (:func:`closed_loop_jacobians`) along the controller-on trajectory."""
     ord_ = 2 if norm == "spectral" else "fro"
     T = task_cfg.T
     steps = np.arange(0, T, stride)
     out: dict = {"steps": steps}
-    for on in controllers:
+    keys = list(controllers) + (["loop"] if closed_loop else [])
+    for on in keys:
         for L in lags:
             out[(on, L)] = np.full((len(nets), len(targets), len(steps)), np.nan)
     for s, net in enumerate(nets.values()):
         x0s = _x0s(net.cfg.n, task_cfg, net.dtype)
         for i, tgt in enumerate(targets):
             tr = _trial(task_cfg, tgt, rotation_deg, net.dtype)
-            for on in controllers:
-                fwd = forward(net, tr, x0s[tgt:tgt + 1].to(net.device), controller_on=on)
-                J = step_jacobians(net, fwd)              # [T, n, n]
+            for on in keys:
+                fwd = forward(net, tr, x0s[tgt:tgt + 1].to(net.device), controller_on=on is not False)
+                n = net.cfg.n
+                J = closed_loop_jacobians(net, fwd) if on == "loop" else step_jacobians(net, fwd)
                 for L in lags:
                     ks = [j for j, k in enumerate(steps) if k + L <= T]
                     if not ks:
@@ -531,7 +571,7 @@ def jacobian_profile(nets: dict[int, Network], rotation_deg: float = 30.0, *, ta
                     prod = J[k0].clone()
                     for m in range(1, L):
                         prod = J[k0 + m] @ prod
-                    out[(on, L)][s, i, ks] = torch.linalg.matrix_norm(prod, ord=ord_).cpu().numpy()
+                    out[(on, L)][s, i, ks] = torch.linalg.matrix_norm(prod[:, :n, :n], ord=ord_).cpu().numpy()
     return out
 
 
@@ -611,15 +651,20 @@ def _cos(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def wrec_newton_table(net: Network, rotation_deg: float = 30.0, *, targets=(1,), steps=(40, 80),
-                      controllers=(True, False), maxiter: int = 60, n_eigs: int = 0, damping: float = 1e-3,
+                      controllers=(True, False), iters=(25, 100, 400), n_eigs: int = 0, damping: float = 1e-3,
                       task_cfg: TaskConfig = TaskConfig()) -> list[dict]:
     """The published code's second comparison, at paper scale: for a few steps t of one rotated
-    trial, the Newton step for the step loss l_t w.r.t. W_rec, ``-(H + damping I)^-1 g``, by
-    Hessian-vector products and MINRES (:func:`fbctrl.analysis.wrec_second_order`, at most
-    ``maxiter`` iterations), its Gauss-Newton counterpart, and RFLO's update direction.
-    One row per (controller, step) with the cosines between them, MINRES iterations and relative
-    residual, the seconds it took, and (``n_eigs`` > 0; first step of the first target only, to
-    save time) the largest-magnitude Hessian eigenvalues. One trial per target."""
+    trial (per target), RFLO's update direction against the gradient, the Gauss-Newton step
+    (closed form) and the damped Newton step ``-(H + damping I)^-1 g`` for the step loss l_t with
+    respect to W_rec, the latter by Hessian-vector products and MINRES
+    (:func:`fbctrl.analysis.wrec_second_order`) stopped after each number of iterations in
+    ``iters`` (a truncated Krylov solve; the system is ill-conditioned, so the answer depends on
+    where it stops, and the table shows how).
+
+    One row per (target, controller, step): ``cos_rflo_grad``, ``cos_rflo_gn``, and per entry of
+    ``iters`` the lists ``cos_rflo_newton``, ``cos_grad_newton``, ``iters_done``, ``residual``;
+    ``seconds`` for the whole row; ``eigenvalues`` (``n_eigs`` > 0: largest-magnitude Hessian
+    eigenvalues by Lanczos, at the first target and step of each controller state, to save time)."""
     x0s = _x0s(net.cfg.n, task_cfg, net.dtype)
     rows = []
     for target in targets:
@@ -627,19 +672,27 @@ def wrec_newton_table(net: Network, rotation_deg: float = 30.0, *, targets=(1,),
         x0 = x0s[target:target + 1]
         for on in controllers:
             for t in steps:
-                eig = n_eigs if (target == targets[0] and t == steps[0]) else 0
-                w = wrec_second_order(net, tr, x0, int(t), controller_on=on, damping=damping, maxiter=maxiter,
-                                      n_eigs=eig)
                 t0 = time.perf_counter()
                 d_rflo = rflo_direction(net, tr, x0, int(t), controller_on=on)
-                secs = w.seconds + time.perf_counter() - t0
-                rows.append({"controller_on": on, "step": int(t), "target": int(target),
-                             "cos_rflo_newton": _cos(d_rflo, w.newton), "cos_rflo_grad": _cos(d_rflo, -w.grad),
-                             "cos_grad_newton": _cos(-w.grad, w.newton),
-                             "cos_rflo_gn": _cos(d_rflo, w.gauss_newton),
-                             "cos_gn_newton": _cos(w.gauss_newton, w.newton),
-                             "iters": w.minres_iters, "residual": w.residual, "converged": w.minres_info == 0,
-                             "seconds": secs, "eigenvalues": w.eigenvalues})
+                row = {"controller_on": on, "step": int(t), "target": int(target), "iters": list(iters),
+                       "cos_rflo_newton": [], "cos_grad_newton": [], "iters_done": [], "residual": [],
+                       "eigenvalues": None}
+                for j, it in enumerate(iters):
+                    eig = n_eigs if (target == targets[0] and t == steps[0] and j == 0) else 0
+                    w = wrec_second_order(net, tr, x0, int(t), controller_on=on, damping=damping, maxiter=int(it),
+                                          n_eigs=eig)
+                    if j == 0:
+                        row["cos_rflo_grad"] = _cos(d_rflo, -w.grad)
+                        row["cos_rflo_gn"] = _cos(d_rflo, w.gauss_newton)
+                        row["cos_grad_gn"] = _cos(-w.grad, w.gauss_newton)
+                    if eig:
+                        row["eigenvalues"] = w.eigenvalues
+                    row["cos_rflo_newton"].append(_cos(d_rflo, w.newton))
+                    row["cos_grad_newton"].append(_cos(-w.grad, w.newton))
+                    row["iters_done"].append(w.minres_iters)
+                    row["residual"].append(w.residual)
+                row["seconds"] = time.perf_counter() - t0
+                rows.append(row)
     return rows
 
 

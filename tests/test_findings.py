@@ -76,7 +76,7 @@ def _P(dirs, **kw):
     (dict(targets="[1, x]"), "targets"),
     (dict(lags=[0]), "lags"), (dict(jacobian_norm="nuclear"), "jacobian_norm"),
     (dict(targets=[8]), "targets"), (dict(targets=[1, 1]), "targets"), (dict(step_stride=0), "step_stride"),
-    (dict(minres_iters=0), "minres_iters"), (dict(n_eigs=-1), "n_eigs"), (dict(horizons=[]), "horizons"),
+    (dict(minres_iters=[0]), "minres_iters"), (dict(n_eigs=-1), "n_eigs"), (dict(horizons=[]), "horizons"),
 ])
 def test_chapter_parameters_are_checked_in_one_line(kw, name):
     with pytest.raises(ValueError) as exc:
@@ -239,6 +239,47 @@ def test_jacobian_profile_matches_analysis():
             assert np.isnan(got[~ok]).all()
 
 
+def test_closed_loop_jacobian_products_match_autograd_through_the_loop():
+    from torch.func import jacrev
+
+    net = _net(7).to(dtype=torch.float64)
+    net = net.replace(W_fb=net.W_fb * 20)  # a strong loop, so that it matters
+    tc = TaskConfig()
+    tr = centre_out_reaches(tc, [3], dtype=torch.float64).rotated(30.0)
+    x0 = findings._x0s(N, tc)[3:4]
+    fwd = forward(net, tr, x0, controller_on=True)
+    X, E = fwd.X[:, 0, 0], fwd.E[:, 0, 0]
+    a, dt = net.cfg.alpha, net.cfg.dt
+    s, vref = tr.inputs[:, 0], tr.vref[:, 0]
+    k, L = 30, 6
+
+    def x_after(xk):  # the model written out from (x_k, e_{k-1}); the fed-back error is differentiated
+        e = E[k - 1] + dt * (vref[k - 1] - net.W_out @ torch.relu(xk) - net.b_out)
+        x = xk
+        for j in range(k, k + L):
+            x = (1 - a) * x + a * (net.W_in @ s[j] + net.b + net.W_rec @ torch.relu(x) + net.W_fb @ e)
+            e = e + dt * (vref[j] - net.W_out @ torch.relu(x) - net.b_out)
+        return x
+
+    np.testing.assert_allclose(x_after(X[k]).numpy(), X[k + L].numpy(), rtol=1e-10)  # same dynamics
+    ref = jacrev(x_after)(X[k])
+    A = findings.closed_loop_jacobians(net, fwd)
+    prod = A[k]
+    for m in range(1, L):
+        prod = A[k + m] @ prod
+    np.testing.assert_allclose(prod[:N, :N].numpy(), ref.numpy(), rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(A[k, :N, :N].numpy(), analysis.step_jacobians(net, fwd, closed_loop=True)[k].numpy(),
+                               rtol=1e-12)
+    po = analysis.step_jacobians(net, fwd)[k:k + L]
+    prod_open = po[0]
+    for m in range(1, L):
+        prod_open = po[m] @ prod_open
+    assert not np.allclose(prod_open.numpy(), ref.numpy())
+    prof = findings.jacobian_profile({7: net}, 30.0, targets=(3,), lags=(L,), stride=k, closed_loop=True,
+                                     norm="frobenius", task_cfg=tc)
+    np.testing.assert_allclose(prof[("loop", L)][0, 0, 1], np.linalg.norm(ref.numpy()), rtol=1e-6)
+
+
 def test_horizon_profile_full_horizon_recovers_the_gradient():
     net = _net(2)
     hp = findings.horizon_profile({2: net}, 30.0, targets=(0,), horizons=(1, 200), steps=[60, 90])
@@ -267,13 +308,14 @@ def test_activity_newton_and_wrec_table_run_on_a_tiny_network():
     net = _net(6)
     an = findings.activity_newton_cosines({6: net}, 30.0, targets=(0,), stride=40)
     assert an["cos_newton"].shape == (1, 1, len(an["steps"]))
-    rows = findings.wrec_newton_table(net, 30.0, targets=(1,), steps=(20,), maxiter=30, n_eigs=2)
+    rows = findings.wrec_newton_table(net, 30.0, targets=(1,), steps=(20,), iters=(5, 30), n_eigs=2)
     assert [r["controller_on"] for r in rows] == [True, False]
     for r in rows:
-        for k in ("cos_rflo_newton", "cos_rflo_grad", "cos_grad_newton", "cos_rflo_gn"):
-            assert -1 - 1e-9 <= r[k] <= 1 + 1e-9
+        assert len(r["cos_rflo_newton"]) == 2 and r["iters_done"][0] <= 5
+        for v in r["cos_rflo_newton"] + r["cos_grad_newton"] + [r["cos_rflo_grad"], r["cos_rflo_gn"]]:
+            assert -1 - 1e-9 <= v <= 1 + 1e-9
     assert rows[0]["eigenvalues"] is not None and len(rows[0]["eigenvalues"]) == 2
-    assert rows[1]["eigenvalues"] is None or len(rows[1]["eigenvalues"]) == 2
+    assert rows[1]["eigenvalues"] is not None  # each controller state, first step
 
 
 # ---- sweep -----------------------------------------------------------------------------------
