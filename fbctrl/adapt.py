@@ -326,8 +326,9 @@ def cli_adapt(a) -> int:
 
 
 def bench_adapt(device="cpu", trials: int = 4) -> dict:
-    """Seconds per trial at n 400, T 125, batch 1 for RFLO+c, RFLO, online BPTT+c, RFLO with
-    per-step alignment, and 32 runs of online BPTT+c in lockstep (per run-trial)."""
+    """Seconds per trial at n 400, T 125, batch 1 for RFLO+c, RFLO, online BPTT+c (exact, weight
+    history), RFLO with per-step alignment to the exact online gradient, and 32 runs of online
+    BPTT+c in lockstep (per run-trial); also both BPTT timings with the current-weights sweep."""
     from pathlib import Path
 
     from .checkpoint import load_checkpoint
@@ -340,12 +341,12 @@ def bench_adapt(device="cpu", trials: int = 4) -> dict:
         net = init_network(NetworkConfig(), torch.Generator().manual_seed(0), device=device)
     kw = dict(progress=False, test_every=10**9, on_divergence="mark")
 
-    def timeit(rule, runs, align=False, n_trials=trials):
-        adapt(net, rule, runs, trials=1, align=align, **kw)  # warm-up
+    def timeit(rule, runs, align=False, n_trials=trials, bptt_weights="history"):
+        adapt(net, rule, runs, trials=1, align=align, bptt_weights=bptt_weights, **kw)  # warm-up
         if str(device).startswith("cuda"):
             torch.cuda.synchronize()
         t = time.perf_counter()
-        adapt(net, rule, runs, trials=n_trials, align=align, **kw)
+        adapt(net, rule, runs, trials=n_trials, align=align, bptt_weights=bptt_weights, **kw)
         if str(device).startswith("cuda"):
             torch.cuda.synchronize()
         return (time.perf_counter() - t) / n_trials / len(runs)
@@ -357,6 +358,10 @@ def bench_adapt(device="cpu", trials: int = 4) -> dict:
         "rflo_align": timeit("rflo", [RunSpec(controller_on=True, lr=5e-5)], align=True, n_trials=2),
         "bptt_c_batch32": timeit("bptt", [RunSpec(controller_on=True, lr=1e-4, seed=s) for s in range(32)],
                                  n_trials=1),
+        # the cheaper sweep with the current weights (rules.OnlineBPTT, weights="current")
+        "bptt_c_current": timeit("bptt", [RunSpec(controller_on=True, lr=1e-4)], n_trials=2, bptt_weights="current"),
+        "bptt_c_batch32_current": timeit("bptt", [RunSpec(controller_on=True, lr=1e-4, seed=s) for s in range(32)],
+                                         n_trials=1, bptt_weights="current"),
     }
     for k, v in res.items():
         print(f"{k:16s} {v:.4f} s per trial" + (" (per run-trial, 32 runs in lockstep)" if k.endswith("32") else ""))
