@@ -485,10 +485,11 @@ def mean_sem(values, axis=0) -> tuple[np.ndarray, np.ndarray]:
     return m, sem
 
 
-def fmt_pm(values, digits: int = 2) -> str:
-    """``mean ± SEM`` over seeds, the SEM rounded to ``digits`` significant figures and the mean to
-    the same decimal place: ``0.0123 ± 0.0011``, ``(1.23 ± 0.04) × 10⁻⁵``. One value: just the
-    value (3 significant figures)."""
+def fmt_pm(values, digits: int = 2, max_digits: int = 4) -> str:
+    """``mean ± SEM`` over seeds. The SEM keeps two significant figures if it starts with 1 or 2,
+    else one (``digits=1``: always one); the mean is rounded to the same decimal place, but to at
+    most ``max_digits`` significant figures: ``0.0124 ± 0.0004``, ``1.10 ± 0.10``,
+    ``(1.25 ± 0.05) × 10⁻⁵``. One value: just the value (3 significant figures)."""
     a = np.asarray(values, dtype=np.float64).ravel()
     a = a[np.isfinite(a)]
     if a.size == 0:
@@ -498,15 +499,21 @@ def fmt_pm(values, digits: int = 2) -> str:
     m, sem = (float(v) for v in mean_sem(a))
     if sem == 0:
         return f"{fmt_num(m)} ± 0"
-    sem_r = float(f"{sem:.{digits - 1}e}")
+    lead = int(f"{sem:.0e}"[0])
+    sd = min(digits, 2) if lead <= 2 else 1
+    sem_r = float(f"{sem:.{sd - 1}e}")
     e_sem = int(math.floor(math.log10(sem_r)))
+    dec = sd - 1 - e_sem
+    if m != 0:
+        dec = min(dec, max_digits - 1 - int(math.floor(math.log10(abs(m)))))
     e_top = int(math.floor(math.log10(max(abs(m), sem_r))))
-    dec = digits - 1 - e_sem
     if -3 <= e_top < 5:
         if dec <= 0:
             q = 10 ** (-dec)
-            return f"{round(m / q) * q:.0f} ± {round(sem_r / q) * q:.0f}"
-        return f"{m:.{dec}f} ± {sem_r:.{dec}f}"
+            sem_txt = f"{round(sem_r / q) * q:.0f}"
+            return f"{round(m / q) * q:.0f} ± {sem_txt if float(sem_txt) else fmt_num(sem_r, 1)}"
+        sem_txt = f"{sem_r:.{dec}f}"
+        return f"{m:.{dec}f} ± {sem_txt if float(sem_txt) else fmt_num(sem_r, 1)}"
     scale = 10.0 ** e_top
     dec_s = max(dec + e_top, 0)
     return f"({m / scale:.{dec_s}f} ± {sem_r / scale:.{dec_s}f}) × 10{str(e_top).translate(_SUP)}"
