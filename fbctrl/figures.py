@@ -237,7 +237,10 @@ def plot_nofb(ad_nofb, ad_fb=None, init_nofb=None, init_fb=None):
             band(ax, _trial_axis(r.shape[1], ini is not None), _with_initial(r, None if ini is None else ini["test"]),
                  color=COLORS[kind], ls=ls, label=f"{cond}, {name}")
     _log_plain(ax)
-    rot = ad_nofb.rotation_deg
+    rot = (ad_nofb or ad_fb).rotation_deg
+    if ad_nofb is None:
+        ax.text(0.5, 0.95, "no network pre-trained without feedback found", transform=ax.transAxes, ha="center",
+                va="top", fontsize=8, color=COLORS["nofb"])
     label(ax, "trial", "test loss (mean $e^2$, a.u.$^2$)", f"{rot:g}° rotation, test with controller off",
           legend=True, loc="upper right", fontsize=7)
     _int_ticks(ax)
