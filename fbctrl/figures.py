@@ -383,11 +383,12 @@ def plot_horizon(hp: dict):
 # ---------------------------------------------------------------------------------------------
 
 @_quiet
-def plot_efficiency(sets: dict, rotation_deg: float, drops: dict | None = None):
+def plot_efficiency(sets: dict, rotation_deg: float, drops: dict | None = None, run=None):
     """Figure 5a, extended. (a) efficiency ratio |W_end - W_start| / sum_t |dW_t| per condition
     vs rotation (mean ± SEM, seeds as dots); (b) the ratio of the first t trials at
-    ``rotation_deg``; (c) test-loss reduction per unit weight-path length at ``rotation_deg``
-    (``drops``: {cond: loss_drop_per_path(...)})."""
+    ``rotation_deg`` (``run``: the AdaptSet to draw there, default ``sets[rotation_deg]``); (c)
+    test-loss reduction per unit weight-path length at ``rotation_deg`` (``drops``: {cond:
+    loss_drop_per_path(...)})."""
     import matplotlib.pyplot as plt
 
     from .findings import cumulative_efficiency, efficiency
@@ -406,7 +407,7 @@ def plot_efficiency(sets: dict, rotation_deg: float, drops: dict | None = None):
     axes[0].set_ylim(0, None)
     label(axes[0], "rotation", r"$\|W_{end} - W_{start}\| \,/\, \sum_t \|\Delta W_t\|$", "efficiency ratio")
     axes[0].legend(loc="best", fontsize=7)
-    ad = sets[rotation_deg]
+    ad = run if run is not None else sets[rotation_deg]
     for cond in ad.conditions:
         ce = cumulative_efficiency(ad[cond])
         band(axes[1], np.arange(1, ce.shape[1] + 1), ce, color=COND_COLORS[cond], ls=COND_LS[cond], label=cond)

@@ -47,7 +47,7 @@ from .task import TaskConfig, Trials, centre_out_reaches
 
 __all__ = [
     "GO_STEP", "FINAL_WINDOW", "LIVE_TRIALS", "LIVE_SWEEP_TRIALS", "COND_ORDER", "AdaptSet", "stack",
-    "initial_for", "truncated", "n_diverged", "adapt_files", "file_rotations", "load_adaptation", "initial_test_losses", "final", "efficiency",
+    "initial_for", "truncated", "subset", "comparable", "n_diverged", "adapt_files", "file_rotations", "load_adaptation", "initial_test_losses", "final", "efficiency",
     "cumulative_efficiency", "loss_drop_per_path", "alignment_summary", "activity_cosines",
     "movement_mean", "closed_loop_jacobians", "jacobian_profile", "horizon_profile", "activity_newton_cosines", "rflo_direction",
     "wrec_newton_table", "SweepSet", "load_sweep_set", "best_rates", "ExploreState", "explore_run",
@@ -374,6 +374,29 @@ def truncated(ad: AdaptSet, trials: int) -> AdaptSet:
     if trials >= ad.trials:
         return ad
     return replace(ad, results=_truncate(ad.results, trials), trials=trials)
+
+
+def subset(ad: AdaptSet, seeds) -> AdaptSet:
+    """``ad`` restricted to ``seeds`` (in that order; each must be in ``ad.seeds``)."""
+    from dataclasses import replace
+
+    seeds = [int(s) for s in seeds]
+    if seeds == ad.seeds:
+        return ad
+    return replace(ad, results=_select(ad.results, ad.seeds, seeds), seeds=seeds)
+
+
+def comparable(sets: dict[float, AdaptSet]) -> tuple[dict[float, AdaptSet], list[int], int]:
+    """Sets of several rotations made comparable: the stored ones (files or computed at full
+    size) restricted to the seeds they all share and cut to their shortest length; live ones
+    (reduced size) kept as they are. Returns (sets, common seeds, common length)."""
+    stored = {r: s for r, s in sets.items() if s.source != "live"}
+    if not stored:
+        return dict(sorted(sets.items())), [], 0
+    common = sorted(set.intersection(*(set(s.seeds) for s in stored.values())))
+    n = min(s.trials for s in stored.values())
+    out = {r: (s if s.source == "live" else truncated(subset(s, common), n)) for r, s in sets.items()}
+    return dict(sorted(out.items())), common, n
 
 
 def n_diverged(ad: AdaptSet, cond: str) -> int:

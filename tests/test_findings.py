@@ -137,6 +137,17 @@ def test_load_adaptation_concatenates_seeds_and_selects(dirs):
     assert findings.truncated(ad, 2)["RFLO"]["train_loss"].shape == (2, 2)
 
 
+def test_comparable_sets_share_seeds_and_length(dirs):
+    P = _P(dirs)
+    sets = {30.0: findings.load_adaptation(P, 30.0), 40.0: findings.load_adaptation(P, 40.0),
+            45.0: findings.load_adaptation(P, 45.0, seeds=[1], trials=2, rules=("rflo",))}
+    cmp, common, n = findings.comparable(sets)
+    assert common == [0] and n == TRIALS and list(cmp) == [30.0, 40.0, 45.0]
+    assert cmp[30.0].seeds == [0] and cmp[40.0].trials == TRIALS and cmp[45.0] is sets[45.0]
+    np.testing.assert_array_equal(cmp[40.0]["RFLO"]["test_loss"][0], sets[40.0]["RFLO"]["test_loss"][0, :TRIALS])
+    np.testing.assert_array_equal(cmp[30.0]["BPTT"]["dW_path"][0], sets[30.0]["BPTT"]["dW_path"][0])
+
+
 def test_missing_rotation_is_computed_live_and_not_saved(dirs):
     P = _P(dirs)
     before = sorted(p.name for p in Path(P.results_dir).iterdir())
