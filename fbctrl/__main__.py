@@ -172,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     be = sub.add_parser("bench", help="benchmarks (print ratios, never assert)")
     be.add_argument("what", choices=["pretrain", "adapt"])
     be.add_argument("--device", type=_device, default="cpu")
-    be.add_argument("--batches", type=_positive_int("batches"), default=5)
+    be.add_argument("--batches", type=_positive_int("batches"), default=10)
     be.add_argument("--seeds", type=_positive_int("seeds"), default=1, help="networks in lockstep")
     be.add_argument("--json", action="store_true")
     return p
@@ -284,6 +284,8 @@ def cmd_bench(a) -> int:
 
 
 def main(argv=None) -> int:
+    from .adapt import DivergenceError
+
     parser = build_parser()
     try:
         a = parser.parse_args(argv)
@@ -292,6 +294,12 @@ def main(argv=None) -> int:
     except CLIError as exc:
         print(f"fbctrl: error: {exc}", file=sys.stderr)
         return 2
+    except DivergenceError as exc:  # a run blew up: say which trial, rule and rate, no traceback
+        print(f"fbctrl: diverged: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("fbctrl: interrupted (pre-training resumes from its last checkpoint when run again)", file=sys.stderr)
+        return 130
     except (ValueError, FileNotFoundError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"fbctrl: error: {msg}", file=sys.stderr)

@@ -302,8 +302,6 @@ def cli_adapt(a) -> int:
     run = RunSpec(net_index=0, controller_on=ctrl, rotation_deg=a.rotation, lr=lr, seed=a.seed)
     res = adapt(net, a.rule, [run], trials=a.trials, delay=a.delay, progress=not a.no_progress, device=a.device)
     out = Path(a.out)
-    if out.suffix != ".npz":
-        raise ValueError(f"out must be a .npz file name, got {a.out!r}")
     payload = {k: v[0] for k, v in res.records.items()}
     payload["target"] = payload["target"].astype(np.int64)
     meta = {"checkpoint": a.checkpoint, "rule": a.rule, "controller": a.controller, "rotation_deg": a.rotation,

@@ -4,6 +4,7 @@ never assert; the tests check correctness, these measure speed."""
 from __future__ import annotations
 
 import platform
+import statistics
 import time
 
 import torch
@@ -45,15 +46,18 @@ def bench_pretrain(device="cpu", batches: int = 5, seeds: int = 1) -> dict:
     from .bptt import loss_and_grads
     from .train import PretrainConfig, Trainer
 
-    cfg = PretrainConfig(batches=batches + 1)
+    cfg = PretrainConfig(batches=batches + 2)
     tr = Trainer(cfg, list(range(seeds)), device=device)
-    tr.step()  # warm-up
-    _sync(device)
-    t = time.perf_counter()
-    for _ in range(batches):
+    for _ in range(2):  # warm-up: allocator, caches, clock
         tr.step()
     _sync(device)
-    spb = (time.perf_counter() - t) / batches
+    times = []
+    for _ in range(batches):
+        t = time.perf_counter()
+        tr.step()
+        _sync(device)
+        times.append(time.perf_counter() - t)
+    spb = statistics.median(times)  # the median batch: robust to a busy moment, not flattering
     gflops = pretrain_flops() * seeds / spb / 1e9
     peak = matmul_peak_gflops(device)
     return {"seconds_per_batch": spb, "seconds_per_batch_per_seed": spb / seeds, "seeds": seeds,

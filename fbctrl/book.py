@@ -26,10 +26,12 @@ Conventions for a notebook (see the Introduction of the book):
 from __future__ import annotations
 
 import argparse
+import ast
 import math
 import os
 import re
 import sys
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -71,6 +73,7 @@ class Profile:
     lr_sweep_points: int = 3              # learning rates per rule in the sweep
     analysis_trials: int = 8              # trials in the per-step gradient / alignment analyses
     hessian_trials: int = 1               # trials in the second-order (Hessian) analyses
+    bptt_weights: str = "current"         # online BPTT sweep: "current" weights or exact "history" (Methods)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -83,14 +86,16 @@ PROFILES: dict[str, Profile] = {
     ),
     "paper": Profile(
         name="paper",
-        description="the paper's protocol for a GPU machine: 10 seeds, 500 adaptation trials, 30-60 degrees",
+        description="the paper's protocol for a GPU machine: 10 seeds, 1000 adaptation trials, 30-60 degrees, "
+                    "exact (weight-history) online BPTT",
         max_seeds=10,
         eval_repeats=32,
-        adapt_trials=500,
+        adapt_trials=1000,
         rotations=(30.0, 40.0, 50.0, 60.0),
         lr_sweep_points=7,
         analysis_trials=32,
         hessian_trials=8,
+        bptt_weights="history",
     ),
 }
 
@@ -164,13 +169,27 @@ def _check_seeds(name, v):
     return tuple(int(s) for s in v)
 
 
+def _literal(v):
+    """A parameter passed as a string on papermill's command line (``-p seeds "[0, 1]"``,
+    ``-p rotation_deg "45"``): parse it as a Python literal; other strings are returned as they
+    are, and other values untouched."""
+    if isinstance(v, str):
+        try:
+            return ast.literal_eval(v.strip())
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            return v
+    return v
+
+
 def _check_angle(name, v):
+    v = _literal(v)
     if not _is_number(v) or not math.isfinite(float(v)):
         raise ValueError(f"{name} must be a finite number of degrees, got {v!r}")
     return float(v)
 
 
 def _check_angles(name, v):
+    v = _literal(v)
     if v is None:
         return None
     if _is_number(v):
@@ -181,6 +200,7 @@ def _check_angles(name, v):
 
 
 def _check_pos_int(name, v):
+    v = _literal(v)
     if v is None:
         return None
     if not _is_int(v) or v <= 0:
@@ -189,12 +209,14 @@ def _check_pos_int(name, v):
 
 
 def _check_nonneg_int(name, v):
+    v = _literal(v)
     if not _is_int(v) or v < 0:
         raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
     return int(v)
 
 
 def _check_pos_float(name, v):
+    v = _literal(v)
     if v is None:
         return None
     if not _is_number(v) or not (math.isfinite(float(v)) and float(v) > 0):
@@ -209,6 +231,7 @@ def _check_bool(name, v):
 
 
 def _check_target(name, v):
+    v = _literal(v)
     if not _is_int(v) or not 0 <= v < 8:
         raise ValueError(f"{name} must be a centre-out target index 0..7, got {v!r}")
     return int(v)
@@ -221,14 +244,16 @@ def _check_rule(name, v):
 
 
 def _check_rules(name, v):
+    v = _literal(v)
     if isinstance(v, str):
-        v = [v]
+        v = [r for r in re.split(r"[\s,]+", v) if r]
     if not isinstance(v, (list, tuple)) or not v or any(r not in ("bptt", "rflo") for r in v):
         raise ValueError(f"{name} must be a list drawn from 'bptt', 'rflo', got {v!r}")
     return tuple(v)
 
 
 def _check_pos_floats(name, v):
+    v = _literal(v)
     if v is None:
         return None
     if _is_number(v):
@@ -478,8 +503,10 @@ def mean_sem(values, axis=0) -> tuple[np.ndarray, np.ndarray]:
     NaNs are ignored."""
     a = np.asarray(values, dtype=np.float64)
     n = np.sum(np.isfinite(a), axis=axis)
-    m = np.nanmean(a, axis=axis)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        # all-NaN columns and single values: NaN mean / zero SEM, without numpy's RuntimeWarnings
+        warnings.simplefilter("ignore", RuntimeWarning)
+        m = np.nanmean(a, axis=axis)
         sd = np.nanstd(a, axis=axis, ddof=1) if a.shape[axis] > 1 else np.zeros_like(m)
         sem = np.where(n > 1, sd / np.sqrt(np.maximum(n, 1)), 0.0)
     return m, sem

@@ -58,7 +58,7 @@ class Forward:
     X: torch.Tensor  # [T+1, S, B, n]
     R: torch.Tensor  # [T+1, S, B, n]
     E: torch.Tensor  # [T+1, S, B, 2]
-    drive: torch.Tensor  # [T, S, B, n]  W_in s_k + b
+    Z: torch.Tensor  # [T+1, S, B, n + n_in + 3]: rows z_k = [r_k, s_k, 1, c E[k-d]]; R is its first n columns
 
     def task_loss(self) -> torch.Tensor:
         """mean(E^2) per network -> [S]."""
@@ -81,20 +81,31 @@ def _as_stacked(net: Network, trials: Trials, x0: torch.Tensor):
 def forward(net: Network, trials: Trials, x0: torch.Tensor, *, controller_on: bool = True,
             delay: int | None = None) -> Forward:
     """The dynamics of ``model.rollout`` without autograd, into preallocated buffers.
-    Always returns stacked buffers ([T+1, S, B, .]; S = 1 for a single network)."""
+    Always returns stacked buffers ([T+1, S, B, .]; S = 1 for a single network).
+
+    Every input of the pre-activation is kept in one row per step, z_k = [r_k, s_k, 1, c E[k-d]],
+    so that a_k = z_k W_z with W_z = [W_rec^T; W_in^T; b; W_f^T] is one matrix product per step,
+    and the weight gradients of all of them are one product over the trial (``loss_and_grads``).
+    ``R`` is a view of the first n columns of ``Z``."""
     net, trials, x0 = _as_stacked(net, trials, x0)
     d = net.cfg.delay if delay is None else int(delay)
     dev, dt_ = net.device, net.dtype
     trials = trials.to(device=dev, dtype=dt_)
     T = trials.T
     S, B, n = x0.shape
+    n_in = trials.inputs.shape[-1]
     alpha, dt = net.cfg.alpha, net.cfg.dt
-    W_recT = net.W_rec.mT
-    W_fT = (net.W_fb * net.mask).mT.contiguous()
+    W_z = torch.cat([net.W_rec.mT, net.W_in.mT, net.b.unsqueeze(1),
+                     (net.W_fb * net.mask).mT if controller_on else torch.zeros_like(net.W_fb.mT)], dim=1)
     W_outT = net.W_out.mT
-    drive = torch.matmul(trials.inputs, net.W_in.mT.unsqueeze(0)).add_(net.b.unsqueeze(1))
     X = torch.empty(T + 1, S, B, n, dtype=dt_, device=dev)
-    R = torch.empty_like(X)
+    Z = torch.empty(T + 1, S, B, n + n_in + 3, dtype=dt_, device=dev)  # the r columns are written below
+    R = Z[..., :n]
+    Z[:T, ..., n:n + n_in] = trials.inputs
+    Z[:T, ..., n + n_in] = 1.0
+    Z[T, ..., n:] = 0.0
+    E_in = Z[..., n + n_in + 1:]  # c E[k-d], zero before step d + 1
+    E_in[: min(d + 1, T) if controller_on else T] = 0.0
     E = torch.zeros(T + 1, S, B, 2, dtype=dt_, device=dev)
     X[0] = x0
     torch.clamp_min(x0, 0.0, out=R[0])
@@ -102,16 +113,16 @@ def forward(net: Network, trials: Trials, x0: torch.Tensor, *, controller_on: bo
     v = torch.empty(S, B, 2, dtype=dt_, device=dev)
     b_out = net.b_out.unsqueeze(1).expand(S, B, 2)
     for k in range(T):
-        torch.baddbmm(drive[k], R[k], W_recT, out=h)
-        if controller_on and k - d >= 0:
-            h.baddbmm_(E[k - d], W_fT)
+        torch.bmm(Z[k], W_z, out=h)
         torch.lerp(X[k], h, alpha, out=X[k + 1])
         torch.clamp_min(X[k + 1], 0.0, out=R[k + 1])
         torch.baddbmm(b_out, R[k + 1], W_outT, out=v)
         v.add_(trials.push[k])
         torch.sub(trials.vref[k], v, out=E[k + 1])
         E[k + 1].mul_(dt).add_(E[k])
-    return Forward(X=X, R=R, E=E, drive=drive)
+        if controller_on and k + 1 + d < T:
+            E_in[k + 1 + d] = E[k + 1]
+    return Forward(X=X, R=R, E=E, Z=Z)
 
 
 def _fro(W: torch.Tensor) -> torch.Tensor:
@@ -148,49 +159,48 @@ def loss_and_grads(net: Network, trials: Trials, x0: torch.Tensor, reg: Regulari
     rec = _fro(snet.W_rec)
     total = task + reg.rate * rate + reg.weights * wsum + reg.recurrent * rec
 
-    # adjoint sweep. The small parameter gradients are accumulated per step while GA[k] is in
-    # cache: Z_k = [s_k, 1, E[k-d]] gives dL/d[W_in, b, W_f] = sum_k ga_k^T Z_k in one product.
-    GA = torch.empty(T, S, B, n, dtype=dt_, device=dev)
+    # adjoint sweep, kept scaled: GA[k] = alpha gx_{k+1}, so with aW_out = alpha W_out and
+    # aW_rec = alpha W_rec one fused add per step gives GA[k] = alpha g_r + (1 - alpha) GA[k+1]
+    # (threshold_backward is linear in g). The readout adjoint gv_k is stored beside GA[k+1]
+    # (columns n, n+1 of the same rows), so that after the sweep ONE product over all steps,
+    # [GA | GV]^T Z, gives dL/dW_rec, dL/dW_in, dL/db, dL/dW_f (rows of GA against the columns of
+    # z_k = [r_k, s_k, 1, E[k-d]]) and dL/dW_out (rows of GV against r_{k+1}).
+    GAV = torch.empty(T, S, B, n + 2, dtype=dt_, device=dev)
+    GA = GAV[..., :n]
+    GAV[0, ..., n:] = 0.0
+    gv_last = torch.empty(S, B, 2, dtype=dt_, device=dev)
     F = torch.zeros(T + 1, S, B, 2, dtype=dt_, device=dev)
     G = torch.zeros(S, B, 2, dtype=dt_, device=dev)
-    gv = torch.empty(S, B, 2, dtype=dt_, device=dev)
-    gx = torch.zeros(S, B, n, dtype=dt_, device=dev)
     g_r = torch.empty(S, B, n, dtype=dt_, device=dev)
     n_in = strials.inputs.shape[-1]
-    Z = torch.zeros(T, S, B, n_in + 3, dtype=dt_, device=dev)
-    Z[..., :n_in] = strials.inputs
-    Z[..., n_in] = 1.0
-    if controller_on and d < T:
-        Z[d:, ..., n_in + 1:] = E[: T - d]
-    g_Z = torch.zeros(S, n, n_in + 3, dtype=dt_, device=dev)
-    g_Wout = torch.zeros(S, 2, n, dtype=dt_, device=dev)
-    g_bout = torch.zeros(S, 2, dtype=dt_, device=dev)
     cE = 2.0 / N_E
     cR = 2.0 * reg.rate / N_r
-    W_out = snet.W_out
-    W_rec = snet.W_rec
+    aW_out = alpha * snet.W_out
+    aW_rec = alpha * snet.W_rec
+    fb_loop = controller_on and d < T
     for k in range(T - 1, -1, -1):
-        # G_{k+1} = D_{k+1} + F_{k+1} + G_{k+2}
+        # G_{k+1} = D_{k+1} + F_{k+1} + G_{k+2};  gv_k = -dt G_{k+1}
         G.add_(F[k + 1]).add_(E[k + 1], alpha=cE)
-        torch.mul(G, -dt, out=gv)
-        torch.baddbmm(R[k + 1], gv, W_out, beta=cR, out=g_r)
-        g_Wout.baddbmm_(gv.mT, R[k + 1])
-        g_bout.add_(gv.sum(1))
+        gv = torch.mul(G, -dt, out=GAV[k + 1, ..., n:] if k + 1 < T else gv_last)
+        torch.baddbmm(R[k + 1], gv, aW_out, beta=alpha * cR, out=g_r)
         if k + 1 < T:
-            g_r.baddbmm_(GA[k + 1], W_rec)
-        g_r = torch.ops.aten.threshold_backward(g_r, X[k + 1], 0.0)  # relu'(x) * g_r
-        gx.mul_(1.0 - alpha).add_(g_r)
-        torch.mul(gx, alpha, out=GA[k])
-        g_Z.baddbmm_(GA[k].mT, Z[k])
-        if controller_on and k - d >= 0:
+            g_r.baddbmm_(GA[k + 1], aW_rec)
+            g_r = torch.ops.aten.threshold_backward(g_r, X[k + 1], 0.0)  # relu'(x) * g_r
+            torch.add(g_r, GA[k + 1], alpha=1.0 - alpha, out=GA[k])
+        else:
+            GA[k] = torch.ops.aten.threshold_backward(g_r, X[k + 1], 0.0)
+        if fb_loop and k - d >= 0:
             F[k - d].baddbmm_(GA[k], W_f)
-    # recurrent gradient: one product over all steps and trials per network
-    GA_s = GA.transpose(0, 1).reshape(S, T * B, n)
-    R_s = R[:T].transpose(0, 1).reshape(S, T * B, n)
-    g_Wrec = torch.bmm(GA_s.mT, R_s)
-    g_Win = g_Z[..., :n_in].contiguous()
-    g_b = g_Z[..., n_in].contiguous()
-    g_Wf = g_Z[..., n_in + 1:] * snet.mask if controller_on else torch.zeros_like(W_f)
+    # weight gradients: one product over all steps and trials per network
+    m = fwd.Z.shape[-1]
+    g_all = torch.bmm(GAV.transpose(0, 1).reshape(S, T * B, n + 2).mT,
+                      fwd.Z[:T].transpose(0, 1).reshape(S, T * B, m))   # [S, n+2, m]
+    g_Wrec = g_all[:, :n, :n].contiguous()
+    g_Win = g_all[:, :n, n:n + n_in].contiguous()
+    g_b = g_all[:, :n, n + n_in].contiguous()
+    g_Wf = g_all[:, :n, n + n_in + 1:] * snet.mask if controller_on else torch.zeros_like(W_f)
+    g_Wout = g_all[:, n:, :n].baddbmm(gv_last.mT, R[T])   # + gv_{T-1}^T r_T
+    g_bout = GAV[1:, ..., n:].sum(dim=(0, 2)) + gv_last.sum(1)
 
     def add_norm_grad(g, W, coef):
         nrm = _fro(W).clamp_min(1e-30).reshape(-1, *([1] * (W.dim() - 1)))

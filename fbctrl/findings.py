@@ -325,7 +325,8 @@ def load_adaptation(P, rotation_deg: float, kind: str = "fb", *, seeds=None, tri
         align_every = 50 if paper else max(1, n_trials // 2)
     t0 = time.perf_counter()
     out = run_conditions(nets, use, rotation_deg=rotation_deg, trials=n_trials, conditions=conds,
-                         align_every=align_every, bptt_weights="current", progress=progress, device=P.device,
+                         align_every=align_every, bptt_weights=P.profile.bptt_weights, progress=progress,
+                         device=P.device,
                          on_divergence="mark")
     secs = time.perf_counter() - t0
     res = {name: {**r.records, "diverged": r.diverged} for name, r in out.items()}
@@ -335,7 +336,7 @@ def load_adaptation(P, rotation_deg: float, kind: str = "fb", *, seeds=None, tri
         path = Path(P.results_dir) / f"paper_adapt_{kind}_rot{_rot_tag(rotation_deg)}_{fmt_seeds(use)}.npz"
         save_results(path, out, {"command": "notebook (paper profile): fbctrl.findings.load_adaptation",
                                  "kind": kind, "seeds": use, "rotation_deg": float(rotation_deg),
-                                 "trials": n_trials, "bptt_weights": "current"})
+                                 "trials": n_trials, "bptt_weights": P.profile.bptt_weights})
         saved = [path.name]
     return AdaptSet(rotation_deg=float(rotation_deg), kind=kind, results=res, seeds=use, trials=n_trials,
                     source="computed" if paper else "live", files=saved, lrs=lrs, seconds=secs)

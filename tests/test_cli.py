@@ -121,3 +121,16 @@ def test_evaluate_json(tmp_path, ckpt):
     ref_off = evaluate(load_checkpoint(ckpt), "random", trials=16, seed=3, controller_on=False, rotation_deg=30.0)
     assert off["loss"] == pytest.approx(ref_off["loss"], rel=1e-6)
     assert off["loss"] != pytest.approx(out["loss"], rel=1e-3)
+
+
+def test_diverging_adaptation_is_one_line(tmp_path, ckpt):
+    """A rate that blows the run up ends with one line naming the trial and rate, exit code 1,
+    and no result file (nothing half-written)."""
+    out = tmp_path / "run.npz"
+    res = run_cli("adapt", ckpt, "--rule", "bptt", "--controller", "on", "--rotation", 30, "--trials", 5,
+                  "--lr", "1e3", "--out", out, "--no-progress", cwd=tmp_path)
+    assert res.returncode == 1, (res.returncode, res.stdout, res.stderr)
+    err = res.stderr.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert err.startswith("fbctrl: diverged:") and "trial" in err and "1000" in err.replace("1e+03", "1000"), err
+    assert not out.exists()
