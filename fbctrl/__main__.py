@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import math
 import shlex
 import sys
@@ -175,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--batches", type=_positive_int("batches"), default=10)
     be.add_argument("--seeds", type=_positive_int("seeds"), default=1, help="networks in lockstep")
     be.add_argument("--json", action="store_true")
+    be.add_argument("--save", default=None, help="also write the result, with its provenance, to this .json file")
     return p
 
 
@@ -277,7 +279,16 @@ def cmd_sweep(a) -> int:
 def cmd_bench(a) -> int:
     from . import bench
 
+    if a.save is not None and not str(a.save).endswith(".json"):
+        raise ValueError(f"save must be a .json file name, got {a.save!r}")
     res = bench.run(a.what, device=a.device, batches=a.batches, seeds=a.seeds)
+    if a.save is not None:
+        from .checkpoint import atomic_write_json
+        from .experiments import _provenance
+
+        cmd = "python -m fbctrl " + " ".join(shlex.quote(x) for x in sys.argv[1:])
+        atomic_write_json(a.save, {"benchmark": a.what, "result": res,
+                                   **_provenance({"command": cmd, "cpu": bench.cpu_name(), "cores": os.cpu_count()})})
     if a.json:
         print(json.dumps(res))
     return 0

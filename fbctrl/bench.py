@@ -65,6 +65,18 @@ def bench_pretrain(device="cpu", batches: int = 5, seeds: int = 1) -> dict:
             "threads": torch.get_num_threads(), "machine": platform.machine()}
 
 
+def cpu_name() -> str:
+    """The processor's model name (Linux), else what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def run(what: str, device="cpu", batches: int = 5, seeds: int = 1) -> dict:
     if what == "pretrain":
         res = bench_pretrain(device, batches, seeds)

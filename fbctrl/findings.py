@@ -46,7 +46,7 @@ from .model import Network, draw_x0
 from .task import TaskConfig, Trials, centre_out_reaches
 
 __all__ = [
-    "GO_STEP", "FINAL_WINDOW", "LIVE_TRIALS", "LIVE_SWEEP_TRIALS", "COND_ORDER", "AdaptSet", "stack",
+    "GO_STEP", "FINAL_WINDOW", "bptt_convention", "LIVE_TRIALS", "LIVE_SWEEP_TRIALS", "COND_ORDER", "AdaptSet", "stack",
     "initial_for", "truncated", "subset", "comparable", "n_diverged", "adapt_files", "file_rotations", "load_adaptation", "initial_test_losses", "final", "efficiency",
     "cumulative_efficiency", "loss_drop_per_path", "alignment_summary", "activity_cosines",
     "movement_mean", "closed_loop_jacobians", "jacobian_profile", "horizon_profile", "activity_newton_cosines", "rflo_direction",
@@ -181,7 +181,7 @@ def _lrs_from_meta(meta: dict) -> dict[str, float]:
 # Adaptation results: files, or computed
 # ---------------------------------------------------------------------------------------------
 
-_ADAPT_RE = re.compile(r"^(?P<paper>paper_)?adapt_(?P<kind>fb|nofb)_rot(?P<rot>-?[0-9.]+)_s(?P<seeds>[0-9_-]+)\.npz$")
+_ADAPT_RE = re.compile(r"^(?P<paper>paper_)?adapt_(?P<kind>fb|nofb)_rot(?P<rot>-?[0-9.]+)(?:_(?P<tag>[a-z][a-z_]*))?_s(?P<seeds>[0-9_-]+)\.npz$")
 
 
 @dataclass
@@ -340,6 +340,32 @@ def load_adaptation(P, rotation_deg: float, kind: str = "fb", *, seeds=None, tri
         saved = [path.name]
     return AdaptSet(rotation_deg=float(rotation_deg), kind=kind, results=res, seeds=use, trials=n_trials,
                     source="computed" if paper else "live", files=saved, lrs=lrs, seconds=secs)
+
+
+def bptt_convention(P, rotation_deg: float = 30.0, kind: str = "fb") -> dict | None:
+    """Online BPTT under its two weight conventions (Methods), from the result files of one
+    rotation: the exact sweep through the weights each step ran with (``bptt_weights="history"``)
+    and the cheaper sweep with the current weights, on the seeds both hold, cut to the shorter
+    length. Returns ``{"seeds", "trials", "conds": {cond: {"history": [S], "current": [S]}}}``
+    (final test losses, controller off), or None if there is no history file."""
+    files = adapt_files(P.results_dir, kind, rotation_deg, paper=P.profile_name == "paper")
+    by_w: dict[str, list[Path]] = {}
+    for f in files:
+        by_w.setdefault(str(_file_meta(f).get("bptt_weights")), []).append(f)
+    if "history" not in by_w or "current" not in by_w:
+        return None
+    hist, hmeta = load_results(_consistent(by_w["history"]))
+    cur, cmeta = load_results(_consistent(by_w["current"]))
+    hs, cs = [int(s) for s in hmeta.get("seeds", [])], [int(s) for s in cmeta.get("seeds", [])]
+    seeds = [s for s in hs if s in cs]
+    conds = [c for c in hist if c in cur and c.startswith("BPTT")]
+    if not seeds or not conds:
+        return None
+    trials = min(next(iter(hist.values()))["test_loss"].shape[1], next(iter(cur.values()))["test_loss"].shape[1])
+    hist = _truncate(_select(hist, hs, seeds), trials)
+    cur = _truncate(_select(cur, cs, seeds), trials)
+    return {"seeds": seeds, "trials": trials,
+            "conds": {c: {"history": final(hist[c]["test_loss"]), "current": final(cur[c]["test_loss"])} for c in conds}}
 
 
 @torch.no_grad()
