@@ -361,7 +361,25 @@ def bench_adapt(device="cpu", trials: int = 4) -> dict:
         "bptt_c_batch32_current": timeit("bptt", [RunSpec(controller_on=True, lr=1e-4, seed=s) for s in range(32)],
                                          n_trials=1, bptt_weights="current"),
     }
+    # the W_rec Newton analysis (SPEC 5, finding 3): one time step, 100 MINRES iterations of exact
+    # Hessian-vector products at n = 400 (float64), plus the gradient and Gauss-Newton direction
+    from .analysis import wrec_second_order
+    from .task import TaskConfig, centre_out_reaches
+
+    net64 = net.to(dtype=torch.float64)
+    tr = centre_out_reaches(TaskConfig(), dtype=torch.float64).rotated(30.0).select(slice(0, 1))
+    x0 = torch.zeros(1, net.cfg.n, dtype=torch.float64, device=net64.device)
+    t = time.perf_counter()
+    w = wrec_second_order(net64, tr, x0, 60, controller_on=True, maxiter=100, rtol=0.0)
+    secs = time.perf_counter() - t
+    res["wrec_newton_step"] = secs
+    res["wrec_newton_iters"] = int(w.minres_iters)
     for k, v in res.items():
+        if k.startswith("wrec_newton_iters"):
+            continue
+        if k == "wrec_newton_step":
+            print(f"{k:16s} {v:.2f} s per time step ({res['wrec_newton_iters']} MINRES iterations, n = {net.cfg.n})")
+            continue
         print(f"{k:16s} {v:.4f} s per trial" + (" (per run-trial, 32 runs in lockstep)" if k.endswith("32") else ""))
     res["device"] = str(device)
     return res

@@ -9,7 +9,7 @@ import time
 
 import torch
 
-__all__ = ["run", "matmul_peak_gflops", "bench_pretrain"]
+__all__ = ["run", "matmul_peak_gflops", "bench_pretrain", "load_saved", "PUBLISHED_CPU", "cpu_name"]
 
 
 def _sync(device):
@@ -89,3 +89,25 @@ def run(what: str, device="cpu", batches: int = 5, seeds: int = 1) -> dict:
 
         return bench_adapt(device)
     raise ValueError(f"bench: unknown benchmark {what!r} (pretrain, adapt)")
+
+
+# Figures reported for the published code on a 2-core CPU (not re-measured here: the book does
+# not run that code). Seconds per pre-training batch (n 400, 256 trials, T 125, with its five
+# test sets per batch) and per adaptation trial (n 400, T 125, batch 1).
+PUBLISHED_CPU = {"pretrain": 2.45, "rflo": 0.7, "bptt": 7.9}
+
+
+def load_saved(folder) -> list[dict]:
+    """The benchmark results written by ``python -m fbctrl bench ... --save FILE.json`` in a
+    folder, sorted by file name; each is ``{"benchmark", "result", "command", "commit", ...}``."""
+    import json
+    from pathlib import Path
+
+    out = []
+    for p in sorted(Path(folder).glob("*.json")):
+        d = json.loads(p.read_text())
+        if not isinstance(d, dict) or "benchmark" not in d or "result" not in d:
+            raise ValueError(f"{p}: not a saved benchmark (expected keys 'benchmark' and 'result')")
+        d["file"] = p.name
+        out.append(d)
+    return out
