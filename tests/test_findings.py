@@ -399,3 +399,31 @@ def test_every_figure_draws(dirs):
         assert f.axes and all(ax.get_xlabel() or ax.get_ylabel() or not ax.has_data() or ax.images
                               for ax in f.axes if ax.get_label() != "<colorbar>")
         plt.close(f)
+
+
+def test_bptt_convention_pairs_history_and_current_files(dirs, tmp_path):
+    """The exact (weight-history) file is found beside the current-weights files, paired on the
+    seeds both hold, cut to the shorter run, and each value is the final test loss of its file."""
+    import shutil
+
+    ck, res = dirs
+    for p in res.glob("adapt_fb_rot30_*.npz"):
+        shutil.copy(p, tmp_path / p.name)
+    P = book.validate_params(profile="default", device="cpu", checkpoint_dir=str(ck), results_dir=str(tmp_path))
+    assert findings.bptt_convention(P, 30.0) is None            # no history file yet
+    nets, seeds = shipped_networks(ck, f"fb_n{N}", [1])
+    bptt_conds = tuple(c for c in findings.CONDITIONS if c[0] == "bptt")
+    out = run_conditions(nets, seeds, rotation_deg=30.0, trials=TRIALS - 1, lrs=LRS, conditions=bptt_conds,
+                         bptt_weights="history", progress=False, on_divergence="mark")
+    save_results(tmp_path / "adapt_fb_rot30_bptt_history_s1.npz", out,
+                 {"command": "test", "kind": "fb", "seeds": seeds, "rotation_deg": 30.0, "trials": TRIALS - 1,
+                  "bptt_weights": "history"})
+    conv = findings.bptt_convention(P, 30.0)
+    assert conv["seeds"] == [1] and conv["trials"] == TRIALS - 1
+    assert set(conv["conds"]) == {"BPTT+c", "BPTT"}
+    cur = findings.load_adaptation(P, 30.0, "fb", seeds=[1], trials=TRIALS - 1, compute=False)
+    for c, d in conv["conds"].items():
+        np.testing.assert_allclose(d["history"], findings.final(out[c].records["test_loss"]))
+        np.testing.assert_allclose(d["current"], findings.final(cur[c]["test_loss"]))
+    # the history file does not displace the current-weights group the chapters load
+    assert findings.load_adaptation(P, 30.0, "fb", compute=False).seeds == [0, 1]
