@@ -163,7 +163,7 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
     drive_all = torch.matmul(base.inputs.transpose(0, 1), net.W_in.mT.unsqueeze(1)) + net.b[:, None, None, :]
     # drive_all [R, 8, T, n]: W_in s_k + b for each run and target
 
-    need_hist = (rule == "bptt" and bptt_weights == "history") or align
+    need_hist = align   # online BPTT keeps its own weight history in low-rank form (rules.OnlineBPTT)
     X = torch.empty(R, T + 1, n, device=device, dtype=dtype)
     Rh = torch.empty_like(X)
     aD = torch.empty_like(X)
@@ -210,6 +210,7 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
         torch.clamp_min(x0, 0.0, out=Rh[:, 0])
         aD[:, 0] = (x0 > 0).to(dtype) * alpha
         E.zero_()
+        lr_alive = lr * alive                                # a diverged run stays frozen
         learner.begin_trial(state)
         if exact is not None:
             exact.begin_trial(state)
@@ -231,8 +232,7 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
             torch.sub(vref[:, k: k + 1], v, out=En)
             En.mul_(dt).add_(E[:, k: k + 1])
             # learning
-            dW = learner.step(state, k, lr)
-            dW.mul_(alive.reshape(R, 1, 1))
+            dW = learner.step(state, k, lr_alive)
             if do_align:
                 dW_hist[:, k] = dW
             path.add_(dW.reshape(R, -1).norm(dim=1))

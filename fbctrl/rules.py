@@ -72,6 +72,19 @@ class OnlineBPTT:
         ga_j = (1 - alpha) ga_{j+1} + alpha D_{j+1} (q + W_rec(j+1)^T ga_{j+1})     j = k-1 .. 0
         dl_k/dW_rec = sum_{j<=k} ga_j r_j^T
 
+    The past weights are never stored as matrices. Within a trial every update online BPTT
+    makes is a sum of outer products with the trial's own rates, dW_u = sum_{i<=u} g_i^(u) r_i^T
+    (g^(u) = -lr ga^(u)), so the weights of step j+1 are
+
+        W(j+1) = W_start + sum_{i<=j} c_i^(j) r_i^T,      c_i^(j) = sum_{u=i..j} g_i^(u)
+
+    and h W(j+1) = h W_start + (h C_j^T) R_j: one product with the trial's starting weights (kept
+    in cache) and two thin ones with the [j+1, n] factors, instead of reading a different n x n
+    matrix at every past step (about 5 GB per trial at n = 400). The factors C_j are snapshots of
+    a running sum, updated after each step (:meth:`step`). This is exact for the weights online
+    BPTT itself produces; other rules' weight histories (the alignment analyses) are read from
+    ``TrialState.Wh``.
+
     ``weights="current"`` instead runs the sweep with the current W_rec at every past step, as
     the published code effectively does: the stored activity comes from the old weights and the
     Jacobians from the new ones, so the result is not the gradient of any function, but it needs
@@ -86,8 +99,12 @@ class OnlineBPTT:
         if weights not in ("history", "current"):
             raise ValueError(f"weights must be 'history' or 'current', got {weights!r}")
         self.weights = weights
-        self.needs_weight_history = weights == "history"
-        self.W_current = None
+        self.needs_weight_history = False   # W(j) comes from the low-rank factors (class docstring)
+        self.W_current = None               # the engine's weight tensor, updated in place
+        self.W_start = None
+        self._C = torch.zeros(R, T, n, device=device, dtype=dtype)   # running sum of the rows c_i
+        self._snaps: list[torch.Tensor] = []                           # C_j = rows 0..j after step j
+        self._last = None                                              # (rows, weights) of the last gradient
         self.GA = torch.empty(R, T, n, device=device, dtype=dtype)
         self._GA_steps = self.GA.unbind(1)
         self._GAv = [g.unsqueeze(1) for g in self._GA_steps]
@@ -95,12 +112,33 @@ class OnlineBPTT:
 
     def begin_trial(self, state: TrialState) -> None:
         state._views = None
+        self._snaps = []
+        self._last = None
+        if self.weights == "history" and self.W_current is not None:
+            self.W_start = self.W_current.clone()
+            self._C.zero_()
+
+    def _hW(self, state: TrialState, h: torch.Tensor, j1: int, base: torch.Tensor, alpha: float,
+            out: torch.Tensor) -> torch.Tensor:
+        """``out = base + alpha * h W(j1)`` for row vectors h [R, 1, n], with W(j1) the weights of
+        step j1 under this rule's convention (history: low-rank factors; current: W_current)."""
+        if self.weights == "current":
+            return torch.baddbmm(base, h, self.W_current, alpha=alpha, out=out)
+        if self.W_start is None:   # no weights of its own to follow: read a given history
+            if state.Wh is None:
+                raise RuntimeError("OnlineBPTT(weights='history') needs W_current set before begin_trial, "
+                                   "or a weight history in the trial state")
+            return torch.baddbmm(base, h, _unbind_cache(state)["W"][j1], alpha=alpha, out=out)
+        torch.baddbmm(base, h, self.W_start, alpha=alpha, out=out)
+        if j1 >= 1:
+            coef = torch.bmm(h, self._snaps[j1 - 1].mT)               # [R, 1, j1]
+            out.baddbmm_(coef, state.Rh[:, :j1], alpha=alpha)
+        return out
 
     def adjoint(self, state: TrialState, k: int) -> torch.Tensor:
         """ga_j for j = 0..k (into self.GA[:, :k+1]) for the loss of step k; returns GA[:, :k+1]."""
         v = _unbind_cache(state)
         aD = v["aD"]
-        W = v["W"] if self.weights == "history" else [self.W_current] * (k + 1)
         a = state.alpha
         c = state.E[:, k + 1: k + 2].mul(-state.dt)             # [R, 1, 2]
         q = torch.bmm(c, state.W_out)                           # [R, 1, n]
@@ -109,7 +147,7 @@ class OnlineBPTT:
         tmp = self._tmp
         for j in range(k - 1, -1, -1):
             g_next = GA[j + 1].unsqueeze(1)
-            torch.baddbmm(q, g_next, W[j + 1], out=tmp)           # q + W(j+1)^T ga_{j+1}
+            self._hW(state, g_next, j + 1, q, 1.0, tmp)          # q + W(j+1)^T ga_{j+1}
             out = GA[j].unsqueeze(1)
             torch.mul(g_next, 1.0 - a, out=out)
             out.addcmul_(aD[j + 1].unsqueeze(1), tmp)
@@ -178,11 +216,10 @@ class OnlineBPTT:
         a = state.alpha
         if k * -math.log1p(-a) > 60.0:
             GA = self.adjoint(state, k)
+            self._last = (self.GA[:, : k + 1], None)
             return torch.bmm(GA.mT, state.Rh[:, : k + 1])
         v = _unbind_cache(state)
         aD = v["aDv"]
-        W = v["W"] if self.weights == "history" else None
-        Wc = self.W_current
         c = state.E[:, k + 1: k + 2].mul(-state.dt)
         q = torch.bmm(c, state.W_out)
         H = self._GAv
@@ -191,11 +228,12 @@ class OnlineBPTT:
         inv_next = 1.0                                          # 1 / s_{j+1}
         tmp = self._tmp
         for j in range(k - 1, -1, -1):
-            torch.baddbmm(q, H[j + 1], W[j + 1] if W is not None else Wc, alpha=inv_next, out=tmp)
+            self._hW(state, H[j + 1], j + 1, q, inv_next, tmp)   # q + h_{j+1} W(j+1) / s_{j+1}
             inv_j = inv_next * decay
             torch.addcmul(H[j + 1], aD[j + 1], tmp, value=1.0 / inv_j, out=H[j])
             inv_next = inv_j
         w = self._decay_pows(k, decay, state.Rh.dtype, state.Rh.device)   # 1/s_j = decay^(k-j)
+        self._last = (self.GA[:, : k + 1], w)                  # ga_j = h_j / s_j
         return torch.bmm(self.GA[:, : k + 1].mT, state.Rh[:, : k + 1] * w)
 
     def _decay_pows(self, k, decay, dtype, device):
@@ -209,8 +247,19 @@ class OnlineBPTT:
         return cache[1][T - 1 - k:].reshape(1, -1, 1)
 
     def step(self, state: TrialState, k: int, lr: torch.Tensor) -> torch.Tensor:
-        """Weight change after step k: -lr * dl_k/dW_rec (lr [R])."""
-        return self.gradient(state, k).mul_(-lr.reshape(-1, 1, 1))
+        """Weight change after step k: -lr * dl_k/dW_rec (lr [R]; 0 for a run that must not
+        move). The caller adds it to W_current; with the history convention the low-rank
+        factors of the weights record it too (class docstring)."""
+        dW = self.gradient(state, k).mul_(-lr.reshape(-1, 1, 1))
+        if self.weights == "history" and self.W_start is not None:
+            rows, w = self._last                                  # ga_i = rows_i * w_i, i <= k
+            C = self._C[:, : k + 1]
+            if w is None:
+                C.add_(rows * -lr.reshape(-1, 1, 1))
+            else:
+                C.addcmul_(rows, w * -lr.reshape(-1, 1, 1))
+            self._snaps.append(C.clone())
+        return dW
 
 
 class RFLO:
