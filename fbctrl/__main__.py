@@ -12,6 +12,7 @@ import os
 import math
 import shlex
 import sys
+import warnings
 
 
 class CLIError(Exception):
@@ -269,7 +270,9 @@ def cmd_sweep(a) -> int:
     best = {}
     for name, fin in sw["final"].items():
         rule = name.split("+")[0].lower()
-        m = np.nanmean(fin, axis=2)  # over seeds
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)   # a rate that diverged in every seed: NaN
+            m = np.nanmean(fin, axis=2)  # over seeds
         best[name] = {f"{rot:g}": sw["rates"][rule][int(np.nanargmin(m[:, j]))] if np.isfinite(m[:, j]).any() else None
                       for j, rot in enumerate(sw["rotations"])}
     print(json.dumps({"out": a.out, "best_rate": best}))
