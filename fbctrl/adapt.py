@@ -323,7 +323,7 @@ def cli_adapt(a) -> int:
     return 0
 
 
-def bench_adapt(device="cpu", trials: int = 4) -> dict:
+def bench_adapt(device="cpu", trials: int = 20) -> dict:
     """Seconds per trial at n 400, T 125, batch 1 for RFLO+c, RFLO, online BPTT+c (exact, weight
     history), RFLO with per-step alignment to the exact online gradient, and 32 runs of online
     BPTT+c in lockstep (per run-trial); also both BPTT timings with the current-weights sweep."""
@@ -352,12 +352,12 @@ def bench_adapt(device="cpu", trials: int = 4) -> dict:
     res = {
         "rflo_c": timeit("rflo", [RunSpec(controller_on=True, lr=5e-5)]),
         "rflo": timeit("rflo", [RunSpec(controller_on=False, lr=5e-5)]),
-        "bptt_c": timeit("bptt", [RunSpec(controller_on=True, lr=1e-4)], n_trials=2),
-        "rflo_align": timeit("rflo", [RunSpec(controller_on=True, lr=5e-5)], align=True, n_trials=2),
+        "bptt_c": timeit("bptt", [RunSpec(controller_on=True, lr=1e-4)], n_trials=4),
+        "rflo_align": timeit("rflo", [RunSpec(controller_on=True, lr=5e-5)], align=True, n_trials=4),
         "bptt_c_batch32": timeit("bptt", [RunSpec(controller_on=True, lr=1e-4, seed=s) for s in range(32)],
                                  n_trials=1),
         # the cheaper sweep with the current weights (rules.OnlineBPTT, weights="current")
-        "bptt_c_current": timeit("bptt", [RunSpec(controller_on=True, lr=1e-4)], n_trials=2, bptt_weights="current"),
+        "bptt_c_current": timeit("bptt", [RunSpec(controller_on=True, lr=1e-4)], n_trials=4, bptt_weights="current"),
         "bptt_c_batch32_current": timeit("bptt", [RunSpec(controller_on=True, lr=1e-4, seed=s) for s in range(32)],
                                          n_trials=1, bptt_weights="current"),
     }
