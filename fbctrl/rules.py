@@ -131,9 +131,16 @@ class OnlineBPTT:
             return torch.baddbmm(base, h, _unbind_cache(state)["W"][j1], alpha=alpha, out=out)
         torch.baddbmm(base, h, self.W_start, alpha=alpha, out=out)
         if j1 >= 1:
-            coef = torch.bmm(h, self._snaps[j1 - 1].mT)               # [R, 1, j1]
-            out.baddbmm_(coef, state.Rh[:, :j1], alpha=alpha)
+            coef = torch.bmm(h, self._snap(j1 - 1).mT)                # [R, 1, j1]
+            out.baddbmm_(coef, self._rates(state)[:, :j1], alpha=alpha)
         return out
+
+    def _snap(self, j: int) -> torch.Tensor:
+        return self._snaps[j]
+
+    def _rates(self, state: TrialState) -> torch.Tensor:
+        return state.Rh
+
 
     def adjoint(self, state: TrialState, k: int) -> torch.Tensor:
         """ga_j for j = 0..k (into self.GA[:, :k+1]) for the loss of step k; returns GA[:, :k+1]."""
@@ -218,23 +225,45 @@ class OnlineBPTT:
             GA = self.adjoint(state, k)
             self._last = (self.GA[:, : k + 1], None)
             return torch.bmm(GA.mT, state.Rh[:, : k + 1])
-        v = _unbind_cache(state)
-        aD = v["aDv"]
         c = state.E[:, k + 1: k + 2].mul(-state.dt)
         q = torch.bmm(c, state.W_out)
-        H = self._GAv
-        torch.mul(aD[k + 1], q, out=H[k])
         decay = 1.0 - a
-        inv_next = 1.0                                          # 1 / s_{j+1}
-        tmp = self._tmp
-        for j in range(k - 1, -1, -1):
-            self._hW(state, H[j + 1], j + 1, q, inv_next, tmp)   # q + h_{j+1} W(j+1) / s_{j+1}
-            inv_j = inv_next * decay
-            torch.addcmul(H[j + 1], aD[j + 1], tmp, value=1.0 / inv_j, out=H[j])
-            inv_next = inv_j
+        for sub, H, aD, qc, tmp in self._chunks(state, q):
+            torch.mul(aD[k + 1], qc, out=H[k])
+            inv_next = 1.0                                      # 1 / s_{j+1}
+            for j in range(k - 1, -1, -1):
+                sub._hW(state, H[j + 1], j + 1, qc, inv_next, tmp)   # q + h_{j+1} W(j+1) / s_{j+1}
+                inv_j = inv_next * decay
+                torch.addcmul(H[j + 1], aD[j + 1], tmp, value=1.0 / inv_j, out=H[j])
+                inv_next = inv_j
         w = self._decay_pows(k, decay, state.Rh.dtype, state.Rh.device)   # 1/s_j = decay^(k-j)
         self._last = (self.GA[:, : k + 1], w)                  # ga_j = h_j / s_j
         return torch.bmm(self.GA[:, : k + 1].mT, state.Rh[:, : k + 1] * w)
+
+    # Runs per chunk of the backward sweep on a CPU: each run reads its own n x n matrix at every
+    # past step, so many runs in lockstep stream all their matrices through the cache at every
+    # step; a few runs at a time keep theirs in cache (on a GPU one batched sweep is best).
+    CPU_CHUNK = 4
+
+    def _chunks(self, state: TrialState, q: torch.Tensor):
+        """(rule view, per-step H views, per-step aD views, q, tmp) for each chunk of runs."""
+        R = q.shape[0]
+        if R <= self.CPU_CHUNK or q.device.type != "cpu":
+            yield self, self._GAv, _unbind_cache(state)["aDv"], q, self._tmp
+            return
+        v = _unbind_cache(state)
+        cached = v.get("chunks")
+        if cached is None:
+            cached = []
+            for i in range(0, R, self.CPU_CHUNK):
+                sl = slice(i, min(i + self.CPU_CHUNK, R))
+                sub = _RunsView(self, state, sl)
+                H = [g.unsqueeze(1) for g in self.GA[sl].unbind(1)]
+                aD = [x.unsqueeze(1) for x in state.aD[sl].unbind(1)]
+                cached.append((sl, sub, H, aD, self._tmp[sl]))
+            v["chunks"] = cached
+        for sl, sub, H, aD, tmp in cached:
+            yield sub, H, aD, q[sl], tmp
 
     def _decay_pows(self, k, decay, dtype, device):
         cache = getattr(self, "_pow_cache", None)
@@ -261,6 +290,39 @@ class OnlineBPTT:
             self._snaps.append(C.clone())
         return dW
 
+
+class _RunsView:
+    """A chunk of the runs of an :class:`OnlineBPTT` (rows ``sl``), for its backward sweep."""
+
+    def __init__(self, rule: "OnlineBPTT", state: TrialState, sl: slice):
+        self.rule, self.sl = rule, sl
+        self.weights = rule.weights
+        self.W_current = rule.W_current[sl] if rule.W_current is not None else None
+        self.W_start = rule.W_start[sl] if rule.W_start is not None else None
+        self._Rh = state.Rh[sl]
+        self._Wh = None
+
+    def _snap(self, j: int) -> torch.Tensor:
+        return self.rule._snaps[j][self.sl]
+
+    def _rates(self, state: TrialState) -> torch.Tensor:
+        return self._Rh
+
+    def _hW(self, state, h, j1, base, alpha, out):
+        if self.weights == "current":
+            return torch.baddbmm(base, h, self.W_current, alpha=alpha, out=out)
+        if self.W_start is None:
+            if self._Wh is None:
+                if state.Wh is None:
+                    raise RuntimeError("OnlineBPTT(weights='history') needs W_current set before begin_trial, "
+                                       "or a weight history in the trial state")
+                self._Wh = state.Wh[self.sl].unbind(1)
+            return torch.baddbmm(base, h, self._Wh[j1], alpha=alpha, out=out)
+        torch.baddbmm(base, h, self.W_start, alpha=alpha, out=out)
+        if j1 >= 1:
+            coef = torch.bmm(h, self._snap(j1 - 1).mT)
+            out.baddbmm_(coef, self._Rh[:, :j1], alpha=alpha)
+        return out
 
 class RFLO:
     """Random-feedback local online learning (Murray 2019), SPEC 4. After step k::

@@ -282,3 +282,21 @@ def test_alignment_without_forming_gradients_equals_explicit_cosines():
         for k in range(T):
             torch.testing.assert_close(local[r, k], cos(dW[r, k], -G[r, k]))
         torch.testing.assert_close(glob[r], cos(dW[r].sum(0), -G[r].sum(0)))
+
+
+@pytest.mark.parametrize("bptt_weights", ["history", "current"])
+def test_bptt_lockstep_in_chunks_equals_single_runs(bptt_weights):
+    """More runs than one chunk of the CPU sweep (rules.OnlineBPTT.CPU_CHUNK): the chunked sweep
+    gives each run exactly what it gets alone."""
+    from fbctrl.rules import OnlineBPTT
+
+    nets = init_network(NetworkConfig(n=12), torch.Generator().manual_seed(3), dtype=torch.float64)
+    R = OnlineBPTT.CPU_CHUNK + 2
+    runs = [RunSpec(controller_on=i % 2 == 0, rotation_deg=30 + 5 * i, lr=0.05 * (1 + i), seed=i) for i in range(R)]
+    together = adapt(nets, "bptt", runs, trials=2, task_cfg=TC, progress=False, dtype=torch.float64,
+                     bptt_weights=bptt_weights)
+    for i in (0, R - 1):
+        alone = adapt(nets, "bptt", [runs[i]], trials=2, task_cfg=TC, progress=False, dtype=torch.float64,
+                      bptt_weights=bptt_weights)
+        torch.testing.assert_close(together.W_final[i], alone.W_final[0], rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(together["train_loss"][i], alone["train_loss"][0], rtol=1e-10)
