@@ -20,6 +20,7 @@ Per trial and run the engine records:
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from dataclasses import dataclass, field
 
@@ -323,7 +324,7 @@ def cli_adapt(a) -> int:
     return 0
 
 
-def bench_adapt(device="cpu", trials: int = 20) -> dict:
+def bench_adapt(device="cpu", trials: int = 20, repeats: int = 3) -> dict:
     """Seconds per trial at n 400, T 125, batch 1 for RFLO+c, RFLO, online BPTT+c (exact, weight
     history), RFLO with per-step alignment to the exact online gradient, and 32 runs of online
     BPTT+c in lockstep (per run-trial); also both BPTT timings with the current-weights sweep."""
@@ -343,11 +344,14 @@ def bench_adapt(device="cpu", trials: int = 20) -> dict:
         adapt(net, rule, runs, trials=1, align=align, bptt_weights=bptt_weights, **kw)  # warm-up
         if str(device).startswith("cuda"):
             torch.cuda.synchronize()
-        t = time.perf_counter()
-        adapt(net, rule, runs, trials=n_trials, align=align, bptt_weights=bptt_weights, **kw)
-        if str(device).startswith("cuda"):
-            torch.cuda.synchronize()
-        return (time.perf_counter() - t) / n_trials / len(runs)
+        times = []
+        for _ in range(repeats):  # the median of a few repeats: robust to a busy moment, not flattering
+            t = time.perf_counter()
+            adapt(net, rule, runs, trials=n_trials, align=align, bptt_weights=bptt_weights, **kw)
+            if str(device).startswith("cuda"):
+                torch.cuda.synchronize()
+            times.append((time.perf_counter() - t) / n_trials / len(runs))
+        return statistics.median(times)
 
     res = {
         "rflo_c": timeit("rflo", [RunSpec(controller_on=True, lr=5e-5)]),
