@@ -128,7 +128,7 @@ class OnlineBPTT:
             if state.Wh is None:
                 raise RuntimeError("OnlineBPTT(weights='history') needs W_current set before begin_trial, "
                                    "or a weight history in the trial state")
-            return torch.baddbmm(base, h, _unbind_cache(state)["W"][j1], alpha=alpha, out=out)
+            return torch.baddbmm(base, h, self._history(state)[j1], alpha=alpha, out=out)
         torch.baddbmm(base, h, self.W_start, alpha=alpha, out=out)
         if j1 >= 1:
             coef = torch.bmm(h, self._snap(j1 - 1).mT)                # [R, 1, j1]
@@ -140,6 +140,9 @@ class OnlineBPTT:
 
     def _rates(self, state: TrialState) -> torch.Tensor:
         return state.Rh
+
+    def _history(self, state: TrialState):
+        return _unbind_cache(state)["W"]
 
 
     def adjoint(self, state: TrialState, k: int) -> torch.Tensor:
@@ -308,21 +311,13 @@ class _RunsView:
     def _rates(self, state: TrialState) -> torch.Tensor:
         return self._Rh
 
-    def _hW(self, state, h, j1, base, alpha, out):
-        if self.weights == "current":
-            return torch.baddbmm(base, h, self.W_current, alpha=alpha, out=out)
-        if self.W_start is None:
-            if self._Wh is None:
-                if state.Wh is None:
-                    raise RuntimeError("OnlineBPTT(weights='history') needs W_current set before begin_trial, "
-                                       "or a weight history in the trial state")
-                self._Wh = state.Wh[self.sl].unbind(1)
-            return torch.baddbmm(base, h, self._Wh[j1], alpha=alpha, out=out)
-        torch.baddbmm(base, h, self.W_start, alpha=alpha, out=out)
-        if j1 >= 1:
-            coef = torch.bmm(h, self._snap(j1 - 1).mT)
-            out.baddbmm_(coef, self._Rh[:, :j1], alpha=alpha)
-        return out
+    def _history(self, state: TrialState):
+        if self._Wh is None:
+            self._Wh = state.Wh[self.sl].unbind(1)
+        return self._Wh
+
+    _hW = OnlineBPTT._hW
+
 
 class RFLO:
     """Random-feedback local online learning (Murray 2019), SPEC 4. After step k::
