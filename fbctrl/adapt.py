@@ -175,6 +175,7 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
                         dtype=dtype, bptt_weights=bptt_weights)
     if rule == "bptt":
         learner.W_current = W
+    fused_update = hasattr(learner, "apply_step")
     exact_is_rule = rule == "bptt" and bptt_weights == "history"
     exact = OnlineBPTT(R, n, T, device=device, dtype=dtype) if (align and not exact_is_rule) else None
     dW_hist = torch.empty(R, T, n, n, device=device, dtype=dtype) if align else None
@@ -233,6 +234,9 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
             torch.sub(vref[:, k: k + 1], v, out=En)
             En.mul_(dt).add_(E[:, k: k + 1])
             # learning
+            if fused_update and not do_align:   # W += dW without forming dW (rules.RFLO.apply_step)
+                path.add_(learner.apply_step(state, k, lr_alive, W))
+                continue
             dW = learner.step(state, k, lr_alive)
             if do_align:
                 dW_hist[:, k] = dW

@@ -102,8 +102,13 @@ class OnlineBPTT:
         self.needs_weight_history = False   # W(j) comes from the low-rank factors (class docstring)
         self.W_current = None               # the engine's weight tensor, updated in place
         self.W_start = None
+        self.T = T
         self._C = torch.zeros(R, T, n, device=device, dtype=dtype)   # running sum of the rows c_i
-        self._snaps: list[torch.Tensor] = []                           # C_j = rows 0..j after step j
+        # snapshots C_j (rows 0..j after step j) packed one after another: C_j is rows
+        # off[j]..off[j+1] of _S (allocated on the first trial that follows its own weights)
+        self._off = [j * (j + 1) // 2 for j in range(T + 1)]
+        self._S = None
+        self._n_snaps = 0
         self._last = None                                              # (rows, weights) of the last gradient
         self.GA = torch.empty(R, T, n, device=device, dtype=dtype)
         self._GA_steps = self.GA.unbind(1)
@@ -112,55 +117,89 @@ class OnlineBPTT:
 
     def begin_trial(self, state: TrialState) -> None:
         state._views = None
-        self._snaps = []
+        self._n_snaps = 0
         self._last = None
         if self.weights == "history" and self.W_current is not None:
             self.W_start = self.W_current.clone()
             self._C.zero_()
-
-    def _hW(self, state: TrialState, h: torch.Tensor, j1: int, base: torch.Tensor, alpha: float,
-            out: torch.Tensor) -> torch.Tensor:
-        """``out = base + alpha * h W(j1)`` for row vectors h [R, 1, n], with W(j1) the weights of
-        step j1 under this rule's convention (history: low-rank factors; current: W_current)."""
-        if self.weights == "current":
-            return torch.baddbmm(base, h, self.W_current, alpha=alpha, out=out)
-        if self.W_start is None:   # no weights of its own to follow: read a given history
-            if state.Wh is None:
-                raise RuntimeError("OnlineBPTT(weights='history') needs W_current set before begin_trial, "
-                                   "or a weight history in the trial state")
-            return torch.baddbmm(base, h, self._history(state)[j1], alpha=alpha, out=out)
-        torch.baddbmm(base, h, self.W_start, alpha=alpha, out=out)
-        if j1 >= 1:
-            coef = torch.bmm(h, self._snap(j1 - 1).mT)                # [R, 1, j1]
-            out.baddbmm_(coef, self._rates(state)[:, :j1], alpha=alpha)
-        return out
+            if self._S is None:
+                R, T, n = self._C.shape
+                self._S = torch.empty(R, self._off[T], n, device=self._C.device, dtype=self._C.dtype)
 
     def _snap(self, j: int) -> torch.Tensor:
-        return self._snaps[j]
+        """C_j [R, j+1, n]: the factor rows of W(j+1) - W_start (class docstring)."""
+        if j >= self._n_snaps:
+            raise RuntimeError(f"online BPTT has no weight snapshot for step {j}: step() must be called "
+                               f"for every step of the trial in order")
+        return self._S[:, self._off[j]: self._off[j + 1]]
 
-    def _rates(self, state: TrialState) -> torch.Tensor:
-        return state.Rh
+    def _chunks(self, state: TrialState) -> list["_Chunk"]:
+        """The runs split for the backward sweep, with every per-step view made once per trial.
 
-    def _history(self, state: TrialState):
-        return _unbind_cache(state)["W"]
+        On a CPU each run reads its own n x n matrix at every past step, so many runs in lockstep
+        would stream all their matrices through the cache at every step; chunks of
+        ``CPU_CHUNK`` runs keep theirs in cache (on a GPU one batched sweep is best)."""
+        v = _unbind_cache(state)
+        key = ("chunks", id(self))                      # the state may be shared by two rules
+        cached = v.get(key)
+        if cached is not None:
+            return cached
+        R, T = self.GA.shape[0], self.GA.shape[1]
+        step = R if (R <= self.CPU_CHUNK or self.GA.device.type != "cpu") else self.CPU_CHUNK
+        cached = []
+        for i in range(0, R, step):
+            sl = slice(i, min(i + step, R))
+            whole = step == R
+            ch = _Chunk()
+            ch.sl = sl
+            ch.H = self._GAv if whole else [g.unsqueeze(1) for g in self.GA[sl].unbind(1)]
+            ch.aD = v["aDv"] if whole else [x.unsqueeze(1) for x in state.aD[sl].unbind(1)]
+            ch.tmp = self._tmp if whole else self._tmp[sl]
+            if self.weights == "current":
+                ch.kind, ch.W = "current", self.W_current[sl]
+            elif self.W_start is not None:
+                ch.kind, ch.W = "lowrank", self.W_start[sl]
+                S = self._S[sl]
+                ch.snaps = [S[:, self._off[j]: self._off[j + 1]] for j in range(T)]     # C_j
+                Rr = state.Rh[sl]
+                ch.rates = [Rr[:, :j1] for j1 in range(T + 1)]                          # R_{0..j1-1}
+            else:   # no weights of its own to follow: read a given history
+                if state.Wh is None:
+                    raise RuntimeError("OnlineBPTT(weights='history') needs W_current set before "
+                                       "begin_trial, or a weight history in the trial state")
+                ch.kind, ch.Wh = "given", state.Wh[sl].unbind(1)
+            cached.append(ch)
+        v[key] = cached
+        return cached
 
+    def _hW(self, ch: "_Chunk", h: torch.Tensor, j1: int, base: torch.Tensor, alpha: float,
+            out: torch.Tensor) -> torch.Tensor:
+        """``out = base + alpha * h W(j1)`` for row vectors h [r, 1, n] of chunk ``ch``, with W(j1)
+        the weights of step j1 under this rule's convention (history: low-rank factors; current:
+        W_current)."""
+        if ch.kind == "current":
+            return torch.baddbmm(base, h, ch.W, alpha=alpha, out=out)
+        if ch.kind == "given":
+            return torch.baddbmm(base, h, ch.Wh[j1], alpha=alpha, out=out)
+        torch.baddbmm(base, h, ch.W, alpha=alpha, out=out)
+        if j1 >= 1:
+            if j1 - 1 >= self._n_snaps:
+                self._snap(j1 - 1)                                   # raises the clear error
+            out.baddbmm_(torch.bmm(ch.snaps[j1 - 1], h.mT).mT, ch.rates[j1], alpha=alpha)
+        return out
 
     def adjoint(self, state: TrialState, k: int) -> torch.Tensor:
         """ga_j for j = 0..k (into self.GA[:, :k+1]) for the loss of step k; returns GA[:, :k+1]."""
-        v = _unbind_cache(state)
-        aD = v["aD"]
         a = state.alpha
         c = state.E[:, k + 1: k + 2].mul(-state.dt)             # [R, 1, 2]
         q = torch.bmm(c, state.W_out)                           # [R, 1, n]
-        GA = self._GA_steps
-        torch.mul(aD[k + 1].unsqueeze(1), q, out=GA[k].unsqueeze(1))
-        tmp = self._tmp
-        for j in range(k - 1, -1, -1):
-            g_next = GA[j + 1].unsqueeze(1)
-            self._hW(state, g_next, j + 1, q, 1.0, tmp)          # q + W(j+1)^T ga_{j+1}
-            out = GA[j].unsqueeze(1)
-            torch.mul(g_next, 1.0 - a, out=out)
-            out.addcmul_(aD[j + 1].unsqueeze(1), tmp)
+        for ch in self._chunks(state):
+            H, aD, qc, tmp = ch.H, ch.aD, q[ch.sl], ch.tmp
+            torch.mul(aD[k + 1], qc, out=H[k])
+            for j in range(k - 1, -1, -1):
+                self._hW(ch, H[j + 1], j + 1, qc, 1.0, tmp)     # q + W(j+1)^T ga_{j+1}
+                torch.mul(H[j + 1], 1.0 - a, out=H[j])
+                H[j].addcmul_(aD[j + 1], tmp)
         return self.GA[:, : k + 1]
 
     def all_step_adjoints(self, state: TrialState, T: int) -> torch.Tensor:
@@ -231,42 +270,41 @@ class OnlineBPTT:
         c = state.E[:, k + 1: k + 2].mul(-state.dt)
         q = torch.bmm(c, state.W_out)
         decay = 1.0 - a
-        for sub, H, aD, qc, tmp in self._chunks(state, q):
+        if self.weights == "history" and self.W_start is not None and k >= 1 and k - 1 >= self._n_snaps:
+            self._snap(k - 1)                                       # raises the clear error
+        for ch in self._chunks(state):
+            H, aD, qc, tmp, W = ch.H, ch.aD, q[ch.sl], ch.tmp, ch.W if ch.kind != "given" else None
             torch.mul(aD[k + 1], qc, out=H[k])
             inv_next = 1.0                                      # 1 / s_{j+1}
-            for j in range(k - 1, -1, -1):
-                sub._hW(state, H[j + 1], j + 1, qc, inv_next, tmp)   # q + h_{j+1} W(j+1) / s_{j+1}
-                inv_j = inv_next * decay
-                torch.addcmul(H[j + 1], aD[j + 1], tmp, value=1.0 / inv_j, out=H[j])
-                inv_next = inv_j
+            # the loops are written out per kind: this is the innermost loop of online BPTT
+            if ch.kind == "lowrank":
+                snaps, rates = ch.snaps, ch.rates
+                for j in range(k - 1, -1, -1):
+                    # q + h_{j+1} W(j+1) / s_{j+1},  W(j+1) = W_start + C_j^T R_{0..j}
+                    torch.baddbmm(qc, H[j + 1], W, alpha=inv_next, out=tmp)
+                    # (C_j h^T reads the snapshot row by row: faster than h C_j^T from memory)
+                    tmp.baddbmm_(torch.bmm(snaps[j], H[j + 1].mT).mT, rates[j + 1], alpha=inv_next)
+                    inv_j = inv_next * decay
+                    torch.addcmul(H[j + 1], aD[j + 1], tmp, value=1.0 / inv_j, out=H[j])
+                    inv_next = inv_j
+            elif ch.kind == "current":
+                for j in range(k - 1, -1, -1):
+                    torch.baddbmm(qc, H[j + 1], W, alpha=inv_next, out=tmp)
+                    inv_j = inv_next * decay
+                    torch.addcmul(H[j + 1], aD[j + 1], tmp, value=1.0 / inv_j, out=H[j])
+                    inv_next = inv_j
+            else:
+                for j in range(k - 1, -1, -1):
+                    self._hW(ch, H[j + 1], j + 1, qc, inv_next, tmp)
+                    inv_j = inv_next * decay
+                    torch.addcmul(H[j + 1], aD[j + 1], tmp, value=1.0 / inv_j, out=H[j])
+                    inv_next = inv_j
         w = self._decay_pows(k, decay, state.Rh.dtype, state.Rh.device)   # 1/s_j = decay^(k-j)
         self._last = (self.GA[:, : k + 1], w)                  # ga_j = h_j / s_j
         return torch.bmm(self.GA[:, : k + 1].mT, state.Rh[:, : k + 1] * w)
 
-    # Runs per chunk of the backward sweep on a CPU: each run reads its own n x n matrix at every
-    # past step, so many runs in lockstep stream all their matrices through the cache at every
-    # step; a few runs at a time keep theirs in cache (on a GPU one batched sweep is best).
+    # Runs per chunk of the backward sweep on a CPU (see :meth:`_chunks`).
     CPU_CHUNK = 4
-
-    def _chunks(self, state: TrialState, q: torch.Tensor):
-        """(rule view, per-step H views, per-step aD views, q, tmp) for each chunk of runs."""
-        R = q.shape[0]
-        if R <= self.CPU_CHUNK or q.device.type != "cpu":
-            yield self, self._GAv, _unbind_cache(state)["aDv"], q, self._tmp
-            return
-        v = _unbind_cache(state)
-        cached = v.get("chunks")
-        if cached is None:
-            cached = []
-            for i in range(0, R, self.CPU_CHUNK):
-                sl = slice(i, min(i + self.CPU_CHUNK, R))
-                sub = _RunsView(self, state, sl)
-                H = [g.unsqueeze(1) for g in self.GA[sl].unbind(1)]
-                aD = [x.unsqueeze(1) for x in state.aD[sl].unbind(1)]
-                cached.append((sl, sub, H, aD, self._tmp[sl]))
-            v["chunks"] = cached
-        for sl, sub, H, aD, tmp in cached:
-            yield sub, H, aD, q[sl], tmp
 
     def _decay_pows(self, k, decay, dtype, device):
         cache = getattr(self, "_pow_cache", None)
@@ -290,33 +328,17 @@ class OnlineBPTT:
                 C.add_(rows * -lr.reshape(-1, 1, 1))
             else:
                 C.addcmul_(rows, w * -lr.reshape(-1, 1, 1))
-            self._snaps.append(C.clone())
+            self._S[:, self._off[k]: self._off[k + 1]].copy_(C)
+            self._n_snaps = k + 1
         return dW
 
 
-class _RunsView:
-    """A chunk of the runs of an :class:`OnlineBPTT` (rows ``sl``), for its backward sweep."""
+class _Chunk:
+    """A chunk of the runs of an :class:`OnlineBPTT` with the per-step views its sweep reads
+    (``kind``: "current", "lowrank" (W_start and the factor snapshots) or "given" (a stored
+    weight history))."""
 
-    def __init__(self, rule: "OnlineBPTT", state: TrialState, sl: slice):
-        self.rule, self.sl = rule, sl
-        self.weights = rule.weights
-        self.W_current = rule.W_current[sl] if rule.W_current is not None else None
-        self.W_start = rule.W_start[sl] if rule.W_start is not None else None
-        self._Rh = state.Rh[sl]
-        self._Wh = None
-
-    def _snap(self, j: int) -> torch.Tensor:
-        return self.rule._snaps[j][self.sl]
-
-    def _rates(self, state: TrialState) -> torch.Tensor:
-        return self._Rh
-
-    def _history(self, state: TrialState):
-        if self._Wh is None:
-            self._Wh = state.Wh[self.sl].unbind(1)
-        return self._Wh
-
-    _hW = OnlineBPTT._hW
+    __slots__ = ("sl", "H", "aD", "tmp", "kind", "W", "snaps", "rates", "Wh")
 
 
 class RFLO:
@@ -351,6 +373,15 @@ class RFLO:
         self.update_trace(state, k)
         s = self.signal(state, k).mul_(lr.reshape(-1, 1, 1))
         return self.P * s
+
+    def apply_step(self, state: TrialState, k: int, lr: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+        """``W += dW`` with dW as in :meth:`step`, without forming dW; returns |dW| per run [R]
+        (|dW|^2 = sum_i (lr (B E)_i)^2 |P_i|^2 from the row norms of the trace)."""
+        self.update_trace(state, k)
+        s = self.signal(state, k).mul_(lr.reshape(-1, 1, 1))                 # [R, n, 1]
+        rows = torch.linalg.vector_norm(self.P, dim=2, keepdim=True)        # [R, n, 1]
+        W.addcmul_(self.P, s)
+        return torch.linalg.vector_norm(rows.mul_(s), dim=(1, 2))
 
 
 def make_rule(name: str, R: int, n: int, T: int, *, B: torch.Tensor | None = None, device=None,

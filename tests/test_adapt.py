@@ -300,3 +300,23 @@ def test_bptt_lockstep_in_chunks_equals_single_runs(bptt_weights):
                       bptt_weights=bptt_weights)
         torch.testing.assert_close(together.W_final[i], alone.W_final[0], rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(together["train_loss"][i], alone["train_loss"][0], rtol=1e-10)
+
+
+def test_online_bptt_history_needs_every_step_in_order():
+    """The exact (history) sweep reads the weight snapshots that step() records; asking for a
+    later step's gradient without them is a clear error, not a silently wrong gradient."""
+    from fbctrl.rules import OnlineBPTT, TrialState
+
+    g = torch.Generator().manual_seed(2)
+    R, n, T = 1, 5, 6
+    X = torch.randn(R, T + 1, n, generator=g, dtype=torch.float64)
+    st = TrialState(X=X, Rh=torch.relu(X), aD=0.2 * (X > 0).to(torch.float64),
+                    E=torch.randn(R, T + 1, 2, generator=g, dtype=torch.float64), Wh=None,
+                    W_out=torch.randn(R, 2, n, generator=g, dtype=torch.float64), alpha=0.2, dt=0.01)
+    rule = OnlineBPTT(R, n, T, dtype=torch.float64)
+    rule.W_current = torch.randn(R, n, n, generator=g, dtype=torch.float64)
+    rule.begin_trial(st)
+    lr = torch.full((R,), 0.1, dtype=torch.float64)
+    rule.step(st, 0, lr)
+    with pytest.raises(RuntimeError, match="step"):
+        rule.gradient(st, 3)
