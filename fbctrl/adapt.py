@@ -175,7 +175,10 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
                         dtype=dtype, bptt_weights=bptt_weights)
     if rule == "bptt":
         learner.W_current = W
-    fused_update = hasattr(learner, "apply_step")
+    # W += dW without forming dW (rules.RFLO.add_step), or, for exact online BPTT, W_rec kept
+    # in low-rank form within each trial and formed once at its end (rules.OnlineBPTT)
+    fused_update = hasattr(learner, "add_step")
+    deferred = getattr(learner, "defers_weights", False)
     exact_is_rule = rule == "bptt" and bptt_weights == "history"
     exact = OnlineBPTT(R, n, T, device=device, dtype=dtype) if (align and not exact_is_rule) else None
     dW_hist = torch.empty(R, T, n, n, device=device, dtype=dtype) if align else None
@@ -217,11 +220,15 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
         if exact is not None:
             exact.begin_trial(state)
         do_align = align and t % align_every == 0
+        lowrank = deferred and not do_align
         for k in range(T):
             if Wh is not None:
                 Wh[:, k] = W
             # forward step k (batch 1 per run)
-            torch.baddbmm(drive[:, k: k + 1], Rh[:, k: k + 1], W.mT, out=h)
+            if lowrank:
+                learner.recurrent_input(state, k, drive[:, k: k + 1], h)
+            else:
+                torch.baddbmm(drive[:, k: k + 1], Rh[:, k: k + 1], W.mT, out=h)
             if k - d >= 0:
                 h.baddbmm_(E[:, k - d: k - d + 1] * ctrl, W_fT)
             xk = X[:, k: k + 1]
@@ -234,14 +241,19 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
             torch.sub(vref[:, k: k + 1], v, out=En)
             En.mul_(dt).add_(E[:, k: k + 1])
             # learning
-            if fused_update and not do_align:   # W += dW without forming dW (rules.RFLO.apply_step)
-                path.add_(learner.apply_step(state, k, lr_alive, W))
+            if lowrank:
+                path.add_(learner.apply_step(state, k, lr_alive))
+                continue
+            if fused_update and not do_align:
+                path.add_(learner.add_step(state, k, lr_alive, W))
                 continue
             dW = learner.step(state, k, lr_alive)
             if do_align:
                 dW_hist[:, k] = dW
             path.add_(dW.reshape(R, -1).norm(dim=1))
             W.add_(dW)
+        if lowrank:
+            learner.materialize(state, W)
         if Wh is not None:
             Wh[:, T] = W
         train_loss = E.pow(2).mean(dim=(1, 2))

@@ -163,6 +163,7 @@ class OnlineBPTT:
                 ch.snaps = [S[:, self._off[j]: self._off[j + 1]] for j in range(T)]     # C_j
                 Rr = state.Rh[sl]
                 ch.rates = [Rr[:, :j1] for j1 in range(T + 1)]                          # R_{0..j1-1}
+                ch.Ht = [g.mT for g in ch.H]                                            # [r, n, 1]
             else:   # no weights of its own to follow: read a given history
                 if state.Wh is None:
                     raise RuntimeError("OnlineBPTT(weights='history') needs W_current set before "
@@ -255,8 +256,8 @@ class OnlineBPTT:
                                               * torch.linalg.vector_norm(Gsum, dim=(-1, -2))).clamp_min(1e-30)
         return local, glob
 
-    def gradient(self, state: TrialState, k: int) -> torch.Tensor:
-        """dl_k/dW_rec [R, n, n].
+    def gradient_rows(self, state: TrialState, k: int) -> None:
+        """The adjoints of step k's loss, ga_j = rows_j * w_j (j <= k), left in ``self._last``.
 
         Fast path (two fused products per past step): with s_j = (1 - alpha)^-(k-j) the scaled
         adjoints h_j = s_j ga_j obey h_k = ga_k and
@@ -264,9 +265,9 @@ class OnlineBPTT:
         ``dl_k/dW_rec = sum_j h_j (r_j / s_j)^T``. Used while s_0 stays far from float overflow."""
         a = state.alpha
         if k * -math.log1p(-a) > 60.0:
-            GA = self.adjoint(state, k)
+            self.adjoint(state, k)
             self._last = (self.GA[:, : k + 1], None)
-            return torch.bmm(GA.mT, state.Rh[:, : k + 1])
+            return
         c = state.E[:, k + 1: k + 2].mul(-state.dt)
         q = torch.bmm(c, state.W_out)
         decay = 1.0 - a
@@ -278,12 +279,12 @@ class OnlineBPTT:
             inv_next = 1.0                                      # 1 / s_{j+1}
             # the loops are written out per kind: this is the innermost loop of online BPTT
             if ch.kind == "lowrank":
-                snaps, rates = ch.snaps, ch.rates
+                snaps, rates, Ht = ch.snaps, ch.rates, ch.Ht
                 for j in range(k - 1, -1, -1):
                     # q + h_{j+1} W(j+1) / s_{j+1},  W(j+1) = W_start + C_j^T R_{0..j}
                     torch.baddbmm(qc, H[j + 1], W, alpha=inv_next, out=tmp)
                     # (C_j h^T reads the snapshot row by row: faster than h C_j^T from memory)
-                    tmp.baddbmm_(torch.bmm(snaps[j], H[j + 1].mT).mT, rates[j + 1], alpha=inv_next)
+                    tmp.baddbmm_(torch.bmm(snaps[j], Ht[j + 1]).mT, rates[j + 1], alpha=inv_next)
                     inv_j = inv_next * decay
                     torch.addcmul(H[j + 1], aD[j + 1], tmp, value=1.0 / inv_j, out=H[j])
                     inv_next = inv_j
@@ -301,7 +302,24 @@ class OnlineBPTT:
                     inv_next = inv_j
         w = self._decay_pows(k, decay, state.Rh.dtype, state.Rh.device)   # 1/s_j = decay^(k-j)
         self._last = (self.GA[:, : k + 1], w)                  # ga_j = h_j / s_j
-        return torch.bmm(self.GA[:, : k + 1].mT, state.Rh[:, : k + 1] * w)
+
+    def gradient(self, state: TrialState, k: int, out: torch.Tensor | None = None) -> torch.Tensor:
+        """dl_k/dW_rec [R, n, n] = sum_j ga_j r_j^T (see :meth:`gradient_rows`), into ``out`` if
+        given."""
+        self.gradient_rows(state, k)
+        rows, w = self._last
+        Rk = state.Rh[:, : k + 1]
+        if w is not None:
+            Rk = torch.mul(Rk, w, out=self._buffer("_Rw", state.Rh.shape)[:, : k + 1])
+        return torch.bmm(rows.mT, Rk, out=out)
+
+    def _buffer(self, name: str, shape) -> torch.Tensor:
+        """A work buffer kept between steps (a fresh multi-MB tensor per step costs page faults)."""
+        buf = getattr(self, name, None)
+        if buf is None or buf.shape != tuple(shape):
+            buf = torch.empty(shape, dtype=self.GA.dtype, device=self.GA.device)
+            setattr(self, name, buf)
+        return buf
 
     # Runs per chunk of the backward sweep on a CPU (see :meth:`_chunks`).
     CPU_CHUNK = 4
@@ -318,19 +336,76 @@ class OnlineBPTT:
 
     def step(self, state: TrialState, k: int, lr: torch.Tensor) -> torch.Tensor:
         """Weight change after step k: -lr * dl_k/dW_rec (lr [R]; 0 for a run that must not
-        move). The caller adds it to W_current; with the history convention the low-rank
+        move), in a buffer that the next call overwrites. The caller adds it to W_current; with the history convention the low-rank
         factors of the weights record it too (class docstring)."""
-        dW = self.gradient(state, k).mul_(-lr.reshape(-1, 1, 1))
+        n = self.GA.shape[-1]
+        dW = self.gradient(state, k, out=self._buffer("_dW", (self.GA.shape[0], n, n)))
+        dW.mul_(-lr.reshape(-1, 1, 1))
         if self.weights == "history" and self.W_start is not None:
-            rows, w = self._last                                  # ga_i = rows_i * w_i, i <= k
-            C = self._C[:, : k + 1]
-            if w is None:
-                C.add_(rows * -lr.reshape(-1, 1, 1))
-            else:
-                C.addcmul_(rows, w * -lr.reshape(-1, 1, 1))
-            self._S[:, self._off[k]: self._off[k + 1]].copy_(C)
-            self._n_snaps = k + 1
+            self._record(k, lr)
         return dW
+
+    def _record(self, k: int, lr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Add step k's update rows g_i = -lr ga_i = rows_i * ws_i (i <= k) to the running factor
+        sum C and snapshot it as C_k; returns (rows [R, k+1, n], ws [R, k+1, 1]). No temporary of
+        the rows' size is made (a fresh multi-MB tensor per step costs page faults)."""
+        rows, w = self._last                                      # ga_i = rows_i * w_i, i <= k
+        scale = -lr.reshape(-1, 1, 1)
+        ws = scale.expand(-1, k + 1, 1) if w is None else w * scale
+        C = self._C[:, : k + 1]
+        C.addcmul_(rows, ws)
+        self._S[:, self._off[k]: self._off[k + 1]].copy_(C)
+        self._n_snaps = k + 1
+        return rows, ws
+
+    # ---- weights kept in low-rank form during a trial (history convention) -----------------
+    #
+    # Within a trial W(k) = W_start + C_{k-1}^T R_{0..k-1} (class docstring), so the adaptation
+    # engine need not add an n x n update to a dense W_rec at every step (an [n, k+1] x [k+1, n]
+    # product per step, as costly as the backward sweep itself): the forward step reads W(k)
+    # from the factors, |dW_k| comes from Gram matrices, and W_rec is formed once per trial.
+
+    @property
+    def defers_weights(self) -> bool:
+        return self.weights == "history"
+
+    def recurrent_input(self, state: TrialState, k: int, base: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """``out = base + r_k W(k)^T`` [R, 1, n] with W(k) from the factors (rates r_0..r_k must be
+        in ``state.Rh``). Also records the Gram row r_k . r_i (i <= k) for :meth:`apply_step`."""
+        if self.W_start is None:
+            raise RuntimeError("OnlineBPTT.recurrent_input needs W_current set before begin_trial")
+        rk = state.Rh[:, k: k + 1]
+        torch.baddbmm(base, rk, self.W_start.mT, out=out)
+        gram = self._gram_buf(state)
+        row = torch.bmm(rk, state.Rh[:, : k + 1].mT)                  # [R, 1, k+1]
+        gram[:, k: k + 1, : k + 1] = row
+        gram[:, : k + 1, k: k + 1] = row.mT
+        if k >= 1:
+            out.baddbmm_(row[:, :, :k], self._C[:, :k])               # (r_k R^T) C_{k-1}
+        return out
+
+    def _gram_buf(self, state: TrialState) -> torch.Tensor:
+        g = getattr(self, "_gram", None)
+        R, T = self._C.shape[0], self._C.shape[1]
+        if g is None or g.shape != (R, T, T):
+            g = self._gram = torch.zeros(R, T, T, dtype=self._C.dtype, device=self._C.device)
+        return g
+
+    def apply_step(self, state: TrialState, k: int, lr: torch.Tensor) -> torch.Tensor:
+        """Record step k's update in the factors (no dense weights change); returns |dW_k| per
+        run [R], from |G^T R|_F^2 = sum((G G^T) * (R R^T)) over the rows i <= k."""
+        self.gradient_rows(state, k)
+        rows, ws = self._record(k, lr)                            # G = rows * ws
+        gram = self._gram[:, : k + 1, : k + 1]
+        sq = (torch.bmm(rows, rows.mT).mul_(ws * ws.mT).mul_(gram)).sum((1, 2))
+        return sq.clamp_min(0).sqrt()
+
+    def materialize(self, state: TrialState, W: torch.Tensor) -> torch.Tensor:
+        """``W = W_start + C^T R`` after the last step of a trial (in place); returns W."""
+        T = self._n_snaps
+        if T == 0:
+            return W.copy_(self.W_start)
+        return torch.baddbmm(self.W_start, self._C[:, :T].mT, state.Rh[:, :T], out=W)
 
 
 class _Chunk:
@@ -338,7 +413,7 @@ class _Chunk:
     (``kind``: "current", "lowrank" (W_start and the factor snapshots) or "given" (a stored
     weight history))."""
 
-    __slots__ = ("sl", "H", "aD", "tmp", "kind", "W", "snaps", "rates", "Wh")
+    __slots__ = ("sl", "H", "aD", "tmp", "kind", "W", "snaps", "rates", "Ht", "Wh")
 
 
 class RFLO:
@@ -374,7 +449,7 @@ class RFLO:
         s = self.signal(state, k).mul_(lr.reshape(-1, 1, 1))
         return self.P * s
 
-    def apply_step(self, state: TrialState, k: int, lr: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    def add_step(self, state: TrialState, k: int, lr: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
         """``W += dW`` with dW as in :meth:`step`, without forming dW; returns |dW| per run [R]
         (|dW|^2 = sum_i (lr (B E)_i)^2 |P_i|^2 from the row norms of the trace)."""
         self.update_trace(state, k)

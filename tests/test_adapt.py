@@ -320,3 +320,18 @@ def test_online_bptt_history_needs_every_step_in_order():
     rule.step(st, 0, lr)
     with pytest.raises(RuntimeError, match="step"):
         rule.gradient(st, 3)
+
+
+def test_bptt_weights_in_low_rank_form_equal_dense_updates():
+    """Without alignment, exact online BPTT keeps W_rec as W_start + C^T R within a trial and
+    forms it at the trial's end; with alignment every step's dense dW is added. Same numbers."""
+    net = small_net(seed=4)
+    runs = [RunSpec(controller_on=True, lr=0.3, seed=1), RunSpec(controller_on=False, lr=0.2, seed=2)]
+    kw = dict(trials=3, task_cfg=TC, progress=False, dtype=torch.float64)
+    low = adapt(net, "bptt", runs, **kw)
+    dense = adapt(net, "bptt", runs, align=True, **kw)
+    mixed = adapt(net, "bptt", runs, align=True, align_every=2, **kw)
+    for other in (dense, mixed):
+        torch.testing.assert_close(low.W_final, other.W_final, rtol=1e-10, atol=1e-12)
+        for key in ("train_loss", "test_loss", "dW_path", "dW_trial"):
+            np.testing.assert_allclose(low[key], other[key], rtol=1e-9)
