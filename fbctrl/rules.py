@@ -81,14 +81,16 @@ class OnlineBPTT:
     and h W(j+1) = h W_start + (h C_j^T) R_j: one product with the trial's starting weights (kept
     in cache) and two thin ones with the [j+1, n] factors, instead of reading a different n x n
     matrix at every past step (about 5 GB per trial at n = 400). The factors C_j are snapshots of
-    a running sum, updated after each step (:meth:`step`). This is exact for the weights online
-    BPTT itself produces; other rules' weight histories (the alignment analyses) are read from
-    ``TrialState.Wh``.
+    a running sum, updated after each step (:meth:`step`, :meth:`apply_step`), kept one after
+    another in one buffer. This is exact for the weights online BPTT itself produces; other
+    rules' weight histories (the alignment analyses) are read from ``TrialState.Wh``. The
+    adaptation engine uses the same form for the forward pass (:meth:`recurrent_input`) and
+    forms the dense W_rec once per trial (:meth:`materialize`).
 
     ``weights="current"`` instead runs the sweep with the current W_rec at every past step, as
     the published code effectively does: the stored activity comes from the old weights and the
     Jacobians from the new ones, so the result is not the gradient of any function, but it needs
-    no weight history and keeps one matrix in cache (roughly 5-10x faster at n = 400 on a CPU).
+    no weight history and keeps one matrix in cache (faster on a CPU: the book's Performance chapter).
     Within one trial the two differ by the within-trial weight change (relative ~lr); the book
     measures that difference and says which one each result uses.
     """
