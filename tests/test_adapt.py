@@ -335,3 +335,44 @@ def test_bptt_weights_in_low_rank_form_equal_dense_updates():
         torch.testing.assert_close(low.W_final, other.W_final, rtol=1e-10, atol=1e-12)
         for key in ("train_loss", "test_loss", "dW_path", "dW_trial"):
             np.testing.assert_allclose(low[key], other[key], rtol=1e-9)
+
+
+def test_global_alignment_uses_autograd_gradient_of_the_whole_trial_loss():
+    """align_global = cos(sum_k dW_k, -dL/dW_rec) with L the whole trial's loss, differentiated by
+    autograd with respect to a common offset of the weights every step actually ran with
+    (feedback detached); align_local[k] likewise against step k's own loss."""
+    net = small_net(seed=7)
+    run = RunSpec(controller_on=True, rotation_deg=30.0, lr=0.05, seed=4)
+    res = adapt(net, "rflo", [run], trials=1, task_cfg=TC, progress=False, align=True, dtype=torch.float64)
+    _, dWs, _ = replay(net, run, "rflo")
+    hist = [net.W_rec.clone()]
+    for dW in dWs:
+        hist.append(hist[-1] + dW)
+    g = torch.Generator().manual_seed(run.seed)
+    tgt = int(torch.randint(TC.n_targets, (1,), generator=g))
+    x0 = draw_x0(net.cfg.n, (), g, net.dtype)
+    tr = centre_out_reaches(TC, [tgt], dtype=net.dtype).rotated(run.rotation_deg)
+    s, vref = tr.inputs[:, 0], tr.vref[:, 0]
+    a, dt, W_f = net.cfg.alpha, net.cfg.dt, net.W_fb * net.mask
+
+    assert net.cfg.delay == 0   # the fed-back error of step k is then E[k]
+
+    def step_losses(Delta):
+        x, E, losses = x0.clone(), torch.zeros(2, dtype=net.dtype), []
+        for k in range(TC.T):
+            h = net.W_in @ s[k] + net.b + (hist[k] + Delta) @ torch.relu(x) + W_f @ E.detach()
+            x = (1 - a) * x + a * h
+            E = E + dt * (vref[k] - (net.W_out @ torch.relu(x) + net.b_out))
+            losses.append(E.pow(2).mean())
+        return losses
+
+    Delta = torch.zeros_like(net.W_rec, requires_grad=True)
+    losses = step_losses(Delta)
+    (g_all,) = torch.autograd.grad(torch.stack(losses).sum(), Delta)
+    total = torch.stack(dWs).sum(0)
+    cos = lambda u, v: float((u * v).sum() / (u.norm() * v.norm()))  # noqa: E731
+    np.testing.assert_allclose(res["align_global"][0, 0], cos(total, -g_all), rtol=1e-8)
+    for k in (TC.go_step + 2, TC.T // 2, TC.T - 1):
+        D = torch.zeros_like(net.W_rec, requires_grad=True)
+        (g_k,) = torch.autograd.grad(step_losses(D)[k], D)
+        np.testing.assert_allclose(res["align_local"][0, 0, k], cos(dWs[k], -g_k), rtol=1e-5)
