@@ -181,7 +181,13 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
     deferred = getattr(learner, "defers_weights", False)
     exact_is_rule = rule == "bptt" and bptt_weights == "history"
     exact = OnlineBPTT(R, n, T, device=device, dtype=dtype) if (align and not exact_is_rule) else None
-    dW_hist = torch.empty(R, T, n, n, device=device, dtype=dtype) if align else None
+    # RFLO's alignment is computed from its trace's structure (rules.RFLO.products_with_rates):
+    # only its per-step signals and |dW_k| are kept, not the n x n updates
+    rflo_align = align and rule == "rflo"
+    dW_hist = torch.empty(R, T, n, n, device=device, dtype=dtype) if (align and not rflo_align) else None
+    if rflo_align:
+        learner.record = torch.zeros(R, T, n, device=device, dtype=dtype)
+        dW_norms = torch.zeros(R, T, device=device, dtype=dtype)
 
     keys = ["train_loss", "test_loss", "aftereffect_loss", "dW_trial", "dW_path", "dW_total", "target"]
     rec = {k: np.full((R, trials), np.nan, dtype=np.float64) for k in keys}
@@ -244,8 +250,11 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
             if lowrank:
                 path.add_(learner.apply_step(state, k, lr_alive))
                 continue
-            if fused_update and not do_align:
-                path.add_(learner.add_step(state, k, lr_alive, W))
+            if fused_update and (not do_align or rflo_align):
+                dn = learner.add_step(state, k, lr_alive, W)
+                path.add_(dn)
+                if do_align:
+                    dW_norms[:, k] = dn
                 continue
             dW = learner.step(state, k, lr_alive)
             if do_align:
@@ -281,7 +290,11 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
         if do_align:
             # the exact online gradients of every step at the weights and states that really
             # occurred, all from one backward sweep over the finished trial
-            local, glob = (exact or learner).alignment(state, T, dW_hist)
+            if rflo_align:
+                M = learner.products_with_rates(state, T)
+                local, glob = exact.alignment_from_products(state, T, M, dW_norms, W - W_trial_start)
+            else:
+                local, glob = (exact or learner).alignment(state, T, dW_hist)
             rec["align_local"][:, t] = local.cpu().numpy()
             rec["align_global"][:, t] = glob.cpu().numpy()
         if t % test_every == 0 or t == trials - 1:

@@ -210,14 +210,15 @@ class OnlineBPTT:
         ONE backward sweep: the adjoints of all T step losses are propagated together as the rows
         of a [T, n] matrix (row k active for j <= k), so each past weight matrix is read once per
         trial instead of once per step. Same weights convention as :meth:`adjoint`.
-        dl_k/dW_rec = GA[:, k] @ r_{0..T-1} (see :meth:`all_step_gradients`)."""
+        dl_k/dW_rec = GA[:, k] @ r_{0..T-1} (see :meth:`all_step_gradients`). The result is a
+        work buffer that the next call overwrites."""
         v = _unbind_cache(state)
         aD = v["aD"]
         a = state.alpha
         R, n = state.Rh.shape[0], state.Rh.shape[-1]
         c = state.E[:, 1: T + 1].mul(-state.dt)                 # [R, T, 2]
         Q = torch.bmm(c, state.W_out)                           # [R, T, n]: q_k per row
-        GA_all = torch.zeros(R, T, n, T, dtype=Q.dtype, device=Q.device)  # [R, k, n, j]
+        GA_all = self._buffer("_GA_all", (R, T, n, T))          # [R, k, n, j]
         ga = torch.zeros(R, T, n, dtype=Q.dtype, device=Q.device)
         for j in range(T - 1, -1, -1):
             sub = ga[:, j:]                                     # rows k >= j (others stay zero)
@@ -242,18 +243,25 @@ class OnlineBPTT:
         [R], for the weight changes dW [R, T, n, n] some rule made during the finished trial.
         The gradients are never formed: with G_k = GA_k r^T (GA_k [n, T], r [T, n]),
         <dW_k, G_k> = <dW_k r^T, GA_k> and |G_k|^2 = <GA_k^T GA_k, r r^T>."""
+        R, K, n = dW.shape[0], dW.shape[1], dW.shape[2]
+        Rt = state.Rh[:, :T]                                    # [R, J, n]
+        M = torch.bmm(dW.reshape(R, K * n, n), Rt.mT).reshape(R, K, n, T)   # dW_k r_j
+        dnorm = torch.linalg.vector_norm(dW, dim=(-1, -2))
+        return self.alignment_from_products(state, T, M, dnorm, dW.sum(1))
+
+    def alignment_from_products(self, state: TrialState, T: int, M: torch.Tensor, dnorm: torch.Tensor,
+                                dsum: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`alignment` from M [R, k, n, j] = dW_k r_j, |dW_k| [R, T] and sum_k dW_k [R, n, n]
+        (a rule that knows its updates' structure supplies these without forming every dW_k)."""
         GA = self.all_step_adjoints(state, T)                   # [R, K, n, J]
         R, K, n, J = GA.shape
         Rt = state.Rh[:, :T]                                    # [R, J, n]
-        M = torch.bmm(dW.reshape(R, K * n, n), Rt.mT).reshape(R, K, n, J)   # dW_k r_j
         dots = torch.bmm(M.reshape(R * K, 1, n * J), GA.reshape(R * K, n * J, 1)).reshape(R, K)
         gram = torch.matmul(GA.mT, GA)                          # [R, K, J, J]
         rr = torch.bmm(Rt, Rt.mT).unsqueeze(1)                  # [R, 1, J, J]
         gnorm = (gram * rr).sum((-1, -2)).clamp_min(0).sqrt()
-        dnorm = torch.linalg.vector_norm(dW, dim=(-1, -2))
         local = -dots / (dnorm * gnorm).clamp_min(1e-30)
         Gsum = torch.bmm(GA.sum(1), Rt)                         # [R, n, n]
-        dsum = dW.sum(1)
         glob = -(dsum * Gsum).sum((-1, -2)) / (torch.linalg.vector_norm(dsum, dim=(-1, -2))
                                               * torch.linalg.vector_norm(Gsum, dim=(-1, -2))).clamp_min(1e-30)
         return local, glob
@@ -433,6 +441,7 @@ class RFLO:
     def __init__(self, R: int, n: int, T: int, B: torch.Tensor, device=None, dtype=torch.float32):
         self.P = torch.zeros(R, n, n, device=device, dtype=dtype)
         self.B = B  # [R, n, 2]
+        self.record: torch.Tensor | None = None   # [R, T, n] scaled signals, when set (add_step)
 
     def begin_trial(self, state: TrialState) -> None:
         self.P.zero_()
@@ -453,12 +462,34 @@ class RFLO:
 
     def add_step(self, state: TrialState, k: int, lr: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
         """``W += dW`` with dW as in :meth:`step`, without forming dW; returns |dW| per run [R]
-        (|dW|^2 = sum_i (lr (B E)_i)^2 |P_i|^2 from the row norms of the trace)."""
+        (|dW|^2 = sum_i (lr (B E)_i)^2 |P_i|^2 from the row norms of the trace). While
+        ``self.record`` holds a buffer [R, T, n], the scaled signal of every step is kept there
+        for :meth:`products_with_rates`."""
         self.update_trace(state, k)
         s = self.signal(state, k).mul_(lr.reshape(-1, 1, 1))                 # [R, n, 1]
+        if self.record is not None:
+            self.record[:, k] = s.squeeze(2)
         rows = torch.linalg.vector_norm(self.P, dim=2, keepdim=True)        # [R, n, 1]
         W.addcmul_(self.P, s)
         return torch.linalg.vector_norm(rows.mul_(s), dim=(1, 2))
+
+    def products_with_rates(self, state: TrialState, T: int, out: torch.Tensor | None = None) -> torch.Tensor:
+        """M [R, k, n, j] = dW_k r_j for every step k and rate r_j of the finished trial, from the
+        trace's structure instead of the n x n updates: P_k = sum_{i<=k} (1-alpha)^(k-i) alpha
+        d_{i+1} r_i^T, so Q_k = P_k r^T obeys Q_k = (1-alpha) Q_{k-1} + alpha d_{k+1} (r_k . r_j)_j
+        and dW_k r_j = s_k * Q_k[:, j] with s_k the step's scaled signal (``self.record``)."""
+        if self.record is None:
+            raise RuntimeError("RFLO.products_with_rates needs the signals recorded (set rule.record)")
+        R, n = self.P.shape[0], self.P.shape[1]
+        Rt = state.Rh[:, :T]
+        rr = torch.bmm(Rt, Rt.mT)                                            # [R, T, T]
+        Q = torch.zeros(R, n, T, dtype=self.P.dtype, device=self.P.device)
+        M = out if out is not None else torch.empty(R, T, n, T, dtype=self.P.dtype, device=self.P.device)
+        decay = 1.0 - state.alpha
+        for k in range(T):
+            Q.mul_(decay).baddbmm_(state.aD[:, k + 1].unsqueeze(2), rr[:, k: k + 1])
+            torch.mul(Q, self.record[:, k].unsqueeze(2), out=M[:, k])
+        return M
 
 
 def make_rule(name: str, R: int, n: int, T: int, *, B: torch.Tensor | None = None, device=None,

@@ -376,3 +376,31 @@ def test_global_alignment_uses_autograd_gradient_of_the_whole_trial_loss():
         D = torch.zeros_like(net.W_rec, requires_grad=True)
         (g_k,) = torch.autograd.grad(step_losses(D)[k], D)
         np.testing.assert_allclose(res["align_local"][0, 0, k], cos(dWs[k], -g_k), rtol=1e-5)
+
+
+def test_rflo_products_with_rates_equal_dense_updates_times_rates():
+    """RFLO's M[k, :, j] = dW_k r_j from its trace's structure equals the dense product."""
+    from fbctrl.rules import RFLO, TrialState
+
+    g = torch.Generator().manual_seed(5)
+    R, n, T = 2, 6, 9
+    X = torch.randn(R, T + 1, n, generator=g, dtype=torch.float64)
+    st = TrialState(X=X, Rh=torch.relu(X), aD=0.2 * (X > 0).to(torch.float64),
+                    E=torch.randn(R, T + 1, 2, generator=g, dtype=torch.float64), Wh=None,
+                    W_out=torch.randn(R, 2, n, generator=g, dtype=torch.float64), alpha=0.2, dt=0.01)
+    B = torch.randn(R, n, 2, generator=g, dtype=torch.float64)
+    lr = torch.tensor([0.3, 0.7], dtype=torch.float64)
+    dense, fused = RFLO(R, n, T, B, dtype=torch.float64), RFLO(R, n, T, B, dtype=torch.float64)
+    fused.record = torch.zeros(R, T, n, dtype=torch.float64)
+    W = torch.zeros(R, n, n, dtype=torch.float64)
+    for rule in (dense, fused):
+        rule.begin_trial(st)
+    dWs, norms = [], []
+    for k in range(T):
+        dWs.append(dense.step(st, k, lr).clone())
+        norms.append(fused.add_step(st, k, lr, W))
+    M = fused.products_with_rates(st, T)
+    for k in range(T):
+        torch.testing.assert_close(M[:, k], dWs[k] @ st.Rh[:, :T].mT)
+        torch.testing.assert_close(norms[k], torch.linalg.matrix_norm(dWs[k]))
+    torch.testing.assert_close(W, sum(dWs))
