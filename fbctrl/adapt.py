@@ -353,7 +353,7 @@ def cli_adapt(a) -> int:
     return 0
 
 
-def bench_adapt(device="cpu", trials: int = 20, repeats: int = 3) -> dict:
+def bench_adapt(device="cpu", trials: int = 20, repeats: int = 5) -> dict:
     """Seconds per trial at n 400, T 125, batch 1 for RFLO+c, RFLO, online BPTT+c (exact, weight
     history), RFLO with per-step alignment to the exact online gradient, and 32 runs of online
     BPTT+c in lockstep (per run-trial); also both BPTT timings with the current-weights sweep."""
