@@ -356,7 +356,10 @@ def cli_adapt(a) -> int:
 def bench_adapt(device="cpu", trials: int = 20, repeats: int = 5) -> dict:
     """Seconds per trial at n 400, T 125, batch 1 for RFLO+c, RFLO, online BPTT+c (exact, weight
     history), RFLO with per-step alignment to the exact online gradient, and 32 runs of online
-    BPTT+c in lockstep (per run-trial); also both BPTT timings with the current-weights sweep."""
+    BPTT+c in lockstep (per run-trial); also both BPTT timings with the current-weights sweep.
+    Each timing is the median of ``repeats`` runs after a warm-up trial; tests of the adapted
+    network are switched off except the one every run makes after its last trial, which is
+    spread over the timed trials (20 for RFLO, 4 for one BPTT run, 2 for 32 runs in lockstep)."""
     from pathlib import Path
 
     from .checkpoint import load_checkpoint
@@ -388,11 +391,11 @@ def bench_adapt(device="cpu", trials: int = 20, repeats: int = 5) -> dict:
         "bptt_c": timeit("bptt", [RunSpec(controller_on=True, lr=1e-4)], n_trials=4),
         "rflo_align": timeit("rflo", [RunSpec(controller_on=True, lr=5e-5)], align=True, n_trials=4),
         "bptt_c_batch32": timeit("bptt", [RunSpec(controller_on=True, lr=1e-4, seed=s) for s in range(32)],
-                                 n_trials=1),
+                                 n_trials=2),
         # the cheaper sweep with the current weights (rules.OnlineBPTT, weights="current")
         "bptt_c_current": timeit("bptt", [RunSpec(controller_on=True, lr=1e-4)], n_trials=4, bptt_weights="current"),
         "bptt_c_batch32_current": timeit("bptt", [RunSpec(controller_on=True, lr=1e-4, seed=s) for s in range(32)],
-                                         n_trials=1, bptt_weights="current"),
+                                         n_trials=2, bptt_weights="current"),
     }
     # the W_rec Newton analysis (SPEC 5, finding 3): one time step, 100 MINRES iterations of exact
     # Hessian-vector products at n = 400 (float64), plus the gradient and Gauss-Newton direction
