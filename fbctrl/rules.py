@@ -166,9 +166,6 @@ class OnlineBPTT:
                 Rr = state.Rh[sl]
                 ch.rates = [Rr[:, :j1] for j1 in range(T + 1)]                          # R_{0..j1-1}
                 ch.Ht = [g.mT for g in ch.H]                                            # [r, n, 1]
-                cb = torch.empty(len(range(*sl.indices(R))), T, 1, dtype=self.GA.dtype, device=self.GA.device)
-                ch.coef = [cb[:, : j + 1] for j in range(T)]                            # [r, j+1, 1]
-                ch.coefT = [c.mT for c in ch.coef]
             else:   # no weights of its own to follow: read a given history
                 if state.Wh is None:
                     raise RuntimeError("OnlineBPTT(weights='history') needs W_current set before "
@@ -292,13 +289,13 @@ class OnlineBPTT:
             inv_next = 1.0                                      # 1 / s_{j+1}
             # the loops are written out per kind: this is the innermost loop of online BPTT
             if ch.kind == "lowrank":
-                snaps, rates, Ht, coef, coefT = ch.snaps, ch.rates, ch.Ht, ch.coef, ch.coefT
+                snaps, rates, Ht = ch.snaps, ch.rates, ch.Ht
                 for j in range(k - 1, -1, -1):
                     # q + h_{j+1} W(j+1) / s_{j+1},  W(j+1) = W_start + C_j^T R_{0..j}
                     torch.baddbmm(qc, H[j + 1], W, alpha=inv_next, out=tmp)
                     # (C_j h^T reads the snapshot row by row: faster than h C_j^T from memory)
-                    torch.bmm(snaps[j], Ht[j + 1], out=coef[j])
-                    tmp.baddbmm_(coefT[j], rates[j + 1], alpha=inv_next)
+                    # (a fresh result: bmm into a strided slice of a buffer falls back to a loop)
+                    tmp.baddbmm_(torch.bmm(snaps[j], Ht[j + 1]).mT, rates[j + 1], alpha=inv_next)
                     inv_j = inv_next * decay
                     torch.addcmul(H[j + 1], aD[j + 1], tmp, value=1.0 / inv_j, out=H[j])
                     inv_next = inv_j
@@ -427,7 +424,7 @@ class _Chunk:
     (``kind``: "current", "lowrank" (W_start and the factor snapshots) or "given" (a stored
     weight history))."""
 
-    __slots__ = ("sl", "H", "aD", "tmp", "kind", "W", "snaps", "rates", "Ht", "coef", "coefT", "Wh")
+    __slots__ = ("sl", "H", "aD", "tmp", "kind", "W", "snaps", "rates", "Ht", "Wh")
 
 
 class RFLO:
