@@ -71,6 +71,18 @@ def replay(net, run: RunSpec, rule: str, task_cfg=TC, delay=0, lr=None):
     return W, dWs, torch.stack(E)
 
 
+def random_trial_state(g, R, n, T, with_history=False):
+    """A random finished trial (float64) for the rules' unit tests."""
+    from fbctrl.rules import TrialState
+
+    X = torch.randn(R, T + 1, n, generator=g, dtype=torch.float64)
+    E = torch.randn(R, T + 1, 2, generator=g, dtype=torch.float64)
+    Wh = torch.randn(R, T + 1, n, n, generator=g, dtype=torch.float64) if with_history else None
+    W_out = torch.randn(R, 2, n, generator=g, dtype=torch.float64)
+    return TrialState(X=X, Rh=torch.relu(X), aD=0.2 * (X > 0).to(torch.float64), E=E, Wh=Wh,
+                      W_out=W_out, alpha=0.2, dt=0.01)
+
+
 @pytest.mark.parametrize("controller_on", [True, False])
 @pytest.mark.parametrize("rule", ["bptt", "rflo"])
 def test_one_trial_matches_autograd_reference(rule, controller_on):
@@ -246,15 +258,11 @@ def test_cli_adapt_out_must_be_npz(ckpt, tmp_path):
 
 def test_one_sweep_gives_every_step_gradient():
     """all_step_gradients (one matrix sweep) equals the per-step adjoint for every step."""
-    from fbctrl.rules import OnlineBPTT, TrialState
+    from fbctrl.rules import OnlineBPTT
 
     g = torch.Generator().manual_seed(0)
     R, n, T = 2, 7, 9
-    X = torch.randn(R, T + 1, n, generator=g, dtype=torch.float64)
-    st = TrialState(X=X, Rh=torch.relu(X), aD=0.2 * (X > 0).to(torch.float64),
-                    E=torch.randn(R, T + 1, 2, generator=g, dtype=torch.float64),
-                    Wh=torch.randn(R, T + 1, n, n, generator=g, dtype=torch.float64),
-                    W_out=torch.randn(R, 2, n, generator=g, dtype=torch.float64), alpha=0.2, dt=0.01)
+    st = random_trial_state(g, R, n, T, with_history=True)
     rule = OnlineBPTT(R, n, T, dtype=torch.float64)
     rule.begin_trial(st)
     G_all = rule.all_step_gradients(st, T)
@@ -263,15 +271,11 @@ def test_one_sweep_gives_every_step_gradient():
 
 
 def test_alignment_without_forming_gradients_equals_explicit_cosines():
-    from fbctrl.rules import OnlineBPTT, TrialState
+    from fbctrl.rules import OnlineBPTT
 
     g = torch.Generator().manual_seed(1)
     R, n, T = 2, 6, 8
-    X = torch.randn(R, T + 1, n, generator=g, dtype=torch.float64)
-    st = TrialState(X=X, Rh=torch.relu(X), aD=0.2 * (X > 0).to(torch.float64),
-                    E=torch.randn(R, T + 1, 2, generator=g, dtype=torch.float64),
-                    Wh=torch.randn(R, T + 1, n, n, generator=g, dtype=torch.float64),
-                    W_out=torch.randn(R, 2, n, generator=g, dtype=torch.float64), alpha=0.2, dt=0.01)
+    st = random_trial_state(g, R, n, T, with_history=True)
     rule = OnlineBPTT(R, n, T, dtype=torch.float64)
     rule.begin_trial(st)
     dW = torch.randn(R, T, n, n, generator=g, dtype=torch.float64)
@@ -305,14 +309,11 @@ def test_bptt_lockstep_in_chunks_equals_single_runs(bptt_weights):
 def test_online_bptt_history_needs_every_step_in_order():
     """The exact (history) sweep reads the weight snapshots that step() records; asking for a
     later step's gradient without them is a clear error, not a silently wrong gradient."""
-    from fbctrl.rules import OnlineBPTT, TrialState
+    from fbctrl.rules import OnlineBPTT
 
     g = torch.Generator().manual_seed(2)
     R, n, T = 1, 5, 6
-    X = torch.randn(R, T + 1, n, generator=g, dtype=torch.float64)
-    st = TrialState(X=X, Rh=torch.relu(X), aD=0.2 * (X > 0).to(torch.float64),
-                    E=torch.randn(R, T + 1, 2, generator=g, dtype=torch.float64), Wh=None,
-                    W_out=torch.randn(R, 2, n, generator=g, dtype=torch.float64), alpha=0.2, dt=0.01)
+    st = random_trial_state(g, R, n, T)
     rule = OnlineBPTT(R, n, T, dtype=torch.float64)
     rule.W_current = torch.randn(R, n, n, generator=g, dtype=torch.float64)
     rule.begin_trial(st)
@@ -380,14 +381,11 @@ def test_global_alignment_uses_autograd_gradient_of_the_whole_trial_loss():
 
 def test_rflo_products_with_rates_equal_dense_updates_times_rates():
     """RFLO's M[k, :, j] = dW_k r_j from its trace's structure equals the dense product."""
-    from fbctrl.rules import RFLO, TrialState
+    from fbctrl.rules import RFLO
 
     g = torch.Generator().manual_seed(5)
     R, n, T = 2, 6, 9
-    X = torch.randn(R, T + 1, n, generator=g, dtype=torch.float64)
-    st = TrialState(X=X, Rh=torch.relu(X), aD=0.2 * (X > 0).to(torch.float64),
-                    E=torch.randn(R, T + 1, 2, generator=g, dtype=torch.float64), Wh=None,
-                    W_out=torch.randn(R, 2, n, generator=g, dtype=torch.float64), alpha=0.2, dt=0.01)
+    st = random_trial_state(g, R, n, T)
     B = torch.randn(R, n, 2, generator=g, dtype=torch.float64)
     lr = torch.tensor([0.3, 0.7], dtype=torch.float64)
     dense, fused = RFLO(R, n, T, B, dtype=torch.float64), RFLO(R, n, T, B, dtype=torch.float64)
