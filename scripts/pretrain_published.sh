@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Pre-train the published protocol's networks one at a time (SPEC 3 and 7: random reaches
+# without pushes, 5000 batches of 256), 10 with feedback, then 10 without.
+# Resumable: a finished network is skipped, an interrupted one resumes from its resume file.
+# With --commit each finished network (checkpoint, sidecar, curve) is committed as it lands.
+#   bash scripts/pretrain_published.sh [--commit] [--out checkpoints/published] [--seeds "0 1 ..."]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=checkpoints/published
+SEEDS="0 1 2 3 4 5 6 7 8 9"
+KINDS="on off"
+COMMIT=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --commit) COMMIT=1 ;;
+    --out) OUT="$2"; shift ;;
+    --seeds) SEEDS="$2"; shift ;;
+    --kinds) KINDS="$2"; shift ;;
+    *) echo "pretrain_published.sh: error: unknown argument $1 (allowed: --commit, --out DIR, --seeds \"S ...\", --kinds \"on off\")" >&2; exit 2 ;;
+  esac
+  shift
+done
+PY=${PY:-.venv/bin/python}
+for fbk in $KINDS; do
+  tag=$([ "$fbk" = on ] && echo fb || echo nofb)
+  for s in $SEEDS; do
+    stem="$OUT/${tag}_seed$s"
+    if [ -f "$stem.pt" ] && [ -f "$stem.json" ] && [ -f "$stem.curve.npz" ]; then continue; fi
+    echo "$(date -u +%FT%TZ) start $stem"
+    "$PY" -m fbctrl pretrain --feedback "$fbk" --no-push --seeds "$s" --out "$OUT" --no-progress || exit $?
+    echo "$(date -u +%FT%TZ) done $stem"
+    if [ "$COMMIT" = 1 ]; then
+      for try in 1 2 3 4 5 6 7 8 9 10; do
+        if git add "$stem.pt" "$stem.json" "$stem.curve.npz" && \
+           git commit -q -m "Published-protocol network ${tag} seed $s (random reaches without pushes, 5000 batches)" \
+             -- "$stem.pt" "$stem.json" "$stem.curve.npz"; then break; fi
+        sleep 5
+      done
+    fi
+  done
+done
