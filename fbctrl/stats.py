@@ -1,0 +1,125 @@
+"""Statistics of paired effects over network seeds, and the verdict rule.
+
+Every comparison in the book is paired per network seed: both conditions ran on the same
+pre-trained network with the same target sequence. For seed i the effect is d_i (a difference,
+or ``log(a_i / b_i)`` for a ratio of positive quantities). Over the n seeds we report
+
+* the mean effect and its two-sided 95% confidence interval from Student's t distribution,
+  ``mean +- t_{0.975, n-1} * sd / sqrt(n)`` (``scipy.stats.t.interval``);
+* the effect size Cohen's d_z = mean / sd (paired);
+* the two-sided p-value of the paired t-test (``scipy.stats.ttest_1samp`` of d against 0,
+  identical to ``scipy.stats.ttest_rel(a, b)``).
+
+A ratio is analysed on the log scale and reported back-transformed (the geometric-mean ratio and
+its interval; no effect = 1).
+
+Verdict (stated before any number was seen, never tuned): with ``paper_sign`` the direction the
+paper claims (+1: the effect is positive, -1: negative),
+
+* **agrees** when the 95% interval excludes no effect on the paper's side,
+* **disagrees** when it excludes no effect on the other side,
+* **inconclusive** otherwise, and whenever fewer than 2 seeds are finite.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import stats as _st
+
+__all__ = ["Verdict", "PairedEffect", "paired_effect", "verdict", "CONFIDENCE"]
+
+CONFIDENCE = 0.95
+
+
+class Verdict(str, enum.Enum):
+    AGREES = "agrees"
+    DISAGREES = "disagrees"
+    INCONCLUSIVE = "inconclusive"
+
+
+@dataclass(frozen=True)
+class PairedEffect:
+    """Summary of per-seed effects. On the log scale (``log=True``) ``mean``, ``ci_low`` and
+    ``ci_high`` are back-transformed ratios and ``null`` is 1; ``sd`` and ``effect_size`` stay on
+    the log scale."""
+
+    n: int
+    mean: float
+    ci_low: float
+    ci_high: float
+    sd: float
+    effect_size: float
+    p_value: float
+    log: bool
+    null: float
+    values: tuple
+    confidence: float = CONFIDENCE
+    method: str = "paired t (Student's t interval)"
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["values"] = list(self.values)
+        return d
+
+    def excludes_null(self) -> int:
+        """+1 if the whole interval lies above no effect, -1 if below, 0 if it covers it."""
+        if not (math.isfinite(self.ci_low) and math.isfinite(self.ci_high)):
+            return 0
+        if self.ci_low > self.null:
+            return 1
+        if self.ci_high < self.null:
+            return -1
+        return 0
+
+
+def paired_effect(a, b=None, *, log: bool = False, confidence: float = CONFIDENCE) -> PairedEffect:
+    """Per-seed effects ``a - b`` (or ``a`` alone when ``b`` is None; with ``log``: ``log(a/b)``
+    or ``log(a)``), summarised as in the module docstring. Non-finite seeds are dropped."""
+    a = np.asarray(a, dtype=np.float64).ravel()
+    if b is not None:
+        b = np.asarray(b, dtype=np.float64).ravel()
+        if a.shape != b.shape:
+            raise ValueError(f"paired values need one per seed on both sides, got {a.size} and {b.size}")
+    if log:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            d = np.log(a) - (np.log(b) if b is not None else 0.0)
+    else:
+        d = a - (b if b is not None else 0.0)
+    d = d[np.isfinite(d)]
+    n = int(d.size)
+    values = tuple(float(x) for x in (np.exp(d) if log else d))
+    back = np.exp if log else (lambda x: x)
+    null = 1.0 if log else 0.0
+    if n == 0:
+        nan = float("nan")
+        return PairedEffect(0, nan, nan, nan, nan, nan, nan, log, null, values, confidence)
+    m = float(d.mean())
+    if n < 2:
+        nan = float("nan")
+        return PairedEffect(n, float(back(m)), nan, nan, nan, nan, nan, log, null, values, confidence)
+    sd = float(d.std(ddof=1))
+    if sd == 0.0:   # every seed the same: the interval is that value, the test is degenerate
+        lo = hi = m
+        p = 0.0 if m != 0 else 1.0
+        dz = math.copysign(math.inf, m) if m != 0 else 0.0
+    else:
+        lo, hi = _st.t.interval(confidence, df=n - 1, loc=m, scale=sd / math.sqrt(n))
+        p = float(_st.ttest_1samp(d, 0.0).pvalue)
+        dz = m / sd
+    return PairedEffect(n, float(back(m)), float(back(lo)), float(back(hi)), sd, float(dz), p, log, null, values,
+                        confidence)
+
+
+def verdict(effect: PairedEffect, paper_sign: int) -> Verdict:
+    """The rule of the module docstring. ``paper_sign``: +1 if the paper claims an effect above no
+    effect (difference > 0, ratio > 1), -1 if below."""
+    if paper_sign not in (1, -1):
+        raise ValueError(f"paper_sign must be +1 or -1, got {paper_sign!r}")
+    side = effect.excludes_null() if effect.n >= 2 else 0
+    if side == 0:
+        return Verdict.INCONCLUSIVE
+    return Verdict.AGREES if side == paper_sign else Verdict.DISAGREES

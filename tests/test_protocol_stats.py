@@ -1,0 +1,149 @@
+"""Protocols (published conventions), paired statistics against scipy and by hand, the verdict
+rule, and the efficiency definitions on a hand-made two-trial run."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats as st
+
+from fbctrl import metrics
+from fbctrl.protocol import CONDITIONS, Condition, Protocol, Rule, effective_rate, feedback_output_ratio
+from fbctrl.stats import Verdict, paired_effect, verdict
+
+RFLO_C, RFLO, BPTT_C, BPTT = CONDITIONS
+
+
+# ---- protocols ------------------------------------------------------------------------------
+
+def test_condition_names_round_trip():
+    assert [c.name for c in CONDITIONS] == ["RFLO+c", "RFLO", "BPTT+c", "BPTT"]
+    for c in CONDITIONS:
+        assert Condition.parse(c.name) == c and Condition.parse(c.slug) == c
+    assert Condition.parse("rflo+C") == RFLO_C
+    with pytest.raises(ValueError, match="condition must be one of RFLO\\+c, RFLO, BPTT\\+c, BPTT"):
+        Condition.parse("sgd")
+
+
+def test_published_protocol_divides_rflo_by_ten_without_controller_and_rescales_bptt():
+    r = 0.87
+    eff = {c.name: effective_rate("published", c, has_feedback=True, fb_out_ratio=r).lr for c in CONDITIONS}
+    assert eff["RFLO+c"] == pytest.approx(5e-5, rel=1e-12)
+    assert eff["RFLO"] == pytest.approx(5e-6, rel=1e-12)
+    assert eff["BPTT+c"] == pytest.approx(1e-4 * r, rel=1e-12)
+    assert eff["BPTT"] == pytest.approx(5e-6 * r, rel=1e-12)
+    e = effective_rate(Protocol.PUBLISHED, BPTT_C, has_feedback=True, fb_out_ratio=r)
+    assert e.base_lr == 1e-4 and e.factors == {"W_fb_over_W_out": r} and e.protocol == "published"
+
+
+def test_published_protocol_on_networks_without_feedback():
+    rflo = effective_rate("published", RFLO, has_feedback=False)
+    bptt = effective_rate("published", BPTT, has_feedback=False, fb_out_ratio=0.0)
+    assert rflo.lr == pytest.approx(5e-6, rel=1e-12) and "W_fb_over_W_out" not in rflo.factors
+    assert bptt.lr == pytest.approx(5e-7, rel=1e-12) and bptt.factors == {"bptt_no_feedback": 0.1}
+    with pytest.raises(ValueError, match="needs a network with feedback"):
+        effective_rate("published", RFLO_C, has_feedback=False)
+
+
+def test_paper_text_and_best_protocols():
+    assert [effective_rate("paper-text", c, has_feedback=True).lr for c in CONDITIONS] == [5e-5, 5e-5, 1e-4, 5e-6]
+    assert effective_rate("best", RFLO, has_feedback=True, best_lr=1.5e-4).lr == 1.5e-4
+    with pytest.raises(ValueError, match="protocol 'best' needs the best swept rate"):
+        effective_rate("best", RFLO, has_feedback=True)
+    with pytest.raises(ValueError, match="protocol must be one of published, paper-text, best"):
+        effective_rate("paper", RFLO, has_feedback=True)
+    with pytest.raises(ValueError, match="fb_out_ratio needed"):
+        effective_rate("published", BPTT_C, has_feedback=True)
+
+
+def test_feedback_output_ratio_is_the_ratio_of_frobenius_norms():
+    W_fb = torch.tensor([[3.0, 0.0], [0.0, 4.0]])      # |W_fb| = 5
+    W_out = torch.tensor([[1.0, 2.0], [2.0, 4.0]])     # |W_out| = 5
+    assert feedback_output_ratio(W_fb, W_out) == pytest.approx(1.0)
+    assert feedback_output_ratio(2 * W_fb, W_out) == pytest.approx(2.0)
+    assert Rule("rflo") is Rule.RFLO
+
+
+# ---- statistics -----------------------------------------------------------------------------
+
+def test_paired_effect_equals_scipy_and_a_hand_computation():
+    a = np.array([3.0, 5.0, 4.0, 8.0])
+    b = np.array([2.0, 3.0, 1.0, 4.0])         # d = 1, 2, 3, 4
+    e = paired_effect(a, b)
+    # by hand: mean 2.5, sd sqrt(5/3), t_{0.975, 3} = 3.182446305284263
+    sd = math.sqrt(5 / 3)
+    half = 3.182446305284263 * sd / 2
+    assert e.n == 4 and e.mean == pytest.approx(2.5)
+    assert (e.ci_low, e.ci_high) == pytest.approx((2.5 - half, 2.5 + half), rel=1e-9)
+    assert e.sd == pytest.approx(sd) and e.effect_size == pytest.approx(2.5 / sd)
+    assert e.p_value == pytest.approx(st.ttest_rel(a, b).pvalue, rel=1e-12)
+    lo, hi = st.t.interval(0.95, 3, loc=2.5, scale=st.sem(a - b))
+    assert (e.ci_low, e.ci_high) == pytest.approx((lo, hi), rel=1e-12)
+
+
+def test_paired_effect_of_a_ratio_is_taken_on_the_log_scale():
+    a = np.array([2.0, 4.0, 3.0, 6.0, 2.5])
+    b = np.array([1.0, 1.0, 2.0, 2.0, 1.0])
+    e = paired_effect(a, b, log=True)
+    d = np.log(a / b)
+    lo, hi = st.t.interval(0.95, 4, loc=d.mean(), scale=st.sem(d))
+    assert e.mean == pytest.approx(math.exp(d.mean())) and e.null == 1.0
+    assert (e.ci_low, e.ci_high) == pytest.approx((math.exp(lo), math.exp(hi)), rel=1e-12)
+    assert e.p_value == pytest.approx(st.ttest_1samp(d, 0.0).pvalue, rel=1e-12)
+
+
+def test_paired_effect_drops_non_finite_seeds_and_handles_small_samples():
+    e = paired_effect([1.0, np.nan, 2.0, 3.0], [0.0, 0.0, 0.0, 0.0])
+    assert e.n == 3 and e.mean == pytest.approx(2.0)
+    one = paired_effect([1.0], [0.0])
+    assert one.n == 1 and math.isnan(one.ci_low) and verdict(one, 1) is Verdict.INCONCLUSIVE
+    with pytest.raises(ValueError, match="one per seed on both sides"):
+        paired_effect([1.0, 2.0], [1.0])
+
+
+def test_verdict_rule():
+    up = paired_effect([1.0, 1.2, 0.9, 1.1])          # interval above 0
+    down = paired_effect([-1.0, -1.2, -0.9, -1.1])    # below 0
+    mixed = paired_effect([1.21, 0.69, -0.71, 1.01])  # covers 0
+    assert verdict(up, +1) is Verdict.AGREES and verdict(up, -1) is Verdict.DISAGREES
+    assert verdict(down, -1) is Verdict.AGREES and verdict(down, +1) is Verdict.DISAGREES
+    assert verdict(mixed, +1) is Verdict.INCONCLUSIVE and verdict(mixed, -1) is Verdict.INCONCLUSIVE
+    # a sign count would say "agrees" for 4 of 4 positive seeds; the interval rule may not
+    wide = paired_effect([0.01, 5.0, 0.02, 0.03])
+    assert all(v > 0 for v in wide.values) and verdict(wide, +1) is Verdict.INCONCLUSIVE
+    with pytest.raises(ValueError, match="paper_sign must be"):
+        verdict(up, 0)
+
+
+# ---- efficiency on a hand-made two-trial run ------------------------------------------------
+
+def _two_trials():
+    # run a: trial 1 moves W by 1 along a path of 2, trial 2 by 2 along 2; |W - W0| = 1 then 2.5
+    a = {"dW_trial": np.array([[1.0, 2.0]]), "dW_path": np.array([[2.0, 2.0]]), "dW_total": np.array([[1.0, 2.5]])}
+    b = {"dW_trial": np.array([[1.0, 0.5]]), "dW_path": np.array([[1.0, 1.0]]), "dW_total": np.array([[1.0, 1.5]])}
+    return a, b
+
+
+def test_efficiency_definitions_on_a_hand_made_two_trial_run():
+    a, b = _two_trials()
+    assert metrics.efficiency(a, "published", lr=0.1)[0] == pytest.approx((0.1 * 1 / 2 + 0.1 * 2 / 2) / 2)
+    assert metrics.efficiency(a, "per_trial")[0] == pytest.approx((0.5 + 1.0) / 2)
+    assert metrics.efficiency(a, "whole_run")[0] == pytest.approx(2.5 / 4)
+    ea, eb, L = metrics.efficiency_equal_path(a, b)
+    # shorter total path: b's, 2. a reaches 2 after its first trial (1 / 2), b after its second (1.5 / 2)
+    assert L[0] == pytest.approx(2.0) and ea[0] == pytest.approx(0.5) and eb[0] == pytest.approx(0.75)
+    # the published ratio scales with the rate; the scale-free one does not
+    assert metrics.efficiency(a, "published", lr=0.2)[0] == pytest.approx(2 * metrics.efficiency(a, "published", lr=0.1)[0])
+    with pytest.raises(ValueError, match="needs each run's learning rate"):
+        metrics.efficiency(a, "published")
+    with pytest.raises(ValueError, match="efficiency definition must be one of"):
+        metrics.efficiency(a, "cumulative")
+
+
+def test_final_loss_and_curve_area():
+    tl = np.array([[4.0, 3.0, 2.0, 1.0]])
+    assert metrics.final_loss(tl, 2)[0] == pytest.approx(1.5)
+    assert metrics.curve_area(tl)[0] == pytest.approx(2.5)
+    with pytest.raises(ValueError, match="window must lie in 1..4"):
+        metrics.final_loss(tl, 5)
