@@ -256,6 +256,7 @@ def _step_loss_fn(net: Network, trials: Trials, x0: torch.Tensor, e_fb: torch.Te
                   controller_on: bool):
     """W_rec -> (l_t, E[t+1]) for one trial replayed with the fed-back errors as fixed inputs
     (plain autograd-differentiable reference for :class:`WrecHessian`)."""
+    trials = trials.to(net.device, net.dtype)
     s = trials.inputs[:, 0]
     vref = trials.vref[:, 0]
     push = trials.push[:, 0]

@@ -91,6 +91,7 @@ def forward(net: Network, trials: Trials, x0: torch.Tensor, *, controller_on: bo
     d = net.cfg.delay if delay is None else int(delay)
     dev, dt_ = net.device, net.dtype
     trials = trials.to(device=dev, dtype=dt_)
+    x0 = x0.to(device=dev, dtype=dt_)  # clamp_min(..., out=) below needs x0 on the buffers' device
     T = trials.T
     S, B, n = x0.shape
     n_in = trials.inputs.shape[-1]

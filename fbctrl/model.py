@@ -216,6 +216,7 @@ def rollout(net: Network, trials: Trials, *, controller_on: bool = True, x0: tor
         if generator is None:
             raise ValueError("rollout needs x0 or a generator to draw it")
         x0 = draw_x0(cfg.n, batch_shape, generator, dt_, dev)
+    x0 = x0.to(device=dev, dtype=dt_)  # a given x0 may live elsewhere (e.g. drawn on the CPU)
     alpha = cfg.alpha
     W_recT = net.W_rec.mT
     W_fbT = (net.W_fb * net.mask).mT

@@ -109,9 +109,9 @@ def trial_traces(net: Network, trials: Trials, x0: torch.Tensor, *, controller_o
     reference velocity, rotated if the trials are), ``loss`` per trial [B], ``u_norm`` |u| [T, B]."""
     ro = rollout(net, trials, x0=x0.to(net.device, net.dtype), controller_on=controller_on, delay=delay)
     dt = net.cfg.dt
-    start = trials.start.to(torch.float64)
+    start = trials.start.cpu().to(torch.float64)   # the trials may be on the network's device
     v = ro.v.detach().cpu().to(torch.float64)
-    vref = trials.vref.to(torch.float64)
+    vref = trials.vref.cpu().to(torch.float64)
     zero = torch.zeros_like(start)[None]
     hand = start + torch.cat([zero, dt * v.cumsum(0)])
     ref = start + torch.cat([zero, dt * vref.cumsum(0)])
