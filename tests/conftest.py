@@ -1,0 +1,21 @@
+"""Shared fixtures.
+
+``device``: every test that takes it runs once per device: on "cpu" always, and on "cuda" when
+``torch.cuda.is_available()`` (otherwise that case is reported as skipped, with the reason). A
+test must not assume which device it got: it moves tensors with ``.to(device)`` / ``.cpu()`` and
+compares with results computed on "cpu" (tests/test_devices.py).
+"""
+
+import pytest
+import torch
+
+DEVICES = [
+    "cpu",
+    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
+                                                   reason="CUDA is not available on this machine")),
+]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> str:
+    return request.param
