@@ -1,0 +1,587 @@
+"""The paper's protocol as resumable units of work: ``python -m fbctrl paper``.
+
+Units (each writes its own file atomically, with its provenance, and is skipped when that file
+exists and is valid):
+
+* :class:`PretrainUnit` -- one network, pre-trained as the published code does (SPEC 3 and 7:
+  random reaches *without* pushes, 5000 batches of 256): ``{checkpoints}/{fb|nofb}_seed{s}.pt``.
+  Seeds of one kind train in lockstep on a GPU, one at a time on a CPU; an interrupted one resumes
+  from its resume file.
+* :class:`AdaptUnit` -- one adaptation run (network kind x seed x rotation x condition x
+  protocol), 1000 trials, exact ("history") online BPTT, integrated error from zero:
+  ``{results}/adapt/{protocol}/rot{deg}/{kind}_{condition}_seed{s}.npz``.
+* :class:`SweepUnit` -- one run of the learning-rate sweep at 30 degrees (seed x condition x rate):
+  ``{results}/sweep/rot{deg}/{condition}_lr{rate}_seed{s}.npz``.
+
+Runs of one rule are advanced in lockstep in groups (``adapt.adapt`` with many runs); each run's
+file is written when its group finishes, so an interruption loses at most the group in flight.
+
+Order (most important first, so a budget cuts the least important): the networks with feedback,
+the four conditions at 30 degrees under the published protocol, the networks without feedback
+and their runs at 30 degrees, the paper-text rates at 30 degrees, the other rotations, the
+sweep, and last the runs at each condition's best swept rate. A sweep whose best rate lies at an
+edge of its grid is extended by one rate beyond that edge (up to ``max_sweep_extensions``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .adapt import RunSpec, adapt
+from .checkpoint import atomic_write_bytes, load_checkpoint, read_sidecar
+from .experiments import _provenance
+from .model import Network
+from .protocol import CONDITIONS, Condition, Protocol, Rule, effective_rate, feedback_output_ratio
+from .task import TaskConfig
+from .train import PretrainConfig, network_tag, pretrain
+
+__all__ = ["PaperConfig", "PretrainUnit", "AdaptUnit", "SweepUnit", "plan", "run_plan", "load_runs",
+           "UNIT_KIND", "best_swept_rates"]
+
+UNIT_KIND = "fbctrl paper unit"
+KINDS = ("fb", "nofb")
+
+
+@dataclass(frozen=True)
+class PaperConfig:
+    """Sizes of the paper protocol (defaults: the paper's scale, SPEC 3-5 and issue 'verdicts')."""
+
+    n: int = 400
+    pretrain_batches: int = 5000
+    batch_size: int = 256
+    eval_every: int = 100
+    checkpoint_every: int = 200
+    fb_seeds: tuple = tuple(range(10))
+    nofb_seeds: tuple = tuple(range(10))
+    rotations: tuple = (30.0, 40.0, 50.0, 60.0)
+    nofb_rotation: float = 30.0
+    trials: int = 1000
+    extra_protocols_30: tuple = ("paper-text",)
+    align_every: int = 50
+    sweep_rotation: float = 30.0
+    sweep_seeds: tuple = tuple(range(5))
+    sweep_rates: dict = field(default_factory=lambda: {
+        "rflo": (1.5e-6, 5e-6, 1.5e-5, 5e-5, 1.5e-4, 5e-4, 1.5e-3),
+        "bptt": (1e-6, 3e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3)})
+    sweep_trials: dict = field(default_factory=lambda: {"rflo": 1000, "bptt": 200})
+    sweep_final_window: int = 10
+    max_sweep_extensions: int = 2
+    checkpoint_dir: str = "checkpoints/published"
+    results_dir: str = "results/paper"
+    task: TaskConfig = field(default_factory=TaskConfig)
+
+    def __post_init__(self):
+        for name in ("n", "pretrain_batches", "batch_size", "trials", "align_every", "eval_every", "checkpoint_every"):
+            v = getattr(self, name)
+            if int(v) != v or v <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        for name in ("fb_seeds", "nofb_seeds", "sweep_seeds"):
+            if any(int(s) != s or s < 0 for s in getattr(self, name)):
+                raise ValueError(f"{name} must be non-negative integers, got {getattr(self, name)!r}")
+        for p in self.extra_protocols_30:
+            Protocol.parse(p)
+
+    @classmethod
+    def tiny(cls, checkpoint_dir: str, results_dir: str) -> "PaperConfig":
+        """A dry run of every stage in seconds on a CPU (n 20, 2 seeds, a few batches and trials)."""
+        return cls(n=20, pretrain_batches=4, batch_size=8, eval_every=2, checkpoint_every=2, fb_seeds=(0, 1),
+                   nofb_seeds=(0, 1), rotations=(30.0, 40.0), trials=4, align_every=2, sweep_seeds=(0, 1),
+                   sweep_rates={"rflo": (5e-5, 5e-4), "bptt": (1e-5, 1e-4)}, sweep_trials={"rflo": 3, "bptt": 2},
+                   sweep_final_window=2, max_sweep_extensions=1, checkpoint_dir=checkpoint_dir,
+                   results_dir=results_dir, task=TaskConfig(T=30, go_step=5, move_steps=20))
+
+    def pretrain_config(self, kind: str) -> PretrainConfig:
+        return PretrainConfig(n=self.n, feedback_density=1.0 if kind == "fb" else 0.0, batches=self.pretrain_batches,
+                              batch_size=self.batch_size, eval_every=self.eval_every,
+                              checkpoint_every=self.checkpoint_every, train_push=False)
+
+    def seeds(self, kind: str) -> tuple:
+        return self.fb_seeds if kind == "fb" else self.nofb_seeds
+
+
+def _rot(deg: float) -> str:
+    return f"rot{deg:g}"
+
+
+@dataclass(frozen=True)
+class PretrainUnit:
+    kind: str
+    seed: int
+    stage: str = "pretrain"
+
+    def path(self, cfg: PaperConfig) -> Path:
+        return Path(cfg.checkpoint_dir) / f"{network_tag(cfg.pretrain_config(self.kind))}_seed{self.seed}.pt"
+
+    def describe(self) -> str:
+        return f"pre-train {self.kind} seed {self.seed}"
+
+
+@dataclass(frozen=True)
+class AdaptUnit:
+    kind: str
+    seed: int
+    rotation_deg: float
+    condition: Condition
+    protocol: Protocol
+    trials: int
+    stage: str = "adapt"
+
+    def path(self, cfg: PaperConfig) -> Path:
+        return (Path(cfg.results_dir) / "adapt" / self.protocol.value / _rot(self.rotation_deg)
+                / f"{self.kind}_{self.condition.slug}_seed{self.seed}.npz")
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.condition.name} {self.rotation_deg:g} deg seed {self.seed} ({self.protocol.value})"
+
+
+@dataclass(frozen=True)
+class SweepUnit:
+    seed: int
+    rotation_deg: float
+    condition: Condition
+    lr: float
+    trials: int
+    kind: str = "fb"
+    stage: str = "sweep"
+
+    def path(self, cfg: PaperConfig) -> Path:
+        return (Path(cfg.results_dir) / "sweep" / _rot(self.rotation_deg)
+                / f"{self.condition.slug}_lr{self.lr:.3g}_seed{self.seed}.npz")
+
+    def describe(self) -> str:
+        return f"sweep {self.condition.name} lr {self.lr:.3g} seed {self.seed}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The plan: ordered groups of units that are not done yet
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Group:
+    """Units that belong together (one stage of the order), in the order they run."""
+
+    title: str
+    units: list
+    blocked: str | None = None      # why the group cannot run yet (e.g. the sweep is not finished)
+
+
+def _done(cfg: PaperConfig, unit) -> bool:
+    p = unit.path(cfg)
+    if not p.is_file():
+        return False
+    if unit.stage == "pretrain":
+        return p.with_suffix(".json").is_file() and Path(str(p)[:-3] + ".curve.npz").is_file()
+    try:
+        meta = _read_meta(p)
+    except (OSError, ValueError, KeyError):
+        return False                  # a damaged file is recomputed
+    return meta.get("unit") == _unit_dict(unit)
+
+
+def _adapt_units(kind, seeds, rotations, conditions, protocol, trials):
+    return [AdaptUnit(kind, int(s), float(r), c, Protocol.parse(protocol), trials)
+            for r in rotations for c in conditions for s in seeds]
+
+
+def _sweep_grid(cfg: PaperConfig, cond: Condition) -> list[float]:
+    """The condition's swept rates: the configured grid plus extensions found on disk."""
+    base = list(cfg.sweep_rates[cond.rule.value])
+    folder = Path(cfg.results_dir) / "sweep" / _rot(cfg.sweep_rotation)
+    extra = set()
+    for p in folder.glob(f"{cond.slug}_lr*_seed*.npz"):
+        try:
+            lr = float(_read_meta(p)["unit"]["lr"])
+        except (OSError, ValueError, KeyError):
+            continue
+        if not any(math.isclose(lr, b, rel_tol=1e-9) for b in base):
+            extra.add(lr)
+    return sorted(base + sorted(extra))
+
+
+def _sweep_units(cfg: PaperConfig, cond: Condition, rates) -> list[SweepUnit]:
+    trials = int(cfg.sweep_trials[cond.rule.value])
+    return [SweepUnit(int(s), cfg.sweep_rotation, cond, float(lr), trials) for lr in rates for s in cfg.sweep_seeds]
+
+
+def plan(cfg: PaperConfig) -> list[Group]:
+    """Every group of the protocol in its order, with the units still to do (done ones dropped)."""
+    fb_c = list(CONDITIONS)
+    nofb_c = [c for c in CONDITIONS if not c.controller_on]
+    r30 = [r for r in cfg.rotations if r == 30.0] or list(cfg.rotations[:1])
+    rest = [r for r in cfg.rotations if r not in r30]
+    groups = [
+        Group("pre-train the networks with feedback", [PretrainUnit("fb", int(s)) for s in cfg.fb_seeds]),
+        Group(f"fb, {r30[0]:g} deg, published protocol", _adapt_units("fb", cfg.fb_seeds, r30, fb_c, "published", cfg.trials)),
+        Group("pre-train the networks without feedback", [PretrainUnit("nofb", int(s)) for s in cfg.nofb_seeds]),
+        Group(f"nofb, {cfg.nofb_rotation:g} deg, published protocol",
+              _adapt_units("nofb", cfg.nofb_seeds, [cfg.nofb_rotation], nofb_c, "published", cfg.trials)),
+    ]
+    for p in cfg.extra_protocols_30:
+        groups.append(Group(f"fb, {r30[0]:g} deg, {p} rates", _adapt_units("fb", cfg.fb_seeds, r30, fb_c, p, cfg.trials)))
+    if rest:
+        groups.append(Group(f"fb, {', '.join(f'{r:g}' for r in rest)} deg, published protocol",
+                            _adapt_units("fb", cfg.fb_seeds, rest, fb_c, "published", cfg.trials)))
+    sweep = []
+    for c in fb_c:
+        sweep += _sweep_units(cfg, c, _sweep_grid(cfg, c) + sweep_extension(cfg, c))
+    groups.append(Group(f"learning-rate sweep at {cfg.sweep_rotation:g} deg", sweep))
+    best = Group(f"fb, {r30[0]:g} deg, each condition at its best swept rate",
+                 _adapt_units("fb", cfg.fb_seeds, r30, fb_c, "best", cfg.trials))
+    groups.append(best)
+    for g in groups:
+        g.units = [u for u in g.units if not _done(cfg, u)]
+    if best.units and any(u for u in sweep if not _done(cfg, u)):
+        best.blocked = "waits for the sweep"
+    return groups
+
+
+# ---------------------------------------------------------------------------------------------
+# The sweep: best rates, and an extension when the best lies at an edge of the grid
+# ---------------------------------------------------------------------------------------------
+
+def sweep_table(cfg: PaperConfig, cond: Condition) -> dict:
+    """Final test loss (controller off, mean of the last ``sweep_final_window`` trials) of every
+    swept rate and seed: {"rates", "final" [rates, seeds] (NaN: missing or diverged),
+    "diverged" [rates, seeds], "complete"}."""
+    rates = _sweep_grid(cfg, cond)
+    S = len(cfg.sweep_seeds)
+    fin = np.full((len(rates), S), np.nan)
+    div = np.zeros((len(rates), S), dtype=bool)
+    complete = True
+    for a, lr in enumerate(rates):
+        for b, u in enumerate(_sweep_units(cfg, cond, [lr])):
+            if not _done(cfg, u):
+                complete = False
+                continue
+            rec, meta = _read_unit(u.path(cfg))
+            div[a, b] = meta["diverged_trial"] >= 0
+            if not div[a, b]:
+                fin[a, b] = float(np.nanmean(rec["test_loss"][-cfg.sweep_final_window:]))
+    return {"rates": rates, "final": fin, "diverged": div, "complete": complete}
+
+
+def _best_index(tab: dict) -> int | None:
+    """The rate with the lowest mean final loss over seeds among rates where no seed diverged."""
+    ok = ~tab["diverged"].any(axis=1) & np.isfinite(tab["final"]).all(axis=1)
+    if not ok.any():
+        return None
+    m = np.full(len(ok), np.inf)
+    m[ok] = tab["final"][ok].mean(axis=1)
+    return int(np.argmin(m))
+
+
+def sweep_extension(cfg: PaperConfig, cond: Condition) -> list[float]:
+    """[one more rate beyond the edge] when the finished grid's best rate lies at an edge, else []."""
+    tab = sweep_table(cfg, cond)
+    rates = tab["rates"]
+    if not tab["complete"] or len(rates) < 2:
+        return []
+    i = _best_index(tab)
+    base = cfg.sweep_rates[cond.rule.value]
+    if i == 0 and sum(r < min(base) for r in rates) < cfg.max_sweep_extensions:
+        return [rates[0] ** 2 / rates[1]]
+    if i == len(rates) - 1 and sum(r > max(base) for r in rates) < cfg.max_sweep_extensions:
+        return [rates[-1] ** 2 / rates[-2]]
+    return []
+
+
+def best_swept_rates(cfg: PaperConfig) -> dict[str, dict]:
+    """Per condition: {"lr": best rate or None, "bracketed": the best has a swept rate on both sides,
+    "rates", "mean_final" over seeds, "complete"}."""
+    out = {}
+    for c in CONDITIONS:
+        tab = sweep_table(cfg, c)
+        i = _best_index(tab) if tab["complete"] else None
+        fin = np.where(tab["diverged"], np.nan, tab["final"])
+        ok = np.isfinite(fin).any(axis=1)
+        mean = np.full(len(tab["rates"]), np.nan)
+        mean[ok] = [np.nanmean(row) for row in fin[ok]]
+        out[c.name] = {"lr": tab["rates"][i] if i is not None else None, "complete": tab["complete"],
+                       "bracketed": i is not None and 0 < i < len(tab["rates"]) - 1,
+                       "rates": tab["rates"], "mean_final": [float(x) for x in mean]}
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Files: one per unit, written atomically, validated on load
+# ---------------------------------------------------------------------------------------------
+
+def _unit_dict(unit) -> dict:
+    d = asdict(unit)
+    if "condition" in d:
+        d["condition"] = unit.condition.name
+    if "protocol" in d:
+        d["protocol"] = unit.protocol.value
+    return json.loads(json.dumps(d))
+
+
+def _read_meta(path) -> dict:
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+    if meta.get("kind") != UNIT_KIND:
+        raise ValueError(f"{path}: not a result file of the paper protocol (kind {meta.get('kind')!r})")
+    return meta
+
+
+def _read_unit(path) -> tuple[dict, dict]:
+    meta = _read_meta(path)
+    with np.load(path, allow_pickle=False) as z:
+        rec = {k: z[k] for k in z.files if k != "meta"}
+    return rec, meta
+
+
+def _write_unit(cfg: PaperConfig, unit, records: dict, meta: dict) -> Path:
+    path = unit.path(cfg)
+    payload = {k: np.asarray(v) for k, v in records.items()}
+    payload["meta"] = np.array(json.dumps(_provenance({"kind": UNIT_KIND, "unit": _unit_dict(unit), **meta})))
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **payload)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def load_runs(cfg: PaperConfig, units: list) -> tuple[dict[str, np.ndarray], list[dict]]:
+    """The records of ``units`` (one per seed, same condition and length), stacked along a leading
+    seed axis, and their metas. Every file must exist and describe exactly its unit."""
+    recs, metas = [], []
+    for u in units:
+        p = u.path(cfg)
+        if not p.is_file():
+            raise FileNotFoundError(f"result file {p} is missing: run `python -m fbctrl paper` to compute it")
+        rec, meta = _read_unit(p)
+        if meta.get("unit") != _unit_dict(u):
+            raise ValueError(f"result file {p} describes another run ({meta.get('unit')})")
+        recs.append(rec)
+        metas.append(meta)
+    keys = set(recs[0]) if recs else set()
+    return {k: np.stack([r[k] for r in recs]) for k in sorted(keys)}, metas
+
+
+def _load_networks(cfg: PaperConfig, kind: str, seeds: list[int], device) -> Network:
+    """The pre-trained networks of ``kind``, checked to be the published protocol's."""
+    want = asdict(cfg.pretrain_config(kind))
+    nets = []
+    for s in seeds:
+        p = PretrainUnit(kind, s).path(cfg)
+        side = read_sidecar(p)
+        got = side.get("config", {})
+        bad = [k for k in ("n", "batches", "batch_size", "train_push", "feedback_density") if got.get(k) != want[k]]
+        if bad:
+            raise ValueError(f"checkpoint {p} was not pre-trained with this protocol ({', '.join(bad)} differ)")
+        nets.append(load_checkpoint(p, n=cfg.n, device=device))
+    return Network.stack(nets)
+
+
+# ---------------------------------------------------------------------------------------------
+# Running units
+# ---------------------------------------------------------------------------------------------
+
+def _effective(cfg: PaperConfig, unit, W_fb, W_out):
+    if unit.stage == "sweep":
+        return effective_rate("best", unit.condition, has_feedback=unit.kind == "fb", best_lr=unit.lr)
+    has_fb = unit.kind == "fb"
+    best = best_swept_rates(cfg)[unit.condition.name]["lr"] if unit.protocol is Protocol.BEST else None
+    return effective_rate(unit.protocol, unit.condition, has_feedback=has_fb,
+                          fb_out_ratio=feedback_output_ratio(W_fb, W_out) if has_fb else None, best_lr=best)
+
+
+def _batches(units: list, max_runs: int) -> list[list]:
+    """Consecutive units of one stage, kind, rule and length, at most ``max_runs`` together."""
+    out, cur, key = [], [], None
+    for u in units:
+        k = (u.stage, u.kind, getattr(getattr(u, "condition", None), "rule", None), getattr(u, "trials", None))
+        if cur and (k != key or len(cur) >= max_runs):
+            out.append(cur)
+            cur = []
+        cur.append(u)
+        key = k
+    if cur:
+        out.append(cur)
+    return out
+
+
+def _run_pretrain(cfg: PaperConfig, units: list, device, progress: bool, command: str) -> None:
+    pretrain(cfg.pretrain_config(units[0].kind), [u.seed for u in units], cfg.checkpoint_dir, device=device,
+             progress=progress, command=command, task_cfg=cfg.task)
+
+
+def _run_adapt(cfg: PaperConfig, units: list, device, progress: bool, command: str) -> None:
+    """One lockstep group of adaptation or sweep runs; one file per run when it finishes."""
+    kind, rule = units[0].kind, units[0].condition.rule
+    seeds = sorted({u.seed for u in units})
+    nets = _load_networks(cfg, kind, seeds, device)
+    rates = [_effective(cfg, u, nets.W_fb[seeds.index(u.seed)], nets.W_out[seeds.index(u.seed)]) for u in units]
+    runs = [RunSpec(net_index=seeds.index(u.seed), controller_on=u.condition.controller_on,
+                    rotation_deg=u.rotation_deg, lr=r.lr, seed=u.seed) for u, r in zip(units, rates)]
+    align = rule is Rule.RFLO and units[0].stage == "adapt"
+    res = adapt(nets, rule.value, runs, trials=units[0].trials, align=align, align_every=cfg.align_every,
+                bptt_weights="history", on_divergence="mark", device=device, progress=progress, task_cfg=cfg.task)
+    for i, (u, r) in enumerate(zip(units, rates)):
+        ck = PretrainUnit(kind, u.seed).path(cfg)
+        meta = {"protocol": r.protocol, "effective_rate": r.as_dict(), "lr": r.lr, "condition": u.condition.name,
+                "rotation_deg": u.rotation_deg, "trials": u.trials, "bptt_weights": "history",
+                "error_start": "zero", "test_every": 1, "align_every": cfg.align_every if align else None,
+                "diverged_trial": int(res.diverged[i]), "network": {"checkpoint": str(ck), "seed": u.seed,
+                                                                    "commit": read_sidecar(ck).get("commit")},
+                "device": str(device), "group_size": len(runs), "wall_time_s": res.wall_time / len(runs),
+                "command": command}
+        _write_unit(cfg, u, {k: v[i] for k, v in res.records.items()}, meta)
+
+
+def run_batch(cfg: PaperConfig, units: list, *, device="cpu", progress: bool = True, command: str = "") -> None:
+    if units[0].stage == "pretrain":
+        _run_pretrain(cfg, units, device, progress, command)
+    else:
+        _run_adapt(cfg, units, device, progress, command)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cost: measured on the device at the start (a few batches and trials), then extrapolated
+# ---------------------------------------------------------------------------------------------
+
+GPU_LAUNCH_S = 10e-6      # assumed cost of one kernel launch on a GPU (a plan estimate, not a measurement)
+GPU_FP32_FLOPS = 20e12    # assumed sustained float32 rate of a current data-centre GPU without tensor cores
+
+
+@dataclass
+class Costs:
+    """Seconds per pre-training batch (per network) and per run-trial of each rule, and how known."""
+
+    pretrain_batch: float
+    run_trial: dict
+    source: str
+
+
+def _leaf_ops(fn) -> int:
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    return sum(1 for e in prof.events() if not e.cpu_children)
+
+
+def calibrate(cfg: PaperConfig, device="cpu", *, runs: int = 4, gpu_model: bool = False) -> dict[str, Costs]:
+    """Time 2 pre-training batches and a few adaptation trials of ``runs`` runs per rule on an
+    untrained network of the configured size; with ``gpu_model`` also a GPU estimate from the
+    number of kernel launches (counted with torch.profiler) and the FLOPs (GPU_* constants)."""
+    from .bench import pretrain_flops
+    from .model import init_network
+    from .train import Trainer
+
+    tr = Trainer(replace(cfg.pretrain_config("fb"), eval_every=10**9), [0], device=device, task_cfg=cfg.task)
+    tr.step()
+    t = time.perf_counter()
+    for _ in range(2):
+        tr.step()
+    out = {"measured": Costs((time.perf_counter() - t) / 2, {}, f"measured on {device}")}
+    net = init_network(cfg.pretrain_config("fb").network, torch.Generator().manual_seed(0), device=device)
+    specs = [RunSpec(controller_on=True, lr=1e-5, seed=s) for s in range(runs)]
+    ops = {}
+    kw = dict(progress=False, on_divergence="mark", device=device, task_cfg=cfg.task)
+    for rule, n_trials in (("rflo", 3), ("bptt", 2)):
+        adapt(net, rule, specs, trials=1, **kw)
+        t = time.perf_counter()
+        adapt(net, rule, specs, trials=n_trials, **kw)
+        out["measured"].run_trial[rule] = (time.perf_counter() - t) / n_trials / runs
+        if gpu_model:
+            ops[rule] = _leaf_ops(lambda: adapt(net, rule, specs[:1], trials=1, **kw))
+    if gpu_model:
+        pre_ops = _leaf_ops(tr.step)
+        flops = pretrain_flops(n=cfg.n, batch=cfg.batch_size) / GPU_FP32_FLOPS
+        out["gpu_model"] = Costs(pre_ops * GPU_LAUNCH_S / max(len(cfg.fb_seeds), 1) + flops,
+                                 {r: o * GPU_LAUNCH_S / _gpu_group(cfg, r) for r, o in ops.items()},
+                                 f"modelled: {GPU_LAUNCH_S * 1e6:g} us per kernel launch, "
+                                 f"{GPU_FP32_FLOPS / 1e12:g} TFLOP/s, all runs of a rule and stage in lockstep")
+    return out
+
+
+def _gpu_group(cfg: PaperConfig, rule: str) -> int:
+    """Runs of one rule in the smallest lockstep group of the plan on a GPU (both controller
+    settings of one rotation: 2 x seeds); larger groups only make a run-trial cheaper."""
+    return max(1, 2 * len(cfg.fb_seeds))
+
+
+def unit_seconds(cfg: PaperConfig, costs: Costs, unit) -> float:
+    if unit.stage == "pretrain":
+        return cfg.pretrain_batches * costs.pretrain_batch * 1.03   # + the test sets every eval_every batches
+    return unit.trials * costs.run_trial[unit.condition.rule.value]
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole protocol, in order, within a budget
+# ---------------------------------------------------------------------------------------------
+
+def default_max_runs(device) -> int:
+    """Runs per lockstep group: a whole stage on a GPU; on a CPU groups of 10, so that an
+    interruption loses at most one group and the lockstep chunks still fill the cores."""
+    return 400 if str(device).startswith("cuda") else 10
+
+
+def format_plan(cfg: PaperConfig, groups: list[Group], costs: dict[str, Costs]) -> str:
+    """The printed plan: each group in order with its units and estimated time per cost model."""
+    names = list(costs)
+    lines = [f"{'#':>2}  {'group':58s} {'units':>5}  " + "  ".join(f"{n:>14s}" for n in names)]
+    totals = dict.fromkeys(names, 0.0)
+    for i, g in enumerate(groups, 1):
+        secs = {n: sum(unit_seconds(cfg, c, u) for u in g.units) for n, c in costs.items()}
+        for n in names:
+            totals[n] += secs[n]
+        note = f"  ({g.blocked})" if g.blocked and g.units else ""
+        lines.append(f"{i:>2}  {g.title:58s} {len(g.units):>5}  " + "  ".join(f"{_hms(secs[n]):>14s}" for n in names)
+                     + note)
+    lines.append(f"{'':>2}  {'total':58s} {sum(len(g.units) for g in groups):>5}  "
+                 + "  ".join(f"{_hms(totals[n]):>14s}" for n in names))
+    lines += [f"    {n}: {c.source}; pre-training {c.pretrain_batch:.3g} s per batch per network, per run-trial "
+              + ", ".join(f"{r} {v:.3g} s" for r, v in c.run_trial.items()) for n, c in costs.items()]
+    return "\n".join(lines)
+
+
+def _hms(s: float) -> str:
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 5400:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def run_plan(cfg: PaperConfig, *, device="cpu", budget_minutes: float | None = None, max_runs: int | None = None,
+             costs: Costs | None = None, progress: bool = True, command: str = "", log=print) -> dict:
+    """Run the groups of :func:`plan` in order, one lockstep batch at a time, re-planning after
+    each (the sweep's extensions and best rates appear when their inputs exist). With a budget,
+    stop before a batch whose estimate would not fit, with everything finished saved."""
+    max_runs = max_runs or default_max_runs(device)
+    t0 = time.perf_counter()
+    done, stopped = 0, None
+    while True:
+        groups = plan(cfg)
+        g = next((g for g in groups if g.units and not g.blocked), None)
+        if g is None:
+            left = [f"{x.title} ({x.blocked})" for x in groups if x.units]
+            stopped = ("blocked: " + "; ".join(left)) if left else None
+            break
+        units = _batches(g.units, max_runs if g.units[0].stage != "pretrain" else _pretrain_group(device, g))[0]
+        est = sum(unit_seconds(cfg, costs, u) for u in units) if costs else 0.0
+        used = time.perf_counter() - t0
+        if budget_minutes is not None and used + est > budget_minutes * 60:
+            stopped = f"budget: {g.title}, next batch of {len(units)} needs about {_hms(est)}, {_hms(budget_minutes * 60 - used)} left"
+            break
+        log(f"[{_hms(used)}] {g.title}: {', '.join(u.describe() for u in units[:3])}"
+            + (f" and {len(units) - 3} more" if len(units) > 3 else "") + (f" (about {_hms(est)})" if costs else ""))
+        run_batch(cfg, units, device=device, progress=progress, command=command)
+        done += len(units)
+    left = sum(len(x.units) for x in plan(cfg))
+    return {"units_done": done, "units_left": left, "wall_time_s": time.perf_counter() - t0, "stopped": stopped}
+
+
+def _pretrain_group(device, g: Group) -> int:
+    """Seeds of one kind in lockstep: all on a GPU, one at a time on a CPU (one network already
+    fills the cores there; lockstep seeds are slower per network, Performance chapter)."""
+    return len(g.units) if str(device).startswith("cuda") else 1

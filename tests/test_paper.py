@@ -1,0 +1,156 @@
+"""The paper protocol's runner: a dry run of every stage at n 20 (the command a GPU machine runs,
+so that it cannot fail on a typo), resumability, the budget, the sweep's extension rule, and the
+published protocol's effective rates in the result files."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from fbctrl import paper
+from fbctrl.__main__ import main
+from fbctrl.checkpoint import load_checkpoint, read_sidecar
+from fbctrl.protocol import CONDITIONS, Condition, Protocol, feedback_output_ratio
+
+RFLO_C, RFLO, BPTT_C, BPTT = CONDITIONS
+
+
+@pytest.fixture(scope="module")
+def dry_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("paper")
+    ck, res = root / "ck", root / "res"
+    rc = main(["paper", "--tiny", "--checkpoint-dir", str(ck), "--results-dir", str(res), "--no-progress"])
+    assert rc == 0
+    return paper.PaperConfig.tiny(str(ck), str(res))
+
+
+def _meta(path):
+    with np.load(path) as z:
+        return json.loads(str(z["meta"]))
+
+
+def test_dry_run_completes_every_stage(dry_run):
+    cfg = dry_run
+    assert all(not g.units for g in paper.plan(cfg))
+    for kind in ("fb", "nofb"):
+        for s in cfg.seeds(kind):
+            side = read_sidecar(paper.PretrainUnit(kind, s).path(cfg))
+            assert side["config"]["train_push"] is False and side["config"]["batches"] == cfg.pretrain_batches
+    files = list((paper.Path(cfg.results_dir) / "adapt").rglob("*.npz"))
+    # 8 fb runs x (30 published, 30 paper-text, 40 published, 30 best) + 4 nofb runs
+    assert len(files) == 8 * 4 + 4
+    for p in files:
+        m = _meta(p)
+        assert m["kind"] == paper.UNIT_KIND and m["bptt_weights"] == "history" and m["error_start"] == "zero"
+        assert m["trials"] == cfg.trials and m["lr"] == m["effective_rate"]["lr"] > 0
+        assert m["protocol"] == m["unit"]["protocol"]
+
+
+def test_published_rates_in_the_files_follow_the_published_code(dry_run):
+    cfg = dry_run
+    for s in cfg.fb_seeds:
+        net = load_checkpoint(paper.PretrainUnit("fb", s).path(cfg))
+        ratio = feedback_output_ratio(net.W_fb, net.W_out)
+        lr = {c.name: _meta(paper.AdaptUnit("fb", s, 30.0, c, Protocol.PUBLISHED, cfg.trials).path(cfg))["lr"]
+              for c in CONDITIONS}
+        assert lr["RFLO+c"] == pytest.approx(5e-5) and lr["RFLO"] == pytest.approx(5e-6)
+        assert lr["BPTT+c"] == pytest.approx(1e-4 * ratio, rel=1e-9) and lr["BPTT"] == pytest.approx(5e-6 * ratio, rel=1e-9)
+        txt = {c.name: _meta(paper.AdaptUnit("fb", s, 30.0, c, Protocol.PAPER_TEXT, cfg.trials).path(cfg))["lr"]
+               for c in CONDITIONS}
+        assert txt == {"RFLO+c": 5e-5, "RFLO": 5e-5, "BPTT+c": 1e-4, "BPTT": 5e-6}
+    for s in cfg.nofb_seeds:
+        m = _meta(paper.AdaptUnit("nofb", s, 30.0, BPTT, Protocol.PUBLISHED, cfg.trials).path(cfg))
+        assert m["lr"] == pytest.approx(5e-7) and m["effective_rate"]["factors"] == {"bptt_no_feedback": 0.1}
+
+
+def test_best_protocol_runs_use_the_best_swept_rate(dry_run):
+    cfg = dry_run
+    best = paper.best_swept_rates(cfg)
+    for c in CONDITIONS:
+        assert best[c.name]["complete"] and best[c.name]["lr"] in best[c.name]["rates"]
+        m = _meta(paper.AdaptUnit("fb", 0, 30.0, c, Protocol.BEST, cfg.trials).path(cfg))
+        assert m["lr"] == best[c.name]["lr"]
+
+
+def test_finished_units_are_skipped_and_a_lost_file_is_recomputed_identically(dry_run):
+    cfg = dry_run
+    assert paper.run_plan(cfg, progress=False, log=lambda *_: None)["units_done"] == 0
+    unit = paper.AdaptUnit("fb", 1, 30.0, BPTT_C, Protocol.PUBLISHED, cfg.trials)
+    rec0, _ = paper.load_runs(cfg, [unit])
+    unit.path(cfg).unlink()
+    assert [g.units for g in paper.plan(cfg) if g.units] == [[unit]]
+    # alone it runs in a group of 1 instead of 4: lockstep runs equal single runs
+    assert paper.run_plan(cfg, progress=False, log=lambda *_: None)["units_done"] == 1
+    rec1, _ = paper.load_runs(cfg, [unit])
+    for k in rec0:
+        np.testing.assert_allclose(rec1[k], rec0[k], rtol=1e-5, atol=1e-9, err_msg=k)
+
+
+def test_budget_stops_cleanly_before_a_batch_that_does_not_fit(tmp_path):
+    cfg = paper.PaperConfig.tiny(str(tmp_path / "ck"), str(tmp_path / "res"))
+    costs = paper.Costs(pretrain_batch=60.0, run_trial={"rflo": 1.0, "bptt": 1.0}, source="test")
+    out = paper.run_plan(cfg, budget_minutes=1.0, costs=costs, progress=False, log=lambda *_: None)
+    assert out["units_done"] == 0 and out["stopped"].startswith("budget: pre-train the networks with feedback")
+    assert not (tmp_path / "ck").exists() or not list((tmp_path / "ck").glob("*.pt"))
+
+
+def test_load_runs_validates_files(dry_run, tmp_path):
+    cfg = dry_run
+    with pytest.raises(FileNotFoundError, match="run `python -m fbctrl paper`"):
+        paper.load_runs(cfg, [paper.AdaptUnit("fb", 7, 30.0, RFLO, Protocol.PUBLISHED, cfg.trials)])
+    good = paper.AdaptUnit("fb", 0, 30.0, RFLO, Protocol.PUBLISHED, cfg.trials)
+    wrong = paper.AdaptUnit("fb", 0, 30.0, RFLO, Protocol.PUBLISHED, cfg.trials + 1)
+    wrong.path(cfg).parent.mkdir(parents=True, exist_ok=True)
+    # a file holding another unit's numbers under this unit's name is refused
+    other = paper.PaperConfig.tiny(cfg.checkpoint_dir, str(tmp_path))
+    target = good.path(other)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(paper.AdaptUnit("fb", 0, 30.0, RFLO_C, Protocol.PUBLISHED, cfg.trials).path(cfg).read_bytes())
+    with pytest.raises(ValueError, match="describes another run"):
+        paper.load_runs(other, [good])
+    assert not paper._done(other, good)   # and recomputed by the next run
+
+
+def test_networks_pretrained_with_pushes_are_refused(tmp_path):
+    from fbctrl.train import PretrainConfig, pretrain
+
+    cfg = paper.PaperConfig.tiny(str(tmp_path), str(tmp_path / "res"))
+    pushed = PretrainConfig(n=20, batches=2, batch_size=4, eval_every=1, checkpoint_every=1, train_push=True)
+    pretrain(pushed, [0], tmp_path, progress=False, task_cfg=cfg.task)
+    with pytest.raises(ValueError, match="not pre-trained with this protocol \\(batches, batch_size, train_push"):
+        paper._load_networks(cfg, "fb", [0], "cpu")
+
+
+def _fake_sweep(cfg, cond, finals):
+    """Sweep files for ``cond`` whose final test loss per rate (same for every seed) is ``finals``."""
+    for lr, f in zip(cfg.sweep_rates[cond.rule.value], finals):
+        for u in paper._sweep_units(cfg, cond, [lr]):
+            rec = {"test_loss": np.full(u.trials, f)}
+            paper._write_unit(cfg, u, rec, {"diverged_trial": -1 if math.isfinite(f) else 0})
+
+
+def test_sweep_is_extended_only_when_its_best_rate_lies_at_an_edge(tmp_path):
+    cfg = paper.PaperConfig.tiny(str(tmp_path / "ck"), str(tmp_path / "res"))
+    cfg = paper.replace(cfg, sweep_rates={"rflo": (1e-5, 1e-4, 1e-3), "bptt": (1e-5, 1e-4, 1e-3)})
+    _fake_sweep(cfg, RFLO_C, [3.0, 2.0, 1.0])          # best at the top edge
+    assert paper.sweep_extension(cfg, RFLO_C) == [pytest.approx(1e-2)]
+    _fake_sweep(cfg, RFLO, [3.0, 1.0, 2.0])            # bracketed
+    assert paper.sweep_extension(cfg, RFLO) == []
+    _fake_sweep(cfg, BPTT_C, [1.0, 2.0, float("nan")])  # best at the bottom edge; top diverged
+    assert paper.sweep_extension(cfg, BPTT_C) == [pytest.approx(1e-6)]
+    best = paper.best_swept_rates(cfg)
+    assert best["RFLO"]["lr"] == 1e-4 and best["RFLO"]["bracketed"]
+    assert best["RFLO+c"]["lr"] == 1e-3 and not best["RFLO+c"]["bracketed"]
+    assert not best["BPTT"]["complete"] and best["BPTT"]["lr"] is None
+    # the extension is planned as sweep units
+    sweep = next(g for g in paper.plan(cfg) if g.title.startswith("learning-rate sweep"))
+    ext = [u.lr for u in sweep.units if u.condition == RFLO_C]
+    assert ext == [pytest.approx(1e-2)] * len(cfg.sweep_seeds)
+
+
+def test_cli_paper_bad_arguments_exit_2(capsys, tmp_path):
+    assert main(["paper", "--tiny"]) == 2
+    assert "--tiny needs --checkpoint-dir and --results-dir" in capsys.readouterr().err
+    assert main(["paper", "--budget-minutes", "-3"]) == 2
+    assert "budget-minutes must be a positive number" in capsys.readouterr().err
