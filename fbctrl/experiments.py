@@ -205,8 +205,8 @@ def activity_alignment(nets: Network, *, rotation_deg: float = 30.0, newton: boo
             tr = centre_out_reaches(task_cfg, [tgt], dtype=torch.float64).rotated(rotation_deg)
             x0 = x0s[tgt: tgt + 1]
             ag = activity_gradients(net, tr, x0, controller_on=True)
-            out["cos_trial"][s, tgt] = ag.cos_trial[:, 0].numpy()
-            out["cos_inst"][s, tgt] = ag.cos_inst[:, 0].numpy()
+            out["cos_trial"][s, tgt] = ag.cos_trial[:, 0].cpu().numpy()
+            out["cos_inst"][s, tgt] = ag.cos_inst[:, 0].cpu().numpy()
             if newton:
                 nw = activity_newton(net, tr, x0, controller_on=True)
                 out["cos_newton"][s, tgt] = nw["cos_newton"]
