@@ -172,12 +172,14 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--no-progress", action="store_true")
 
     be = sub.add_parser("bench", help="benchmarks (print ratios, never assert)")
-    be.add_argument("what", choices=["pretrain", "adapt"])
+    be.add_argument("what", choices=["pretrain", "adapt", "memory"])
     be.add_argument("--device", type=_device, default="cpu")
     be.add_argument("--batches", type=_positive_int("batches"), default=10)
     be.add_argument("--seeds", type=_positive_int("seeds"), default=1, help="networks in lockstep")
     be.add_argument("--json", action="store_true")
     be.add_argument("--save", default=None, help="also write the result, with its provenance, to this .json file")
+    for size in ("n", "T", "repeats"):  # other sizes than the paper's, for tests (not in --help)
+        be.add_argument(f"--{size}", type=_positive_int(size), default=None, help=argparse.SUPPRESS)
     return p
 
 
@@ -284,7 +286,7 @@ def cmd_bench(a) -> int:
 
     if a.save is not None and not str(a.save).endswith(".json"):
         raise ValueError(f"save must be a .json file name, got {a.save!r}")
-    res = bench.run(a.what, device=a.device, batches=a.batches, seeds=a.seeds)
+    res = bench.run(a.what, device=a.device, batches=a.batches, seeds=a.seeds, n=a.n, T=a.T, repeats=a.repeats)
     if a.save is not None:
         from .checkpoint import atomic_write_json
         from .experiments import _provenance
