@@ -132,6 +132,25 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", type=_device, default="cpu")
     ev.add_argument("--json", action="store_true")
 
+    pp = sub.add_parser("paper", help="the paper's protocol as resumable units (pre-training, adaptation, sweep)")
+    pp.add_argument("--device", type=_device, default="cpu")
+    pp.add_argument("--budget-minutes", type=_positive_float("budget-minutes"), default=None,
+                    help="stop cleanly before a batch that would not fit (the most important results come first)")
+    pp.add_argument("--plan", action="store_true", help="print the plan and its estimated time, run nothing")
+    pp.add_argument("--tiny", action="store_true", help="a dry run of every stage at n 20 with 2 seeds (seconds on a CPU)")
+    pp.add_argument("--checkpoint-dir", default=None, help="networks (default checkpoints/published)")
+    pp.add_argument("--results-dir", default=None, help="one file per unit (default results/paper)")
+    pp.add_argument("--max-runs", type=_positive_int("max-runs"), default=None,
+                    help="runs per lockstep group (default: 10 on a CPU, a whole stage on a GPU)")
+    pp.add_argument("--no-calibrate", action="store_true", help="skip the timing of a few batches and trials")
+    pp.add_argument("--no-progress", action="store_true")
+
+    vd = sub.add_parser("verdicts", help="the verdict table from the paper protocol's unit files")
+    vd.add_argument("--checkpoint-dir", default=None)
+    vd.add_argument("--results-dir", default=None)
+    vd.add_argument("--tiny", action="store_true", help="read the files of a tiny dry run")
+    vd.add_argument("--json", action="store_true")
+
     ad = sub.add_parser("adapt", help="trial-by-trial adaptation of W_rec to a rotation")
     ad.add_argument("checkpoint", type=_existing_file)
     ad.add_argument("--rule", choices=["bptt", "rflo"], required=True)
@@ -281,6 +300,45 @@ def cmd_sweep(a) -> int:
     return 0
 
 
+def _paper_config(a):
+    from . import paper
+
+    if a.tiny and (a.checkpoint_dir is None or a.results_dir is None):
+        raise ValueError("--tiny needs --checkpoint-dir and --results-dir (it must not write beside the real results)")
+    if a.tiny:
+        return paper.PaperConfig.tiny(a.checkpoint_dir, a.results_dir)
+    return paper.PaperConfig(**{k: v for k, v in (("checkpoint_dir", a.checkpoint_dir),
+                                                  ("results_dir", a.results_dir)) if v is not None})
+
+
+def cmd_verdicts(a) -> int:
+    from . import verdicts
+
+    table = verdicts.verdict_table(_paper_config(a))
+    if a.json:
+        print(json.dumps([{"key": r.key, "figure": r.figure, "column": r.column, "definition": r.definition,
+                           "verdict": r.verdict.value, "effect": r.effect.as_dict(), "seeds": list(r.seeds)}
+                          for r in table]))
+    else:
+        print(verdicts.markdown_table(table))
+    return 0
+
+
+def cmd_paper(a) -> int:
+    from . import paper
+
+    cfg = _paper_config(a)
+    costs = {} if a.no_calibrate else paper.calibrate(cfg, a.device, gpu_model=a.plan and a.device == "cpu")
+    print(paper.format_plan(cfg, paper.plan(cfg), costs), flush=True)
+    if a.plan:
+        return 0
+    cmd = "python -m fbctrl " + " ".join(shlex.quote(x) for x in sys.argv[1:])
+    res = paper.run_plan(cfg, device=a.device, budget_minutes=a.budget_minutes, max_runs=a.max_runs,
+                         costs=costs.get("measured"), progress=not a.no_progress, command=cmd)
+    print(json.dumps(res))
+    return 0
+
+
 def cmd_bench(a) -> int:
     from . import bench
 
@@ -306,7 +364,8 @@ def main(argv=None) -> int:
     try:
         a = parser.parse_args(argv)
         return {"pretrain": cmd_pretrain, "evaluate": cmd_evaluate, "adapt": cmd_adapt,
-                "reproduce": cmd_reproduce, "sweep": cmd_sweep, "bench": cmd_bench}[a.cmd](a)
+                "reproduce": cmd_reproduce, "sweep": cmd_sweep, "bench": cmd_bench,
+                "paper": cmd_paper, "verdicts": cmd_verdicts}[a.cmd](a)
     except CLIError as exc:
         print(f"fbctrl: error: {exc}", file=sys.stderr)
         return 2

@@ -20,7 +20,6 @@ Per trial and run the engine records:
 from __future__ import annotations
 
 import math
-import statistics
 import time
 from dataclasses import dataclass, field
 
@@ -32,8 +31,7 @@ from .model import Network, draw_x0
 from .rules import PAPER_LR, RULES, OnlineBPTT, TrialState, make_rule
 from .task import TaskConfig, Trials, centre_out_reaches
 
-__all__ = ["RunSpec", "AdaptResult", "adapt", "DivergenceError", "feedback_matrix", "cli_adapt", "bench_adapt",
-           "paper_lr"]
+__all__ = ["RunSpec", "AdaptResult", "adapt", "DivergenceError", "feedback_matrix", "cli_adapt", "paper_lr"]
 
 
 class DivergenceError(FloatingPointError):
@@ -111,7 +109,7 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
           task_cfg: TaskConfig = TaskConfig(), align: bool = False, align_every: int = 1, test_every: int = 1,
           on_divergence: str = "raise", divergence_factor: float = 100.0, progress: bool = True,
           lr_rescale: bool = False, bptt_weights: str = "history", device=None,
-          dtype=torch.float32) -> AdaptResult:
+          dtype=torch.float32, frozen: bool = False, keep_weights: tuple = ()) -> AdaptResult:
     """Adapt W_rec of every run for ``trials`` trials, online (SPEC 4).
 
     ``nets``: one network or a stacked set (``RunSpec.net_index`` picks one per run).
@@ -122,6 +120,10 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
     ``bptt_weights``: "history" (exact; default) or "current" (see ``rules.OnlineBPTT``).
     ``lr_rescale``: multiply BPTT rates by |W_fb| / |W_out| as the published code does (off by
     default; the book's figures use the plain rates).
+    ``frozen``: compute every step's update (and the alignment) but never apply it, so every
+    trial runs from the same W_rec (matched-state analyses; RFLO only).
+    ``keep_weights``: trial indices t at which W_rec (before trial t; t = ``trials``: after the
+    last) is kept in ``result.weights[t]`` [R, n, n].
     """
     from tqdm.auto import tqdm
 
@@ -133,6 +135,10 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
         raise ValueError("on_divergence must be 'raise' or 'mark'")
     if not runs:
         raise ValueError("runs must list at least one run")
+    if frozen and rule != "rflo":
+        raise ValueError("frozen adaptation is implemented for rule 'rflo' only")
+    if any(not 0 <= int(t) <= trials for t in keep_weights):
+        raise ValueError(f"keep_weights must be trial indices in 0..{trials}, got {tuple(keep_weights)}")
     device = device if device is not None else nets.device
     net = _gather_runs(nets, runs).to(device=device, dtype=dtype)
     cfg = net.cfg
@@ -208,14 +214,18 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
         la = forward(tnet, after_trials, test_x0_R, controller_on=False).task_loss()
         return lt, la
 
+    kept = {}
     bar = tqdm(range(trials), disable=not progress, desc=f"adapt {rule} x{R}", unit="trial", dynamic_ncols=True)
     for t in bar:
+        if t in keep_weights:
+            kept[t] = W.detach().clone()
         tgt = torch.tensor([int(torch.randint(task_cfg.n_targets, (1,), generator=g)) for g in gens])
         x0 = torch.stack([draw_x0(n, (), g, dtype) for g in gens]).to(device)
         tgt_d = tgt.to(device)
         drive = drive_all[ar, tgt_d]                         # [R, T, n]
         vref = vref_rot[ar, :, tgt_d]                        # [R, T, 2]
         W_trial_start = W.clone()
+        frozen_sum = torch.zeros_like(W) if frozen else None
         path = torch.zeros(R, device=device, dtype=dtype)
         X[:, 0] = x0
         torch.clamp_min(x0, 0.0, out=Rh[:, 0])
@@ -255,12 +265,18 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
                 path.add_(dn)
                 if do_align:
                     dW_norms[:, k] = dn
+                if frozen:
+                    frozen_sum.add_(W).sub_(W_trial_start)   # the updates are summed, never applied
+                    W.copy_(W_trial_start)
                 continue
             dW = learner.step(state, k, lr_alive)
             if do_align:
                 dW_hist[:, k] = dW
             path.add_(dW.reshape(R, -1).norm(dim=1))
-            W.add_(dW)
+            if frozen:
+                frozen_sum.add_(dW)
+            else:
+                W.add_(dW)
         if lowrank:
             learner.materialize(state, W)
         if Wh is not None:
@@ -292,7 +308,8 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
             # occurred, all from one backward sweep over the finished trial
             if rflo_align:
                 M = learner.products_with_rates(state, T)
-                local, glob = exact.alignment_from_products(state, T, M, dW_norms, W - W_trial_start)
+                local, glob = exact.alignment_from_products(state, T, M, dW_norms,
+                                                            frozen_sum if frozen else W - W_trial_start)
             else:
                 local, glob = (exact or learner).alignment(state, T, dW_hist)
             rec["align_local"][:, t] = local.cpu().numpy()
@@ -308,10 +325,13 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
         if progress and (t % 10 == 0 or t == trials - 1):
             bar.set_postfix(train=f"{np.nanmean(tl):.3g}", test=f"{np.nanmean(rec['test_loss'][:, t]):.3g}")
     bar.close()
+    if trials in keep_weights:
+        kept[trials] = W.detach().clone()
     wall = time.perf_counter() - t_start
     res = AdaptResult(rule=rule, runs=list(runs), records=rec, diverged=diverged, wall_time=wall,
                       meta={"delay": d, "trials": trials, "lr_rescale": lr_rescale, "lr_effective": lr.cpu().tolist()})
     res.W_final = W
+    res.weights = kept
     return res
 
 

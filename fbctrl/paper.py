@@ -37,6 +37,7 @@ import torch
 
 from .adapt import RunSpec, adapt
 from .checkpoint import atomic_write_bytes, load_checkpoint, read_sidecar
+from .matched import matched_alignment
 from .experiments import _provenance
 from .model import Network
 from .protocol import CONDITIONS, Condition, Protocol, Rule, effective_rate, feedback_output_ratio
@@ -66,6 +67,9 @@ class PaperConfig:
     trials: int = 1000
     extra_protocols_30: tuple = ("paper-text",)
     align_every: int = 50
+    matched_points: tuple = (0, 250, 500, 1000)   # trials whose weights feed the matched-state alignment
+    matched_trials: int = 32                       # evaluation trials per point and controller setting
+    matched_rotations: tuple = (30.0,)
     sweep_rotation: float = 30.0
     sweep_seeds: tuple = tuple(range(5))
     sweep_rates: dict = field(default_factory=lambda: {
@@ -94,6 +98,7 @@ class PaperConfig:
         """A dry run of every stage in seconds on a CPU (n 20, 2 seeds, a few batches and trials)."""
         return cls(n=20, pretrain_batches=4, batch_size=8, eval_every=2, checkpoint_every=2, fb_seeds=(0, 1),
                    nofb_seeds=(0, 1), rotations=(30.0, 40.0), trials=4, align_every=2, sweep_seeds=(0, 1),
+                   matched_points=(0, 4), matched_trials=2,
                    sweep_rates={"rflo": (5e-5, 5e-4), "bptt": (1e-5, 1e-4)}, sweep_trials={"rflo": 3, "bptt": 2},
                    sweep_final_window=2, max_sweep_extensions=1, checkpoint_dir=checkpoint_dir,
                    results_dir=results_dir, task=TaskConfig(T=30, go_step=5, move_steps=20))
@@ -361,7 +366,7 @@ def load_runs(cfg: PaperConfig, units: list) -> tuple[dict[str, np.ndarray], lis
             raise ValueError(f"result file {p} describes another run ({meta.get('unit')})")
         recs.append(rec)
         metas.append(meta)
-    keys = set(recs[0]) if recs else set()
+    keys = set.intersection(*(set(r) for r in recs)) if recs else set()   # a diverged run has no matched records
     return {k: np.stack([r[k] for r in recs]) for k in sorted(keys)}, metas
 
 
@@ -422,9 +427,17 @@ def _run_adapt(cfg: PaperConfig, units: list, device, progress: bool, command: s
     runs = [RunSpec(net_index=seeds.index(u.seed), controller_on=u.condition.controller_on,
                     rotation_deg=u.rotation_deg, lr=r.lr, seed=u.seed) for u, r in zip(units, rates)]
     align = rule is Rule.RFLO and units[0].stage == "adapt"
+    points = tuple(t for t in cfg.matched_points if t <= units[0].trials) if align else ()
     res = adapt(nets, rule.value, runs, trials=units[0].trials, align=align, align_every=cfg.align_every,
-                bptt_weights="history", on_divergence="mark", device=device, progress=progress, task_cfg=cfg.task)
+                bptt_weights="history", on_divergence="mark", device=device, progress=progress, task_cfg=cfg.task,
+                keep_weights=points)
     for i, (u, r) in enumerate(zip(units, rates)):
+        records = {k: v[i] for k, v in res.records.items()}
+        if points and u.rotation_deg in cfg.matched_rotations and res.diverged[i] < 0:
+            m = matched_alignment(nets.select(runs[i].net_index), torch.stack([res.weights[t][i] for t in points]),
+                                  seed=u.seed, trials=cfg.matched_trials, go_step=cfg.task.go_step,
+                                  rotation_deg=u.rotation_deg, task_cfg=cfg.task, device=device)
+            records.update(matched_points=np.asarray(points), matched_local=m["local"], matched_global=m["global"])
         ck = PretrainUnit(kind, u.seed).path(cfg)
         meta = {"protocol": r.protocol, "effective_rate": r.as_dict(), "lr": r.lr, "condition": u.condition.name,
                 "rotation_deg": u.rotation_deg, "trials": u.trials, "bptt_weights": "history",
@@ -433,7 +446,7 @@ def _run_adapt(cfg: PaperConfig, units: list, device, progress: bool, command: s
                                                                     "commit": read_sidecar(ck).get("commit")},
                 "device": str(device), "group_size": len(runs), "wall_time_s": res.wall_time / len(runs),
                 "command": command}
-        _write_unit(cfg, u, {k: v[i] for k, v in res.records.items()}, meta)
+        _write_unit(cfg, u, records, meta)
 
 
 def run_batch(cfg: PaperConfig, units: list, *, device="cpu", progress: bool = True, command: str = "") -> None:
@@ -460,6 +473,11 @@ class Costs:
     source: str
 
 
+def _sync(device) -> None:
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
 def _leaf_ops(fn) -> int:
     from torch.profiler import ProfilerActivity, profile
 
@@ -478,9 +496,11 @@ def calibrate(cfg: PaperConfig, device="cpu", *, runs: int = 4, gpu_model: bool 
 
     tr = Trainer(replace(cfg.pretrain_config("fb"), eval_every=10**9), [0], device=device, task_cfg=cfg.task)
     tr.step()
+    _sync(device)
     t = time.perf_counter()
     for _ in range(2):
         tr.step()
+    _sync(device)
     out = {"measured": Costs((time.perf_counter() - t) / 2, {}, f"measured on {device}")}
     net = init_network(cfg.pretrain_config("fb").network, torch.Generator().manual_seed(0), device=device)
     specs = [RunSpec(controller_on=True, lr=1e-5, seed=s) for s in range(runs)]

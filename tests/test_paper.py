@@ -154,3 +154,33 @@ def test_cli_paper_bad_arguments_exit_2(capsys, tmp_path):
     assert "--tiny needs --checkpoint-dir and --results-dir" in capsys.readouterr().err
     assert main(["paper", "--budget-minutes", "-3"]) == 2
     assert "budget-minutes must be a positive number" in capsys.readouterr().err
+
+
+def test_verdict_table_from_the_dry_run(dry_run):
+    from fbctrl import verdicts
+    from fbctrl.stats import Verdict
+
+    cfg = dry_run
+    table = verdicts.verdict_table(cfg)
+    assert {(r.key, r.column) for r in table} == {(c.key, col) for c in verdicts.CLAIMS
+                                                  for col in ("as published", "fair")}
+    by = {(r.key, r.column): r for r in table}
+    r = by[("final_loss_rflo_30", "as published")]
+    assert r.seeds == tuple(cfg.fb_seeds) and isinstance(r.verdict, Verdict)
+    # the per-seed effect is the ratio of the two conditions' final losses, from the files
+    for i, s in enumerate(cfg.fb_seeds):
+        fin = {c: paper.load_runs(cfg, [paper.AdaptUnit("fb", s, 30.0, c, Protocol.PUBLISHED, cfg.trials)])[0]
+               ["test_loss"][0, -4:].mean() for c in (RFLO, RFLO_C)}
+        assert r.effect.values[i] == pytest.approx(fin[RFLO] / fin[RFLO_C], rel=1e-9)
+    assert by[("align_local", "fair")].effect.n == len(cfg.fb_seeds)   # matched-state records exist
+    assert by[("final_loss_rflo_50", "fair")].effect.n == 0 and by[("final_loss_rflo_50", "fair")].verdict is Verdict.INCONCLUSIVE
+    md = verdicts.markdown_table(table)
+    assert md.count("\n") == 1 + len(verdicts.CLAIMS) and "no data" in md
+
+
+def test_cli_verdicts_prints_the_table(dry_run, capsys):
+    assert main(["verdicts", "--tiny", "--checkpoint-dir", dry_run.checkpoint_dir,
+                 "--results-dir", dry_run.results_dir, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["verdict"] for r in rows} <= {"agrees", "disagrees", "inconclusive"}
+    assert all(r["effect"]["method"].startswith("paired t") for r in rows)
