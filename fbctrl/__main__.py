@@ -357,10 +357,24 @@ def cmd_bench(a) -> int:
     return 0
 
 
+def _interrupt_on_signals() -> None:
+    """SIGTERM, and SIGINT even where a background shell ignores it, interrupt like Ctrl-C, so
+    that pre-training writes its resume file and the paper runner keeps every finished unit."""
+    import signal
+
+    def _raise(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, _raise)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main(argv=None) -> int:
     from .adapt import DivergenceError
 
     parser = build_parser()
+    if argv is None:
+        _interrupt_on_signals()
     try:
         a = parser.parse_args(argv)
         return {"pretrain": cmd_pretrain, "evaluate": cmd_evaluate, "adapt": cmd_adapt,

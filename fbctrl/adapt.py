@@ -179,10 +179,10 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
     state = TrialState(X=X, Rh=Rh, aD=aD, E=E, Wh=Wh, W_out=W_out, alpha=alpha, dt=dt)
     learner = make_rule(rule, R, n, T, B=feedback_matrix(net) if rule == "rflo" else None, device=device,
                         dtype=dtype, bptt_weights=bptt_weights)
-    if rule == "bptt":
-        learner.W_current = W
-    # W += dW without forming dW (rules.RFLO.add_step), or, for exact online BPTT, W_rec kept
-    # in low-rank form within each trial and formed once at its end (rules.OnlineBPTT)
+    learner.W_current = W
+    # W_rec kept in low-rank form within each trial and formed once at its end (rules.RFLO and
+    # rules.OnlineBPTT with the history convention); on trials whose alignment is measured, RFLO
+    # adds dW without forming it (rules.RFLO.add_step)
     fused_update = hasattr(learner, "add_step")
     deferred = getattr(learner, "defers_weights", False)
     exact_is_rule = rule == "bptt" and bptt_weights == "history"
@@ -204,8 +204,14 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
     alive = torch.ones(R, dtype=dtype, device=device)
     first_loss = None
     h = torch.empty(R, 1, n, device=device, dtype=dtype)
-    v = torch.empty(R, 1, 2, device=device, dtype=dtype)
     ar = torch.arange(R, device=device)
+    # per-step views of the persistent buffers, made once (no slicing inside the step loop)
+    drive = torch.empty(R, T, n, device=device, dtype=dtype)
+    vref = torch.empty(R, T, 2, device=device, dtype=dtype)
+    W_fT_ctrl = W_fT * ctrl                                   # zero for runs with the controller off
+    Xv, Rv, aDv, Ev = (tuple(b.split(1, dim=1)) for b in (X, Rh, aD, E))
+    err = torch.empty_like(vref)
+    drive_v, err_v = drive.split(1, dim=1), err.split(1, dim=1)
     t_start = time.perf_counter()
 
     def test(Wcur):
@@ -222,40 +228,39 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
         tgt = torch.tensor([int(torch.randint(task_cfg.n_targets, (1,), generator=g)) for g in gens])
         x0 = torch.stack([draw_x0(n, (), g, dtype) for g in gens]).to(device)
         tgt_d = tgt.to(device)
-        drive = drive_all[ar, tgt_d]                         # [R, T, n]
-        vref = vref_rot[ar, :, tgt_d]                        # [R, T, 2]
+        drive.copy_(drive_all[ar, tgt_d])                    # [R, T, n]
+        vref.copy_(vref_rot[ar, :, tgt_d])                   # [R, T, 2]
+        torch.sub(vref, b_out, out=err).mul_(dt)             # dt (vref_k - b_out)
         W_trial_start = W.clone()
         frozen_sum = torch.zeros_like(W) if frozen else None
         path = torch.zeros(R, device=device, dtype=dtype)
         X[:, 0] = x0
         torch.clamp_min(x0, 0.0, out=Rh[:, 0])
-        aD[:, 0] = (x0 > 0).to(dtype) * alpha
+        torch.sign(Rh[:, 0], out=aD[:, 0]).mul_(alpha)
         E.zero_()
         lr_alive = lr * alive                                # a diverged run stays frozen
         learner.begin_trial(state)
         if exact is not None:
             exact.begin_trial(state)
         do_align = align and t % align_every == 0
-        lowrank = deferred and not do_align
+        lowrank = deferred and not do_align and not frozen
         for k in range(T):
             if Wh is not None:
                 Wh[:, k] = W
             # forward step k (batch 1 per run)
             if lowrank:
-                learner.recurrent_input(state, k, drive[:, k: k + 1], h)
+                learner.recurrent_input(state, k, drive_v[k], h)
             else:
-                torch.baddbmm(drive[:, k: k + 1], Rh[:, k: k + 1], W.mT, out=h)
+                torch.baddbmm(drive_v[k], Rv[k], W.mT, out=h)
             if k - d >= 0:
-                h.baddbmm_(E[:, k - d: k - d + 1] * ctrl, W_fT)
-            xk = X[:, k: k + 1]
-            xn = X[:, k + 1: k + 2]
-            torch.lerp(xk, h, alpha, out=xn)
-            torch.clamp_min(xn, 0.0, out=Rh[:, k + 1: k + 2])
-            aD[:, k + 1: k + 2].copy_(xn > 0).mul_(alpha)
-            torch.baddbmm(b_out, Rh[:, k + 1: k + 2], W_outT, out=v)
-            En = E[:, k + 1: k + 2]
-            torch.sub(vref[:, k: k + 1], v, out=En)
-            En.mul_(dt).add_(E[:, k: k + 1])
+                h.baddbmm_(Ev[k - d], W_fT_ctrl)
+            xn = Xv[k + 1]
+            torch.lerp(Xv[k], h, alpha, out=xn)
+            torch.clamp_min(xn, 0.0, out=Rv[k + 1])
+            torch.sign(Rv[k + 1], out=aDv[k + 1]).mul_(alpha)     # alpha relu'(x_{k+1})
+            # E_{k+1} = E_k + dt (vref_k - b_out - W_out r_{k+1})
+            En = Ev[k + 1]
+            torch.add(Ev[k], err_v[k], out=En).baddbmm_(Rv[k + 1], W_outT, alpha=-dt)
             # learning
             if lowrank:
                 path.add_(learner.apply_step(state, k, lr_alive))

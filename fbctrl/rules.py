@@ -112,7 +112,14 @@ class OnlineBPTT:
         self._S = None
         self._n_snaps = 0
         self._last = None                                              # (rows, weights) of the last gradient
-        self.GA = torch.empty(R, T, n, device=device, dtype=dtype)
+        # adjoint rows ga_j, each followed by room for j numbers: the one-run sweep keeps
+        # [ga_j, C_{j-1} ga_j] contiguous so that one product reads [W_start; R_{0..j-1}]
+        # (:meth:`_sweep_one`)
+        self._HX = torch.empty(R, T, n + T, device=device, dtype=dtype)
+        self.GA = self._HX[..., :n]
+        # [W_start; r_0; ..; r_{T-1}] per run (history convention; W_start is its first n rows)
+        self._Wcat = None
+        self._rates_in = 0
         self._GA_steps = self.GA.unbind(1)
         self._GAv = [g.unsqueeze(1) for g in self._GA_steps]
         self._tmp = torch.empty(R, 1, n, device=device, dtype=dtype)
@@ -122,7 +129,12 @@ class OnlineBPTT:
         self._n_snaps = 0
         self._last = None
         if self.weights == "history" and self.W_current is not None:
-            self.W_start = self.W_current.clone()
+            R, T, n = self._C.shape
+            if self._Wcat is None:
+                self._Wcat = torch.empty(R, n + T, n, device=self._C.device, dtype=self._C.dtype)
+                self.W_start = self._Wcat[:, :n]
+            self.W_start.copy_(self.W_current)
+            self._rates_in = 0
             self._C.zero_()
             if self._S is None:
                 R, T, n = self._C.shape
@@ -166,6 +178,14 @@ class OnlineBPTT:
                 Rr = state.Rh[sl]
                 ch.rates = [Rr[:, :j1] for j1 in range(T + 1)]                          # R_{0..j1-1}
                 ch.Ht = [g.mT for g in ch.H]                                            # [r, n, 1]
+                if sl.stop - sl.start == 1:       # one run: 1-D products (_sweep_one)
+                    i, n = sl.start, self.GA.shape[-1]
+                    HX, Wc, S1 = self._HX[i], self._Wcat[i], self._S[i]
+                    ch.one = dict(
+                        h=[HX[j, :n] for j in range(T)], tail=[HX[j, n: n + j] for j in range(T)],
+                        hext=[HX[j, : n + j] for j in range(T)], MT=[Wc[: n + j].mT for j in range(T)],
+                        snaps=[S1[self._off[j]: self._off[j + 1]] for j in range(T)],
+                        aD=state.aD[i].unbind(0), tmp=self._tmp[i, 0])
             else:   # no weights of its own to follow: read a given history
                 if state.Wh is None:
                     raise RuntimeError("OnlineBPTT(weights='history') needs W_current set before "
@@ -281,14 +301,21 @@ class OnlineBPTT:
         c = state.E[:, k + 1: k + 2].mul(-state.dt)
         q = torch.bmm(c, state.W_out)
         decay = 1.0 - a
-        if self.weights == "history" and self.W_start is not None and k >= 1 and k - 1 >= self._n_snaps:
-            self._snap(k - 1)                                       # raises the clear error
+        if self.weights == "history" and self.W_start is not None and k >= 1:
+            if k - 1 >= self._n_snaps:
+                self._snap(k - 1)                                   # raises the clear error
+            if self._rates_in < k:                                  # r_0..r_{k-1} below W_start
+                n = self.GA.shape[-1]
+                self._Wcat[:, n + self._rates_in: n + k].copy_(state.Rh[:, self._rates_in: k])
+                self._rates_in = k
         for ch in self._chunks(state):
             H, aD, qc, tmp, W = ch.H, ch.aD, q[ch.sl], ch.tmp, ch.W if ch.kind != "given" else None
             torch.mul(aD[k + 1], qc, out=H[k])
             inv_next = 1.0                                      # 1 / s_{j+1}
             # the loops are written out per kind: this is the innermost loop of online BPTT
-            if ch.kind == "lowrank":
+            if ch.kind == "lowrank" and ch.one is not None:
+                self._sweep_one(ch.one, q[ch.sl.start, 0], k, decay)
+            elif ch.kind == "lowrank":
                 snaps, rates, Ht = ch.snaps, ch.rates, ch.Ht
                 for j in range(k - 1, -1, -1):
                     # q + h_{j+1} W(j+1) / s_{j+1},  W(j+1) = W_start + C_j^T R_{0..j}
@@ -313,6 +340,22 @@ class OnlineBPTT:
                     inv_next = inv_j
         w = self._decay_pows(k, decay, state.Rh.dtype, state.Rh.device)   # 1/s_j = decay^(k-j)
         self._last = (self.GA[:, : k + 1], w)                  # ga_j = h_j / s_j
+
+    @staticmethod
+    def _sweep_one(v: dict, q: torch.Tensor, k: int, decay: float) -> None:
+        """The scaled adjoint sweep of :meth:`gradient_rows` for one run, with 1-D products:
+        per past step, ``C_j h`` into the row's tail, then ONE product of [h, C_j h] with
+        [W_start; R_{0..j}] (the trial's starting weights and rates stacked) instead of one with
+        W_start and two thin ones; three calls per past step."""
+        h, tail, hext, MT, snaps, aD, tmp = v["h"], v["tail"], v["hext"], v["MT"], v["snaps"], v["aD"], v["tmp"]
+        torch.mul(aD[k + 1], q, out=h[k])
+        inv_next = 1.0
+        for j in range(k - 1, -1, -1):
+            torch.mv(snaps[j], h[j + 1], out=tail[j + 1])                         # C_j h_{j+1}
+            torch.addmv(q, MT[j + 1], hext[j + 1], alpha=inv_next, out=tmp)   # q + h W(j+1) / s
+            inv_j = inv_next * decay
+            torch.addcmul(h[j + 1], aD[j + 1], tmp, value=1.0 / inv_j, out=h[j])
+            inv_next = inv_j
 
     def gradient(self, state: TrialState, k: int, out: torch.Tensor | None = None) -> torch.Tensor:
         """dl_k/dW_rec [R, n, n] = sum_j ga_j r_j^T (see :meth:`gradient_rows`), into ``out`` if
@@ -424,7 +467,10 @@ class _Chunk:
     (``kind``: "current", "lowrank" (W_start and the factor snapshots) or "given" (a stored
     weight history))."""
 
-    __slots__ = ("sl", "H", "aD", "tmp", "kind", "W", "snaps", "rates", "Ht", "Wh")
+    __slots__ = ("sl", "H", "aD", "tmp", "kind", "W", "snaps", "rates", "Ht", "Wh", "one")
+
+    def __init__(self):
+        self.one = None
 
 
 class RFLO:
@@ -438,15 +484,33 @@ class RFLO:
 
     name = "rflo"
     needs_weight_history = False
+    defers_weights = True     # W_rec and the trace in low-rank form within a trial (below)
 
     def __init__(self, R: int, n: int, T: int, B: torch.Tensor, device=None, dtype=torch.float32):
         self.P = torch.zeros(R, n, n, device=device, dtype=dtype)
         self.B = B  # [R, n, 2]
+        self.BT = B.mT.contiguous()               # [R, 2, n]: the signal as a row, E B^T
         self.record: torch.Tensor | None = None   # [R, T, n] scaled signals, when set (add_step)
+        self.W_current = None                     # the engine's weight tensor (low-rank form)
+        self.W_start = None
+        self.A = torch.zeros(R, T, n, device=device, dtype=dtype)     # trace factors A_k
+        self.C = torch.zeros(R, T, n, device=device, dtype=dtype)     # weight factors C_k
+        self.rho = torch.zeros(R, 1, n, device=device, dtype=dtype)   # |P_k[a, :]|^2
+        self._Pr = None
+        self._rr = None
+        self._steps = 0
 
     def begin_trial(self, state: TrialState) -> None:
         self.P.zero_()
         state._views = None
+        self._steps = 0
+        if self.W_current is not None:
+            if self.W_start is None:
+                self.W_start = self.W_current.clone()
+            else:
+                self.W_start.copy_(self.W_current)
+            self.C.zero_()
+            self.rho.zero_()
 
     def update_trace(self, state: TrialState, k: int) -> None:
         a = state.alpha
@@ -473,6 +537,86 @@ class RFLO:
         rows = torch.linalg.vector_norm(self.P, dim=2, keepdim=True)        # [R, n, 1]
         W.addcmul_(self.P, s)
         return torch.linalg.vector_norm(rows.mul_(s), dim=(1, 2))
+
+    # ---- trace and weights in low-rank form within a trial ----------------------------------
+    #
+    # The trace is a sum of outer products with the trial's own rates, and so is every update:
+    #     P_k = A_k^T R_{0..k},        A_k[i] = (1 - alpha)^(k-i) alpha relu'(x_{i+1})   (i <= k)
+    #     dW_u = diag(s_u) P_u    =>   W(k+1) = W_start + C_k^T R_{0..k},
+    #     C_k[i] = sum_{u=i..k} s_u * A_u[i],   i.e.  C_k = C_{k-1} + A_k * s_k,
+    # with s_u = lr B E[u+1] the step's scaled signal. The forward step reads W(k) as
+    # r_k W_start^T + (r_k . r_i)_i C_{k-1} (one n x n product, with W_start in cache, and thin
+    # [k, n] ones), and |dW_k|^2 = sum_a s_a^2 rho_k[a] with the trace's squared row norms
+    #     rho_k = (1-alpha)^2 rho_{k-1} + 2 (1-alpha) aD_{k+1} * (P_{k-1} r_k) + aD_{k+1}^2 |r_k|^2,
+    #     P_{k-1} r_k = (r_k . r_i)_{i<k} A_{k-1}.
+    # No n x n trace is built and no n x n update is added per step: per step the rule costs one
+    # n x n product and O(k n); W_rec is formed once per trial (:meth:`materialize`). The dense
+    # form (:meth:`add_step`, :meth:`step`) serves trials whose alignment is measured.
+
+    def _lowrank_views(self, state: TrialState):
+        """Per-step views of the factors and rates, made once per trial state (no slicing in the
+        step loop)."""
+        v = getattr(self, "_lr_views", None)
+        if v is None or v[0] is not state.Rh:
+            T = self.A.shape[1]
+            Rh = state.Rh
+            v = (Rh, {
+                "r": Rh.split(1, dim=1),                                  # r_k [R, 1, n]
+                "RT": [Rh[:, : k + 1].mT for k in range(T)],              # R_{0..k}^T
+                "A": [self.A[:, :k] for k in range(T + 1)],               # rows 0..k-1
+                "Ar": self.A.split(1, dim=1),
+                "C": [self.C[:, :k] for k in range(T + 1)],
+                "CT": [self.C[:, :k].mT for k in range(T + 1)],
+                "Rp": [Rh[:, :k] for k in range(T + 1)],
+                "aD": state.aD.split(1, dim=1),
+                "E": state.E.split(1, dim=1),
+            })
+            self._lr_views = v
+        return v[1]
+
+    def recurrent_input(self, state: TrialState, k: int, base: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """``out = base + r_k W(k)^T`` [R, 1, n] with W(k) from the factors (rates r_0..r_k in
+        ``state.Rh``); keeps P_{k-1} r_k and |r_k|^2 for :meth:`apply_step`."""
+        if self.W_start is None:
+            raise RuntimeError("RFLO.recurrent_input needs W_current set before begin_trial")
+        v = self._lowrank_views(state)
+        rk = v["r"][k]
+        torch.baddbmm(base, rk, self.W_start.mT, out=out)
+        g = torch.bmm(rk, v["RT"][k])                                 # [R, 1, k+1]: r_k . r_i
+        self._rr = g[:, :, k:]
+        if k >= 1:
+            gk = g[:, :, :k]
+            out.baddbmm_(gk, v["C"][k])
+            self._Pr = torch.bmm(gk, v["A"][k])                       # P_{k-1} r_k as a row
+        else:
+            self._Pr = None
+        return out
+
+    def apply_step(self, state: TrialState, k: int, lr: torch.Tensor) -> torch.Tensor:
+        """Record step k's update in the factors (no dense weights change); returns |dW_k| [R]."""
+        if k != self._steps:
+            raise RuntimeError(f"RFLO.apply_step got step {k}, expected {self._steps}: steps must come in order")
+        v = self._lowrank_views(state)
+        decay = 1.0 - state.alpha
+        aDn = v["aD"][k + 1]                                          # [R, 1, n]
+        if k >= 1:
+            v["A"][k].mul_(decay)
+        v["Ar"][k].copy_(aDn)
+        s = torch.bmm(v["E"][k + 1], self.BT).mul_(lr.reshape(-1, 1, 1))   # [R, 1, n]
+        v["C"][k + 1].addcmul_(v["A"][k + 1], s)
+        self.rho.mul_(decay * decay)
+        if self._Pr is not None:
+            self.rho.addcmul_(aDn, self._Pr, value=2.0 * decay)
+        self.rho.addcmul_(aDn.square(), self._rr)
+        self._steps = k + 1
+        return torch.bmm(s.square_(), self.rho.mT).reshape(-1).clamp_min_(0.0).sqrt_()
+
+    def materialize(self, state: TrialState, W: torch.Tensor) -> torch.Tensor:
+        """``W = W_start + C^T R`` after the last step of a trial (in place); returns W."""
+        if self._steps == 0:
+            return W.copy_(self.W_start)
+        v = self._lowrank_views(state)
+        return torch.baddbmm(self.W_start, v["CT"][self._steps], v["Rp"][self._steps], out=W)
 
     def products_with_rates(self, state: TrialState, T: int, out: torch.Tensor | None = None) -> torch.Tensor:
         """M [R, k, n, j] = dW_k r_j for every step k and rate r_j of the finished trial, from the

@@ -21,6 +21,9 @@ while [ $# -gt 0 ]; do
   shift
 done
 PY=${PY:-.venv/bin/python}
+# one thread: on a 2-core machine a second process (tests, notebooks) beside two OpenMP threads
+# stalls both; one steady thread is faster overall (THREADS=2 on a quiet machine)
+export OMP_NUM_THREADS=${THREADS:-1}
 for fbk in $KINDS; do
   tag=$([ "$fbk" = on ] && echo fb || echo nofb)
   for s in $SEEDS; do
