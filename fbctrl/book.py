@@ -16,10 +16,12 @@ notebook untouched; the failed copy goes to ``_build/failed/``. Bad arguments en
 Conventions for a notebook (see the Introduction of the book):
 
 1. the first markdown cell lists the parameters;
-2. the first code cell is tagged ``parameters`` and only assigns them (``profile``, ``device``,
-   ``checkpoint_dir``, ``seeds``, ...);
-3. the next cell calls ``P = book.validate_params(...)`` and ``book.setup_notebook()``;
-4. numbers that appear in the prose are glued with :func:`glue_num` / :func:`glue_pm` /
+2. the first code cell is the Colab cell (:mod:`fbctrl.colab`: it does nothing outside Colab);
+3. the next code cell is tagged ``parameters`` and only assigns them (``profile``, ``device``,
+   ``checkpoint_dir=None``, ``seeds``, ...; folders left None are the repository's, see
+   :mod:`fbctrl.paths`, so a notebook runs from any working folder);
+4. the next cell calls ``P = book.validate_params(...)`` and ``book.setup_notebook()``;
+5. numbers that appear in the prose are glued with :func:`glue_num` / :func:`glue_pm` /
    :func:`glue_text` and written as ``{glue:text}`key``` in the markdown.
 """
 
@@ -38,6 +40,8 @@ from types import SimpleNamespace
 from typing import Any, Callable, Iterable
 
 import numpy as np
+
+from . import paths
 
 __all__ = [
     "Profile", "PROFILES", "get_profile", "Params", "validate_params", "register_param", "setup_notebook",
@@ -144,10 +148,24 @@ def _check_device(name, v):
 
 
 def _check_dir(name, v):
+    """A folder parameter. ``None`` for a parameter with a default folder (``checkpoint_dir``,
+    ``results_dir``: see :mod:`fbctrl.paths`) is that folder of the repository, whatever the
+    working folder; a path given explicitly is used as it is (relative to the working folder)."""
+    if v is None and name in paths.DEFAULT_DIRS:
+        try:
+            folder = paths.default_dir(name)
+        except ValueError as exc:
+            raise ValueError(f"{name} None (the repository's folder) cannot be resolved: {exc}") from None
+        if not folder.is_dir():
+            raise ValueError(f"{name} None means {str(folder)!r}, which is not a folder "
+                             f"(pass {name}=<folder>, or set {paths.ENV_ROOT})")
+        return str(folder)
+    or_none = ", or None for the repository's" if name in paths.DEFAULT_DIRS else ""
     if not isinstance(v, (str, Path)) or not str(v):
-        raise ValueError(f"{name} must be a folder path, got {v!r}")
+        raise ValueError(f"{name} must be a folder path{or_none}, got {v!r}")
     if not Path(v).is_dir():
-        raise ValueError(f"{name} {str(v)!r} is not a folder (run from book/, or pass an absolute path)")
+        raise ValueError(f"{name} {str(v)!r} is not a folder (a relative path is relative to the working folder "
+                         f"{os.getcwd()!r}; pass an absolute path{or_none})")
     return str(v)
 
 
@@ -326,8 +344,9 @@ def validate_params(**kw) -> Params:
     ``repeats``, ``lr``, ``lrs``, ``rule``, ``rules``, ``push``), ``n_*`` (positive integer), or
     a suffix: ``_deg`` (finite number), ``_trials`` / ``_repeats`` (positive integer or None),
     ``_steps`` (non-negative integer), ``_lr`` (positive number or None), ``_lrs`` (list of
-    positive numbers or None), ``_on`` (bool), ``_dir`` (existing folder). Others can be added
-    with :func:`register_param`. A bad value
+    positive numbers or None), ``_on`` (bool), ``_dir`` (existing folder; ``checkpoint_dir`` and
+    ``results_dir`` may be None: the repository's ``checkpoints/`` and ``results/``, see
+    :mod:`fbctrl.paths`). Others can be added with :func:`register_param`. A bad value
     raises ``ValueError`` with one line naming the parameter and what is allowed, e.g.
     ``rotation_deg must be a finite number of degrees, got 'abc'``. ``profile`` is required.
     ``P.profile`` is the :class:`Profile`; ``P.profile_name`` its name.
@@ -754,7 +773,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", type=_device_arg, default="cpu", help="cpu or cuda[:N]")
     r.add_argument("--only", nargs="+", metavar="NAME", help="notebook names (e.g. model_and_task)")
     r.add_argument("--checkpoint-dir", type=_dir_arg, default=None,
-                   help="folder of pre-trained networks (default: the notebooks' ../checkpoints)")
+                   help="folder of pre-trained networks (default: the repository's checkpoints/)")
     r.add_argument("--no-progress", action="store_true")
     sub.add_parser("list", help="list the notebooks in book order")
     return p

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fbctrl import book
+from fbctrl import book, colab
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -174,7 +174,11 @@ def test_notebook_conventions(path):
     cells = nb["cells"]
     assert cells[0]["cell_type"] == "markdown" and "**Parameters**" in "".join(cells[0]["source"])
     code = [c for c in cells if c["cell_type"] == "code"]
-    assert "parameters" in code[0]["metadata"].get("tags", []), "first code cell must be tagged 'parameters'"
+    if colab.TAG in code[0]["metadata"].get("tags", []):  # the Colab cell (tests/test_anywhere.py) comes first
+        assert not code[0].get("outputs"), "the Colab cell must have no output outside Colab"
+        code = code[1:]
+    assert "parameters" in code[0]["metadata"].get("tags", []), \
+        "the first code cell (after the Colab cell) must be tagged 'parameters'"
     after = [c for c in code[1:] if "injected-parameters" not in c["metadata"].get("tags", [])]
     assert "book.validate_params(" in "".join(after[0]["source"]), "the cell after the parameters must validate them"
     assert nb["metadata"]["kernelspec"]["name"] == "python3"
