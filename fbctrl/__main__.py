@@ -141,8 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--checkpoint-dir", default=None, help="networks (default checkpoints/published)")
     pp.add_argument("--results-dir", default=None, help="one file per unit (default results/paper)")
     pp.add_argument("--max-runs", type=_positive_int("max-runs"), default=None,
-                    help="runs per lockstep group (default: 10 on a CPU, a whole stage on a GPU)")
+                    help="runs per lockstep group (default: on a CPU 10 for RFLO and 1 for online BPTT, a whole stage on a GPU)")
     pp.add_argument("--no-calibrate", action="store_true", help="skip the timing of a few batches and trials")
+    pp.add_argument("--save", default=None, help="with --plan: also write the plan's cost per stage (measured, "
+                    "and the published code's for the same work) to this .json file")
     pp.add_argument("--no-progress", action="store_true")
 
     vd = sub.add_parser("verdicts", help="the verdict table from the paper protocol's unit files")
@@ -328,9 +330,26 @@ def cmd_paper(a) -> int:
     from . import paper
 
     cfg = _paper_config(a)
+    if a.save is not None and (not a.plan or not str(a.save).endswith(".json")):
+        raise ValueError(f"save needs --plan and a .json file name, got {a.save!r}")
     costs = {} if a.no_calibrate else paper.calibrate(cfg, a.device, gpu_model=a.plan and a.device == "cpu")
-    print(paper.format_plan(cfg, paper.plan(cfg), costs), flush=True)
+    groups = paper.plan(cfg)
+    print(paper.format_plan(cfg, groups, costs), flush=True)
     if a.plan:
+        if a.save is not None:
+            import os
+
+            from . import bench
+            from .checkpoint import atomic_write_json
+            from .experiments import _provenance
+
+            models = {**costs, "published code": paper.published_costs()}
+            cmd = "python -m fbctrl " + " ".join(shlex.quote(x) for x in sys.argv[1:])
+            res = {"device": str(a.device), "groups": paper.plan_costs(cfg, groups, models),
+                   "costs": {n: {"pretrain_batch": c.pretrain_batch, "run_trial": c.run_trial, "source": c.source}
+                             for n, c in models.items()}}
+            atomic_write_json(a.save, {"benchmark": "paper_plan", "result": res,
+                                       **_provenance({"command": cmd, "cpu": bench.cpu_name(), "cores": os.cpu_count()})})
         return 0
     cmd = "python -m fbctrl " + " ".join(shlex.quote(x) for x in sys.argv[1:])
     res = paper.run_plan(cfg, device=a.device, budget_minutes=a.budget_minutes, max_runs=a.max_runs,

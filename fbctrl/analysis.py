@@ -22,7 +22,7 @@ from .model import Network
 from .task import Trials
 
 __all__ = [
-    "ActivityGradients", "activity_gradients", "activity_newton", "jacobian_norms", "step_jacobians",
+    "PAIRINGS", "ActivityGradients", "activity_gradients", "activity_newton", "jacobian_norms", "step_jacobians",
     "gradient_horizon", "WrecSecondOrder", "WrecHessian", "wrec_second_order", "cosine",
 ]
 
@@ -70,10 +70,24 @@ def _rate_adjoint(net: Network, fwd: Forward, dLdE: torch.Tensor) -> torch.Tenso
     return g_r
 
 
+# Which activity a control input u_k is compared with (SPEC 5, finding 1). u_k = W_fb e_{k-d}
+# enters the update of x_{k+1}, so it acts on r_{k+1}: "next" pairs u_k with -dL/dr_{k+1}, as the
+# published code does (the default); "same" pairs it with -dL/dr_k (a robustness row).
+PAIRINGS = ("next", "same")
+
+
+def _paired_steps(T: int, pairing: str) -> slice:
+    """The activity indices paired with u_1..u_{T-1}: r_2..r_T ("next") or r_1..r_{T-1} ("same")."""
+    if pairing not in PAIRINGS:
+        raise ValueError(f"pairing must be one of {', '.join(PAIRINGS)}, got {pairing!r}")
+    return slice(2, T + 1) if pairing == "next" else slice(1, T)
+
+
 @dataclass
 class ActivityGradients:
-    """Per step k = 1..T-1 and trial: the control input u_k and -dL/dr_k (whole trial) and
-    -dl_k/dr_k (instantaneous), with their cosines [T-1, B]."""
+    """Per step k = 1..T-1 and trial: the control input u_k and -dL/dr_j (whole trial) and
+    -dl_j/dr_j (instantaneous) of the activity it is paired with (j = k+1, or j = k with
+    ``pairing="same"``), with their cosines [T-1, B]."""
 
     u: torch.Tensor
     neg_grad_trial: torch.Tensor
@@ -85,8 +99,9 @@ class ActivityGradients:
 
 @torch.no_grad()
 def activity_gradients(net: Network, trials: Trials, x0: torch.Tensor, *, controller_on: bool = True,
-                       delay: int | None = None) -> ActivityGradients:
-    """Figure 2c: does the control signal point along -dL/dr (SPEC 5, finding 1)?"""
+                       delay: int | None = None, pairing: str = "next") -> ActivityGradients:
+    """Figure 2c: does the control signal point along -dL/dr (SPEC 5, finding 1)? ``pairing``:
+    which activity u_k is compared with (:data:`PAIRINGS`)."""
     d = net.cfg.delay if delay is None else delay
     fwd = _single(net, trials, x0, controller_on)
     E = fwd.E[:, 0]
@@ -96,9 +111,9 @@ def activity_gradients(net: Network, trials: Trials, x0: torch.Tensor, *, contro
     # instantaneous: l_k = mean(E[k]^2) -> dl_k/dr_k = -dt W_out^T E[k]
     g_inst = -net.cfg.dt * (E @ net.W_out)
     u = _control_inputs(net, fwd, True, d)
-    ks = slice(1, T)
-    return ActivityGradients(u=u[ks], neg_grad_trial=-g_trial[ks], neg_grad_inst=-g_inst[ks],
-                             cos_trial=cosine(u[ks], -g_trial[ks]), cos_inst=cosine(u[ks], -g_inst[ks]),
+    ks, js = slice(1, T), _paired_steps(T, pairing)
+    return ActivityGradients(u=u[ks], neg_grad_trial=-g_trial[js], neg_grad_inst=-g_inst[js],
+                             cos_trial=cosine(u[ks], -g_trial[js]), cos_inst=cosine(u[ks], -g_inst[js]),
                              E=E)
 
 
@@ -144,17 +159,25 @@ def activity_hessians(net: Network, fwd: Forward, steps) -> tuple[torch.Tensor, 
 
 @torch.no_grad()
 def activity_newton(net: Network, trials: Trials, x0: torch.Tensor, *, controller_on: bool = True,
-                    damping: float = 1e-3, delay: int | None = None, steps=None) -> dict[str, np.ndarray]:
+                    damping: float = 1e-3, delay: int | None = None, steps=None,
+                    pairing: str = "next") -> dict[str, np.ndarray]:
     """Figure 5b: cosine between the control input u_k and the Newton direction in activity space
-    ``-(H_k + damping I)^-1 g_k`` (H_k the n x n Hessian of the whole-trial loss w.r.t. r_k), with
-    the first-order direction -g_k for comparison. One trial (batch 1)."""
+    ``-(H_j + damping I)^-1 g_j`` (H_j the n x n Hessian of the whole-trial loss w.r.t. r_j, the
+    activity u_k acts on: j = k+1, or j = k with ``pairing="same"``, :data:`PAIRINGS`), with the
+    first-order direction -g_j for comparison. ``steps``: the steps k (default 1..T-1). One trial
+    (batch 1)."""
     if int(np.prod(trials.batch_shape)) != 1:
         raise ValueError("activity_newton takes one trial (batch 1)")
     d = net.cfg.delay if delay is None else delay
     fwd = _single(net, trials, x0, controller_on)
     T = fwd.X.shape[0] - 1
     steps = list(range(1, T)) if steps is None else list(steps)
-    H, g = activity_hessians(net, fwd, steps)
+    if pairing not in PAIRINGS:
+        raise ValueError(f"pairing must be one of {', '.join(PAIRINGS)}, got {pairing!r}")
+    shift = 1 if pairing == "next" else 0
+    if any(not 0 <= k + shift <= T for k in steps):
+        raise ValueError(f"steps must lie in 0..{T - shift} for pairing {pairing!r}, got {steps}")
+    H, g = activity_hessians(net, fwd, [k + shift for k in steps])
     n = H.shape[-1]
     eye = torch.eye(n, dtype=H.dtype, device=H.device)
     newton = -torch.linalg.solve(H + damping * eye, g.unsqueeze(-1)).squeeze(-1)

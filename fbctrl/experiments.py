@@ -187,10 +187,12 @@ def lr_sweep(nets: Network, seeds: list[int], *, rates: dict, rotations=(30.0,),
 
 @torch.no_grad()
 def activity_alignment(nets: Network, *, rotation_deg: float = 30.0, newton: bool = True,
-                       task_cfg: TaskConfig = TaskConfig(), x0_seed: int = 7) -> dict[str, np.ndarray]:
+                       task_cfg: TaskConfig = TaskConfig(), x0_seed: int = 7,
+                       pairing: str = "next") -> dict[str, np.ndarray]:
     """Finding 1 on the first rotated trial of each of the 8 targets, controller on, per network:
-    cos(u_k, -dL/dr_k) (whole trial), cos(u_k, -dl_k/dr_k) (instantaneous) and, with ``newton``,
-    cos(u_k, Newton direction) over steps k (arrays [S, 8, T-1]). Computed in float64."""
+    cos(u_k, -dL/dr_{k+1}) (whole trial), cos(u_k, -dl_{k+1}/dr_{k+1}) (instantaneous) and, with
+    ``newton``, cos(u_k, Newton direction at r_{k+1}) over steps k (arrays [S, 8, T-1]); u_k acts
+    on r_{k+1} (``pairing="same"``: r_k, ``analysis.PAIRINGS``). Computed in float64."""
     S = nets.n_networks if nets.stacked else 1
     T = task_cfg.T
     out = {"cos_trial": np.zeros((S, task_cfg.n_targets, T - 1)), "cos_inst": np.zeros((S, task_cfg.n_targets, T - 1))}
@@ -204,11 +206,11 @@ def activity_alignment(nets: Network, *, rotation_deg: float = 30.0, newton: boo
         for tgt in range(task_cfg.n_targets):
             tr = centre_out_reaches(task_cfg, [tgt], dtype=torch.float64).rotated(rotation_deg)
             x0 = x0s[tgt: tgt + 1]
-            ag = activity_gradients(net, tr, x0, controller_on=True)
+            ag = activity_gradients(net, tr, x0, controller_on=True, pairing=pairing)
             out["cos_trial"][s, tgt] = ag.cos_trial[:, 0].cpu().numpy()
             out["cos_inst"][s, tgt] = ag.cos_inst[:, 0].cpu().numpy()
             if newton:
-                nw = activity_newton(net, tr, x0, controller_on=True)
+                nw = activity_newton(net, tr, x0, controller_on=True, pairing=pairing)
                 out["cos_newton"][s, tgt] = nw["cos_newton"]
                 out["cos_first_order"][s, tgt] = nw["cos_first_order"]
     return out

@@ -510,10 +510,12 @@ def _x0s(n: int, task_cfg: TaskConfig, dtype=torch.float64) -> torch.Tensor:
 
 @torch.no_grad()
 def activity_cosines(nets: dict[int, Network], rotation_deg: float = 30.0, *, controller_on: bool = True,
-                     task_cfg: TaskConfig = TaskConfig()) -> dict[str, np.ndarray]:
+                     task_cfg: TaskConfig = TaskConfig(), pairing: str = "next") -> dict[str, np.ndarray]:
     """Figure 2c on the first trial of a rotation, every target, every network (float64):
-    cos(u_k, -dL/dr_k) with the whole-trial loss (``cos_trial``) and with the loss of the step the
-    rate first affects (``cos_inst``), for steps k = 1..T-1 -> arrays [S, 8, T-1].
+    cos(u_k, -dL/dr_{k+1}) with the whole-trial loss (``cos_trial``) and with the loss of the step
+    the rate first affects (``cos_inst``), for steps k = 1..T-1 -> arrays [S, 8, T-1]. u_k enters
+    the update of x_{k+1}, so it is compared with the activity it acts on, r_{k+1}, as the published
+    code pairs them; ``pairing="same"`` compares it with r_k instead (``analysis.PAIRINGS``).
 
     ``controller_on`` sets the dynamics; u_k = W_fb e_k is the control signal either way (with
     the controller off it is what the controller *would* inject). The null model replaces W_fb by
@@ -531,7 +533,7 @@ def activity_cosines(nets: dict[int, Network], rotation_deg: float = 30.0, *, co
         x0s = _x0s(net64.cfg.n, task_cfg)
         for tgt in range(task_cfg.n_targets):
             ag = activity_gradients(net64, _trial(task_cfg, tgt, rotation_deg), x0s[tgt:tgt + 1],
-                                    controller_on=controller_on)
+                                    controller_on=controller_on, pairing=pairing)
             out["cos_trial"][s, tgt] = ag.cos_trial[:, 0].cpu().numpy()
             out["cos_inst"][s, tgt] = ag.cos_inst[:, 0].cpu().numpy()
             E = ag.E  # [T+1, 1, 2]
@@ -657,12 +659,13 @@ def horizon_profile(nets: dict[int, Network], rotation_deg: float = 30.0, *, tar
 
 @torch.no_grad()
 def activity_newton_cosines(nets: dict[int, Network], rotation_deg: float = 30.0, *, targets=(0, 2, 4, 6),
-                            stride: int = 4, damping: float = 1e-3,
-                            task_cfg: TaskConfig = TaskConfig()) -> dict[str, np.ndarray]:
-    """Figure 5b: cos(u_k, -(H_k + damping I)^-1 g_k) (Newton direction in activity space, H_k
-    the exact n x n Hessian of the whole-trial loss w.r.t. r_k) and cos(u_k, -g_k) (first order)
-    at every ``stride``-th step, controller on, float64 -> {"steps": [K], "cos_newton",
-    "cos_first_order": [S, len(targets), K]}."""
+                            stride: int = 4, damping: float = 1e-3, task_cfg: TaskConfig = TaskConfig(),
+                            pairing: str = "next") -> dict[str, np.ndarray]:
+    """Figure 5b: cos(u_k, -(H_j + damping I)^-1 g_j) (Newton direction in activity space, H_j
+    the exact n x n Hessian of the whole-trial loss w.r.t. r_j, the activity u_k acts on: j = k+1,
+    or j = k with ``pairing="same"``) and cos(u_k, -g_j) (first order) at every ``stride``-th
+    step, controller on, float64 -> {"steps": [K], "cos_newton", "cos_first_order": [S,
+    len(targets), K]}."""
     T = task_cfg.T
     steps = list(range(1, T, stride))
     out = {"steps": np.asarray(steps),
@@ -673,7 +676,7 @@ def activity_newton_cosines(nets: dict[int, Network], rotation_deg: float = 30.0
         x0s = _x0s(net64.cfg.n, task_cfg)
         for i, tgt in enumerate(targets):
             r = activity_newton(net64, _trial(task_cfg, tgt, rotation_deg), x0s[tgt:tgt + 1], controller_on=True,
-                                damping=damping, steps=steps)
+                                damping=damping, steps=steps, pairing=pairing)
             out["cos_newton"][s, i] = r["cos_newton"]
             out["cos_first_order"][s, i] = r["cos_first_order"]
     return out
@@ -886,20 +889,23 @@ def best_rates(sw: SweepSet) -> dict[str, dict]:
 # ---------------------------------------------------------------------------------------------
 
 def verdict(per_seed_effect, *, direction: int = 1) -> str:
-    """'agrees' if the effect (one value per seed) has the paper's sign (``direction``) in every
-    seed, 'partly agrees' if its mean does but not every seed, 'disagrees' otherwise. With one
-    seed: 'agrees (1 seed)' / 'disagrees (1 seed)'."""
-    x = direction * np.asarray(per_seed_effect, dtype=np.float64)
-    x = x[np.isfinite(x)]
-    if x.size == 0:
+    """The verdict of a paired effect by the book's stated rule (``fbctrl.stats``): per-seed
+    effects (differences, or log ratios), their 95% Student-t interval, and *agrees* when it
+    excludes no effect on the paper's side (``direction`` +1: the paper claims a positive effect),
+    *disagrees* when it excludes it on the other side, *inconclusive* otherwise (also with fewer
+    than 2 seeds). The text adds the paired t-test's p-value and the number of seeds:
+    ``"agrees (p = 0.012, 4 seeds)"``."""
+    from .stats import paired_effect, verdict as _rule
+
+    if direction not in (1, -1):
+        raise ValueError(f"direction must be +1 or -1, got {direction!r}")
+    e = paired_effect(np.asarray(per_seed_effect, dtype=np.float64))
+    if e.n == 0:
         return "cannot be judged (no data)"
-    if x.size == 1:
-        return "agrees (1 seed)" if x[0] > 0 else "disagrees (1 seed)"
-    if (x > 0).all():
-        return "agrees"
-    if x.mean() > 0:
-        return "partly agrees"
-    return "disagrees"
+    word = _rule(e, direction).value
+    if e.n < 2:
+        return f"{word} (1 seed)"
+    return f"{word} (p = {book.fmt_num(e.p_value, 2)}, {e.n} seeds)"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -216,8 +216,9 @@ def _sweep_units(cfg: PaperConfig, cond: Condition, rates) -> list[SweepUnit]:
     return [SweepUnit(int(s), cfg.sweep_rotation, cond, float(lr), trials) for lr in rates for s in cfg.sweep_seeds]
 
 
-def plan(cfg: PaperConfig) -> list[Group]:
-    """Every group of the protocol in its order, with the units still to do (done ones dropped)."""
+def plan(cfg: PaperConfig, *, include_done: bool = False) -> list[Group]:
+    """Every group of the protocol in its order, with the units still to do (done ones dropped;
+    ``include_done``: every unit of the protocol, done or not)."""
     fb_c = list(CONDITIONS)
     nofb_c = [c for c in CONDITIONS if not c.controller_on]
     r30 = [r for r in cfg.rotations if r == 30.0] or list(cfg.rotations[:1])
@@ -242,8 +243,9 @@ def plan(cfg: PaperConfig) -> list[Group]:
                  _adapt_units("fb", cfg.fb_seeds, r30, fb_c, "best", cfg.trials))
     groups.append(best)
     for g in groups:
-        g.units = [u for u in g.units if not _done(cfg, u)]
-    if best.units and any(u for u in sweep if not _done(cfg, u)):
+        if not include_done:
+            g.units = [u for u in g.units if not _done(cfg, u)]
+    if any(not _done(cfg, u) for u in best.units) and any(not _done(cfg, u) for u in sweep):
         best.blocked = "waits for the sweep"
     return groups
 
@@ -507,10 +509,11 @@ def calibrate(cfg: PaperConfig, device="cpu", *, runs: int = 4, gpu_model: bool 
     ops = {}
     kw = dict(progress=False, on_divergence="mark", device=device, task_cfg=cfg.task)
     for rule, n_trials in (("rflo", 3), ("bptt", 2)):
-        adapt(net, rule, specs, trials=1, **kw)
+        group = specs[:min(runs, default_max_runs(device, rule))]   # as the runner groups them
+        adapt(net, rule, group, trials=1, **kw)
         t = time.perf_counter()
-        adapt(net, rule, specs, trials=n_trials, **kw)
-        out["measured"].run_trial[rule] = (time.perf_counter() - t) / n_trials / runs
+        adapt(net, rule, group, trials=n_trials, **kw)
+        out["measured"].run_trial[rule] = (time.perf_counter() - t) / n_trials / len(group)
         if gpu_model:
             ops[rule] = _leaf_ops(lambda: adapt(net, rule, specs[:1], trials=1, **kw))
     if gpu_model:
@@ -539,10 +542,32 @@ def unit_seconds(cfg: PaperConfig, costs: Costs, unit) -> float:
 # The whole protocol, in order, within a budget
 # ---------------------------------------------------------------------------------------------
 
-def default_max_runs(device) -> int:
-    """Runs per lockstep group: a whole stage on a GPU; on a CPU groups of 10, so that an
-    interruption loses at most one group and the lockstep chunks still fill the cores."""
-    return 400 if str(device).startswith("cuda") else 10
+def default_max_runs(device, rule: str | None = None) -> int:
+    """Runs per lockstep group: a whole stage on a GPU. On a CPU, RFLO in groups of 10 (it is bound
+    by per-call overhead, which lockstep runs share) and exact online BPTT one run at a time (the
+    one-run sweep with 1-D products is cheaper per run-trial than lockstep chunks there:
+    0.138 against 0.170 s, Performance chapter); an interruption loses at most one group."""
+    if str(device).startswith("cuda"):
+        return 400
+    return 1 if rule == "bptt" else 10
+
+
+# The published code's cost for the same work on a 2-core CPU (fbctrl.bench.PUBLISHED_CPU):
+# seconds per pre-training batch and per adaptation trial of each rule.
+def published_costs() -> Costs:
+    from .bench import PUBLISHED_CPU
+
+    return Costs(PUBLISHED_CPU["pretrain"], {"rflo": PUBLISHED_CPU["rflo"], "bptt": PUBLISHED_CPU["bptt"]},
+                 "the published code on a 2-core CPU (reported figures, not re-measured)")
+
+
+def plan_costs(cfg: PaperConfig, groups: list[Group], costs: dict[str, Costs]) -> list[dict]:
+    """Per group of the plan: its title, units, trials and estimated seconds under each cost
+    model (``{"title", "units", "blocked", "seconds": {model: s}}``); what :func:`format_plan`
+    prints and ``paper --plan --save`` writes."""
+    return [{"title": g.title, "units": len(g.units), "blocked": g.blocked,
+             "seconds": {n: float(sum(unit_seconds(cfg, c, u) for u in g.units)) for n, c in costs.items()}}
+            for g in groups]
 
 
 def format_plan(cfg: PaperConfig, groups: list[Group], costs: dict[str, Costs]) -> str:
@@ -550,8 +575,8 @@ def format_plan(cfg: PaperConfig, groups: list[Group], costs: dict[str, Costs]) 
     names = list(costs)
     lines = [f"{'#':>2}  {'group':58s} {'units':>5}  " + "  ".join(f"{n:>14s}" for n in names)]
     totals = dict.fromkeys(names, 0.0)
-    for i, g in enumerate(groups, 1):
-        secs = {n: sum(unit_seconds(cfg, c, u) for u in g.units) for n, c in costs.items()}
+    for i, (g, row) in enumerate(zip(groups, plan_costs(cfg, groups, costs)), 1):
+        secs = row["seconds"]
         for n in names:
             totals[n] += secs[n]
         note = f"  ({g.blocked})" if g.blocked and g.units else ""
@@ -577,7 +602,6 @@ def run_plan(cfg: PaperConfig, *, device="cpu", budget_minutes: float | None = N
     """Run the groups of :func:`plan` in order, one lockstep batch at a time, re-planning after
     each (the sweep's extensions and best rates appear when their inputs exist). With a budget,
     stop before a batch whose estimate would not fit, with everything finished saved."""
-    max_runs = max_runs or default_max_runs(device)
     t0 = time.perf_counter()
     done, stopped = 0, None
     while True:
@@ -587,7 +611,10 @@ def run_plan(cfg: PaperConfig, *, device="cpu", budget_minutes: float | None = N
             left = [f"{x.title} ({x.blocked})" for x in groups if x.units]
             stopped = ("blocked: " + "; ".join(left)) if left else None
             break
-        units = _batches(g.units, max_runs if g.units[0].stage != "pretrain" else _pretrain_group(device, g))[0]
+        first = g.units[0]
+        limit = (_pretrain_group(device, g) if first.stage == "pretrain"
+                 else max_runs or default_max_runs(device, first.condition.rule.value))
+        units = _batches(g.units, limit)[0]
         est = sum(unit_seconds(cfg, costs, u) for u in units) if costs else 0.0
         used = time.perf_counter() - t0
         if budget_minutes is not None and used + est > budget_minutes * 60:

@@ -20,7 +20,7 @@ from .bench import FLOORS, GROWTH_KERNELS
 from .plots import COLORS, label
 
 __all__ = ["FLOOR_LABELS", "GOALS", "floor_entries", "floor_table", "plot_floors", "latest", "memory_table",
-           "plot_memory"]
+           "plot_memory", "before_after", "before_after_table", "cost_table"]
 
 FLOOR_LABELS = {
     "bptt_c": "exact online BPTT+c, per trial",
@@ -163,3 +163,64 @@ def _plain_ticks(axis, ticks) -> None:
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     axis.set_minor_locator(NullLocator())
 
+
+
+def before_after(saved_ab: list[dict]) -> list[dict]:
+    """Each kernel's time / floor in a before/after comparison: the saved files of one folder named
+    ``before_*`` and ``after_*`` (``bench ... --save``), run interleaved in one session on a quiet
+    machine. One entry per kernel and side: ``{"key", "label", "side", "ratios", "times", "commit"}``."""
+    out = {}
+    for d in saved_ab:
+        side = d["file"].split("_", 1)[0]
+        if side not in ("before", "after"):
+            continue
+        for e in floor_entries([d]):
+            if e["ratio"] is None:
+                continue
+            o = out.setdefault((e["key"], side), {"key": e["key"], "label": e["label"], "side": side, "ratios": [],
+                                                  "times": [], "commit": d.get("commit", "?")})
+            o["ratios"].append(e["ratio"])
+            o["times"].append(e["time"])
+    order = list(FLOOR_LABELS)
+    return sorted(out.values(), key=lambda o: (order.index(o["key"]), o["side"] != "before"))
+
+
+def _spread(xs) -> str:
+    xs = sorted(xs)
+    med = float(np.median(xs))
+    return f"{book.fmt_num(med, 3)} [{book.fmt_num(xs[0], 3)}–{book.fmt_num(xs[-1], 3)}]" if len(xs) > 1 else book.fmt_num(med, 3)
+
+
+def before_after_table(saved_ab: list[dict]):
+    """Markdown table: per kernel, time / floor and seconds before and after, median [min–max] of
+    the runs, with the goal; a kernel measured on one side only shows a dash on the other."""
+    es = before_after(saved_ab)
+    by = {(e["key"], e["side"]): e for e in es}
+    rows = []
+    for key in dict.fromkeys(e["key"] for e in es):
+        b, a = by.get((key, "before")), by.get((key, "after"))
+        cell = lambda e, what: (_spread(e[what]) + f" (n {len(e[what])})") if e else "—"  # noqa: E731
+        rows.append([FLOOR_LABELS[key], cell(b, "ratios"), cell(a, "ratios"),
+                     book.fmt_num(GOALS[key], 3) if key in GOALS else "—", cell(b, "times"), cell(a, "times")])
+    return book.md_table(["kernel", "time / floor, before", "time / floor, after", "goal", "seconds, before",
+                          "seconds, after"], rows, align="lrrrrr")
+
+
+def cost_table(plan_file: dict | None, command: str = "python -m fbctrl paper --plan --save results/bench/paper_plan_cpu.json"):
+    """Markdown table of the paper protocol's cost per stage: hours on this machine (measured
+    rates), on a GPU (modelled, when present) and with the published code's reported rates for
+    the same work; the totals last."""
+    if plan_file is None:
+        return Markdown(f"No plan saved yet: run `{command}`.")
+    r = plan_file["result"]
+    models = list(r["costs"])
+    names = {"measured": "this CPU (measured), h", "gpu_model": "GPU (modelled), h",
+             "published code": "published code, same CPU class, h"}
+    rows, totals = [], dict.fromkeys(models, 0.0)
+    for g in r["groups"]:
+        for m in models:
+            totals[m] += g["seconds"][m]
+        rows.append([g["title"], str(g["units"])] + [book.fmt_num(g["seconds"][m] / 3600, 3) for m in models])
+    rows.append(["**total**", str(sum(g["units"] for g in r["groups"]))]
+                + [f"**{book.fmt_num(totals[m] / 3600, 3)}**" for m in models])
+    return book.md_table(["stage", "units"] + [names.get(m, m) for m in models], rows, align="lr" + "r" * len(models))

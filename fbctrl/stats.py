@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats as _st
 
-__all__ = ["Verdict", "PairedEffect", "paired_effect", "verdict", "CONFIDENCE"]
+__all__ = ["Verdict", "PairedEffect", "paired_effect", "verdict", "format_ci", "CONFIDENCE"]
 
 CONFIDENCE = 0.95
 
@@ -123,3 +123,19 @@ def verdict(effect: PairedEffect, paper_sign: int) -> Verdict:
     if side == 0:
         return Verdict.INCONCLUSIVE
     return Verdict.AGREES if side == paper_sign else Verdict.DISAGREES
+
+
+def format_ci(values, *, log: bool = False, digits: int = 3) -> str:
+    """Mean and two-sided 95% Student-t interval of per-seed ``values`` as prose,
+    ``"0.0123 [0.0101, 0.0145]"`` (:func:`paired_effect`); with ``log`` the values are positive
+    ratios, summarised on the log scale and shown back-transformed (geometric mean and its
+    interval). One value: the value alone; none: ``n/a``. Numbers are rounded to ``digits``
+    significant figures (``fbctrl.book.fmt_num``)."""
+    from .book import fmt_num
+
+    e = paired_effect(np.asarray(values, dtype=np.float64), log=log)
+    if e.n == 0:
+        return "n/a"
+    if e.n == 1:
+        return fmt_num(e.mean, digits)
+    return f"{fmt_num(e.mean, digits)} [{fmt_num(e.ci_low, digits)}, {fmt_num(e.ci_high, digits)}]"

@@ -42,31 +42,37 @@ def replay(net, tr, x0, controller_on, delta=None, W=None, e_fb=None):
     return torch.stack(E)
 
 
+@pytest.mark.parametrize("pairing", ["next", "same"])
 @pytest.mark.parametrize("controller_on", [True, False])
-def test_activity_gradients_match_autograd(controller_on):
+def test_activity_gradients_match_autograd(controller_on, pairing):
+    """u_k (k = 1..T-1) is paired with the gradient w.r.t. r_{k+1} (the activity it acts on, as the
+    published code pairs them) or, with pairing "same", w.r.t. r_k."""
     net, tr, x0 = setup()
-    res = activity_gradients(net, tr, x0, controller_on=controller_on)
+    res = activity_gradients(net, tr, x0, controller_on=controller_on, pairing=pairing)
     T = TC.T
+    shift = 1 if pairing == "next" else 0
     delta = torch.zeros(T + 1, net.cfg.n, dtype=D64, requires_grad=True)
     E = replay(net, tr, x0, controller_on, delta=delta)
     (g,) = torch.autograd.grad(E.pow(2).mean(), delta)
-    torch.testing.assert_close(res.neg_grad_trial[:, 0], -g[1:T], rtol=1e-9, atol=1e-14)
-    # instantaneous: l_k = mean(E[k]^2) depends on r_k only through v_{k-1}
+    torch.testing.assert_close(res.neg_grad_trial[:, 0], -g[1 + shift:T + shift], rtol=1e-9, atol=1e-14)
+    # instantaneous: l_j = mean(E[j]^2) depends on r_j only through v_{j-1}: -dt W_out^T E[j]
     for k in (2, 7, T - 1):
-        delta = torch.zeros(T + 1, net.cfg.n, dtype=D64, requires_grad=True)
-        E = replay(net, tr, x0, controller_on, delta=delta)
-        # direct dependence: perturb r_k only in the readout of step k-1 -> use the closed form check
-        gk = -net.cfg.dt * net.W_out.mT @ E[k].detach()
+        j = k + shift
+        gk = -net.cfg.dt * net.W_out.mT @ E[j].detach()
         torch.testing.assert_close(res.neg_grad_inst[k - 1, 0], -gk)
     assert res.cos_trial.shape == (T - 1, 1)
+    with pytest.raises(ValueError, match="pairing must be one of next, same"):
+        activity_gradients(net, tr, x0, pairing="k")
 
 
-def test_activity_hessian_and_newton_match_torch_func():
+@pytest.mark.parametrize("pairing", ["next", "same"])
+def test_activity_hessian_and_newton_match_torch_func(pairing):
     net, tr, x0 = setup(n=7, seed=2)
     steps = [2, 9, 15]
-    res = activity_newton(net, tr, x0, controller_on=True, steps=steps)
+    res = activity_newton(net, tr, x0, controller_on=True, steps=steps, pairing=pairing)
     T = TC.T
     for i, k in enumerate(steps):
+        k = k + (1 if pairing == "next" else 0)       # the activity u_k is compared with
         def L(dk):
             delta = torch.zeros(T + 1, net.cfg.n, dtype=D64)
             delta = delta.index_put((torch.tensor([k]),), dk[None])

@@ -109,3 +109,38 @@ def test_chapter_tables_accept_files_without_floors():
     assert "not measured in this file" in perfplots.floor_table(old).data
     assert perfplots.plot_floors(old[:1]) is None and perfplots.plot_floors(old + new) is not None
     assert "bench memory" in perfplots.memory_table(None).data and perfplots.plot_memory(None) is None
+
+
+def test_before_after_table_takes_medians_and_spreads_per_side():
+    ab = [_saved("adapt", {"bptt_c": t, "bptt_c_floor": 0.05, "bptt_c_ratio": t / 0.05}, f"{side}_adapt_cpu_{i}.json")
+          for side, ts in (("before", (0.18, 0.17, 0.19)), ("after", (0.14, 0.15, 0.13))) for i, t in enumerate(ts)]
+    es = {(e["key"], e["side"]): e for e in perfplots.before_after(ab + [_saved("adapt", {"bptt_c": 1.0}, "x.json")])}
+    assert sorted(es[("bptt_c", "before")]["ratios"]) == pytest.approx([3.4, 3.6, 3.8])
+    assert len(es[("bptt_c", "after")]["times"]) == 3
+    md = perfplots.before_after_table(ab).data
+    assert "3.60 [3.40–3.80] (n 3)" in md and "2.80 [2.60–3.00] (n 3)" in md
+
+
+def test_paper_plan_saves_its_cost_per_stage_with_the_published_codes(tmp_path):
+    """`paper --plan --save` writes each stage's seconds under the measured costs and the published
+    code's reported rates (2.45 s per batch, 0.7 s per RFLO trial, 7.9 s per BPTT trial)."""
+    import json
+
+    from fbctrl import paper
+    from fbctrl.__main__ import main
+
+    out = tmp_path / "plan.json"
+    assert main(["paper", "--tiny", "--plan", "--checkpoint-dir", str(tmp_path / "ck"), "--results-dir",
+                 str(tmp_path / "res"), "--save", str(out)]) == 0
+    d = json.loads(out.read_text())
+    assert d["benchmark"] == "paper_plan" and "commit" in d
+    cfg = paper.PaperConfig.tiny(str(tmp_path / "ck"), str(tmp_path / "res"))
+    groups = d["result"]["groups"]
+    pre = next(g for g in groups if g["title"].startswith("pre-train the networks with"))
+    assert pre["seconds"]["published code"] == pytest.approx(len(cfg.fb_seeds) * cfg.pretrain_batches * 2.45 * 1.03)
+    rflo = [g for g in groups if "30 deg, published" in g["title"] and g["title"].startswith("fb")][0]
+    # 2 seeds x (RFLO+c, RFLO at 0.7 s, BPTT+c, BPTT at 7.9 s) x trials
+    assert rflo["seconds"]["published code"] == pytest.approx(2 * cfg.trials * (2 * 0.7 + 2 * 7.9))
+    md = perfplots.cost_table({"result": d["result"]}).data
+    assert "**total**" in md and "published code" in md
+    assert main(["paper", "--tiny", "--save", str(out)]) == 2     # --save needs --plan

@@ -94,11 +94,14 @@ def test_fmt_seeds_and_verdict():
     assert findings.fmt_seeds([2, 0, 1]) == "s0-2"
     assert findings.fmt_seeds([0, 3]) == "s0_3"
     assert findings.fmt_seeds([4]) == "s4"
-    assert findings.verdict([0.1, 0.2]) == "agrees"
-    assert findings.verdict([0.3, -0.1]) == "partly agrees"
-    assert findings.verdict([-0.3, 0.1]) == "disagrees"
-    assert findings.verdict([0.3, -0.1], direction=-1) == "disagrees"
-    assert findings.verdict([0.2]) == "agrees (1 seed)"
+    # the interval rule (fbctrl.stats), not a sign count: hand case n = 4, d = [1, 2, 3, 4]:
+    # mean 2.5, sd 1.291, t_{0.975,3} = 3.182 -> [0.446, 4.554], p = 0.0305 (scipy.stats.ttest_1samp)
+    assert findings.verdict([1, 2, 3, 4]) == "agrees (p = 0.030, 4 seeds)"
+    assert findings.verdict([1, 2, 3, 4], direction=-1) == "disagrees (p = 0.030, 4 seeds)"
+    # every seed positive but the interval covers zero: inconclusive, not "agrees"
+    assert findings.verdict([0.1, 0.2]).startswith("inconclusive")
+    assert findings.verdict([0.3, -0.1]).startswith("inconclusive")
+    assert findings.verdict([0.2]) == "inconclusive (1 seed)"
     assert findings.verdict([np.nan]).startswith("cannot")
 
 
@@ -227,8 +230,8 @@ def test_activity_cosines_instantaneous_is_feedback_vs_readout():
     ro = rollout(n64, centre_out_reaches(tc, [tgt], dtype=torch.float64).rotated(30.0), x0=x0)
     E = ro.E[:, 0]
     k = np.arange(1, tc.T)
-    u = E[k] @ n64.W_fb.mT
-    g = E[k] @ n64.W_out
+    u = E[k] @ n64.W_fb.mT                  # u_k = W_fb e_k (delay 0) acts on r_{k+1}
+    g = E[k + 1] @ n64.W_out                # -dl_{k+1}/dr_{k+1} is dt W_out^T e_{k+1}
     ref = (u * g).sum(-1) / (u.norm(dim=-1) * g.norm(dim=-1))
     np.testing.assert_allclose(out["cos_inst"][0, tgt], ref.numpy(), rtol=1e-6, atol=1e-9)
     assert np.all(np.abs(out["cos_trial_null"]) <= 1 + 1e-12)
@@ -427,3 +430,16 @@ def test_bptt_convention_pairs_history_and_current_files(dirs, tmp_path):
         np.testing.assert_allclose(d["current"], findings.final(cur[c]["test_loss"]))
     # the history file does not displace the current-weights group the chapters load
     assert findings.load_adaptation(P, 30.0, "fb", compute=False).seeds == [0, 1]
+
+
+def test_format_ci_is_the_student_t_interval_and_back_transforms_ratios():
+    """mean [95% CI]: d = [1, 2, 3, 4] gives 2.5 [0.446, 4.55] (t_{0.975, 3} sd / sqrt 4); ratios
+    are summarised on the log scale: [2, 8] has geometric mean 4 and the back-transformed
+    interval exp(log 4 +- 12.706 * log(4) / sqrt 2 / sqrt 2)."""
+    from fbctrl import book
+    from fbctrl.stats import format_ci
+
+    assert format_ci([1, 2, 3, 4]) == "2.50 [0.446, 4.55]"
+    lo, hi = np.exp(np.log(4) + np.array([-1, 1]) * 12.7062047 * np.log(4) / 2)
+    assert format_ci([2, 8], log=True) == f"4.00 [{book.fmt_num(lo)}, {book.fmt_num(hi)}]"
+    assert format_ci([0.5]) == "0.500" and format_ci([np.nan]) == "n/a"

@@ -184,3 +184,29 @@ def test_cli_verdicts_prints_the_table(dry_run, capsys):
     rows = json.loads(capsys.readouterr().out)
     assert {r["verdict"] for r in rows} <= {"agrees", "disagrees", "inconclusive"}
     assert all(r["effect"]["method"].startswith("paired t") for r in rows)
+
+
+def test_paper_report_reads_the_units_and_glues_every_cell_of_the_introduction(dry_run):
+    """The chapter 'The paper's protocol' from the unit files alone: every stage complete, every
+    network listed, and a glued cell for every claim and column that the Introduction's table
+    references (and no reference to a key that is never glued)."""
+    import re
+    from pathlib import Path
+
+    from fbctrl import paper_report
+    from fbctrl.verdicts import CLAIMS
+
+    cfg = dry_run
+    rows = paper_report.progress(cfg)
+    assert rows and all(r.done == r.total for r in rows)
+    nets = paper_report.networks(cfg)
+    assert {(d["kind"], d["seed"]) for d in nets} == {(k, s) for k in ("fb", "nofb") for s in cfg.seeds(k)}
+    assert all(d["train_push"] is False for d in nets)
+    results = paper_report.verdicts(cfg)
+    table = paper_report.verdict_rows(results)
+    assert len(table) == len(CLAIMS) and all(len(r) == 6 for r in table)
+    assert "units are computed" in paper_report.summary_sentence(rows, nets, results)
+    glued = {paper_report.glue_key(r.key, r.column, w) for r in results for w in ("cell", "verdict")}
+    intro = (Path(__file__).resolve().parent.parent / "book" / "intro.md").read_text()
+    referenced = set(re.findall(r"paper_protocol\.ipynb::(pp_[a-z0-9_]+):s", intro))
+    assert referenced == glued

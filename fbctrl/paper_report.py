@@ -1,0 +1,146 @@
+"""What the chapter "The paper's protocol" shows, computed from the unit files alone.
+
+The paper's protocol (``fbctrl.paper``) is cut into units, each one file: a pre-trained network,
+an adaptation run, a sweep run. This module reads whatever units exist and returns the chapter's
+numbers, sentences and tables; it runs nothing. A unit that is missing is reported as missing:
+the chapter shows how far the protocol has got, and every verdict says on how many seeds it rests.
+
+* :func:`progress` -- units done per stage of the plan, with the CPU time the finished ones took.
+* :func:`networks` -- the finished networks: final pre-training losses and wall time.
+* :func:`verdicts` -- the verdict table (``fbctrl.verdicts``): every claim under the published
+  protocol and in its fair version, mean [95% CI], n seeds, p, and the verdict by the stated rule.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from .paper import PaperConfig, PretrainUnit, _done, plan
+from .verdicts import format_cell, verdict_table
+
+__all__ = ["ProgressRow", "config_at", "progress", "progress_markdown", "networks", "networks_markdown",
+           "verdicts", "verdict_rows", "summary_sentence"]
+
+
+def config_at(root, cfg: PaperConfig | None = None) -> PaperConfig:
+    """The paper configuration with its checkpoint and result folders under ``root`` (the
+    repository), whatever the working folder."""
+    cfg = cfg or PaperConfig()
+    root = Path(root)
+    return replace(cfg, checkpoint_dir=str(root / cfg.checkpoint_dir), results_dir=str(root / cfg.results_dir))
+
+
+@dataclass(frozen=True)
+class ProgressRow:
+    stage: str
+    done: int
+    total: int
+    blocked: str | None
+
+
+def progress(cfg: PaperConfig) -> list[ProgressRow]:
+    """Units done / planned for every stage of :func:`fbctrl.paper.plan`, in its order."""
+    rows = []
+    for g in plan(cfg, include_done=True):
+        done = sum(_done(cfg, u) for u in g.units)
+        rows.append(ProgressRow(g.title, int(done), len(g.units), g.blocked))
+    return rows
+
+
+def progress_markdown(rows: list[ProgressRow]) -> str:
+    lines = ["| stage | done | planned | state |", "| :-- | --: | --: | :-- |"]
+    for r in rows:
+        state = "complete" if r.done == r.total and r.total else (
+            r.blocked if r.blocked else ("to run" if r.done < r.total else "—"))
+        lines.append(f"| {r.stage} | {r.done} | {r.total} | {state} |")
+    return "\n".join(lines)
+
+
+def networks(cfg: PaperConfig) -> list[dict]:
+    """One dict per finished network of the protocol (kind, seed, final losses, wall time in
+    hours, the command and commit that trained it), from the checkpoints' sidecars."""
+    out = []
+    for kind in ("fb", "nofb"):
+        for s in cfg.seeds(kind):
+            p = PretrainUnit(kind, int(s)).path(cfg).with_suffix(".json")
+            if not p.is_file():
+                continue
+            d = json.loads(p.read_text())
+            fin = d.get("final", {})
+            out.append({"kind": kind, "seed": int(s), "centre_out": fin.get("centre_out"),
+                        "centre_out_rot30": fin.get("centre_out_rot30"), "random_ctrl_off": fin.get("random_ctrl_off"),
+                        "cos_Wfb_WoutT": fin.get("cos_Wfb_WoutT"), "train_push": d.get("config", {}).get("train_push"),
+                        "hours": d.get("wall_time_s", float("nan")) / 3600, "commit": d.get("commit", "?"),
+                        "threads": d.get("threads")})
+    return out
+
+
+def networks_markdown(nets: list[dict]) -> str:
+    from .book import fmt_num
+
+    lines = ["| network | seed | centre-out loss | rotated 30° (controller on) | controller off | "
+             "cos(W_fb, W_outᵀ) | wall time (h) | commit |", "| :-- | --: | --: | --: | --: | --: | --: | :-- |"]
+    for d in nets:
+        f = lambda k: fmt_num(d[k]) if d.get(k) is not None else "—"
+        kind = "with feedback" if d["kind"] == "fb" else "without feedback"
+        lines.append(f"| {kind} | {d['seed']} | {f('centre_out')} | {f('centre_out_rot30')} | {f('random_ctrl_off')} | "
+                     f"{f('cos_Wfb_WoutT') if d['kind'] == 'fb' else '—'} | {fmt_num(d['hours'], 2)} | {d['commit']} |")
+    return "\n".join(lines)
+
+
+def verdicts(cfg: PaperConfig):
+    """The verdict table's results (``fbctrl.verdicts.verdict_table``) from the unit files."""
+    return verdict_table(cfg)
+
+
+def verdict_rows(results) -> list[list[str]]:
+    """Rows figure | claim | as published | verdict | fair | verdict, cells 'mean [95% CI], n, p'."""
+    rows = {}
+    for r in results:
+        rows.setdefault((r.figure, r.claim), {})[r.column] = r
+    out = []
+    for (fig, claim), cols in rows.items():
+        cells = [fig, claim]
+        for col in ("as published", "fair"):
+            r = cols.get(col)
+            cells += [format_cell(r), r.verdict.value] if r else ["", ""]
+        out.append(cells)
+    return out
+
+
+def summary_sentence(rows: list[ProgressRow], nets: list[dict], results) -> str:
+    """One sentence: how far the protocol has got and on how many seeds the verdicts rest."""
+    done = sum(r.done for r in rows)
+    total = sum(r.total for r in rows)
+    fb = sum(1 for d in nets if d["kind"] == "fb")
+    nofb = sum(1 for d in nets if d["kind"] == "nofb")
+    ns = [r.effect.n for r in results]
+    most = max(ns) if ns else 0
+    hours = float(np.nansum([d["hours"] for d in nets]))
+    state = "complete" if done == total else "in progress"
+    return (f"The protocol is {state}: {done} of {total} units are computed ({fb} of 10 networks with feedback "
+            f"and {nofb} of 10 without, {hours:.1f} h of pre-training so far); the verdicts below rest on at most "
+            f"{most} network seed{'s' if most != 1 else ''}, and a verdict with fewer than two seeds is "
+            f"inconclusive by rule.")
+
+
+COLUMN_KEYS = {"as published": "pub", "fair": "fair"}
+
+
+def glue_key(claim_key: str, column: str, what: str = "cell") -> str:
+    """The glue key of one verdict-table cell: ``pp_<claim>_<pub|fair>`` (the effect) and
+    ``pp_<claim>_<pub|fair>_verdict``."""
+    return f"pp_{claim_key}_{COLUMN_KEYS[column]}" + ("_verdict" if what == "verdict" else "")
+
+
+def glue_verdict_cells(results) -> None:
+    """Glue every cell of the verdict table (read by the Introduction's table)."""
+    from .book import glue_text
+
+    for r in results:
+        glue_text(glue_key(r.key, r.column), format_cell(r))
+        glue_text(glue_key(r.key, r.column, "verdict"), r.verdict.value)
