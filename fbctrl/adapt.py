@@ -34,6 +34,9 @@ from .task import TaskConfig, Trials, centre_out_reaches
 __all__ = ["RunSpec", "AdaptResult", "adapt", "DivergenceError", "feedback_matrix", "cli_adapt", "paper_lr"]
 
 
+ERROR_STARTS = ("zero", "published")
+
+
 class DivergenceError(FloatingPointError):
     """A run's loss became NaN or grew past the bound."""
 
@@ -109,7 +112,8 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
           task_cfg: TaskConfig = TaskConfig(), align: bool = False, align_every: int = 1, test_every: int = 1,
           on_divergence: str = "raise", divergence_factor: float = 100.0, progress: bool = True,
           lr_rescale: bool = False, bptt_weights: str = "history", device=None,
-          dtype=torch.float32, frozen: bool = False, keep_weights: tuple = ()) -> AdaptResult:
+          dtype=torch.float32, frozen: bool = False, keep_weights: tuple = (),
+          error_start: str = "zero") -> AdaptResult:
     """Adapt W_rec of every run for ``trials`` trials, online (SPEC 4).
 
     ``nets``: one network or a stacked set (``RunSpec.net_index`` picks one per run).
@@ -124,6 +128,11 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
     trial runs from the same W_rec (matched-state analyses; RFLO only).
     ``keep_weights``: trial indices t at which W_rec (before trial t; t = ``trials``: after the
     last) is kept in ``result.weights[t]`` [R, n, n].
+    ``error_start``: the integrated error of each adaptation trial starts at "zero" (the book's
+    choice, Methods) or, as the published code does, at the first velocity output
+    e_0 = W_out r_0 + b_out ("published"; a robustness row). No weight gradient flows through
+    e_0 (it depends on the random initial state only); the controller feeds it back like any
+    later error. Test trials always start from zero.
     """
     from tqdm.auto import tqdm
 
@@ -135,6 +144,8 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
         raise ValueError("on_divergence must be 'raise' or 'mark'")
     if not runs:
         raise ValueError("runs must list at least one run")
+    if error_start not in ERROR_STARTS:
+        raise ValueError(f"error_start must be one of {', '.join(ERROR_STARTS)}, got {error_start!r}")
     if frozen and rule != "rflo":
         raise ValueError("frozen adaptation is implemented for rule 'rflo' only")
     if any(not 0 <= int(t) <= trials for t in keep_weights):
@@ -238,6 +249,8 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
         torch.clamp_min(x0, 0.0, out=Rh[:, 0])
         torch.sign(Rh[:, 0], out=aD[:, 0]).mul_(alpha)
         E.zero_()
+        if error_start == "published":                     # e_0 = W_out r_0 + b_out
+            torch.baddbmm(b_out, Rv[0], W_outT, out=Ev[0])
         lr_alive = lr * alive                                # a diverged run stays frozen
         learner.begin_trial(state)
         if exact is not None:
@@ -334,7 +347,8 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
         kept[trials] = W.detach().clone()
     wall = time.perf_counter() - t_start
     res = AdaptResult(rule=rule, runs=list(runs), records=rec, diverged=diverged, wall_time=wall,
-                      meta={"delay": d, "trials": trials, "lr_rescale": lr_rescale, "lr_effective": lr.cpu().tolist()})
+                      meta={"delay": d, "trials": trials, "lr_rescale": lr_rescale, "lr_effective": lr.cpu().tolist(),
+                            "error_start": error_start})
     res.W_final = W
     res.weights = kept
     return res

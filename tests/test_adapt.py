@@ -18,7 +18,7 @@ def small_net(n=12, density=1.0, seed=0, dtype=torch.float64, scale=1.0):
     return net.replace(W_rec=net.W_rec * scale)
 
 
-def replay(net, run: RunSpec, rule: str, task_cfg=TC, delay=0, lr=None):
+def replay(net, run: RunSpec, rule: str, task_cfg=TC, delay=0, lr=None, error_start="zero"):
     """Reference: one adaptation trial written with autograd. Online BPTT's gradient at step k is
     the gradient of mean(E[k+1]^2) with respect to a common offset Delta added to the weights
     each past step actually used (feedback detached); RFLO follows the SPEC formula literally.
@@ -36,7 +36,7 @@ def replay(net, run: RunSpec, rule: str, task_cfg=TC, delay=0, lr=None):
     hist, dWs = [], []
     P = torch.zeros_like(W)
     x = x0.clone()
-    E = [torch.zeros(2, dtype=net.dtype)]
+    E = [torch.zeros(2, dtype=net.dtype) if error_start == "zero" else net.W_out @ torch.relu(x0) + net.b_out]
     xs = [x0]
     for k in range(task_cfg.T):
         hist.append(W.clone())
@@ -52,7 +52,7 @@ def replay(net, run: RunSpec, rule: str, task_cfg=TC, delay=0, lr=None):
         else:
             Delta = torch.zeros_like(W, requires_grad=True)
             xx = x0.clone()
-            EE = torch.zeros(2, dtype=net.dtype)
+            EE = E[0].detach().clone()
             Es = [EE]
             for j in range(k + 1):
                 efb_j = (Es[j - delay] if j - delay >= 0 else torch.zeros(2, dtype=net.dtype)).detach()
@@ -402,3 +402,21 @@ def test_rflo_products_with_rates_equal_dense_updates_times_rates():
         torch.testing.assert_close(M[:, k], dWs[k] @ st.Rh[:, :T].mT)
         torch.testing.assert_close(norms[k], torch.linalg.matrix_norm(dWs[k]))
     torch.testing.assert_close(W, sum(dWs))
+
+
+@pytest.mark.parametrize("rule", ["bptt", "rflo"])
+def test_published_error_start_matches_the_reference(rule):
+    """error_start="published": the integrated error starts at e_0 = W_out r_0 + b_out (the
+    published code's quirk), fed back by the controller like any error, with no gradient through it."""
+    net = small_net(seed=4)
+    run = RunSpec(controller_on=True, rotation_deg=30.0, lr=0.5, seed=2)
+    res = adapt(net, rule, [run], trials=1, task_cfg=TC, progress=False, dtype=torch.float64, error_start="published")
+    W_ref, dWs, E = replay(net, run, rule, error_start="published")
+    assert float(E[0].abs().sum()) > 0
+    assert (res.W_final[0] - W_ref).norm() / (W_ref - net.W_rec).norm() < 1e-9
+    assert math.isclose(res["train_loss"][0, 0], float(E.pow(2).mean()), rel_tol=1e-9)
+    zero = adapt(net, rule, [run], trials=1, task_cfg=TC, progress=False, dtype=torch.float64)
+    assert not math.isclose(zero["train_loss"][0, 0], res["train_loss"][0, 0], rel_tol=1e-6)
+    assert res.meta["error_start"] == "published"
+    with pytest.raises(ValueError, match="error_start must be one of zero, published"):
+        adapt(net, rule, [run], trials=1, task_cfg=TC, progress=False, error_start="e0")
