@@ -213,9 +213,10 @@ def cost_table(plan_file: dict | None, command: str = "python -m fbctrl paper --
     if plan_file is None:
         return Markdown(f"No plan saved yet: run `{command}`.")
     r = plan_file["result"]
-    models = list(r["costs"])
-    names = {"measured": "this CPU (measured), h", "gpu_model": "GPU (modelled), h",
-             "published code": "published code, same CPU class, h"}
+    order = ("measured", "published code", "gpu_model")
+    models = sorted(r["costs"], key=lambda m: order.index(m) if m in order else len(order))
+    names = {"measured": "this CPU (measured), h", "gpu_model": "GPU (modelled, not measured), h",
+             "published code": "published code, 2-core CPU (its reported rates), h"}
     rows, totals = [], dict.fromkeys(models, 0.0)
     for g in r["groups"]:
         for m in models:
