@@ -25,6 +25,7 @@ edge of its grid is extended by one rate beyond that edge (up to ``max_sweep_ext
 
 from __future__ import annotations
 
+import enum
 import io
 import json
 import math
@@ -129,6 +130,23 @@ class PretrainUnit:
         return f"pre-train {self.kind} seed {self.seed}"
 
 
+class Variant(str, enum.Enum):
+    """One change to a run of the published protocol, for the robustness table (the verdict
+    that a single change flips). ``NONE``: the protocol as it is."""
+
+    NONE = ""
+    ERROR_START_E0 = "e0"              # the integrated error starts at W_out r_0 + b_out (published quirk)
+    BPTT_CURRENT = "bptt-current"      # online BPTT sweeps back with the current weights
+
+    @property
+    def error_start(self) -> str:
+        return "published" if self is Variant.ERROR_START_E0 else "zero"
+
+    @property
+    def bptt_weights(self) -> str:
+        return "current" if self is Variant.BPTT_CURRENT else "history"
+
+
 @dataclass(frozen=True)
 class AdaptUnit:
     kind: str
@@ -138,13 +156,16 @@ class AdaptUnit:
     protocol: Protocol
     trials: int
     stage: str = "adapt"
+    variant: Variant = Variant.NONE
 
     def path(self, cfg: PaperConfig) -> Path:
-        return (Path(cfg.results_dir) / "adapt" / self.protocol.value / _rot(self.rotation_deg)
+        folder = self.protocol.value + (f"+{self.variant.value}" if self.variant is not Variant.NONE else "")
+        return (Path(cfg.results_dir) / "adapt" / folder / _rot(self.rotation_deg)
                 / f"{self.kind}_{self.condition.slug}_seed{self.seed}.npz")
 
     def describe(self) -> str:
-        return f"{self.kind} {self.condition.name} {self.rotation_deg:g} deg seed {self.seed} ({self.protocol.value})"
+        v = f", {self.variant.value}" if self.variant is not Variant.NONE else ""
+        return f"{self.kind} {self.condition.name} {self.rotation_deg:g} deg seed {self.seed} ({self.protocol.value}{v})"
 
 
 @dataclass(frozen=True)
@@ -191,8 +212,8 @@ def _done(cfg: PaperConfig, unit) -> bool:
     return meta.get("unit") == _unit_dict(unit)
 
 
-def _adapt_units(kind, seeds, rotations, conditions, protocol, trials):
-    return [AdaptUnit(kind, int(s), float(r), c, Protocol.parse(protocol), trials)
+def _adapt_units(kind, seeds, rotations, conditions, protocol, trials, variant: Variant = Variant.NONE):
+    return [AdaptUnit(kind, int(s), float(r), c, Protocol.parse(protocol), trials, variant=variant)
             for r in rotations for c in conditions for s in seeds]
 
 
@@ -242,6 +263,11 @@ def plan(cfg: PaperConfig, *, include_done: bool = False) -> list[Group]:
     best = Group(f"fb, {r30[0]:g} deg, each condition at its best swept rate",
                  _adapt_units("fb", cfg.fb_seeds, r30, fb_c, "best", cfg.trials))
     groups.append(best)
+    bptt_c = [c for c in fb_c if c.rule is Rule.BPTT]
+    groups.append(Group(f"robustness at {r30[0]:g} deg: integrated error from e_0 (published quirk)",
+                        _adapt_units("fb", cfg.fb_seeds, r30, fb_c, "published", cfg.trials, Variant.ERROR_START_E0)))
+    groups.append(Group(f"robustness at {r30[0]:g} deg: online BPTT with the current weights",
+                        _adapt_units("fb", cfg.fb_seeds, r30, bptt_c, "published", cfg.trials, Variant.BPTT_CURRENT)))
     for g in groups:
         if not include_done:
             g.units = [u for u in g.units if not _done(cfg, u)]
@@ -327,6 +353,11 @@ def _unit_dict(unit) -> dict:
         d["condition"] = unit.condition.name
     if "protocol" in d:
         d["protocol"] = unit.protocol.value
+    if "variant" in d:
+        if unit.variant is Variant.NONE:
+            del d["variant"]                 # files of the protocol as it is say nothing about variants
+        else:
+            d["variant"] = unit.variant.value
     return json.loads(json.dumps(d))
 
 
@@ -404,7 +435,8 @@ def _batches(units: list, max_runs: int) -> list[list]:
     """Consecutive units of one stage, kind, rule and length, at most ``max_runs`` together."""
     out, cur, key = [], [], None
     for u in units:
-        k = (u.stage, u.kind, getattr(getattr(u, "condition", None), "rule", None), getattr(u, "trials", None))
+        k = (u.stage, u.kind, getattr(getattr(u, "condition", None), "rule", None), getattr(u, "trials", None),
+             getattr(u, "variant", None))
         if cur and (k != key or len(cur) >= max_runs):
             out.append(cur)
             cur = []
@@ -423,15 +455,17 @@ def _run_pretrain(cfg: PaperConfig, units: list, device, progress: bool, command
 def _run_adapt(cfg: PaperConfig, units: list, device, progress: bool, command: str) -> None:
     """One lockstep group of adaptation or sweep runs; one file per run when it finishes."""
     kind, rule = units[0].kind, units[0].condition.rule
+    variant = getattr(units[0], "variant", Variant.NONE)
     seeds = sorted({u.seed for u in units})
     nets = _load_networks(cfg, kind, seeds, device)
     rates = [_effective(cfg, u, nets.W_fb[seeds.index(u.seed)], nets.W_out[seeds.index(u.seed)]) for u in units]
     runs = [RunSpec(net_index=seeds.index(u.seed), controller_on=u.condition.controller_on,
                     rotation_deg=u.rotation_deg, lr=r.lr, seed=u.seed) for u, r in zip(units, rates)]
     align = rule is Rule.RFLO and units[0].stage == "adapt"
-    points = tuple(t for t in cfg.matched_points if t <= units[0].trials) if align else ()
+    points = tuple(t for t in cfg.matched_points if t <= units[0].trials) if align and variant is Variant.NONE else ()
     res = adapt(nets, rule.value, runs, trials=units[0].trials, align=align, align_every=cfg.align_every,
-                bptt_weights="history", on_divergence="mark", device=device, progress=progress, task_cfg=cfg.task,
+                bptt_weights=variant.bptt_weights, error_start=variant.error_start, on_divergence="mark",
+                device=device, progress=progress, task_cfg=cfg.task,
                 keep_weights=points)
     for i, (u, r) in enumerate(zip(units, rates)):
         records = {k: v[i] for k, v in res.records.items()}
@@ -442,8 +476,8 @@ def _run_adapt(cfg: PaperConfig, units: list, device, progress: bool, command: s
             records.update(matched_points=np.asarray(points), matched_local=m["local"], matched_global=m["global"])
         ck = PretrainUnit(kind, u.seed).path(cfg)
         meta = {"protocol": r.protocol, "effective_rate": r.as_dict(), "lr": r.lr, "condition": u.condition.name,
-                "rotation_deg": u.rotation_deg, "trials": u.trials, "bptt_weights": "history",
-                "error_start": "zero", "test_every": 1, "align_every": cfg.align_every if align else None,
+                "rotation_deg": u.rotation_deg, "trials": u.trials, "bptt_weights": variant.bptt_weights,
+                "error_start": variant.error_start, "variant": variant.value, "test_every": 1, "align_every": cfg.align_every if align else None,
                 "diverged_trial": int(res.diverged[i]), "network": {"checkpoint": str(ck), "seed": u.seed,
                                                                     "commit": read_sidecar(ck).get("commit")},
                 "device": str(device), "group_size": len(runs), "wall_time_s": res.wall_time / len(runs),

@@ -144,3 +144,17 @@ def glue_verdict_cells(results) -> None:
     for r in results:
         glue_text(glue_key(r.key, r.column), format_cell(r))
         glue_text(glue_key(r.key, r.column, "verdict"), r.verdict.value)
+
+
+def robustness_rows(cfg: PaperConfig) -> list[list[str]]:
+    """Rows claim | change | effect | verdict | flips? of ``fbctrl.verdicts.robustness_table``:
+    for every claim, its as-published cell and each single change that applies to it."""
+    from .verdicts import robustness_table
+
+    rows = []
+    for base, changed in robustness_table(cfg):
+        rows.append([f"{base.figure}: {base.claim}", "as published", format_cell(base), base.verdict.value, ""])
+        for r in changed:
+            flips = "—" if r.effect.n == 0 or base.effect.n == 0 else ("**flips**" if r.verdict != base.verdict else "no")
+            rows.append(["", r.column, format_cell(r), r.verdict.value, flips])
+    return rows

@@ -38,13 +38,20 @@ def test_dry_run_completes_every_stage(dry_run):
             side = read_sidecar(paper.PretrainUnit(kind, s).path(cfg))
             assert side["config"]["train_push"] is False and side["config"]["batches"] == cfg.pretrain_batches
     files = list((paper.Path(cfg.results_dir) / "adapt").rglob("*.npz"))
-    # 8 fb runs x (30 published, 30 paper-text, 40 published, 30 best) + 4 nofb runs
-    assert len(files) == 8 * 4 + 4
+    # 8 fb runs x (30 published, 30 paper-text, 40 published, 30 best) + 4 nofb runs, and the
+    # robustness runs at 30: 8 with the integrated error from e_0, 4 BPTT runs with current weights
+    assert len(files) == 8 * 4 + 4 + 8 + 4
+    variants = {}
     for p in files:
         m = _meta(p)
-        assert m["kind"] == paper.UNIT_KIND and m["bptt_weights"] == "history" and m["error_start"] == "zero"
-        assert m["trials"] == cfg.trials and m["lr"] == m["effective_rate"]["lr"] > 0
+        assert m["kind"] == paper.UNIT_KIND and m["trials"] == cfg.trials and m["lr"] == m["effective_rate"]["lr"] > 0
         assert m["protocol"] == m["unit"]["protocol"]
+        v = m["unit"].get("variant", "")
+        variants[v] = variants.get(v, 0) + 1
+        assert m["bptt_weights"] == ("current" if v == "bptt-current" else "history")
+        assert m["error_start"] == ("published" if v == "e0" else "zero")
+        assert ("+" in p.parent.parent.name) == bool(v)
+    assert variants == {"": 36, "e0": 8, "bptt-current": 4}
 
 
 def test_published_rates_in_the_files_follow_the_published_code(dry_run):
@@ -210,3 +217,28 @@ def test_paper_report_reads_the_units_and_glues_every_cell_of_the_introduction(d
     intro = (Path(__file__).resolve().parent.parent / "book" / "intro.md").read_text()
     referenced = set(re.findall(r"paper_protocol\.ipynb::(pp_[a-z0-9_]+):s", intro))
     assert referenced == glued
+
+
+def test_robustness_table_changes_one_thing_per_row(dry_run):
+    """Each robustness row of a claim is measured with exactly one change to the as-published
+    runs; the rows that do not touch a claim's measure are left out, and a row flips when its
+    verdict differs from the as-published one."""
+    from fbctrl import paper_report, verdicts
+
+    cfg = dry_run
+    table = verdicts.robustness_table(cfg)
+    assert [b.key for b, _ in table] == [c.key for c in verdicts.CLAIMS]
+    by = {b.key: (b, rows) for b, rows in table}
+    base, rows = by["final_loss_rflo_30"]
+    names = {r.column for r in rows}
+    assert "online BPTT with the current weights" not in names and "efficiency whole run" not in names
+    assert {"integrated error from e_0 (published quirk)", "after 500 trials", "learning-curve area"} <= names
+    e0 = next(r for r in rows if r.column.startswith("integrated error"))
+    assert e0.effect.n == base.effect.n == len(cfg.fb_seeds) and e0.effect.values != base.effect.values
+    assert "mean test loss over all" in next(r for r in rows if r.column == "learning-curve area").definition
+    _, brows = by["final_loss_bptt_30"]
+    cur = next(r for r in brows if r.column == "online BPTT with the current weights")
+    assert cur.effect.n == len(cfg.fb_seeds)
+    _, erows = by["efficiency"]
+    assert {r.column for r in erows} >= {"efficiency per trial, scale-free", "efficiency whole run"}
+    assert all(len(r) == 5 for r in paper_report.robustness_rows(cfg))
