@@ -3,6 +3,9 @@
 # without pushes, 5000 batches of 256), 10 with feedback, then 10 without.
 # Resumable: a finished network is skipped, an interrupted one resumes from its resume file.
 # With --commit each finished network (checkpoint, sidecar, curve) is committed as it lands.
+# A session that must stop mid-network commits its resume file (git add -f
+# checkpoints/published/.resume-*.pt), so that the next checkout resumes there; the commit of
+# that network later removes it.
 #   bash scripts/pretrain_published.sh [--commit] [--out checkpoints/published] [--seeds "0 1 ..."]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -33,10 +36,14 @@ for fbk in $KINDS; do
     "$PY" -m fbctrl pretrain --feedback "$fbk" --no-push --seeds "$s" --out "$OUT" --no-progress || exit $?
     echo "$(date -u +%FT%TZ) done $stem"
     if [ "$COMMIT" = 1 ]; then
+      # a resume file committed by an interrupted session (--commit-resume) goes with its network
+      resume="$OUT/.resume-${tag}-seeds-$s.pt"
+      extra=()
+      if git ls-files --error-unmatch "$resume" >/dev/null 2>&1; then git rm -q --cached "$resume"; extra=("$resume"); fi
       for try in 1 2 3 4 5 6 7 8 9 10; do
         if git add "$stem.pt" "$stem.json" "$stem.curve.npz" && \
            git commit -q -m "Published-protocol network ${tag} seed $s (random reaches without pushes, 5000 batches)" \
-             -- "$stem.pt" "$stem.json" "$stem.curve.npz"; then break; fi
+             -- "$stem.pt" "$stem.json" "$stem.curve.npz" "${extra[@]}"; then break; fi
         sleep 5
       done
     fi
