@@ -138,8 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="stop cleanly before a batch that would not fit (the most important results come first)")
     pp.add_argument("--plan", action="store_true", help="print the plan and its estimated time, run nothing")
     pp.add_argument("--tiny", action="store_true", help="a dry run of every stage at n 20 with 2 seeds (seconds on a CPU)")
-    pp.add_argument("--checkpoint-dir", default=None, help="networks (default checkpoints/published)")
-    pp.add_argument("--results-dir", default=None, help="one file per unit (default results/paper)")
+    pp.add_argument("--checkpoint-dir", default=None, help="networks (default: the repository's checkpoints/published)")
+    pp.add_argument("--results-dir", default=None, help="one file per unit (default: the repository's results/paper)")
     pp.add_argument("--max-runs", type=_positive_int("max-runs"), default=None,
                     help="runs per lockstep group (default: on a CPU 10 for RFLO and 1 for online BPTT, a whole stage on a GPU)")
     pp.add_argument("--no-calibrate", action="store_true", help="skip the timing of a few batches and trials")
@@ -309,8 +309,16 @@ def _paper_config(a):
         raise ValueError("--tiny needs --checkpoint-dir and --results-dir (it must not write beside the real results)")
     if a.tiny:
         return paper.PaperConfig.tiny(a.checkpoint_dir, a.results_dir)
-    return paper.PaperConfig(**{k: v for k, v in (("checkpoint_dir", a.checkpoint_dir),
-                                                  ("results_dir", a.results_dir)) if v is not None})
+    # folders not given are the repository's (checkpoints/published, results/paper), from any
+    # working folder; given ones are used as they are
+    import dataclasses
+
+    from .paper_report import config_at
+    from .paths import repo_root
+
+    cfg = config_at(repo_root())
+    return dataclasses.replace(cfg, **{k: v for k, v in (("checkpoint_dir", a.checkpoint_dir),
+                                                         ("results_dir", a.results_dir)) if v is not None})
 
 
 def cmd_verdicts(a) -> int:
