@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .paper import PaperConfig, PretrainUnit, _done, plan
-from .verdicts import format_cell, verdict_table
+from .verdicts import format_cell, table_rows, verdict_table
 
 __all__ = ["ProgressRow", "config_at", "progress", "progress_markdown", "networks", "networks_markdown",
            "verdicts", "verdict_rows", "summary_sentence"]
@@ -98,18 +98,8 @@ def verdicts(cfg: PaperConfig):
 
 
 def verdict_rows(results) -> list[list[str]]:
-    """Rows figure | claim | as published | verdict | fair | verdict, cells 'mean [95% CI], n, p'."""
-    rows = {}
-    for r in results:
-        rows.setdefault((r.figure, r.claim), {})[r.column] = r
-    out = []
-    for (fig, claim), cols in rows.items():
-        cells = [fig, claim]
-        for col in ("as published", "fair"):
-            r = cols.get(col)
-            cells += [format_cell(r), r.verdict.value] if r else ["", ""]
-        out.append(cells)
-    return out
+    """Rows figure | claim | as published | verdict | fair | verdict (``verdicts.table_rows``)."""
+    return table_rows(results)
 
 
 def summary_sentence(rows: list[ProgressRow], nets: list[dict], results) -> str:

@@ -25,7 +25,7 @@ from .protocol import CONDITIONS, Condition, Protocol
 from .stats import PairedEffect, Verdict, paired_effect, verdict
 
 __all__ = ["Claim", "ClaimResult", "CLAIMS", "Column", "AS_PUBLISHED", "FAIR", "ROBUSTNESS", "COLUMNS",
-           "verdict_table", "robustness_table", "format_cell", "markdown_table"]
+           "verdict_table", "robustness_table", "format_cell", "table_rows", "markdown_table"]
 
 RFLO_C, RFLO, BPTT_C, BPTT = CONDITIONS
 
@@ -250,16 +250,24 @@ def format_cell(r: ClaimResult, digits: int = 3) -> str:
     return f"{g(e.mean)} [{g(e.ci_low)}, {g(e.ci_high)}], n {e.n}{p}"
 
 
-def markdown_table(results: list[ClaimResult]) -> str:
-    """Paper figure | claim | as published | verdict | fair | verdict."""
+def table_rows(results: list[ClaimResult]) -> list[list[str]]:
+    """Rows figure | claim | as published | verdict | fair | verdict, one per claim, cells
+    from :func:`format_cell`."""
     rows = {}
     for r in results:
         rows.setdefault((r.figure, r.claim), {})[r.column] = r
-    lines = ["| figure | claim | as published | verdict | fair | verdict |", "|---|---|---|---|---|---|"]
+    out = []
     for (fig, claim), cols in rows.items():
-        cells = []
+        cells = [fig, claim]
         for col in ("as published", "fair"):
             r = cols.get(col)
             cells += [format_cell(r), r.verdict.value] if r else ["", ""]
-        lines.append(f"| {fig} | {claim} | " + " | ".join(cells) + " |")
+        out.append(cells)
+    return out
+
+
+def markdown_table(results: list[ClaimResult]) -> str:
+    """Paper figure | claim | as published | verdict | fair | verdict."""
+    lines = ["| figure | claim | as published | verdict | fair | verdict |", "|---|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(row) + " |" for row in table_rows(results)]
     return "\n".join(lines)
