@@ -7,12 +7,29 @@ and exit code 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import os
 import math
+import os
 import shlex
+import signal
 import sys
 import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .book.paper_report import config_at
+from .core.checkpoint import atomic_write_json, load_checkpoint
+from .core.evaluate import evaluate
+from .core.train import PretrainConfig, pretrain
+from .experiments import paper, verdicts
+from .experiments.runs import (CONDITIONS, SWEEP_RATES, activity_alignment, lr_sweep, provenance, run_conditions,
+                               save_results, save_sweep, shipped_networks, summarise)
+from .learning.adapt import DivergenceError, cli_adapt
+from .paths import repo_root
+from .perf import bench
 
 
 class CLIError(Exception):
@@ -81,8 +98,6 @@ def _density(s):
 
 
 def _device(s):
-    import torch
-
     if s == "cpu":
         return s
     if s.startswith("cuda"):
@@ -93,8 +108,6 @@ def _device(s):
 
 
 def _existing_file(s):
-    from pathlib import Path
-
     if not Path(s).is_file():
         raise argparse.ArgumentTypeError(f"checkpoint {s!r}: no such file")
     return s
@@ -205,8 +218,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_pretrain(a) -> int:
-    from .train import PretrainConfig, pretrain
-
     density = a.density if a.density is not None else (1.0 if a.feedback == "on" else 0.0)
     cfg = PretrainConfig(n=a.n, feedback_density=density, delay=a.delay, batches=a.batches,
                          batch_size=a.batch_size, lr=a.lr, eval_every=a.eval_every,
@@ -219,8 +230,6 @@ def cmd_pretrain(a) -> int:
 
 
 def cmd_evaluate(a) -> int:
-    from .checkpoint import load_checkpoint
-    from .evaluate import evaluate
 
     net = load_checkpoint(a.checkpoint, device=a.device)
     res = evaluate(net, a.task, rotation_deg=a.rotation, controller_on=a.controller == "on", push=a.push,
@@ -236,22 +245,12 @@ def cmd_evaluate(a) -> int:
 
 
 def cmd_adapt(a) -> int:
-    from .adapt import cli_adapt
-
     return cli_adapt(a)
 
 
 def cmd_reproduce(a) -> int:
-    from pathlib import Path
-
-    import numpy as np
-
-    from .experiments import activity_alignment, run_conditions, save_results, shipped_networks, summarise
-
     if Path(a.out).suffix != ".npz":
         raise ValueError(f"out must be a .npz file name, got {a.out!r}")
-    from .experiments import CONDITIONS
-
     nets, seeds = shipped_networks(a.checkpoints, a.kind, a.seeds, device=a.device)
     has_fb = float(nets.mask.abs().sum()) > 0
     conds = CONDITIONS if has_fb else tuple(c for c in CONDITIONS if not c[1])  # no controller without feedback
@@ -277,12 +276,6 @@ def cmd_reproduce(a) -> int:
 
 
 def cmd_sweep(a) -> int:
-    from pathlib import Path
-
-    import numpy as np
-
-    from .experiments import SWEEP_RATES, lr_sweep, save_sweep, shipped_networks
-
     if Path(a.out).suffix != ".npz":
         raise ValueError(f"out must be a .npz file name, got {a.out!r}")
     nets, seeds = shipped_networks(a.checkpoints, a.kind, a.seeds, device=a.device)
@@ -303,18 +296,12 @@ def cmd_sweep(a) -> int:
 
 
 def _paper_config(a):
-    from . import paper
-
     if a.tiny and (a.checkpoint_dir is None or a.results_dir is None):
         raise ValueError("--tiny needs --checkpoint-dir and --results-dir (it must not write beside the real results)")
     if a.tiny:
         return paper.PaperConfig.tiny(a.checkpoint_dir, a.results_dir)
     # folders not given are the repository's (checkpoints/published, results/paper), from any
     # working folder; given ones are used as they are
-    import dataclasses
-
-    from .paper_report import config_at
-    from .paths import repo_root
 
     cfg = config_at(repo_root())
     return dataclasses.replace(cfg, **{k: v for k, v in (("checkpoint_dir", a.checkpoint_dir),
@@ -322,8 +309,6 @@ def _paper_config(a):
 
 
 def cmd_verdicts(a) -> int:
-    from . import verdicts
-
     table = verdicts.verdict_table(_paper_config(a))
     if a.json:
         print(json.dumps([{"key": r.key, "figure": r.figure, "column": r.column, "definition": r.definition,
@@ -335,8 +320,6 @@ def cmd_verdicts(a) -> int:
 
 
 def cmd_paper(a) -> int:
-    from . import paper
-
     cfg = _paper_config(a)
     if a.save is not None and (not a.plan or not str(a.save).endswith(".json")):
         raise ValueError(f"save needs --plan and a .json file name, got {a.save!r}")
@@ -345,19 +328,13 @@ def cmd_paper(a) -> int:
     print(paper.format_plan(cfg, groups, costs), flush=True)
     if a.plan:
         if a.save is not None:
-            import os
-
-            from . import bench
-            from .checkpoint import atomic_write_json
-            from .experiments import _provenance
-
             models = {**costs, "published code": paper.published_costs()}
             cmd = "python -m fbctrl " + " ".join(shlex.quote(x) for x in sys.argv[1:])
             res = {"device": str(a.device), "groups": paper.plan_costs(cfg, groups, models),
                    "costs": {n: {"pretrain_batch": c.pretrain_batch, "run_trial": c.run_trial, "source": c.source}
                              for n, c in models.items()}}
             atomic_write_json(a.save, {"benchmark": "paper_plan", "result": res,
-                                       **_provenance({"command": cmd, "cpu": bench.cpu_name(), "cores": os.cpu_count()})})
+                                       **provenance({"command": cmd, "cpu": bench.cpu_name(), "cores": os.cpu_count()})})
         return 0
     cmd = "python -m fbctrl " + " ".join(shlex.quote(x) for x in sys.argv[1:])
     res = paper.run_plan(cfg, device=a.device, budget_minutes=a.budget_minutes, max_runs=a.max_runs,
@@ -367,18 +344,13 @@ def cmd_paper(a) -> int:
 
 
 def cmd_bench(a) -> int:
-    from . import bench
-
     if a.save is not None and not str(a.save).endswith(".json"):
         raise ValueError(f"save must be a .json file name, got {a.save!r}")
     res = bench.run(a.what, device=a.device, batches=a.batches, seeds=a.seeds, n=a.n, T=a.T, repeats=a.repeats)
     if a.save is not None:
-        from .checkpoint import atomic_write_json
-        from .experiments import _provenance
-
         cmd = "python -m fbctrl " + " ".join(shlex.quote(x) for x in sys.argv[1:])
         atomic_write_json(a.save, {"benchmark": a.what, "result": res,
-                                   **_provenance({"command": cmd, "cpu": bench.cpu_name(), "cores": os.cpu_count()})})
+                                   **provenance({"command": cmd, "cpu": bench.cpu_name(), "cores": os.cpu_count()})})
     if a.json:
         print(json.dumps(res))
     return 0
@@ -387,8 +359,6 @@ def cmd_bench(a) -> int:
 def _interrupt_on_signals() -> None:
     """SIGTERM, and SIGINT even where a background shell ignores it, interrupt like Ctrl-C, so
     that pre-training writes its resume file and the paper runner keeps every finished unit."""
-    import signal
-
     def _raise(signum, frame):
         raise KeyboardInterrupt(f"signal {signum}")
 
@@ -397,8 +367,6 @@ def _interrupt_on_signals() -> None:
 
 
 def main(argv=None) -> int:
-    from .adapt import DivergenceError
-
     parser = build_parser()
     if argv is None:
         _interrupt_on_signals()

@@ -13,9 +13,13 @@ overrides it (e.g. for a package installed into site-packages, with the data els
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
-__all__ = ["ENV_ROOT", "DEFAULT_DIRS", "repo_root", "default_dir"]
+__all__ = ["ENV_ROOT", "DEFAULT_DIRS", "PACKAGE_DIR", "SOURCE_ROOT", "repo_root", "default_dir", "git_commit"]
+
+PACKAGE_DIR = Path(__file__).resolve().parent   # the fbctrl package
+SOURCE_ROOT = PACKAGE_DIR.parent                  # the folder holding it (the repository in a checkout)
 
 ENV_ROOT = "FBCTRL_ROOT"
 
@@ -36,7 +40,7 @@ def repo_root() -> Path:
         if not root.is_dir():
             raise ValueError(f"{ENV_ROOT} {env!r} is not a folder (set it to the book's repository)")
         return root
-    root = Path(__file__).resolve().parent.parent
+    root = SOURCE_ROOT
     if not (root / "_toc.yml").is_file():
         raise ValueError(f"the fbctrl package at {root} is not inside the book's repository (no _toc.yml "
                          f"beside it): set {ENV_ROOT} to the repository folder, or pass the folder explicitly")
@@ -49,3 +53,14 @@ def default_dir(name: str) -> Path:
     if name not in DEFAULT_DIRS:
         raise ValueError(f"{name} has no default folder (parameters with one: {', '.join(DEFAULT_DIRS)})")
     return repo_root() / DEFAULT_DIRS[name]
+
+
+def git_commit() -> str | None:
+    """The short commit of the package's checkout (provenance of checkpoints and result files),
+    or None outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             cwd=PACKAGE_DIR, timeout=5)
+        return out.stdout.strip() or None
+    except Exception:  # noqa: BLE001
+        return None

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from fbctrl.adapt import DivergenceError, RunSpec, adapt, feedback_matrix
-from fbctrl.model import NetworkConfig, draw_x0, init_network
-from fbctrl.task import TaskConfig, centre_out_reaches
+from fbctrl.learning.adapt import DivergenceError, RunSpec, adapt, feedback_matrix
+from fbctrl.core.model import NetworkConfig, draw_x0, init_network
+from fbctrl.core.task import TaskConfig, centre_out_reaches
 
 TC = TaskConfig(T=24, go_step=4, move_steps=16)
 
@@ -73,7 +73,7 @@ def replay(net, run: RunSpec, rule: str, task_cfg=TC, delay=0, lr=None, error_st
 
 def random_trial_state(g, R, n, T, with_history=False):
     """A random finished trial (float64) for the rules' unit tests."""
-    from fbctrl.rules import TrialState
+    from fbctrl.learning.rules import TrialState
 
     X = torch.randn(R, T + 1, n, generator=g, dtype=torch.float64)
     E = torch.randn(R, T + 1, 2, generator=g, dtype=torch.float64)
@@ -218,7 +218,7 @@ def _cli(*args, cwd=None):
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
-    from fbctrl.checkpoint import save_checkpoint
+    from fbctrl.core.checkpoint import save_checkpoint
 
     path = tmp_path_factory.mktemp("ck") / "net.pt"
     net = init_network(NetworkConfig(n=16), torch.Generator().manual_seed(0))
@@ -258,7 +258,7 @@ def test_cli_adapt_out_must_be_npz(ckpt, tmp_path):
 
 def test_one_sweep_gives_every_step_gradient():
     """all_step_gradients (one matrix sweep) equals the per-step adjoint for every step."""
-    from fbctrl.rules import OnlineBPTT
+    from fbctrl.learning.rules import OnlineBPTT
 
     g = torch.Generator().manual_seed(0)
     R, n, T = 2, 7, 9
@@ -271,7 +271,7 @@ def test_one_sweep_gives_every_step_gradient():
 
 
 def test_alignment_without_forming_gradients_equals_explicit_cosines():
-    from fbctrl.rules import OnlineBPTT
+    from fbctrl.learning.rules import OnlineBPTT
 
     g = torch.Generator().manual_seed(1)
     R, n, T = 2, 6, 8
@@ -292,7 +292,7 @@ def test_alignment_without_forming_gradients_equals_explicit_cosines():
 def test_bptt_lockstep_in_chunks_equals_single_runs(bptt_weights):
     """More runs than one chunk of the CPU sweep (rules.OnlineBPTT.CPU_CHUNK): the chunked sweep
     gives each run exactly what it gets alone."""
-    from fbctrl.rules import OnlineBPTT
+    from fbctrl.learning.rules import OnlineBPTT
 
     nets = init_network(NetworkConfig(n=12), torch.Generator().manual_seed(3), dtype=torch.float64)
     R = OnlineBPTT.CPU_CHUNK + 2
@@ -309,7 +309,7 @@ def test_bptt_lockstep_in_chunks_equals_single_runs(bptt_weights):
 def test_online_bptt_history_needs_every_step_in_order():
     """The exact (history) sweep reads the weight snapshots that step() records; asking for a
     later step's gradient without them is a clear error, not a silently wrong gradient."""
-    from fbctrl.rules import OnlineBPTT
+    from fbctrl.learning.rules import OnlineBPTT
 
     g = torch.Generator().manual_seed(2)
     R, n, T = 1, 5, 6
@@ -381,7 +381,7 @@ def test_global_alignment_uses_autograd_gradient_of_the_whole_trial_loss():
 
 def test_rflo_products_with_rates_equal_dense_updates_times_rates():
     """RFLO's M[k, :, j] = dW_k r_j from its trace's structure equals the dense product."""
-    from fbctrl.rules import RFLO
+    from fbctrl.learning.rules import RFLO
 
     g = torch.Generator().manual_seed(5)
     R, n, T = 2, 6, 9

@@ -5,10 +5,10 @@ import pytest
 import torch
 from torch.func import hessian
 
-from fbctrl.analysis import (activity_gradients, activity_newton, gradient_horizon, jacobian_norms,
+from fbctrl.analysis.gradients import (activity_gradients, activity_newton, gradient_horizon, jacobian_norms,
                              wrec_second_order)
-from fbctrl.model import NetworkConfig, draw_x0, init_network
-from fbctrl.task import TaskConfig, centre_out_reaches
+from fbctrl.core.model import NetworkConfig, draw_x0, init_network
+from fbctrl.core.task import TaskConfig, centre_out_reaches
 
 torch.set_num_threads(1)
 TC = TaskConfig(T=20, go_step=3, move_steps=14)
@@ -155,7 +155,7 @@ def test_wrec_newton_by_minres_equals_dense_newton():
 
 
 def test_wrec_hvp_equals_autograd_double_backward():
-    from fbctrl.analysis import WrecHessian, _step_loss_fn
+    from fbctrl.analysis.gradients import WrecHessian, _step_loss_fn
 
     n = 8
     net, tr, x0 = setup(n=n, seed=6)

@@ -1,5 +1,5 @@
 """Running the book from anywhere: folder defaults resolved from the repository, not the working
-folder (fbctrl.paths); the Colab cell of every notebook (fbctrl.colab); the install extra and
+folder (fbctrl.paths); the Colab cell of every notebook (fbctrl.book.colab); the install extra and
 the Binder pins. No kernel is started."""
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from fbctrl import book, colab, paths
+from fbctrl import book, paths
+from fbctrl.book import colab
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "book").glob("*.ipynb"))
@@ -88,7 +89,7 @@ def test_every_notebook_starts_with_the_current_colab_cell(path):
     if path.stem == "performance" and not colab.has_current_cell(nbformat.read(path, as_version=4)):
         pytest.xfail("performance.ipynb gets its Colab cell last (another engineer's file)")
     assert colab.has_current_cell(nbformat.read(path, as_version=4)), \
-        f"{path.name}: run python -m fbctrl.colab add {path.relative_to(ROOT)}"
+        f"{path.name}: run python -m fbctrl.book.colab add {path.relative_to(ROOT)}"
 
 
 def test_colab_cell_does_nothing_elsewhere(monkeypatch, tmp_path):

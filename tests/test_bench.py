@@ -10,7 +10,8 @@ import matplotlib
 import pytest
 import torch
 
-from fbctrl import bench, perfplots
+from fbctrl.perf import bench
+from fbctrl.viz import perf as perfplots
 from fbctrl.__main__ import main
 
 matplotlib.use("Agg")
@@ -126,7 +127,7 @@ def test_paper_plan_saves_its_cost_per_stage_with_the_published_codes(tmp_path):
     code's reported rates (2.45 s per batch, 0.7 s per RFLO trial, 7.9 s per BPTT trial)."""
     import json
 
-    from fbctrl import paper
+    from fbctrl.experiments import paper
     from fbctrl.__main__ import main
 
     out = tmp_path / "plan.json"

@@ -11,7 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from fbctrl import book, colab
+from fbctrl import fmt
+from fbctrl.book import runner
+from fbctrl.core import checkpoint
+from fbctrl import book
+from fbctrl.book import colab
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -93,7 +97,7 @@ def test_register_param():
     (["walk"], "walk"),
 ])
 def test_runner_bad_arguments_exit_2(argv, needle, capsys):
-    assert book.main(argv) == 2
+    assert runner.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
     assert err.startswith("fbctrl.book: error:") and needle in err
@@ -108,16 +112,16 @@ def test_runner_bad_argument_subprocess():
 
 
 def test_runner_lists_notebooks_in_toc_order(capsys):
-    assert book.main(["list"]) == 0
+    assert runner.main(["list"]) == 0
     listed = capsys.readouterr().out.split()
-    expected = [f"{f}.ipynb" for f in book.toc_files() if (ROOT / f"{f}.ipynb").is_file()]
+    expected = [f"{f}.ipynb" for f in runner.toc_files() if (ROOT / f"{f}.ipynb").is_file()]
     assert listed == expected
 
 
 # ---- table of contents and configuration ---------------------------------------------------------
 
 def test_toc_lists_existing_files():
-    files = book.toc_files()
+    files = runner.toc_files()
     assert files[0] == "book/intro"
     assert len(files) == len(set(files)), "a file is listed twice"
     for f in files:
@@ -127,7 +131,7 @@ def test_toc_lists_existing_files():
 
 
 def test_every_chapter_is_in_the_toc():
-    listed = set(book.toc_files())
+    listed = set(runner.toc_files())
     for p in sorted((ROOT / "book").glob("*")):
         if p.suffix in (".md", ".ipynb") and not p.name.startswith("."):
             assert f"book/{p.stem}" in listed, f"{p.name} is not in _toc.yml"
@@ -222,7 +226,7 @@ def test_fmt_pm(values, s):
 def test_mean_sem():
     import numpy as np
 
-    m, sem = book.mean_sem(np.array([[1.0, 2.0], [3.0, 6.0]]))
+    m, sem = fmt.mean_sem(np.array([[1.0, 2.0], [3.0, 6.0]]))
     assert np.allclose(m, [2.0, 4.0])
     assert np.allclose(sem, [1.0, 2.0])
 
@@ -233,19 +237,19 @@ def test_find_checkpoints(tmp_path):
     for name in ["fb_seed0.pt", "fb_seed2.pt", "fb_seed10.pt", "nofb_seed0.pt", "fb_n50_seed0.pt",
                  "fb0.5_seed0.pt", "fb_d3_seed0.pt", "notes.txt"]:
         (tmp_path / name).write_bytes(b"")
-    assert list(book.find_checkpoints(tmp_path, "fb")) == [0, 2, 10]
-    assert list(book.find_checkpoints(tmp_path, "fb", n=50)) == [0]
-    assert list(book.find_checkpoints(tmp_path, "nofb")) == [0]
-    assert list(book.find_checkpoints(tmp_path, "fb", max_seeds=2)) == [0, 2]
+    assert list(checkpoint.find_checkpoints(tmp_path, "fb")) == [0, 2, 10]
+    assert list(checkpoint.find_checkpoints(tmp_path, "fb", n=50)) == [0]
+    assert list(checkpoint.find_checkpoints(tmp_path, "nofb")) == [0]
+    assert list(checkpoint.find_checkpoints(tmp_path, "fb", max_seeds=2)) == [0, 2]
     with pytest.raises(ValueError, match=r"seeds \[1\]"):
-        book.find_checkpoints(tmp_path, "fb", seeds=[0, 1])
+        checkpoint.find_checkpoints(tmp_path, "fb", seeds=[0, 1])
     (tmp_path / "fb_seed0.pt").unlink()
     (tmp_path / "fb_seed2.pt").unlink()
     (tmp_path / "fb_seed10.pt").unlink()
-    assert list(book.find_checkpoints(tmp_path, "fb")) == [0]  # the only size left: n = 50
+    assert list(checkpoint.find_checkpoints(tmp_path, "fb")) == [0]  # the only size left: n = 50
     (tmp_path / "fb_n20_seed1.pt").write_bytes(b"")
     with pytest.raises(ValueError, match="sizes"):
-        book.find_checkpoints(tmp_path, "fb")
+        checkpoint.find_checkpoints(tmp_path, "fb")
 
 
 def test_checkpoints_for_a_notebook(tmp_path):

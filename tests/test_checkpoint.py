@@ -6,10 +6,10 @@ import os
 import pytest
 import torch
 
-from fbctrl.checkpoint import CHECKPOINT_KEYS, CheckpointError, load_checkpoint, save_checkpoint
-from fbctrl.model import Network, NetworkConfig, init_network
-from fbctrl.task import TaskConfig
-from fbctrl.train import PretrainConfig, pretrain
+from fbctrl.core.checkpoint import CHECKPOINT_KEYS, CheckpointError, load_checkpoint, save_checkpoint
+from fbctrl.core.model import Network, NetworkConfig, init_network
+from fbctrl.core.task import TaskConfig
+from fbctrl.core.train import PretrainConfig, pretrain
 
 torch.set_num_threads(1)
 

@@ -10,8 +10,8 @@ import sys
 import pytest
 import torch
 
-from fbctrl.checkpoint import load_checkpoint
-from fbctrl.evaluate import evaluate
+from fbctrl.core.checkpoint import load_checkpoint
+from fbctrl.core.evaluate import evaluate
 
 torch.set_num_threads(1)
 

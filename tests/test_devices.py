@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 import torch
 
-from fbctrl.adapt import AdaptResult, RunSpec, adapt
-from fbctrl.analysis import activity_gradients, jacobian_norms
-from fbctrl.bptt import Regularisation, forward, loss_and_grads
-from fbctrl.evaluate import evaluate
-from fbctrl.model import PARAM_NAMES, Network, NetworkConfig, draw_x0, init_network, rollout, trial_loss
-from fbctrl.online import trial_traces
-from fbctrl.rules import OnlineBPTT
-from fbctrl.task import TaskConfig, Trials, centre_out_reaches, random_reaches
-from fbctrl.train import PretrainConfig, Trainer
+from fbctrl.learning.adapt import AdaptResult, RunSpec, adapt
+from fbctrl.analysis.gradients import activity_gradients, jacobian_norms
+from fbctrl.core.bptt import Regularisation, forward, loss_and_grads
+from fbctrl.core.evaluate import evaluate
+from fbctrl.core.model import PARAM_NAMES, Network, NetworkConfig, draw_x0, init_network, rollout, trial_loss
+from fbctrl.analysis.online import trial_traces
+from fbctrl.learning.rules import OnlineBPTT
+from fbctrl.core.task import TaskConfig, Trials, centre_out_reaches, random_reaches
+from fbctrl.core.train import PretrainConfig, Trainer
 
 torch.set_num_threads(1)
 

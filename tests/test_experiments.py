@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from fbctrl.experiments import load_results, run_conditions, save_results, shipped_networks, summarise
-from fbctrl.checkpoint import save_checkpoint
-from fbctrl.model import NetworkConfig, init_network
-from fbctrl.task import TaskConfig
+from fbctrl.experiments.runs import load_results, run_conditions, save_results, shipped_networks, summarise
+from fbctrl.core.checkpoint import save_checkpoint
+from fbctrl.core.model import NetworkConfig, init_network
+from fbctrl.core.task import TaskConfig
 
 torch.set_num_threads(1)
 TC = TaskConfig(T=24, go_step=4, move_steps=16)
@@ -50,7 +50,7 @@ def test_conditions_are_paired_and_results_round_trip(folder, tmp_path):
 
 
 def test_results_for_different_seeds_concatenate(folder, tmp_path):
-    from fbctrl.experiments import load_results
+    from fbctrl.experiments.runs import load_results
 
     lrs = {k: 1e-6 for k in [("rflo", True), ("rflo", False), ("bptt", True), ("bptt", False)]}
     parts = []
@@ -67,7 +67,7 @@ def test_results_for_different_seeds_concatenate(folder, tmp_path):
 
 
 def test_lr_sweep_marks_divergence_and_keeps_shapes(folder, tmp_path):
-    from fbctrl.experiments import load_sweep, lr_sweep, save_sweep
+    from fbctrl.experiments.runs import load_sweep, lr_sweep, save_sweep
 
     nets, seeds = shipped_networks(folder, "fb")
     sw = lr_sweep(nets, seeds, rates={"rflo": [1e-7, 1e3]}, rotations=(30.0, 60.0), trials=3, rules=("rflo",),
@@ -81,7 +81,7 @@ def test_lr_sweep_marks_divergence_and_keeps_shapes(folder, tmp_path):
 
 
 def test_sweeps_for_different_seeds_concatenate(folder, tmp_path):
-    from fbctrl.experiments import load_sweep, lr_sweep, save_sweep
+    from fbctrl.experiments.runs import load_sweep, lr_sweep, save_sweep
 
     for seed in (3, 0):
         nets, seeds = shipped_networks(folder, "fb", seeds=[seed])

@@ -1,4 +1,4 @@
-"""The Findings chapters' logic (fbctrl.findings) and figures (fbctrl.figures) on tiny networks:
+"""The Findings chapters' logic (fbctrl.book.data) and figures (fbctrl.viz.figures) on tiny networks:
 result-file discovery and concatenation, live computation of missing rotations, summaries, the
 activity-space and decoupling analyses against independent computations, the sweep loader, and
 a smoke test of every figure."""
@@ -15,13 +15,23 @@ import torch
 
 matplotlib.use("Agg")
 
-from fbctrl import analysis, book, figures, findings  # noqa: E402
-from fbctrl.adapt import RunSpec, adapt  # noqa: E402
-from fbctrl.bptt import forward  # noqa: E402
-from fbctrl.checkpoint import save_checkpoint  # noqa: E402
-from fbctrl.experiments import lr_sweep, run_conditions, save_results, save_sweep, shipped_networks  # noqa: E402
-from fbctrl.model import NetworkConfig, init_network, rollout  # noqa: E402
-from fbctrl.task import TaskConfig, centre_out_reaches  # noqa: E402
+from fbctrl.book import data
+from fbctrl.analysis import network
+from fbctrl.experiments import metrics
+from fbctrl.experiments import stats
+from fbctrl.viz import widgets
+from fbctrl import fmt
+from fbctrl.experiments import runs
+from fbctrl.learning import adapt as adapt_mod
+from fbctrl import book  # noqa: E402
+from fbctrl.analysis import gradients as analysis  # noqa: E402
+from fbctrl.viz import figures  # noqa: E402
+from fbctrl.learning.adapt import RunSpec, adapt  # noqa: E402
+from fbctrl.core.bptt import forward  # noqa: E402
+from fbctrl.core.checkpoint import save_checkpoint  # noqa: E402
+from fbctrl.experiments.runs import lr_sweep, run_conditions, save_results, save_sweep, shipped_networks  # noqa: E402
+from fbctrl.core.model import NetworkConfig, init_network, rollout  # noqa: E402
+from fbctrl.core.task import TaskConfig, centre_out_reaches  # noqa: E402
 
 torch.set_num_threads(1)
 N = 10
@@ -91,28 +101,28 @@ def test_chapter_parameters_normalise():
 
 
 def test_fmt_seeds_and_verdict():
-    assert findings.fmt_seeds([2, 0, 1]) == "s0-2"
-    assert findings.fmt_seeds([0, 3]) == "s0_3"
-    assert findings.fmt_seeds([4]) == "s4"
-    # the interval rule (fbctrl.stats), not a sign count: hand case n = 4, d = [1, 2, 3, 4]:
+    assert fmt.fmt_seeds([2, 0, 1]) == "s0-2"
+    assert fmt.fmt_seeds([0, 3]) == "s0_3"
+    assert fmt.fmt_seeds([4]) == "s4"
+    # the interval rule (fbctrl.experiments.stats), not a sign count: hand case n = 4, d = [1, 2, 3, 4]:
     # mean 2.5, sd 1.291, t_{0.975,3} = 3.182 -> [0.446, 4.554], p = 0.0305 (scipy.stats.ttest_1samp)
-    assert findings.verdict([1, 2, 3, 4]) == "agrees (p = 0.030, 4 seeds)"
-    assert findings.verdict([1, 2, 3, 4], direction=-1) == "disagrees (p = 0.030, 4 seeds)"
+    assert stats.verdict_text([1, 2, 3, 4]) == "agrees (p = 0.030, 4 seeds)"
+    assert stats.verdict_text([1, 2, 3, 4], direction=-1) == "disagrees (p = 0.030, 4 seeds)"
     # every seed positive but the interval covers zero: inconclusive, not "agrees"
-    assert findings.verdict([0.1, 0.2]).startswith("inconclusive")
-    assert findings.verdict([0.3, -0.1]).startswith("inconclusive")
-    assert findings.verdict([0.2]) == "inconclusive (1 seed)"
-    assert findings.verdict([np.nan]).startswith("cannot")
+    assert stats.verdict_text([0.1, 0.2]).startswith("inconclusive")
+    assert stats.verdict_text([0.3, -0.1]).startswith("inconclusive")
+    assert stats.verdict_text([0.2]) == "inconclusive (1 seed)"
+    assert stats.verdict_text([np.nan]).startswith("cannot")
 
 
 # ---- adaptation results ----------------------------------------------------------------------
 
 def test_file_discovery(dirs):
     _, res = dirs
-    assert findings.file_rotations(res, "fb") == [30.0, 40.0]
-    assert [p.name for p in findings.adapt_files(res, "fb", 30.0)] == ["adapt_fb_rot30_s0.npz", "adapt_fb_rot30_s1.npz"]
-    assert findings.adapt_files(res, "fb", 30.0, paper=True) == []
-    assert findings.file_rotations(res, "nofb") == []
+    assert data.file_rotations(res, "fb") == [30.0, 40.0]
+    assert [p.name for p in data.adapt_files(res, "fb", 30.0)] == ["adapt_fb_rot30_s0.npz", "adapt_fb_rot30_s1.npz"]
+    assert data.adapt_files(res, "fb", 30.0, paper=True) == []
+    assert data.file_rotations(res, "nofb") == []
 
 
 def test_inconsistent_files_use_the_largest_consistent_group(dirs, tmp_path):
@@ -122,29 +132,29 @@ def test_inconsistent_files_use_the_largest_consistent_group(dirs, tmp_path):
     for name in ("adapt_fb_rot30_s0.npz", "adapt_fb_rot30_s1.npz"):
         shutil.copy(res / name, tmp_path / name)
     shutil.copy(res / "adapt_fb_rot40_s0.npz", tmp_path / "adapt_fb_rot30_s2.npz")  # other length
-    assert [p.name for p in findings._consistent(findings.adapt_files(tmp_path, "fb", 30.0))] == \
+    assert [p.name for p in data._consistent(data.adapt_files(tmp_path, "fb", 30.0))] == \
         ["adapt_fb_rot30_s0.npz", "adapt_fb_rot30_s1.npz"]
 
 
 def test_load_adaptation_concatenates_seeds_and_selects(dirs):
     P = _P(dirs)
-    ad = findings.load_adaptation(P, 30.0)
+    ad = data.load_adaptation(P, 30.0)
     assert ad.source == "files" and ad.seeds == [0, 1] and ad.trials == TRIALS
     assert ad.conditions == ["RFLO+c", "RFLO", "BPTT+c", "BPTT"]
     assert ad["RFLO"]["test_loss"].shape == (2, TRIALS)
     assert ad.lrs["BPTT"] == LRS[("bptt", False)]
-    one = findings.load_adaptation(P, 30.0, seeds=[1], trials=2, rules=("rflo",))
+    one = data.load_adaptation(P, 30.0, seeds=[1], trials=2, rules=("rflo",))
     assert one.source == "files" and one.seeds == [1] and one.trials == 2
     assert one.conditions == ["RFLO+c", "RFLO"]
     np.testing.assert_array_equal(one["RFLO+c"]["test_loss"][0], ad["RFLO+c"]["test_loss"][1, :2])
-    assert findings.truncated(ad, 2)["RFLO"]["train_loss"].shape == (2, 2)
+    assert data.truncated(ad, 2)["RFLO"]["train_loss"].shape == (2, 2)
 
 
 def test_comparable_sets_share_seeds_and_length(dirs):
     P = _P(dirs)
-    sets = {30.0: findings.load_adaptation(P, 30.0), 40.0: findings.load_adaptation(P, 40.0),
-            45.0: findings.load_adaptation(P, 45.0, seeds=[1], trials=2, rules=("rflo",))}
-    cmp, common, n = findings.comparable(sets)
+    sets = {30.0: data.load_adaptation(P, 30.0), 40.0: data.load_adaptation(P, 40.0),
+            45.0: data.load_adaptation(P, 45.0, seeds=[1], trials=2, rules=("rflo",))}
+    cmp, common, n = data.comparable(sets)
     assert common == [0] and n == TRIALS and list(cmp) == [30.0, 40.0, 45.0]
     assert cmp[30.0].seeds == [0] and cmp[40.0].trials == TRIALS and cmp[45.0] is sets[45.0]
     np.testing.assert_array_equal(cmp[40.0]["RFLO"]["test_loss"][0], sets[40.0]["RFLO"]["test_loss"][0, :TRIALS])
@@ -154,23 +164,23 @@ def test_comparable_sets_share_seeds_and_length(dirs):
 def test_missing_rotation_is_computed_live_and_not_saved(dirs):
     P = _P(dirs)
     before = sorted(p.name for p in Path(P.results_dir).iterdir())
-    ad = findings.load_adaptation(P, 45.0, seeds=[0], trials=2, rules=("rflo",))
+    ad = data.load_adaptation(P, 45.0, seeds=[0], trials=2, rules=("rflo",))
     assert ad.source == "live" and ad.trials == 2 and ad.seeds == [0]
     assert ad.conditions == ["RFLO+c", "RFLO"] and np.isfinite(ad["RFLO"]["test_loss"]).all()
     assert "45" in ad.describe() and "computed" in ad.describe()
     after = sorted(p.name for p in Path(P.results_dir).iterdir())
     assert before == after
     # a seed the files lack forces a live run too; no network at all gives None
-    assert findings.load_adaptation(P, 30.0, seeds=[0], trials=TRIALS + 5, rules=("rflo",)).source == "live"
-    assert findings.load_adaptation(P, 45.0, "nofb", compute=False) is None
-    nofb = findings.load_adaptation(P, 30.0, "nofb", trials=2)
+    assert data.load_adaptation(P, 30.0, seeds=[0], trials=TRIALS + 5, rules=("rflo",)).source == "live"
+    assert data.load_adaptation(P, 45.0, "nofb", compute=False) is None
+    nofb = data.load_adaptation(P, 30.0, "nofb", trials=2)
     assert nofb.source == "live" and nofb.conditions == ["RFLO", "BPTT"]
 
 
 def test_initial_test_losses_match_the_adaptation_test(dirs):
     ck, _ = dirs
     nets, seeds = shipped_networks(ck, f"fb_n{N}", [0, 1])
-    init = findings.initial_test_losses(nets, 30.0)
+    init = adapt_mod.initial_test_losses(nets, 30.0)
     # a run with a vanishing rate tests the unchanged network after its first trial
     res = adapt(nets, "rflo", [RunSpec(net_index=i, controller_on=True, rotation_deg=30.0, lr=1e-30, seed=i)
                                for i in range(2)], trials=1, progress=False)
@@ -182,12 +192,12 @@ def test_efficiency_and_loss_drop_on_synthetic_records():
     rec = {"dW_path": np.array([[1.0, 1.0, 2.0], [0.5, 0.5, np.nan]]),
            "dW_total": np.array([[1.0, 1.5, 2.0], [0.5, 0.25, 0.25]]),
            "test_loss": np.array([[4.0, 3.0, 2.0], [4.0, 2.0, 1.0]])}
-    np.testing.assert_allclose(findings.efficiency(rec), [0.5, 0.25])
-    ce = findings.cumulative_efficiency(rec)
-    np.testing.assert_allclose(ce[:, -1], findings.efficiency(rec))
+    np.testing.assert_allclose(metrics.efficiency(rec, "whole_run"), [0.5, 0.25])
+    ce = metrics.cumulative_efficiency(rec)
+    np.testing.assert_allclose(ce[:, -1], metrics.efficiency(rec, "whole_run"))
     np.testing.assert_allclose(ce[0], [1.0, 0.75, 0.5])
-    d = findings.loss_drop_per_path(rec, np.array([5.0, 5.0]))
-    np.testing.assert_allclose(findings.final(rec["test_loss"], 2), [2.5, 1.5])
+    d = metrics.loss_drop_per_path(rec, np.array([5.0, 5.0]))
+    np.testing.assert_allclose(metrics.final(rec["test_loss"], 2), [2.5, 1.5])
     fin = [3.0, 7.0 / 3.0]  # the final window (10 trials) covers the whole record here
     np.testing.assert_allclose(d["per_path"], [(5 - fin[0]) / 4.0, (5 - fin[1]) / 1.0])
     np.testing.assert_allclose(d["per_displacement"], [(5 - fin[0]) / 2.0, (5 - fin[1]) / 0.25])
@@ -201,18 +211,18 @@ def test_alignment_summary_uses_aligned_trials_and_movement_steps():
     al[:, 2] = 0.6
     al[:, :, :20] = np.where(np.isfinite(al[:, :, :20]), -1.0, np.nan)  # before the go step: ignored
     ag[:, 0], ag[:, 2] = 0.1, 0.3
-    s = findings.alignment_summary({"align_local": al, "align_global": ag})
+    s = metrics.alignment_summary({"align_local": al, "align_global": ag})
     np.testing.assert_array_equal(s["trials"], [0, 2])
     np.testing.assert_allclose(s["local"], [0.4, 0.4])
     np.testing.assert_allclose(s["global"], [0.2, 0.2])
     np.testing.assert_allclose(s["local_trial"], [[0.2, 0.6], [0.2, 0.6]])
     assert s["local_step"].shape == (2, T)
-    assert findings.alignment_summary({"test_loss": np.zeros((1, 2))}) is None
+    assert metrics.alignment_summary({"test_loss": np.zeros((1, 2))}) is None
 
 
 def test_alignment_is_recorded_in_the_files(dirs):
-    ad = findings.load_adaptation(_P(dirs), 30.0)
-    s = findings.alignment_summary(ad["RFLO+c"])
+    ad = data.load_adaptation(_P(dirs), 30.0)
+    s = metrics.alignment_summary(ad["RFLO+c"])
     np.testing.assert_array_equal(s["trials"], [0, 2])
     assert np.all(np.abs(s["local"]) <= 1) and np.all(np.abs(s["global"]) <= 1)
 
@@ -222,11 +232,11 @@ def test_alignment_is_recorded_in_the_files(dirs):
 def test_activity_cosines_instantaneous_is_feedback_vs_readout():
     net = _net(3)
     tc = TaskConfig()
-    out = findings.activity_cosines({3: net}, 30.0, task_cfg=tc)
+    out = network.activity_cosines({3: net}, 30.0, task_cfg=tc)
     assert out["cos_trial"].shape == (1, 8, tc.T - 1)
     n64 = net.to(dtype=torch.float64)
     tgt = 5
-    x0 = findings._x0s(N, tc)[tgt:tgt + 1]
+    x0 = network._x0s(N, tc)[tgt:tgt + 1]
     ro = rollout(n64, centre_out_reaches(tc, [tgt], dtype=torch.float64).rotated(30.0), x0=x0)
     E = ro.E[:, 0]
     k = np.arange(1, tc.T)
@@ -235,14 +245,14 @@ def test_activity_cosines_instantaneous_is_feedback_vs_readout():
     ref = (u * g).sum(-1) / (u.norm(dim=-1) * g.norm(dim=-1))
     np.testing.assert_allclose(out["cos_inst"][0, tgt], ref.numpy(), rtol=1e-6, atol=1e-9)
     assert np.all(np.abs(out["cos_trial_null"]) <= 1 + 1e-12)
-    assert findings.movement_mean(out["cos_trial"]).shape == (1,)
+    assert network.movement_mean(out["cos_trial"]).shape == (1,)
 
 
 def test_jacobian_profile_matches_analysis():
     net = _net(1)
     tc = TaskConfig()
-    prof = findings.jacobian_profile({1: net}, 30.0, targets=(2,), lags=(1, 3), stride=7, task_cfg=tc)
-    x0 = findings._x0s(N, tc, net.dtype)[2:3]
+    prof = network.jacobian_profile({1: net}, 30.0, targets=(2,), lags=(1, 3), stride=7, task_cfg=tc)
+    x0 = network._x0s(N, tc, net.dtype)[2:3]
     tr = centre_out_reaches(tc, [2], dtype=net.dtype).rotated(30.0)
     for on in (True, False):
         ref = analysis.jacobian_norms(net, tr, x0, controller_on=on, lags=(1, 3), ord=2)
@@ -260,7 +270,7 @@ def test_closed_loop_jacobian_products_match_autograd_through_the_loop():
     net = net.replace(W_fb=net.W_fb * 20)  # a strong loop, so that it matters
     tc = TaskConfig()
     tr = centre_out_reaches(tc, [3], dtype=torch.float64).rotated(30.0)
-    x0 = findings._x0s(N, tc)[3:4]
+    x0 = network._x0s(N, tc)[3:4]
     fwd = forward(net, tr, x0, controller_on=True)
     X, E = fwd.X[:, 0, 0], fwd.E[:, 0, 0]
     a, dt = net.cfg.alpha, net.cfg.dt
@@ -277,7 +287,7 @@ def test_closed_loop_jacobian_products_match_autograd_through_the_loop():
 
     np.testing.assert_allclose(x_after(X[k]).numpy(), X[k + L].numpy(), rtol=1e-10)  # same dynamics
     ref = jacrev(x_after)(X[k])
-    A = findings.closed_loop_jacobians(net, fwd)
+    A = network.closed_loop_jacobians(net, fwd)
     prod = A[k]
     for m in range(1, L):
         prod = A[k + m] @ prod
@@ -289,14 +299,14 @@ def test_closed_loop_jacobian_products_match_autograd_through_the_loop():
     for m in range(1, L):
         prod_open = po[m] @ prod_open
     assert not np.allclose(prod_open.numpy(), ref.numpy())
-    prof = findings.jacobian_profile({7: net}, 30.0, targets=(3,), lags=(L,), stride=k, closed_loop=True,
+    prof = network.jacobian_profile({7: net}, 30.0, targets=(3,), lags=(L,), stride=k, closed_loop=True,
                                      norm="frobenius", task_cfg=tc)
     np.testing.assert_allclose(prof[("loop", L)][0, 0, 1], np.linalg.norm(ref.numpy()), rtol=1e-6)
 
 
 def test_horizon_profile_full_horizon_recovers_the_gradient():
     net = _net(2)
-    hp = findings.horizon_profile({2: net}, 30.0, targets=(0,), horizons=(1, 200), steps=[60, 90])
+    hp = network.horizon_profile({2: net}, 30.0, targets=(0,), horizons=(1, 200), steps=[60, 90])
     np.testing.assert_allclose(hp[(True, "cos")][0, 0, 1], 1.0, rtol=1e-4)
     np.testing.assert_allclose(hp[(False, "norm_ratio")][0, 0, 1], 1.0, rtol=1e-4)
     assert np.all(hp[(True, "norm_ratio")][0, 0] <= 1 + 1e-4)
@@ -306,7 +316,7 @@ def test_rflo_direction_matches_the_closed_form_trace():
     net = _net(4).to(dtype=torch.float64)
     tc = TaskConfig()
     tr = centre_out_reaches(tc, [1], dtype=torch.float64).rotated(30.0)
-    x0 = findings._x0s(N, tc)[1:2]
+    x0 = network._x0s(N, tc)[1:2]
     t = 37
     for on in (True, False):
         ro = rollout(net, tr, x0=x0, controller_on=on)
@@ -314,15 +324,15 @@ def test_rflo_direction_matches_the_closed_form_trace():
         a = net.cfg.alpha
         P = sum((1 - a) ** (t - k) * a * torch.outer((x[k + 1] > 0).double(), r[k]) for k in range(t + 1))
         ref = (net.W_fb @ E[t + 1])[:, None] * P
-        np.testing.assert_allclose(findings.rflo_direction(net, tr, x0, t, controller_on=on), ref.numpy(),
+        np.testing.assert_allclose(network.rflo_direction(net, tr, x0, t, controller_on=on), ref.numpy(),
                                    rtol=1e-8, atol=1e-12)
 
 
 def test_activity_newton_and_wrec_table_run_on_a_tiny_network():
     net = _net(6)
-    an = findings.activity_newton_cosines({6: net}, 30.0, targets=(0,), stride=40)
+    an = network.activity_newton_cosines({6: net}, 30.0, targets=(0,), stride=40)
     assert an["cos_newton"].shape == (1, 1, len(an["steps"]))
-    rows = findings.wrec_newton_table(net, 30.0, targets=(1,), steps=(20,), iters=(5, 30), n_eigs=2)
+    rows = network.wrec_newton_table(net, 30.0, targets=(1,), steps=(20,), iters=(5, 30), n_eigs=2)
     assert [r["controller_on"] for r in rows] == [True, False]
     for r in rows:
         assert len(r["cos_rflo_newton"]) == 2 and r["iters_done"][0] <= 5
@@ -336,24 +346,24 @@ def test_activity_newton_and_wrec_table_run_on_a_tiny_network():
 
 def test_sweep_files_concatenate_and_best_rate_skips_divergence(dirs):
     P = _P(dirs)
-    sw = findings.load_sweep_set(P, 30.0)
+    sw = data.load_sweep_set(P, 30.0)
     assert sw.source == "files" and sw.seeds == [0, 1] and sw.rotations == [30.0]
     assert sw.final["RFLO+c"].shape == (3, 1, 2)
     assert sw.diverged["RFLO+c"][2].all()
-    best = findings.best_rates(sw)
+    best = data.best_rates(sw)
     assert best["RFLO+c"]["best"][0] in (0, 1)
     assert best["RFLO+c"]["paper"] is None  # 5e-5 is not in this grid
     m = np.mean(sw.final["RFLO"][:2], axis=2)[:, 0]  # the last rate diverged
     assert best["RFLO"]["best"][0] == int(np.argmin(m))
-    one = findings.load_sweep_set(P, 30.0, seeds=[1], trials=2)
+    one = data.load_sweep_set(P, 30.0, seeds=[1], trials=2)
     np.testing.assert_array_equal(one.curves["BPTT"][..., 0, :], sw.curves["BPTT"][..., 1, :2])
     assert one.trials == 2
-    assert findings.load_sweep_set(P, 45.0, compute=False) is None
+    assert data.load_sweep_set(P, 45.0, compute=False) is None
 
 
 def test_missing_sweep_rotation_is_computed_live(dirs, monkeypatch):
-    monkeypatch.setattr(findings, "SWEEP_RATES", {"rflo": [1e-5], "bptt": [1e-6]})
-    sw = findings.load_sweep_set(_P(dirs), 50.0, seeds=[0], trials=2, rules=("rflo",))
+    monkeypatch.setattr(data, "SWEEP_RATES", {"rflo": [1e-5], "bptt": [1e-6]})
+    sw = data.load_sweep_set(_P(dirs), 50.0, seeds=[0], trials=2, rules=("rflo",))
     assert sw.source == "live" and sw.rotations == [50.0] and sw.conditions == ["RFLO+c", "RFLO"]
     assert sw.final["RFLO"].shape == (1, 1, 1)
 
@@ -362,11 +372,11 @@ def test_missing_sweep_rotation_is_computed_live(dirs, monkeypatch):
 
 def test_explore_run_and_widget(dirs):
     net = _net(0)
-    st = findings.ExploreState(network="a", rule="rflo", controller_on=False, trials=2)
-    run = findings.explore_run(net, st)
+    st = widgets.ExploreState(network="a", rule="rflo", controller_on=False, trials=2)
+    run = widgets.explore_run(net, st)
     assert run["train_loss"].shape == (2,) and run["hand_after"].shape == run["hand_before"].shape
     assert math.isclose(st.rate(), 5e-5)
-    ex = findings.adaptation_explorer({"a": net}, st, initial=run)
+    ex = widgets.adaptation_explorer({"a": net}, st, initial=run)
     assert ex._repr_mimebundle_()["text/plain"].startswith("Adaptation explorer")
     ex.controls["rule"].value = "bptt"
     assert math.isclose(ex.controls["lr"].value, 5e-6, rel_tol=1e-6)
@@ -376,27 +386,27 @@ def test_every_figure_draws(dirs):
     import matplotlib.pyplot as plt
 
     P = _P(dirs)
-    ad = findings.load_adaptation(P, 30.0)
+    ad = data.load_adaptation(P, 30.0)
     nets = {s: _net(s) for s in (0, 1)}
-    init = findings.initial_test_losses(findings.stack(nets), 30.0)
-    sets = {30.0: ad, 40.0: findings.load_adaptation(P, 40.0, seeds=[0])}
+    init = adapt_mod.initial_test_losses(data.stack(nets), 30.0)
+    sets = {30.0: ad, 40.0: data.load_adaptation(P, 40.0, seeds=[0])}
     tc = TaskConfig()
     t = np.arange(1, tc.T) * tc.dt
-    cos = findings.activity_cosines({0: nets[0]}, 30.0)
+    cos = network.activity_cosines({0: nets[0]}, 30.0)
     curves = {"eval_batch": np.arange(3), "eval_cos_Wfb_WoutT": np.array([[0.0, 0.3, 0.5]])}
     figs = [
         figures.plot_activity_cosines(t, cos, cos, curves, go_s=0.2),
         figures.plot_adaptation_curves(ad, init),
         figures.plot_rotations(sets, {30.0: init}, live={40.0}),
-        figures.plot_nofb(findings.load_adaptation(P, 30.0, "nofb", trials=2), ad),
-        figures.plot_jacobians(findings.jacobian_profile({0: nets[0]}, 30.0, targets=(0,), lags=(1, 2), stride=20)),
-        figures.plot_alignment({c: findings.alignment_summary(ad[c]) for c in ("RFLO+c", "RFLO")}),
-        figures.plot_horizon(findings.horizon_profile({0: nets[0]}, 30.0, targets=(0,), horizons=(1, 5))),
-        figures.plot_efficiency(sets, 30.0, {c: findings.loss_drop_per_path(ad[c], init["test"]) for c in ad.conditions}),
-        figures.plot_activity_newton(findings.activity_newton_cosines({0: nets[0]}, 30.0, targets=(0,), stride=40)),
+        figures.plot_nofb(data.load_adaptation(P, 30.0, "nofb", trials=2), ad),
+        figures.plot_jacobians(network.jacobian_profile({0: nets[0]}, 30.0, targets=(0,), lags=(1, 2), stride=20)),
+        figures.plot_alignment({c: metrics.alignment_summary(ad[c]) for c in ("RFLO+c", "RFLO")}),
+        figures.plot_horizon(network.horizon_profile({0: nets[0]}, 30.0, targets=(0,), horizons=(1, 5))),
+        figures.plot_efficiency(sets, 30.0, {c: metrics.loss_drop_per_path(ad[c], init["test"]) for c in ad.conditions}),
+        figures.plot_activity_newton(network.activity_newton_cosines({0: nets[0]}, 30.0, targets=(0,), stride=40)),
     ]
-    sw = findings.load_sweep_set(P, 30.0)
-    best = findings.best_rates(sw)
+    sw = data.load_sweep_set(P, 30.0)
+    best = data.best_rates(sw)
     figs += [figures.plot_sweep(sw, best), figures.plot_best_vs_paper(sw, best, 30.0)]
     for f in figs:
         assert f.axes and all(ax.get_xlabel() or ax.get_ylabel() or not ax.has_data() or ax.images
@@ -413,23 +423,23 @@ def test_bptt_convention_pairs_history_and_current_files(dirs, tmp_path):
     for p in res.glob("adapt_fb_rot30_*.npz"):
         shutil.copy(p, tmp_path / p.name)
     P = book.validate_params(profile="default", device="cpu", checkpoint_dir=str(ck), results_dir=str(tmp_path))
-    assert findings.bptt_convention(P, 30.0) is None            # no history file yet
+    assert data.bptt_convention(P, 30.0) is None            # no history file yet
     nets, seeds = shipped_networks(ck, f"fb_n{N}", [1])
-    bptt_conds = tuple(c for c in findings.CONDITIONS if c[0] == "bptt")
+    bptt_conds = tuple(c for c in runs.CONDITIONS if c[0] == "bptt")
     out = run_conditions(nets, seeds, rotation_deg=30.0, trials=TRIALS - 1, lrs=LRS, conditions=bptt_conds,
                          bptt_weights="history", progress=False, on_divergence="mark")
     save_results(tmp_path / "adapt_fb_rot30_bptt_history_s1.npz", out,
                  {"command": "test", "kind": "fb", "seeds": seeds, "rotation_deg": 30.0, "trials": TRIALS - 1,
                   "bptt_weights": "history"})
-    conv = findings.bptt_convention(P, 30.0)
+    conv = data.bptt_convention(P, 30.0)
     assert conv["seeds"] == [1] and conv["trials"] == TRIALS - 1
     assert set(conv["conds"]) == {"BPTT+c", "BPTT"}
-    cur = findings.load_adaptation(P, 30.0, "fb", seeds=[1], trials=TRIALS - 1, compute=False)
+    cur = data.load_adaptation(P, 30.0, "fb", seeds=[1], trials=TRIALS - 1, compute=False)
     for c, d in conv["conds"].items():
-        np.testing.assert_allclose(d["history"], findings.final(out[c].records["test_loss"]))
-        np.testing.assert_allclose(d["current"], findings.final(cur[c]["test_loss"]))
+        np.testing.assert_allclose(d["history"], metrics.final(out[c].records["test_loss"]))
+        np.testing.assert_allclose(d["current"], metrics.final(cur[c]["test_loss"]))
     # the history file does not displace the current-weights group the chapters load
-    assert findings.load_adaptation(P, 30.0, "fb", compute=False).seeds == [0, 1]
+    assert data.load_adaptation(P, 30.0, "fb", compute=False).seeds == [0, 1]
 
 
 def test_format_ci_is_the_student_t_interval_and_back_transforms_ratios():
@@ -437,7 +447,7 @@ def test_format_ci_is_the_student_t_interval_and_back_transforms_ratios():
     are summarised on the log scale: [2, 8] has geometric mean 4 and the back-transformed
     interval exp(log 4 +- 12.706 * log(4) / sqrt 2 / sqrt 2)."""
     from fbctrl import book
-    from fbctrl.stats import format_ci
+    from fbctrl.experiments.stats import format_ci
 
     assert format_ci([1, 2, 3, 4]) == "2.50 [0.446, 4.55]"
     lo, hi = np.exp(np.log(4) + np.array([-1, 1]) * 12.7062047 * np.log(4) / 2)

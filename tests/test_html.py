@@ -17,12 +17,13 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from fbctrl.book import runner
 from fbctrl import book
 
 bs4 = pytest.importorskip("bs4")  # comes with jupyter-book's theme
 
 ROOT = Path(__file__).resolve().parent.parent
-CHAPTERS = book.toc_files()
+CHAPTERS = runner.toc_files()
 NOTEBOOK_CHAPTERS = [f for f in CHAPTERS if (ROOT / f"{f}.ipynb").is_file()]
 IMAGE_MIMES = ("image/png", "image/jpeg", "image/svg+xml", "image/gif")
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from fbctrl.adapt import RunSpec, adapt, feedback_matrix
-from fbctrl.matched import EVAL_SEED_OFFSET, matched_alignment
-from fbctrl.model import NetworkConfig, draw_x0, init_network
-from fbctrl.task import TaskConfig, centre_out_reaches
+from fbctrl.learning.adapt import RunSpec, adapt, feedback_matrix
+from fbctrl.analysis.matched import EVAL_SEED_OFFSET, matched_alignment
+from fbctrl.core.model import NetworkConfig, draw_x0, init_network
+from fbctrl.core.task import TaskConfig, centre_out_reaches
 
 TC = TaskConfig(T=24, go_step=4, move_steps=16)
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from fbctrl.model import Network, NetworkConfig, draw_x0, init_network, rollout, trial_loss
-from fbctrl.task import TaskConfig, Trials, random_reaches
+from fbctrl.core.model import Network, NetworkConfig, draw_x0, init_network, rollout, trial_loss
+from fbctrl.core.task import TaskConfig, Trials, random_reaches
 
 torch.set_num_threads(1)
 

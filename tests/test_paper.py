@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from fbctrl import paper
+from fbctrl.experiments import paper
 from fbctrl.__main__ import main
-from fbctrl.checkpoint import load_checkpoint, read_sidecar
-from fbctrl.protocol import CONDITIONS, Condition, Protocol, feedback_output_ratio
+from fbctrl.core.checkpoint import load_checkpoint, read_sidecar
+from fbctrl.experiments.protocol import CONDITIONS, Condition, Protocol, feedback_output_ratio
 
 RFLO_C, RFLO, BPTT_C, BPTT = CONDITIONS
 
@@ -120,7 +120,7 @@ def test_load_runs_validates_files(dry_run, tmp_path):
 
 
 def test_networks_pretrained_with_pushes_are_refused(tmp_path):
-    from fbctrl.train import PretrainConfig, pretrain
+    from fbctrl.core.train import PretrainConfig, pretrain
 
     cfg = paper.PaperConfig.tiny(str(tmp_path), str(tmp_path / "res"))
     pushed = PretrainConfig(n=20, batches=2, batch_size=4, eval_every=1, checkpoint_every=1, train_push=True)
@@ -164,8 +164,8 @@ def test_cli_paper_bad_arguments_exit_2(capsys, tmp_path):
 
 
 def test_verdict_table_from_the_dry_run(dry_run):
-    from fbctrl import verdicts
-    from fbctrl.stats import Verdict
+    from fbctrl.experiments import verdicts
+    from fbctrl.experiments.stats import Verdict
 
     cfg = dry_run
     table = verdicts.verdict_table(cfg)
@@ -200,8 +200,8 @@ def test_paper_report_reads_the_units_and_glues_every_cell_of_the_introduction(d
     import re
     from pathlib import Path
 
-    from fbctrl import paper_report
-    from fbctrl.verdicts import CLAIMS
+    from fbctrl.book import paper_report
+    from fbctrl.experiments.verdicts import CLAIMS
 
     cfg = dry_run
     rows = paper_report.progress(cfg)
@@ -223,7 +223,8 @@ def test_robustness_table_changes_one_thing_per_row(dry_run):
     """Each robustness row of a claim is measured with exactly one change to the as-published
     runs; the rows that do not touch a claim's measure are left out, and a row flips when its
     verdict differs from the as-published one."""
-    from fbctrl import paper_report, verdicts
+    from fbctrl.book import paper_report
+    from fbctrl.experiments import verdicts
 
     cfg = dry_run
     table = verdicts.robustness_table(cfg)

@@ -8,9 +8,9 @@ import pytest
 import torch
 from scipy import stats as st
 
-from fbctrl import metrics
-from fbctrl.protocol import CONDITIONS, Condition, Protocol, Rule, effective_rate, feedback_output_ratio
-from fbctrl.stats import Verdict, paired_effect, verdict
+from fbctrl.experiments import metrics
+from fbctrl.experiments.protocol import CONDITIONS, Condition, Protocol, Rule, effective_rate, feedback_output_ratio
+from fbctrl.experiments.stats import Verdict, paired_effect, verdict
 
 RFLO_C, RFLO, BPTT_C, BPTT = CONDITIONS
 

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from fbctrl.adapt import RunSpec, adapt
-from fbctrl.experiments import load_results, load_sweep, shipped_networks
+from fbctrl.learning.adapt import RunSpec, adapt
+from fbctrl.experiments.runs import load_results, load_sweep, shipped_networks
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = sorted((ROOT / "results").glob("adapt_*.npz"))

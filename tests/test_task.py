@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from fbctrl.task import (TaskConfig, centre_out_reaches, centre_out_targets, draw_pushes, random_reaches,
+from fbctrl.core.task import (TaskConfig, centre_out_reaches, centre_out_targets, draw_pushes, random_reaches,
                          reach_profile, rotate)
 
 torch.set_num_threads(1)

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from fbctrl.bptt import Regularisation, forward, loss_and_grads
-from fbctrl.checkpoint import load_checkpoint
-from fbctrl.model import PARAM_NAMES, Network, NetworkConfig, draw_x0, init_network, rollout
-from fbctrl.task import TaskConfig, Trials, random_reaches
-from fbctrl.train import PretrainConfig, Trainer, pretrain
+from fbctrl.core.bptt import Regularisation, forward, loss_and_grads
+from fbctrl.core.checkpoint import load_checkpoint
+from fbctrl.core.model import PARAM_NAMES, Network, NetworkConfig, draw_x0, init_network, rollout
+from fbctrl.core.task import TaskConfig, Trials, random_reaches
+from fbctrl.core.train import PretrainConfig, Trainer, pretrain
 
 torch.set_num_threads(1)
 

@@ -32,6 +32,7 @@ Adjoint, for k = T-1 .. 0 (G_j = dL/dE[j] in total, F_j its feedback part, D_j i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from dataclasses import replace as dc_replace
 
 import torch
 
@@ -69,7 +70,6 @@ def _as_stacked(net: Network, trials: Trials, x0: torch.Tensor):
     if net.stacked:
         return net, trials, x0
     st = net.replace(**{k: v.unsqueeze(0) for k, v in net.tensors().items()})
-    from dataclasses import replace as dc_replace
     tr = dc_replace(trials, inputs=trials.inputs.unsqueeze(1), vstar=trials.vstar.unsqueeze(1),
                     vref=trials.vref.unsqueeze(1), push=trials.push.unsqueeze(1),
                     start=trials.start.unsqueeze(0), end=trials.end.unsqueeze(0),

@@ -1,10 +1,10 @@
 """The verdict table: each claim of the paper as a paired effect over network seeds, in two
-columns, computed from the paper protocol's unit files (``fbctrl.paper``).
+columns, computed from the paper protocol's unit files (``fbctrl.experiments.paper``).
 
 * **as published** -- the published protocol's effective rates (``protocol.Protocol.PUBLISHED``)
   and the paper's own definition of the measure;
 * **fair** -- each condition at its best swept rate (``Protocol.BEST``), alignment at matched
-  states (``fbctrl.matched``), efficiency at equal path length (``fbctrl.metrics``).
+  states (``fbctrl.analysis.matched``), efficiency at equal path length (``fbctrl.experiments.metrics``).
 
 Every effect is paired per network seed (both conditions ran on the same network with the same
 target sequence) and summarised by ``stats.paired_effect``; the verdict follows ``stats.verdict``

@@ -21,9 +21,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .adapt import RunSpec, adapt
-from .model import Network
-from .task import TaskConfig
+from ..core.model import Network
+from ..core.task import TaskConfig
+from ..learning.adapt import RunSpec, adapt
 
 __all__ = ["matched_alignment", "EVAL_SEED_OFFSET"]
 

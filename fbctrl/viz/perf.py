@@ -1,5 +1,5 @@
 """Tables and figures of the Performance chapter from saved benchmark files
-(:func:`fbctrl.bench.load_saved`): each kernel against its floor, and the kernels' working memory
+(:func:`fbctrl.perf.bench.load_saved`): each kernel against its floor, and the kernels' working memory
 and how it grows with n and T.
 
 Every kernel is shown as *time / floor* (>= 1, lower is better): ``K_ratio`` of ``bench adapt``,
@@ -11,12 +11,12 @@ lack those keys; their rows say so and the figure shows what they have.
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
-from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 import numpy as np
 from IPython.display import Markdown
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-from . import book
-from .bench import FLOORS, GROWTH_KERNELS
+from ..fmt import fmt_num, md_table
+from ..perf.bench import FLOORS, GROWTH_KERNELS
 from .plots import COLORS, label
 
 __all__ = ["FLOOR_LABELS", "GOALS", "floor_entries", "floor_table", "plot_floors", "latest", "memory_table",
@@ -73,11 +73,11 @@ def floor_entries(saved: list[dict]) -> list[dict]:
 
 def floor_table(saved: list[dict]):
     """Markdown table: each kernel's time, its floor, time / floor and the goal."""
-    fmt = lambda x: "—" if x is None else book.fmt_num(x, 3)  # noqa: E731
+    fmt = lambda x: "—" if x is None else fmt_num(x, 3)  # noqa: E731
     rows = [[e["label"], e["file"], e["machine"], fmt(e["time"]),
              fmt(e["floor"]) if e["floor"] is not None else "not measured in this file", fmt(e["ratio"]),
              fmt(GOALS.get(e["key"]))] for e in floor_entries(saved)]
-    return book.md_table(["kernel", "file", "machine", "time (s)", "floor (s)", "time / floor", "goal"], rows,
+    return md_table(["kernel", "file", "machine", "time (s)", "floor (s)", "time / floor", "goal"], rows,
                          align="lllrrrr")
 
 
@@ -117,7 +117,7 @@ def memory_table(mem: dict | None, command: str = "python -m fbctrl bench memory
     if mem is None:
         return Markdown(f"No memory benchmark saved yet: run `{command}`.")
     r = mem["result"]
-    rows = [[MEMORY_LABELS.get(k, k), f"{r['n']}", f"{r['T']}", book.fmt_num(b / 2**20, 3)]
+    rows = [[MEMORY_LABELS.get(k, k), f"{r['n']}", f"{r['T']}", fmt_num(b / 2**20, 3)]
             for k, b in r["peak"].items()]
     for k in GROWTH_KERNELS:
         for axis, sizes in (("n", r["ns"]), ("T", r["Ts"])):
@@ -125,8 +125,8 @@ def memory_table(mem: dict | None, command: str = "python -m fbctrl bench memory
             s = sorted(sizes)
             if g["ratio"] is not None:
                 rows.append([f"{MEMORY_LABELS[k]}: {axis} {s[-2]} → {s[-1]}", "", "",
-                             f"× {book.fmt_num(g['ratio'], 3)} (exponent {book.fmt_num(g['exponent'], 2)})"])
-    return book.md_table(["kernel", "n", "T", "working memory (MiB)"], rows, align="lrrr")
+                             f"× {fmt_num(g['ratio'], 3)} (exponent {fmt_num(g['exponent'], 2)})"])
+    return md_table(["kernel", "n", "T", "working memory (MiB)"], rows, align="lrrr")
 
 
 def plot_memory(mem: dict | None):
@@ -188,7 +188,7 @@ def before_after(saved_ab: list[dict]) -> list[dict]:
 def _spread(xs) -> str:
     xs = sorted(xs)
     med = float(np.median(xs))
-    return f"{book.fmt_num(med, 3)} [{book.fmt_num(xs[0], 3)}–{book.fmt_num(xs[-1], 3)}]" if len(xs) > 1 else book.fmt_num(med, 3)
+    return f"{fmt_num(med, 3)} [{fmt_num(xs[0], 3)}–{fmt_num(xs[-1], 3)}]" if len(xs) > 1 else fmt_num(med, 3)
 
 
 def before_after_table(saved_ab: list[dict]):
@@ -201,8 +201,8 @@ def before_after_table(saved_ab: list[dict]):
         b, a = by.get((key, "before")), by.get((key, "after"))
         cell = lambda e, what: (_spread(e[what]) + f" (n {len(e[what])})") if e else "—"  # noqa: E731
         rows.append([FLOOR_LABELS[key], cell(b, "ratios"), cell(a, "ratios"),
-                     book.fmt_num(GOALS[key], 3) if key in GOALS else "—", cell(b, "times"), cell(a, "times")])
-    return book.md_table(["kernel", "time / floor, before", "time / floor, after", "goal", "seconds, before",
+                     fmt_num(GOALS[key], 3) if key in GOALS else "—", cell(b, "times"), cell(a, "times")])
+    return md_table(["kernel", "time / floor, before", "time / floor, after", "goal", "seconds, before",
                           "seconds, after"], rows, align="lrrrrr")
 
 
@@ -221,7 +221,7 @@ def cost_table(plan_file: dict | None, command: str = "python -m fbctrl paper --
     for g in r["groups"]:
         for m in models:
             totals[m] += g["seconds"][m]
-        rows.append([g["title"], str(g["units"])] + [book.fmt_num(g["seconds"][m] / 3600, 3) for m in models])
+        rows.append([g["title"], str(g["units"])] + [fmt_num(g["seconds"][m] / 3600, 3) for m in models])
     rows.append(["**total**", str(sum(g["units"] for g in r["groups"]))]
-                + [f"**{book.fmt_num(totals[m] / 3600, 3)}**" for m in models])
-    return book.md_table(["stage", "units"] + [names.get(m, m) for m in models], rows, align="lr" + "r" * len(models))
+                + [f"**{fmt_num(totals[m] / 3600, 3)}**" for m in models])
+    return md_table(["stage", "units"] + [names.get(m, m) for m in models], rows, align="lr" + "r" * len(models))

@@ -20,9 +20,7 @@ uninterrupted run.
 from __future__ import annotations
 
 import json
-import math
 import platform
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -30,7 +28,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
+from ..paths import git_commit
 from .bptt import Regularisation, loss_and_grads
 from .checkpoint import atomic_torch_save, atomic_write_bytes, save_checkpoint
 from .evaluate import evaluate_trials, standard_test_sets
@@ -94,15 +94,6 @@ def network_tag(cfg: PretrainConfig) -> str:
     if cfg.n != 400:
         tag += f"_n{cfg.n}"
     return tag
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).resolve().parent, timeout=5)
-        return out.stdout.strip() or None
-    except Exception:  # noqa: BLE001
-        return None
 
 
 def _cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -224,8 +215,6 @@ def pretrain(cfg: PretrainConfig, seeds: list[int], out: str | Path | None = Non
     ``stop_after``: stop (with a resume file written) after this many batches in this call;
     used by tests to simulate an interruption.
     """
-    from tqdm.auto import tqdm
-
     tr = Trainer(cfg, list(seeds), device=device, dtype=dtype, task_cfg=task_cfg)
     out = Path(out) if out is not None else None
     rpath = _resume_path(out, cfg, seeds) if out is not None else None
@@ -299,7 +288,7 @@ def write_outputs(tr: Trainer, out: Path, *, device: str, command: str | None) -
             "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
             "wall_time_s": round(tr.wall_time, 1),
             "trained_together_with_seeds": list(tr.seeds),
-            "commit": _git_commit(),
+            "commit": git_commit(),
             "command": command or " ".join(sys.argv),
         }
         save_checkpoint(net.select(i), Path(f"{stem}.pt"), meta)

@@ -1,13 +1,13 @@
 """What the chapter "The paper's protocol" shows, computed from the unit files alone.
 
-The paper's protocol (``fbctrl.paper``) is cut into units, each one file: a pre-trained network,
+The paper's protocol (``fbctrl.experiments.paper``) is cut into units, each one file: a pre-trained network,
 an adaptation run, a sweep run. This module reads whatever units exist and returns the chapter's
 numbers, sentences and tables; it runs nothing. A unit that is missing is reported as missing:
 the chapter shows how far the protocol has got, and every verdict says on how many seeds it rests.
 
 * :func:`progress` -- units done per stage of the plan, with the CPU time the finished ones took.
 * :func:`networks` -- the finished networks: final pre-training losses and wall time.
-* :func:`verdicts` -- the verdict table (``fbctrl.verdicts``): every claim under the published
+* :func:`verdicts` -- the verdict table (``fbctrl.experiments.verdicts``): every claim under the published
   protocol and in its fair version, mean [95% CI], n seeds, p, and the verdict by the stated rule.
 """
 
@@ -19,8 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .paper import PaperConfig, PretrainUnit, _done, plan
-from .verdicts import format_cell, table_rows, verdict_table
+from ..experiments.paper import PaperConfig, PretrainUnit, _done, plan
+from ..experiments.verdicts import format_cell, robustness_table, table_rows, verdict_table
+from ..fmt import fmt_num
+from .glue import glue_text
 
 __all__ = ["ProgressRow", "config_at", "progress", "progress_markdown", "networks", "networks_markdown",
            "verdicts", "verdict_rows", "summary_sentence"]
@@ -43,7 +45,7 @@ class ProgressRow:
 
 
 def progress(cfg: PaperConfig) -> list[ProgressRow]:
-    """Units done / planned for every stage of :func:`fbctrl.paper.plan`, in its order."""
+    """Units done / planned for every stage of :func:`fbctrl.experiments.paper.plan`, in its order."""
     rows = []
     for g in plan(cfg, include_done=True):
         done = sum(_done(cfg, u) for u in g.units)
@@ -80,8 +82,6 @@ def networks(cfg: PaperConfig) -> list[dict]:
 
 
 def networks_markdown(nets: list[dict]) -> str:
-    from .book import fmt_num
-
     lines = ["| network | seed | centre-out loss | rotated 30° (controller on) | controller off | "
              "cos(W_fb, W_outᵀ) | wall time (h) | commit |", "| :-- | --: | --: | --: | --: | --: | --: | :-- |"]
     for d in nets:
@@ -93,7 +93,7 @@ def networks_markdown(nets: list[dict]) -> str:
 
 
 def verdicts(cfg: PaperConfig):
-    """The verdict table's results (``fbctrl.verdicts.verdict_table``) from the unit files."""
+    """The verdict table's results (``fbctrl.experiments.verdicts.verdict_table``) from the unit files."""
     return verdict_table(cfg)
 
 
@@ -129,18 +129,14 @@ def glue_key(claim_key: str, column: str, what: str = "cell") -> str:
 
 def glue_verdict_cells(results) -> None:
     """Glue every cell of the verdict table (read by the Introduction's table)."""
-    from .book import glue_text
-
     for r in results:
         glue_text(glue_key(r.key, r.column), format_cell(r))
         glue_text(glue_key(r.key, r.column, "verdict"), r.verdict.value)
 
 
 def robustness_rows(cfg: PaperConfig) -> list[list[str]]:
-    """Rows claim | change | effect | verdict | flips? of ``fbctrl.verdicts.robustness_table``:
+    """Rows claim | change | effect | verdict | flips? of ``fbctrl.experiments.verdicts.robustness_table``:
     for every claim, its as-published cell and each single change that applies to it."""
-    from .verdicts import robustness_table
-
     rows = []
     for base, changed in robustness_table(cfg):
         rows.append([f"{base.figure}: {base.claim}", "as published", format_cell(base), base.verdict.value, ""])

@@ -21,9 +21,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from .evaluate import evaluate_trials
-from .model import Network, draw_x0, rollout
-from .task import TaskConfig, Trials, centre_out_reaches, centre_out_targets, rotate
+from ..core.evaluate import evaluate_trials
+from ..core.model import Network, draw_x0, rollout
+from ..core.task import TaskConfig, Trials, centre_out_reaches, centre_out_targets, rotate
 
 __all__ = ["EVAL_SEED", "Condition", "single_pushes", "fixed_push", "conditions", "loss_table",
            "trial_traces", "seed_traces", "single_trial"]

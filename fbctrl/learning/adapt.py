@@ -19,22 +19,31 @@ Per trial and run the engine records:
 
 from __future__ import annotations
 
+import io
+import json
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
-from .bptt import forward
-from .model import Network, draw_x0
+from ..core.bptt import forward
+from ..core.checkpoint import atomic_write_bytes, load_checkpoint, read_sidecar
+from ..core.model import Network, draw_x0
+from ..core.task import TaskConfig, Trials, centre_out_reaches
 from .rules import PAPER_LR, RULES, OnlineBPTT, TrialState, make_rule
-from .task import TaskConfig, Trials, centre_out_reaches
 
-__all__ = ["RunSpec", "AdaptResult", "adapt", "DivergenceError", "feedback_matrix", "cli_adapt", "paper_lr"]
+__all__ = ["RunSpec", "AdaptResult", "adapt", "DivergenceError", "feedback_matrix", "cli_adapt", "paper_lr", "TEST_X0_SEED",
+           "initial_test_losses"]
 
 
 ERROR_STARTS = ("zero", "published")
+
+
+TEST_X0_SEED = 999    # initial states of the test sets (the same for every run and condition)
 
 
 class DivergenceError(FloatingPointError):
@@ -134,8 +143,6 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
     e_0 (it depends on the random initial state only); the controller feeds it back like any
     later error. Test trials always start from zero.
     """
-    from tqdm.auto import tqdm
-
     if rule not in RULES:
         raise ValueError(f"rule must be one of {', '.join(RULES)}, got {rule!r}")
     if trials <= 0:
@@ -167,7 +174,7 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
     # trial templates: the 8 centre-out reaches, rotated per run
     base = centre_out_reaches(task_cfg, dtype=dtype).to(device=device)      # [T, 8, .]
     vref_rot = torch.stack([base.rotated(r.rotation_deg).vref for r in runs])  # [R, T, 8, 2]
-    test_x0 = draw_x0(n, (task_cfg.n_targets,), torch.Generator().manual_seed(999), dtype, device)
+    test_x0 = draw_x0(n, (task_cfg.n_targets,), torch.Generator().manual_seed(TEST_X0_SEED), dtype, device)
     test_trials = Trials.stack([base.rotated(r.rotation_deg) for r in runs])
     after_trials = Trials.stack([base] * R)
     test_x0_R = test_x0.unsqueeze(0).expand(R, -1, -1)
@@ -358,10 +365,6 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
 
 def cli_adapt(a) -> int:
     """``python -m fbctrl adapt CHECKPOINT --rule ... --out FILE.npz``."""
-    import json
-    from pathlib import Path
-
-    from .checkpoint import load_checkpoint, read_sidecar
 
     if Path(a.out).suffix != ".npz":
         raise ValueError(f"out must be a .npz file name, got {a.out!r}")
@@ -378,10 +381,6 @@ def cli_adapt(a) -> int:
             "network_seed": read_sidecar(a.checkpoint).get("seed"), "wall_time_s": round(res.wall_time, 2),
             "efficiency": float(res.efficiency()[0])}
     payload["meta"] = np.array(json.dumps(meta))
-    import io
-
-    from .checkpoint import atomic_write_bytes
-
     buf = io.BytesIO()
     np.savez_compressed(buf, **payload)
     atomic_write_bytes(out, buf.getvalue())
@@ -390,3 +389,22 @@ def cli_adapt(a) -> int:
                       "final_train_loss": float(payload["train_loss"][-1]), "efficiency": meta["efficiency"],
                       "seconds_per_trial": res.wall_time / a.trials}))
     return 0
+
+
+@torch.no_grad()
+def initial_test_losses(nets: Network, rotation_deg: float, *, task_cfg: TaskConfig = TaskConfig()) -> dict:
+    """Before any adaptation: the test loss (8 rotated targets) and the after-effect loss (8
+    un-rotated targets), controller off, with the test set of :func:`adapt` (same
+    initial states), per network -> {"test": [S], "aftereffect": [S]}."""
+    if not nets.stacked:
+        nets = Network.stack([nets])
+    S = nets.n_networks
+    base = centre_out_reaches(task_cfg, dtype=torch.float32).to(device=nets.device)
+    x0 = draw_x0(nets.cfg.n, (task_cfg.n_targets,), torch.Generator().manual_seed(TEST_X0_SEED), torch.float32,
+                 nets.device).unsqueeze(0).expand(S, -1, -1)
+    n32 = nets.to(dtype=torch.float32)
+    out = {}
+    for name, tr in (("test", base.rotated(rotation_deg)), ("aftereffect", base)):
+        out[name] = forward(n32, Trials.stack([tr] * S), x0, controller_on=False).task_loss().cpu().numpy() \
+            .astype(np.float64)
+    return out

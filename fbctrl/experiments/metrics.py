@@ -24,9 +24,16 @@ number of trials), so a verdict on the final loss does not hinge on one window.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
-__all__ = ["EFFICIENCY_DEFINITIONS", "efficiency", "efficiency_equal_path", "final_loss", "curve_area"]
+from ..core.task import GO_STEP
+
+__all__ = ["FINAL_WINDOW", "EFFICIENCY_DEFINITIONS", "efficiency", "efficiency_equal_path", "final",
+           "final_loss", "curve_area", "cumulative_efficiency", "loss_drop_per_path", "alignment_summary"]
+
+FINAL_WINDOW = 10     # "final" = mean over the last this many trials
 
 EFFICIENCY_DEFINITIONS = ("published", "per_trial", "whole_run", "equal_path")
 
@@ -40,7 +47,8 @@ def efficiency(rec: dict, definition: str, lr=None) -> np.ndarray:
     """Efficiency per run [runs] under ``definition`` ('published', 'per_trial', 'whole_run';
     'equal_path' needs two runs: :func:`efficiency_equal_path`). ``lr``: the effective rate of
     each run (scalar or [runs]), needed for 'published'."""
-    trial, path, total = _2d(rec["dW_trial"]), _2d(rec["dW_path"]), _2d(rec["dW_total"])
+    path, total = _2d(rec["dW_path"]), _2d(rec["dW_total"])
+    trial = _2d(rec["dW_trial"]) if definition in ("published", "per_trial") else None
     with np.errstate(divide="ignore", invalid="ignore"):
         if definition == "published":
             if lr is None:
@@ -82,9 +90,61 @@ def final_loss(test_loss, window: int = 10) -> np.ndarray:
     x = _2d(test_loss)
     if not 1 <= window <= x.shape[1]:
         raise ValueError(f"window must lie in 1..{x.shape[1]} trials, got {window}")
-    return np.nanmean(x[:, -window:], axis=1)
+    return final(x, window)
 
 
 def curve_area(test_loss) -> np.ndarray:
     """Mean test loss over all trials (learning-curve area / trials), per run [runs]."""
     return np.nanmean(_2d(test_loss), axis=1)
+
+
+def final(x: np.ndarray, window: int = FINAL_WINDOW) -> np.ndarray:
+    """Per seed: mean of the last ``window`` trials of a [S, trials] record (NaNs ignored)."""
+    x = np.asarray(x, dtype=np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(x[:, -window:], axis=1)
+
+
+def cumulative_efficiency(rec: dict) -> np.ndarray:
+    """[S, trials]: the efficiency ratio of the first t trials."""
+    path = np.nancumsum(rec["dW_path"], axis=1)
+    return rec["dW_total"] / np.maximum(path, 1e-30)
+
+
+def loss_drop_per_path(rec: dict, initial_test: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Test-loss reduction per unit of weight change, per seed: (L_start - L_final) divided by
+    the path length sum |dW_t| and by the displacement |W_end - W_start|. ``L_start`` is the
+    pre-adaptation test loss if given, else the test after the first trial."""
+    start = initial_test if initial_test is not None else rec["test_loss"][:, 0]
+    drop = np.asarray(start) - final(rec["test_loss"])
+    path = np.nansum(rec["dW_path"], axis=1)
+    disp = rec["dW_total"][:, -1]
+    return {"drop": drop, "per_path": drop / np.maximum(path, 1e-30), "per_displacement": drop / np.maximum(disp, 1e-30),
+            "path": path, "displacement": disp}
+
+
+def alignment_summary(rec: dict, go_step: int = GO_STEP) -> dict[str, np.ndarray] | None:
+    """Local and global alignment with the exact online gradient from a condition's records
+    (``align_local`` [S, trials, T], NaN on trials without alignment; ``align_global`` [S, trials]).
+
+    Returns per seed the mean local alignment over aligned trials and steps ``>= go_step``
+    (``local`` [S]), the mean global alignment (``global`` [S]), the local alignment per step
+    averaged over aligned trials (``local_step`` [S, T]), and both per aligned trial
+    (``trials`` [A], ``local_trial`` / ``global_trial`` [S, A]). None if not recorded."""
+    if "align_local" not in rec:
+        return None
+    al = np.asarray(rec["align_local"], dtype=np.float64)
+    ag = np.asarray(rec["align_global"], dtype=np.float64)
+    aligned = np.flatnonzero(np.isfinite(ag).any(axis=0))
+    if aligned.size == 0:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mov = al[:, aligned, go_step:]
+        return {"local": np.nanmean(mov.reshape(mov.shape[0], -1), axis=1),
+                "global": np.nanmean(ag[:, aligned], axis=1),
+                "local_step": np.nanmean(al[:, aligned], axis=1),
+                "trials": aligned,
+                "local_trial": np.nanmean(mov, axis=2),
+                "global_trial": ag[:, aligned]}

@@ -12,14 +12,17 @@ plot. Conventions (see the book's Methods):
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse.linalg as sla
 import torch
 
-from .bptt import Forward, forward
-from .model import Network
-from .task import Trials
+from ..core.bptt import Forward, forward
+from ..core.model import Network
+from ..core.task import Trials
+from ..learning.rules import OnlineBPTT, TrialState
 
 __all__ = [
     "PAIRINGS", "ActivityGradients", "activity_gradients", "activity_newton", "jacobian_norms", "step_jacobians",
@@ -233,8 +236,6 @@ def gradient_horizon(net: Network, trials: Trials, x0: torch.Tensor, *, controll
     """How much of the exact gradient of step t's loss (l_t = mean E[t+1]^2, w.r.t. W_rec, fixed
     weights) comes from the last K steps: G_t^K = sum_{j > t-K} ga_j r_j^T. Returns for each K
     the cosine and the norm ratio |G_t^K| / |G_t|, averaged over the given steps (one trial)."""
-    from .rules import OnlineBPTT, TrialState
-
     fwd = _single(net, trials, x0, controller_on)
     X, Rr, E = fwd.X[:, 0], fwd.R[:, 0], fwd.E[:, 0]   # [T+1, 1, n] with B = 1 as "runs"
     T = X.shape[0] - 1
@@ -372,10 +373,6 @@ def wrec_second_order(net: Network, trials: Trials, x0: torch.Tensor, t: int, *,
     magnitude Hessian eigenvalues by Lanczos (scipy eigsh). The Gauss-Newton direction uses
     GN = J^T J (l_t = |E[t+1]|^2 / 2, J = dE[t+1]/dW_rec, rank 2), solved in closed form by
     Woodbury: (GN + lam I)^-1 J^T E = J^T (J J^T + lam I)^-1 E."""
-    import time
-
-    import scipy.sparse.linalg as sla
-
     t0 = time.perf_counter()
     d = net.cfg.delay if delay is None else delay
     fwd = _single(net, trials, x0, controller_on)

@@ -25,18 +25,20 @@ from pathlib import Path
 
 import torch
 
+from ..analysis.gradients import wrec_second_order
+from ..core.checkpoint import load_checkpoint
+from ..core.model import NetworkConfig, init_network
+from ..core.task import TaskConfig, centre_out_reaches
+from ..core.train import PretrainConfig, Trainer
+from ..learning.adapt import RunSpec, adapt, paper_lr
+from ..learning.rules import OnlineBPTT
+from ..paths import SOURCE_ROOT
+
 try:
     import resource  # POSIX; the peak resident memory where /proc is not available
 except ImportError:  # Windows
     resource = None
 
-from .adapt import RunSpec, adapt, paper_lr
-from .analysis import wrec_second_order
-from .checkpoint import load_checkpoint
-from .model import NetworkConfig, init_network
-from .rules import OnlineBPTT
-from .task import TaskConfig, centre_out_reaches
-from .train import PretrainConfig, Trainer
 
 __all__ = ["run", "matmul_peak_gflops", "bench_pretrain", "bench_adapt", "bench_memory", "memory_point",
            "floor_bptt", "floor_rflo", "floor_pretrain_step_shapes", "step_shapes_flops", "pretrain_flops",
@@ -301,7 +303,7 @@ FLOORS = {"bptt_c": floor_bptt, "rflo_c": floor_rflo, "bptt_c_batch32": floor_bp
 
 def _adapt_network(n: int, device):
     """The shipped network fb_seed0 at n 400 when present, else an untrained one (same cost)."""
-    shipped = Path(__file__).resolve().parent.parent / "checkpoints" / "fb_seed0.pt"
+    shipped = SOURCE_ROOT / "checkpoints" / "fb_seed0.pt"
     if n == NetworkConfig().n and shipped.exists():
         return load_checkpoint(shipped, device=device)
     return init_network(NetworkConfig(n=n), torch.Generator().manual_seed(0), device=device)
@@ -439,9 +441,9 @@ def memory_point(kernel: str, n: int, T: int, device="cpu", batch: int = 256, ru
 
 def _fresh_memory_point(kernel: str, n: int, T: int, device, batch: int, runs: int) -> dict:
     """:func:`memory_point` in a fresh Python process (this checkout's fbctrl on its path)."""
-    code = ("import json; from fbctrl.bench import memory_point; "
+    code = ("import json; from fbctrl.perf.bench import memory_point; "
             f"print(json.dumps(memory_point({kernel!r}, {n}, {T}, {str(device)!r}, {batch}, {runs})))")
-    root = str(Path(__file__).resolve().parent.parent)
+    root = str(SOURCE_ROOT)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     if res.returncode != 0:

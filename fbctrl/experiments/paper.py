@@ -35,15 +35,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.profiler import ProfilerActivity, profile
 
-from .adapt import RunSpec, adapt
-from .checkpoint import atomic_write_bytes, load_checkpoint, read_sidecar
-from .matched import matched_alignment
-from .experiments import _provenance
-from .model import Network
+from ..analysis.matched import matched_alignment
+from ..core.checkpoint import atomic_write_bytes, load_checkpoint, read_sidecar
+from ..core.model import Network, init_network
+from ..core.task import TaskConfig
+from ..core.train import PretrainConfig, Trainer, network_tag, pretrain
+from ..learning.adapt import RunSpec, adapt
+from ..perf.bench import PUBLISHED_CPU, pretrain_flops
 from .protocol import CONDITIONS, Condition, Protocol, Rule, effective_rate, feedback_output_ratio
-from .task import TaskConfig
-from .train import PretrainConfig, network_tag, pretrain
+from .runs import provenance
 
 __all__ = ["PaperConfig", "PretrainUnit", "AdaptUnit", "SweepUnit", "plan", "run_plan", "load_runs",
            "UNIT_KIND", "best_swept_rates"]
@@ -379,7 +381,7 @@ def _read_unit(path) -> tuple[dict, dict]:
 def _write_unit(cfg: PaperConfig, unit, records: dict, meta: dict) -> Path:
     path = unit.path(cfg)
     payload = {k: np.asarray(v) for k, v in records.items()}
-    payload["meta"] = np.array(json.dumps(_provenance({"kind": UNIT_KIND, "unit": _unit_dict(unit), **meta})))
+    payload["meta"] = np.array(json.dumps(provenance({"kind": UNIT_KIND, "unit": _unit_dict(unit), **meta})))
     buf = io.BytesIO()
     np.savez_compressed(buf, **payload)
     atomic_write_bytes(path, buf.getvalue())
@@ -515,8 +517,6 @@ def _sync(device) -> None:
 
 
 def _leaf_ops(fn) -> int:
-    from torch.profiler import ProfilerActivity, profile
-
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         fn()
     return sum(1 for e in prof.events() if not e.cpu_children)
@@ -526,9 +526,6 @@ def calibrate(cfg: PaperConfig, device="cpu", *, runs: int = 4, gpu_model: bool 
     """Time 2 pre-training batches and a few adaptation trials of ``runs`` runs per rule on an
     untrained network of the configured size; with ``gpu_model`` also a GPU estimate from the
     number of kernel launches (counted with torch.profiler) and the FLOPs (GPU_* constants)."""
-    from .bench import pretrain_flops
-    from .model import init_network
-    from .train import Trainer
 
     tr = Trainer(replace(cfg.pretrain_config("fb"), eval_every=10**9), [0], device=device, task_cfg=cfg.task)
     tr.step()
@@ -586,11 +583,9 @@ def default_max_runs(device, rule: str | None = None) -> int:
     return 1 if rule == "bptt" else 10
 
 
-# The published code's cost for the same work on a 2-core CPU (fbctrl.bench.PUBLISHED_CPU):
+# The published code's cost for the same work on a 2-core CPU (fbctrl.perf.bench.PUBLISHED_CPU):
 # seconds per pre-training batch and per adaptation trial of each rule.
 def published_costs() -> Costs:
-    from .bench import PUBLISHED_CPU
-
     return Costs(PUBLISHED_CPU["pretrain"], {"rflo": PUBLISHED_CPU["rflo"], "bptt": PUBLISHED_CPU["bptt"]},
                  "the published code on a 2-core CPU (reported figures, not re-measured)")
 

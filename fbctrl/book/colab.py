@@ -15,8 +15,8 @@ so that the rest of the notebook runs as it does in a checkout. Environment vari
 
 Command line (rewrites the notebooks in place, leaving their other cells untouched)::
 
-    python -m fbctrl.colab add book/*.ipynb      # add or update the cell
-    python -m fbctrl.colab check book/*.ipynb    # exit 1 if a notebook lacks the current cell
+    python -m fbctrl.book.colab add book/*.ipynb      # add or update the cell
+    python -m fbctrl.book.colab check book/*.ipynb    # exit 1 if a notebook lacks the current cell
 """
 
 from __future__ import annotations
@@ -25,11 +25,16 @@ import argparse
 import sys
 from pathlib import Path
 
+import nbformat
+import yaml
+
+from ..paths import SOURCE_ROOT
+
 __all__ = ["TAG", "TAGS", "repository_url", "cell_source", "has_current_cell", "add_cell", "main"]
 
 TAG = "colab-setup"
 TAGS = ["remove-input", "remove-output", TAG]
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = SOURCE_ROOT
 
 _TEMPLATE = '''\
 # On Colab only (elsewhere this cell does nothing): clone the book's repository, install it with
@@ -52,8 +57,6 @@ if "google.colab" in sys.modules or os.environ.get("FBCTRL_FORCE_COLAB") == "1":
 
 def repository_url(config: Path = ROOT / "_config.yml") -> str:
     """``repository.url`` of the book's ``_config.yml``."""
-    import yaml
-
     url = (yaml.safe_load(Path(config).read_text()).get("repository") or {}).get("url")
     if not url:
         raise ValueError(f"{config}: no repository.url to clone on Colab")
@@ -66,8 +69,6 @@ def cell_source(url: str | None = None) -> str:
 
 
 def _new_cell(source: str):
-    import nbformat
-
     cell = nbformat.v4.new_code_cell(source)
     cell["id"] = TAG
     cell.metadata["tags"] = list(TAGS)
@@ -94,8 +95,6 @@ def add_cell(path: Path, url: str | None = None) -> bool:
     """Add the Colab cell to the notebook at ``path`` as its first code cell (before the
     parameters), or bring an existing one up to date; other cells and outputs are untouched.
     Returns whether the file changed."""
-    import nbformat
-
     path = Path(path)
     raw = path.read_text()
     nb = nbformat.reads(raw, as_version=4)
@@ -112,7 +111,7 @@ def add_cell(path: Path, url: str | None = None) -> bool:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m fbctrl.colab", description="The notebooks' Colab cell.")
+    p = argparse.ArgumentParser(prog="python -m fbctrl.book.colab", description="The notebooks' Colab cell.")
     p.add_argument("cmd", choices=["add", "check"])
     p.add_argument("notebooks", nargs="+", type=Path)
     a = p.parse_args(argv)
@@ -128,7 +127,7 @@ def main(argv=None) -> int:
             if not has_current_cell(nbformat.read(nb_path, as_version=4)):
                 bad.append(str(nb_path))
     if bad:
-        print("no current Colab cell first (run python -m fbctrl.colab add): " + ", ".join(bad), file=sys.stderr)
+        print("no current Colab cell first (run python -m fbctrl.book.colab add): " + ", ".join(bad), file=sys.stderr)
         return 1
     return 0
 

@@ -8,19 +8,20 @@ import io
 import json
 import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .adapt import AdaptResult, RunSpec, adapt, paper_lr
-from .analysis import activity_gradients, activity_newton
-from .checkpoint import atomic_write_bytes, load_checkpoint, read_sidecar
-from .model import Network, draw_x0
-from .task import TaskConfig, centre_out_reaches
+from ..analysis.gradients import activity_gradients, activity_newton
+from ..core.checkpoint import atomic_write_bytes, load_checkpoint
+from ..core.model import Network, draw_x0
+from ..core.task import TaskConfig, centre_out_reaches
+from ..learning.adapt import AdaptResult, RunSpec, adapt, paper_lr
+from ..paths import git_commit
 
-__all__ = ["CONDITIONS", "condition_name", "shipped_networks", "run_conditions", "save_results", "load_results",
+__all__ = ["CONDITIONS", "COND_ORDER", "condition_name", "shipped_networks", "run_conditions", "save_results", "load_results",
            "activity_alignment", "summarise", "lr_sweep", "save_sweep", "load_sweep", "SWEEP_RATES", "bptt_convention_gap"]
 
 # learning-rate grids of the sweep (each contains the paper's rates of SPEC 4)
@@ -32,6 +33,9 @@ CONDITIONS = (("rflo", True), ("rflo", False), ("bptt", True), ("bptt", False))
 def condition_name(rule: str, controller_on: bool) -> str:
     """'RFLO+c', 'RFLO', 'BPTT+c', 'BPTT' as in the paper."""
     return rule.upper() + ("+c" if controller_on else "")
+
+
+COND_ORDER = tuple(condition_name(r, c) for r, c in CONDITIONS)   # RFLO+c, RFLO, BPTT+c, BPTT
 
 
 def shipped_networks(checkpoint_dir="checkpoints", kind: str = "fb", seeds=None, device="cpu",
@@ -81,10 +85,9 @@ def run_conditions(nets: Network, seeds: list[int], *, rotation_deg: float = 30.
     return out
 
 
-def _provenance(extra: dict) -> dict:
-    from .train import _git_commit
+def provenance(extra: dict) -> dict:
 
-    return {"commit": _git_commit(), "torch": torch.__version__, "machine": platform.machine(),
+    return {"commit": git_commit(), "torch": torch.__version__, "machine": platform.machine(),
             "processor": platform.processor(), "python": platform.python_version(),
             "time": time.strftime("%Y-%m-%d %H:%M:%S"), **extra}
 
@@ -98,7 +101,7 @@ def save_results(path, results: dict[str, AdaptResult], meta: dict) -> None:
             payload[f"{name}/{k}"] = v
         payload[f"{name}/diverged"] = res.diverged
         runs[name] = [asdict(r) for r in res.runs]
-    payload["meta"] = np.array(json.dumps(_provenance({**meta, "runs": runs})))
+    payload["meta"] = np.array(json.dumps(provenance({**meta, "runs": runs})))
     buf = io.BytesIO()
     np.savez_compressed(buf, **payload)
     atomic_write_bytes(path, buf.getvalue())
@@ -247,7 +250,7 @@ def summarise(results: dict[str, dict[str, np.ndarray]], *, go_step: int = 20, f
 
 
 def save_sweep(path, sweep: dict, meta: dict) -> None:
-    payload = {"meta": np.array(json.dumps(_provenance({**meta, "rates": sweep["rates"], "rotations": sweep["rotations"],
+    payload = {"meta": np.array(json.dumps(provenance({**meta, "rates": sweep["rates"], "rotations": sweep["rotations"],
                                                          "seeds": sweep["seeds"], "trials": sweep["trials"]})))}
     for part in ("final", "diverged", "curves"):
         for name, arr in sweep[part].items():

@@ -1,6 +1,6 @@
 """Figures of the Findings chapters (activity space, adaptation, decoupling, second order,
-learning-rate sweep). Same conventions as :mod:`fbctrl.plots`: labelled axes with units, mean ±
-SEM bands over network seeds (:func:`fbctrl.plots.band`), controller on = solid, off = dashed.
+learning-rate sweep). Same conventions as :mod:`fbctrl.viz.plots`: labelled axes with units, mean ±
+SEM bands over network seeds (:func:`fbctrl.viz.plots.band`), controller on = solid, off = dashed.
 Each function returns the figure.
 
 Conditions: RFLO in teal, online BPTT in purple; "+c" (controller on during adaptation) solid,
@@ -10,10 +10,17 @@ null models, pre-adaptation losses).
 
 from __future__ import annotations
 
-import numpy as np
+import functools
+import warnings
 
-from .book import mean_sem
-from .plots import COLORS, LS, band, label
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.colors import LogNorm, to_rgb
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+
+from ..experiments.metrics import cumulative_efficiency, efficiency, final
+from ..fmt import fmt_rate, mean_sem
+from .plots import COLORS, LS, TARGET_COLORS, band, label
 
 __all__ = ["COND_COLORS", "COND_LS", "plot_activity_cosines", "plot_adaptation_curves", "plot_rotations",
            "plot_nofb", "plot_explorer", "plot_jacobians", "plot_alignment", "plot_horizon", "plot_efficiency",
@@ -22,8 +29,6 @@ __all__ = ["COND_COLORS", "COND_LS", "plot_activity_cosines", "plot_adaptation_c
 def _quiet(fn):
     """Run a figure function without RuntimeWarnings (mean ± SEM of columns with one finite value,
     e.g. after a run diverged): notebooks must not write to stderr."""
-    import functools
-    import warnings
 
     @functools.wraps(fn)
     def wrapper(*args, **kw):
@@ -35,8 +40,6 @@ def _quiet(fn):
 
 
 def _int_ticks(ax):
-    from matplotlib.ticker import MaxNLocator
-
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
@@ -47,8 +50,6 @@ def _rate_label(r: float) -> str:
 
 def _log_plain(ax):
     """Log y axis with plain tick labels at 1, 2, 5 x 10^k (0.2, 5, 1e+07 rather than 2 × 10⁻¹)."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
     ax.set_yscale("log")
     ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=8))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
@@ -107,9 +108,7 @@ def plot_activity_cosines(t, on: dict, off: dict | None = None, curves: dict | N
     instantaneous loss; controller on (solid), controller off (dashed; u = what the controller
     would inject), random feedback weights (grey, dotted). (c) cos(W_fb, W_out^T) over
     pre-training (``curves`` from :func:`fbctrl.book.load_curves`). ``on``/``off``: outputs of
-    :func:`fbctrl.findings.activity_cosines`; ``t`` the times of steps k = 1..T-1 (s)."""
-    import matplotlib.pyplot as plt
-
+    :func:`fbctrl.network.activity_cosines`; ``t`` the times of steps k = 1..T-1 (s)."""
     ncol = 3 if curves is not None else 2
     fig, axes = plt.subplots(1, ncol, figsize=(3.0 * ncol + 0.4, 3.0))
     for ax, key, title in [(axes[0], "cos_trial", "whole-trial loss $\\mathcal{L}$"),
@@ -152,10 +151,8 @@ def _with_initial(y, init):
 def plot_adaptation_curves(ad, init: dict | None = None):
     """Figures 1b and 3a. (a) RFLO+c: training loss (controller on, the loss the network
     experiences) and test loss (8 rotated targets, controller off) per trial; (b) test loss of
-    every condition. ``ad``: :class:`fbctrl.findings.AdaptSet`; ``init``: pre-adaptation losses
-    (:func:`fbctrl.findings.initial_test_losses`) drawn at trial 0."""
-    import matplotlib.pyplot as plt
-
+    every condition. ``ad``: :class:`fbctrl.data.AdaptSet`; ``init``: pre-adaptation losses
+    (:func:`fbctrl.adapt_mod.initial_test_losses`) drawn at trial 0."""
     fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.2), sharey=True)
     ini = init["test"] if init is not None else None
     ax = axes[0]
@@ -187,9 +184,6 @@ def plot_rotations(sets: dict, inits: dict | None = None, *, live: set | None = 
     after-effect loss (un-rotated targets, controller off) vs rotation, pre-adaptation in grey.
     ``sets``: {rotation: AdaptSet}; ``inits``: {rotation: initial_test_losses}; ``live``:
     rotations computed live at a reduced size (drawn with open grey circles around them)."""
-    import matplotlib.pyplot as plt
-
-    from .findings import final
 
     rots = sorted(sets)
     fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.2))
@@ -222,8 +216,6 @@ def plot_nofb(ad_nofb, ad_fb=None, init_nofb=None, init_fb=None):
     """Adaptation of networks pre-trained without feedback (RFLO with B = W_out^T, BPTT; no
     controller) next to the networks with feedback adapting with the controller off: test loss
     (controller off) per trial."""
-    import matplotlib.pyplot as plt
-
     fig, ax = plt.subplots(figsize=(4.6, 3.2))
     for kind, ad, ini in (("nofb", ad_nofb, init_nofb), ("fb", ad_fb, init_fb)):
         if ad is None:
@@ -251,11 +243,6 @@ def plot_nofb(ad_nofb, ad_fb=None, init_nofb=None, init_fb=None):
 def plot_explorer(run: dict):
     """The adaptation explorer: losses per trial (left) and hand paths to the 8 rotated targets
     with the controller off before (grey, dashed) and after (colour) adaptation (right)."""
-    import matplotlib.pyplot as plt
-
-    from .plots import TARGET_COLORS
-    from .findings import fmt_rate
-
     st = run["state"]
     cond = st.rule.upper() + ("+c" if st.controller_on else "")
     fig, (a0, a1) = plt.subplots(1, 2, figsize=(7.8, 3.3), gridspec_kw={"width_ratios": [1.35, 1]})
@@ -295,9 +282,7 @@ def plot_explorer(run: dict):
 def plot_jacobians(prof: dict, dt: float = 0.01, *, go_s: float | None = None, norm: str = "spectral",
                    rotation_deg: float = 30.0):
     """Figure 4a: |dx_{k+L}/dx_k| along the trial for each lag L (one panel each), controller on
-    (solid) and off (dashed); ``prof`` from :func:`fbctrl.findings.jacobian_profile`."""
-    import matplotlib.pyplot as plt
-
+    (solid) and off (dashed); ``prof`` from :func:`fbctrl.network.jacobian_profile`."""
     lags = sorted({k[1] for k in prof if isinstance(k, tuple)})
     fig, axes = plt.subplots(1, len(lags), figsize=(2.9 * len(lags) + 0.4, 3.0))
     axes = np.atleast_1d(axes)
@@ -330,9 +315,7 @@ def plot_alignment(summ: dict, *, dt: float = 0.01, go_step: int = 20):
     """Figures 4b-c: (a) local alignment cos(dW_rule(t), -dl_t/dW) over the steps of a trial
     (mean over aligned trials); (b) local alignment (mean over movement steps) per aligned trial;
     (c) global alignment cos(sum_t dW_rule(t), -dL/dW) per aligned trial. ``summ``: {cond:
-    :func:`fbctrl.findings.alignment_summary`}."""
-    import matplotlib.pyplot as plt
-
+    :func:`fbctrl.experiments.metrics.alignment_summary`}."""
     fig, axes = plt.subplots(1, 3, figsize=(9.6, 3.1))
     for cond, s in summ.items():
         if s is None:
@@ -361,8 +344,6 @@ def plot_alignment(summ: dict, *, dt: float = 0.01, go_step: int = 20):
 def plot_horizon(hp: dict):
     """How much of the exact gradient of a step's loss comes from the last K steps: norm ratio
     |G^K| / |G| and cos(G^K, G) vs K, controller on (solid) and off (dashed)."""
-    import matplotlib.pyplot as plt
-
     fig, axes = plt.subplots(1, 2, figsize=(6.6, 2.9))
     K = hp["horizons"]
     for ax, key, yl in [(axes[0], "norm_ratio", r"$\|G^K\| / \|G\|$"), (axes[1], "cos", r"cos($G^K$, $G$)")]:
@@ -389,9 +370,6 @@ def plot_efficiency(sets: dict, rotation_deg: float, drops: dict | None = None, 
     ``rotation_deg`` (``run``: the AdaptSet to draw there, default ``sets[rotation_deg]``); (c)
     test-loss reduction per unit weight-path length at ``rotation_deg`` (``drops``: {cond:
     loss_drop_per_path(...)})."""
-    import matplotlib.pyplot as plt
-
-    from .findings import cumulative_efficiency, efficiency
 
     rots = sorted(sets)
     ncol = 3 if drops else 2
@@ -400,7 +378,7 @@ def plot_efficiency(sets: dict, rotation_deg: float, drops: dict | None = None, 
     width = 1.2 if len(rots) > 1 else 0.06
     for j, cond in enumerate(conds):
         xs = [r for r in rots if cond in sets[r].results]
-        _points(axes[0], xs, [efficiency(sets[r][cond]) for r in xs], cond,
+        _points(axes[0], xs, [efficiency(sets[r][cond], "whole_run") for r in xs], cond,
                 offset=(j - (len(conds) - 1) / 2) * width, label_text=cond)
     axes[0].set_xticks(rots)
     axes[0].set_xticklabels([f"{r:g}°" for r in rots])
@@ -433,9 +411,7 @@ def plot_efficiency(sets: dict, rotation_deg: float, drops: dict | None = None, 
 def plot_activity_newton(res: dict, dt: float = 0.01, *, go_s: float | None = None, rotation_deg: float = 30.0):
     """Figure 5b: cos(u_k, Newton direction in activity space) over the trial (blue) with the
     first-order cos(u_k, -dL/dr_k) in grey; ``res`` from
-    :func:`fbctrl.findings.activity_newton_cosines`."""
-    import matplotlib.pyplot as plt
-
+    :func:`fbctrl.network.activity_newton_cosines`."""
     fig, ax = plt.subplots(figsize=(4.6, 3.1))
     t = res["steps"] * dt
     band(ax, t, _per_seed(res["cos_newton"]), color=COLORS["fb"], label=r"Newton: $-(H + \lambda I)^{-1} g$")
@@ -450,13 +426,11 @@ def plot_activity_newton(res: dict, dt: float = 0.01, *, go_s: float | None = No
 
 @_quiet
 def plot_wrec_newton(rows: list[dict]):
-    """RFLO and the W_rec Newton step (:func:`fbctrl.findings.wrec_newton_table`): cosine of
+    """RFLO and the W_rec Newton step (:func:`fbctrl.network.wrec_newton_table`): cosine of
     RFLO's update with the damped Newton step after k MINRES iterations (left) and of the
     gradient with it (right), one line per time step analysed (mean over targets), controller on
     (solid) and off (dashed); grey: cos(RFLO, -g) (dotted) and cos(RFLO, Gauss-Newton)
     (dash-dotted) for reference, mean over rows."""
-    import matplotlib.pyplot as plt
-
     fig, axes = plt.subplots(1, 2, figsize=(7.6, 3.1))
     steps = sorted({r["step"] for r in rows})
     shades = np.linspace(1.0, 0.45, max(len(steps), 1))
@@ -491,14 +465,10 @@ def plot_wrec_newton(rows: list[dict]):
 
 
 def matplotlib_null():
-    from matplotlib.ticker import NullFormatter
-
     return NullFormatter()
 
 
 def matplotlib_rgb(c):
-    from matplotlib.colors import to_rgb
-
     return to_rgb(c)
 
 
@@ -511,9 +481,6 @@ def plot_sweep(sw, best: dict):
     """Figure 8: final test loss (controller off, mean over seeds) for every condition (panels)
     x learning rate (rows) x rotation (columns), log colour scale shared by all panels; diverged
     cells (any seed) crossed out, the paper's rate boxed, the best rate starred."""
-    import matplotlib.pyplot as plt
-    import warnings
-    from matplotlib.colors import LogNorm
 
     conds = sw.conditions
     with warnings.catch_warnings():
@@ -559,8 +526,6 @@ def plot_best_vs_paper(sw, best: dict, rotation_deg: float):
     """Each condition at the paper's learning rate (open) and at its best rate in the sweep
     (filled): (a) final test loss, mean ± SEM over seeds (dots: seeds); (b) test-loss curves at the
     best rates."""
-    import matplotlib.pyplot as plt
-
     j = next(i for i, r in enumerate(sw.rotations) if abs(r - rotation_deg) < 1e-9)
     conds = sw.conditions
     fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.2))

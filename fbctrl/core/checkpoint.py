@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
+from typing import Iterable
 
 import torch
 
@@ -119,3 +121,59 @@ def read_sidecar(path) -> dict:
         return json.loads(side.read_text())
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"checkpoint sidecar {side}: not valid JSON ({exc.msg})") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding checkpoints: fb_seed0.pt, nofb_seed3.pt, fb_n50_seed0.pt (other sizes than 400)
+# ---------------------------------------------------------------------------------------------
+
+KINDS = ("fb", "nofb")     # with feedback / without (W_fb = 0)
+_CKPT_RE = re.compile(r"^(?P<kind>fb|nofb)(?:_n(?P<n>\d+))?_seed(?P<seed>\d+)\.pt$")
+
+
+def find_checkpoints(checkpoint_dir, kind: str, *, n: int | None = None, seeds: Iterable[int] | None = None,
+                     max_seeds: int | None = None) -> dict[int, Path]:
+    """Pre-trained networks of one kind in ``checkpoint_dir``: ``{seed: path}``, sorted by seed.
+
+    ``kind`` is ``"fb"`` (``fb_seed*.pt``) or ``"nofb"`` (``nofb_seed*.pt``); networks of another
+    size than 400 are named ``fb_n50_seed0.pt`` and are found with ``n=50``. With ``n=None`` the
+    size is 400 if such files exist, else the only size present. ``seeds`` asks for exactly those
+    seeds (an error if one is missing); ``max_seeds`` keeps the lowest ones.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be 'fb' or 'nofb', got {kind!r}")
+    folder = Path(checkpoint_dir)
+    if not folder.is_dir():
+        raise ValueError(f"checkpoint_dir {str(folder)!r} is not a folder")
+    found: dict[int, dict[int, Path]] = {}
+    for p in folder.iterdir():
+        m = _CKPT_RE.match(p.name)
+        if m and m["kind"] == kind:
+            size = int(m["n"]) if m["n"] else 400
+            found.setdefault(size, {})[int(m["seed"])] = p
+    if n is None:
+        if 400 in found or not found:
+            n = 400
+        elif len(found) == 1:
+            n = next(iter(found))
+        else:
+            raise ValueError(f"checkpoint_dir {str(folder)!r} holds {kind} networks of sizes "
+                             f"{sorted(found)}: say which n to use")
+    by_seed = dict(sorted(found.get(n, {}).items()))
+    if seeds is not None:
+        seeds = list(seeds)
+        missing = [s for s in seeds if s not in by_seed]
+        if missing:
+            raise ValueError(f"seeds {missing} of kind {kind} (n={n}) not found in {str(folder)!r}; "
+                             f"found {sorted(by_seed) or 'none'}")
+        by_seed = {s: by_seed[s] for s in seeds}
+    if max_seeds is not None:
+        by_seed = dict(list(by_seed.items())[:max_seeds])
+    return by_seed
+
+
+def load_networks(checkpoint_dir, kind: str, *, n: int | None = None, seeds=None, max_seeds=None,
+                  device="cpu") -> dict:
+    """``{seed: Network}`` for the checkpoints :func:`find_checkpoints` finds (may be empty)."""
+    paths = find_checkpoints(checkpoint_dir, kind, n=n, seeds=seeds, max_seeds=max_seeds)
+    return {s: load_checkpoint(p, device=device) for s, p in paths.items()}

@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 import torch
 
 __all__ = [
+    "GO_STEP",
     "TaskConfig",
     "Trials",
     "reach_profile",
@@ -68,6 +69,9 @@ class TaskConfig:
             raise ValueError(f"TaskConfig.push_prob must lie in [0, 1], got {self.push_prob}")
         if self.push_centre_high < self.push_centre_low:
             raise ValueError("TaskConfig.push_centre_high must be >= push_centre_low")
+
+
+GO_STEP = TaskConfig.go_step   # first step of the movement (the default task's): averages over a trial start here
 
 
 @dataclass

@@ -30,7 +30,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats as _st
 
-__all__ = ["Verdict", "PairedEffect", "paired_effect", "verdict", "format_ci", "CONFIDENCE"]
+from ..fmt import fmt_num
+
+__all__ = ["Verdict", "PairedEffect", "paired_effect", "verdict", "format_ci", "verdict_text", "CONFIDENCE"]
 
 CONFIDENCE = 0.95
 
@@ -130,8 +132,7 @@ def format_ci(values, *, log: bool = False, digits: int = 3) -> str:
     ``"0.0123 [0.0101, 0.0145]"`` (:func:`paired_effect`); with ``log`` the values are positive
     ratios, summarised on the log scale and shown back-transformed (geometric mean and its
     interval). One value: the value alone; none: ``n/a``. Numbers are rounded to ``digits``
-    significant figures (``fbctrl.book.fmt_num``)."""
-    from .book import fmt_num
+    significant figures (:func:`fbctrl.fmt.fmt_num`)."""
 
     e = paired_effect(np.asarray(values, dtype=np.float64), log=log)
     if e.n == 0:
@@ -139,3 +140,19 @@ def format_ci(values, *, log: bool = False, digits: int = 3) -> str:
     if e.n == 1:
         return fmt_num(e.mean, digits)
     return f"{fmt_num(e.mean, digits)} [{fmt_num(e.ci_low, digits)}, {fmt_num(e.ci_high, digits)}]"
+
+
+def verdict_text(per_seed_effect, *, direction: int = 1) -> str:
+    """The verdict of per-seed paired effects (differences, or log ratios) as prose: their 95%
+    Student-t interval and :func:`verdict` (``direction`` +1: the paper claims a positive effect),
+    with the paired t-test's p-value and the number of seeds: ``"agrees (p = 0.012, 4 seeds)"``;
+    "cannot be judged (no data)" without seeds, and the bare verdict with one seed."""
+    if direction not in (1, -1):
+        raise ValueError(f"direction must be +1 or -1, got {direction!r}")
+    e = paired_effect(np.asarray(per_seed_effect, dtype=np.float64))
+    if e.n == 0:
+        return "cannot be judged (no data)"
+    word = verdict(e, direction).value
+    if e.n < 2:
+        return f"{word} (1 seed)"
+    return f"{word} (p = {fmt_num(e.p_value, 2)}, {e.n} seeds)"

@@ -12,7 +12,14 @@ Conventions used by every chapter:
 
 from __future__ import annotations
 
+import matplotlib as mpl
+import matplotlib.pyplot as plt
 import numpy as np
+import torch
+from matplotlib.lines import Line2D
+
+from ..core.task import centre_out_reaches, random_reaches, reach_profile
+from ..fmt import mean_sem
 
 __all__ = ["COLORS", "LS", "use_style", "band", "label", "n_seeds_note", "time_axis", "plot_task",
            "plot_training_curves", "plot_error_over_trial", "plot_hand_paths", "TARGET_COLORS",
@@ -34,8 +41,6 @@ EVAL_LABELS = {
 
 def use_style() -> None:
     """The book's matplotlib settings (deterministic, readable at page width)."""
-    import matplotlib as mpl
-
     mpl.rcParams.update({
         "figure.dpi": 110,
         "savefig.dpi": 110,
@@ -74,8 +79,6 @@ def label(ax, xlabel: str | None = None, ylabel: str | None = None, title: str |
 def band(ax, x, Y, *, label: str | None = None, color=None, ls: str = "-", lw: float | None = None,
          alpha: float = 0.22, seeds_in_label: bool = True, zorder=None):
     """Mean over the first axis of ``Y`` ([S, N]) as a line, with a ± SEM band if S > 1."""
-    from .book import mean_sem
-
     Y = np.asarray(Y, dtype=np.float64)
     if Y.ndim == 1:
         Y = Y[None]
@@ -102,10 +105,6 @@ def time_axis(T: int, dt: float = 0.01, *, with_initial: bool = True) -> np.ndar
 def plot_task(task_cfg, *, seed: int = 0, n_random: int = 6):
     """The reach task: inputs, target velocity and positions of centre-out reaches (top) and of
     random reaches with a push (bottom). Returns the figure."""
-    import matplotlib.pyplot as plt
-    import torch
-
-    from .task import centre_out_reaches, random_reaches, reach_profile
 
     g = torch.Generator().manual_seed(seed)
     co = centre_out_reaches(task_cfg, dtype=torch.float64)
@@ -164,8 +163,6 @@ def plot_task(task_cfg, *, seed: int = 0, n_random: int = 6):
 def plot_training_curves(curves: dict[str, dict | None], *, rotation_key: str = "eval_centre_out_rot30"):
     """Test losses (five panels) and cos(W_fb, W_out^T) over pre-training batches, mean ± SEM over
     seeds, for each network kind in ``curves`` (``{"fb": load_curves(...), "nofb": ...}``)."""
-    import matplotlib as mpl
-    import matplotlib.pyplot as plt
 
     keys = ["eval_centre_out", rotation_key, "eval_random", "eval_random_push", "eval_random_ctrl_off"]
     fig, axes = plt.subplots(2, 3, figsize=(8.2, 5.0), sharex=True)
@@ -243,8 +240,6 @@ def plot_online_errors(t, errs: dict, titles: dict[str, str]):
     """Position error over the trial, one panel per condition. ``errs[(kind, cond, on)]`` is
     [S, T+1] (mean over trials per seed); kind "fb" is drawn with the controller on (solid) and
     off (dashed), kind "nofb" (no controller to switch) once."""
-    import matplotlib.pyplot as plt
-
     fig, axes = plt.subplots(1, len(titles), figsize=(3.0 * len(titles) + 0.6, 3.1), sharey=True)
     axes = np.atleast_1d(axes)
     for ax, (cond, title) in zip(axes, titles.items()):
@@ -262,8 +257,6 @@ def plot_online_paths(hands: dict, refs: dict, targets: dict, titles: dict[str, 
     """Hand paths of one network, one panel per condition: controller on (solid) and off
     (dashed), reference paths dotted. ``hands[(cond, on)]`` [T+1, B, 2], ``refs[cond]``
     [T+1, B, 2], ``targets[cond]`` [B, 2]."""
-    import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
 
     fig, axes = plt.subplots(1, len(titles), figsize=(2.9 * len(titles), 3.3))
     axes = np.atleast_1d(axes)

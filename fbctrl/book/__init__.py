@@ -1,0 +1,22 @@
+"""The book layer: what a chapter's notebook calls.
+
+- :mod:`~fbctrl.book.params` the profiles and the declared table of notebook parameters;
+- :mod:`~fbctrl.book.data` the networks and result files a chapter reads (or computes);
+- :mod:`~fbctrl.book.glue` numbers in the prose;
+- :mod:`~fbctrl.book.runner` executes the notebooks (``python -m fbctrl.book run``);
+- :mod:`~fbctrl.book.paper_report` the paper-protocol chapter; :mod:`~fbctrl.book.colab` the
+  first cell that makes a notebook run on Colab.
+
+A notebook's set-up reads ``from fbctrl import book`` and then ``book.validate_params(...)``,
+``book.setup_notebook()``, ``book.networks(P, "fb")``, ``book.glue_num(...)``: the names below
+are those of the modules above, gathered here so that a chapter needs one import.
+"""
+
+from ..fmt import fmt_num, fmt_pm, md_table
+from .data import checkpoints, load_curves, networks
+from .glue import glue_int, glue_num, glue_pm, glue_text
+from .params import PROFILES, Params, Profile, get_profile, register_param, setup_notebook, validate_params
+
+__all__ = ["PROFILES", "Profile", "Params", "get_profile", "validate_params", "register_param", "setup_notebook",
+           "checkpoints", "networks", "load_curves", "glue_num", "glue_pm", "glue_int", "glue_text",
+           "fmt_num", "fmt_pm", "md_table"]

@@ -1,0 +1,39 @@
+"""Numbers in the prose: each ``glue_*`` call formats a value (:mod:`fbctrl.fmt`), stores it
+under a key with myst-nb's ``glue`` and returns the text; the markdown cites it as
+``{glue:text}`key```. Rounding to a few significant figures makes a re-run on the same machine
+reproduce the stored text exactly (and keeps nbval's comparison meaningful)."""
+
+from __future__ import annotations
+
+from myst_nb import glue
+
+from ..fmt import fmt_num, fmt_pm
+
+__all__ = ["glue_num", "glue_pm", "glue_int", "glue_text"]
+
+
+def _glue(name: str, text: str) -> str:
+    glue(name, text, display=False)
+    return text
+
+
+def glue_num(name: str, x, digits: int = 3) -> str:
+    """Glue ``x`` rounded to ``digits`` significant figures (see :func:`fmt_num`) under ``name``;
+    write ``{glue:text}`name``` in the markdown. Returns the text. Rounding makes a re-run on the
+    same machine reproduce the stored text exactly (and keeps nbval's comparison meaningful)."""
+    return _glue(name, fmt_num(x, digits))
+
+
+def glue_pm(name: str, values, digits: int = 2) -> str:
+    """Glue ``mean ± SEM`` of ``values`` (one per seed, see :func:`fmt_pm`) under ``name``."""
+    return _glue(name, fmt_pm(values, digits))
+
+
+def glue_int(name: str, k) -> str:
+    """Glue an integer count (seeds, trials, ...)."""
+    return _glue(name, str(int(k)))
+
+
+def glue_text(name: str, text: str) -> str:
+    """Glue a short piece of text (a word such as 'lower', a list of seeds, ...)."""
+    return _glue(name, str(text))

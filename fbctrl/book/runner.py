@@ -1,0 +1,231 @@
+"""The runner that executes the book's notebooks in place.
+
+Command line::
+
+    python -m fbctrl.book run [--profile default|paper] [--device cpu|cuda] [--only NAME ...]
+                              [--checkpoint-dir DIR]
+    python -m fbctrl.book list
+
+``run`` executes the book's notebooks (those listed in ``_toc.yml``, in that order) in place with
+papermill (kernel ``python3``, working directory ``book/``), injecting the parameters ``profile``
+and ``device`` (and ``checkpoint_dir`` if given). A notebook that fails leaves the committed
+notebook untouched; the failed copy goes to ``_build/failed/``. Bad arguments end with one line
+``fbctrl.book: error: ...`` and exit code 2.
+
+Conventions for a notebook (see the Introduction of the book):
+
+1. the first markdown cell lists the parameters;
+2. the first code cell is the Colab cell (:mod:`fbctrl.book.colab`: it does nothing outside Colab);
+3. the next code cell is tagged ``parameters`` and only assigns them (``profile``, ``device``,
+   ``checkpoint_dir=None``, ``seeds``, ...; folders left None are the repository's, see
+   :mod:`fbctrl.paths`, so a notebook runs from any working folder);
+4. the next cell calls ``P = book.validate_params(...)`` and ``book.setup_notebook()``
+   (:mod:`fbctrl.book.params`);
+5. numbers that appear in the prose are glued with :mod:`fbctrl.book.glue` and written as
+   ``{glue:text}`key``` in the markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import papermill as pm
+import yaml
+from tqdm.auto import tqdm
+
+from ..paths import SOURCE_ROOT
+from .params import PROFILES, check_device, get_profile
+
+__all__ = ["ROOT", "BOOK_DIR", "TOC", "BookError", "toc_files", "book_notebooks", "run_notebook", "run_notebooks",
+           "build_parser", "main"]
+
+ROOT = SOURCE_ROOT
+BOOK_DIR = ROOT / "book"
+TOC = ROOT / "_toc.yml"
+
+
+class BookError(Exception):
+    """A bad argument or set-up problem: one line, exit code 2."""
+
+
+def toc_files(toc: Path = TOC) -> list[str]:
+    """Every ``file`` entry of ``_toc.yml`` (the root first), in order, without suffix."""
+    data = yaml.safe_load(Path(toc).read_text())
+    out = [data["root"]]
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "file" in node:
+                out.append(node["file"])
+            for k in ("parts", "chapters", "sections"):
+                for child in node.get(k, []) or []:
+                    walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    walk(data)
+    return out
+
+
+def book_notebooks(toc: Path = TOC) -> list[Path]:
+    """The notebooks of the book, in TOC order."""
+    root = Path(toc).resolve().parent
+    return [root / f"{f}.ipynb" for f in toc_files(toc) if (root / f"{f}.ipynb").is_file()]
+
+
+_WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+
+
+_WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def _renumber_widgets(nb) -> None:
+    """Give widget models deterministic ids (in order of first reference from the outputs) and
+    drop models no output refers to: widget ids are random per run."""
+    state = nb.metadata.get("widgets", {}).get(_WIDGET_STATE, {}).get("state")
+    if not state:
+        return
+    order: list[str] = []
+    views = [o["data"][_WIDGET_VIEW] for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+             if _WIDGET_VIEW in o.get("data", {})]
+    queue = [v["model_id"] for v in views]
+    while queue:
+        mid = queue.pop(0)
+        if mid in order or mid not in state:
+            continue
+        order.append(mid)
+        queue += re.findall(r"IPY_MODEL_([0-9a-f]+)", json.dumps(state[mid], sort_keys=True))
+    new = {old: f"{i:032x}" for i, old in enumerate(order)}
+
+    def sub(s: str) -> str:
+        return re.sub(r"[0-9a-f]{32}", lambda m: new.get(m.group(0), m.group(0)), s)
+
+    nb.metadata["widgets"][_WIDGET_STATE]["state"] = {
+        new[k]: json.loads(sub(json.dumps(state[k]))) for k in order}
+    for v in views:
+        v["model_id"] = new.get(v["model_id"], v["model_id"])
+
+
+def _clean_metadata(nb) -> None:
+    """Drop per-run metadata (timings, random cell and widget ids) so that a re-run on the same
+    machine changes no bytes."""
+    pm = nb.metadata.get("papermill", {})
+    nb.metadata["papermill"] = {"parameters": pm.get("parameters", {})}
+    for cell in nb.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags:
+            cell["id"] = "injected-parameters"
+            if "hide-cell" not in tags:
+                cell.metadata["tags"] = tags + ["hide-cell"]
+    _renumber_widgets(nb)
+
+
+def run_notebook(path: Path, parameters: dict) -> None:
+    """Execute one notebook in place (cwd = its folder). On failure the notebook is left as it
+    was and the failed copy is written to ``_build/failed/``."""
+
+    path = Path(path).resolve()
+    tmp = path.with_name(f".{path.stem}.run-tmp.ipynb")
+    try:
+        pm.execute_notebook(str(path), str(tmp), parameters=parameters, kernel_name="python3",
+                            cwd=str(path.parent), progress_bar=False, log_output=False,
+                            request_save_on_cell_execute=False)
+    except Exception as exc:  # noqa: BLE001
+        failed = ROOT / "_build" / "failed" / path.name
+        failed.parent.mkdir(parents=True, exist_ok=True)
+        if tmp.exists():
+            os.replace(tmp, failed)
+        msg = str(exc).strip().splitlines()
+        raise RuntimeError(f"{path.name} failed ({type(exc).__name__}: "
+                           f"{msg[-1] if msg else ''}); executed copy in {failed}") from None
+    nb = nbformat.read(tmp, as_version=4)
+    _clean_metadata(nb)
+    nbformat.write(nb, tmp)
+    os.replace(tmp, path)
+
+
+def run_notebooks(profile: str = "default", device: str = "cpu", only: list[str] | None = None,
+                  checkpoint_dir: str | None = None, progress: bool = True) -> list[Path]:
+    """Execute the book's notebooks in place (see module docstring)."""
+    get_profile(profile)
+    nbs = book_notebooks()
+    if only:
+        by_name = {p.stem: p for p in nbs}
+        chosen = []
+        for name in only:
+            stem = Path(name).name.removesuffix(".ipynb")
+            if stem not in by_name:
+                raise BookError(f"--only: unknown notebook {name!r} (allowed: {', '.join(by_name)})")
+            chosen.append(by_name[stem])
+        nbs = [p for p in nbs if p in chosen]
+    params: dict[str, Any] = {"profile": profile, "device": device}
+    if checkpoint_dir is not None:
+        params["checkpoint_dir"] = str(Path(checkpoint_dir).resolve())
+    # the kernels inherit this: fbctrl's progress bars stay out of the notebooks' outputs
+    os.environ["TQDM_DISABLE"] = "1"
+    bar = tqdm(nbs, desc=f"notebooks ({profile}, {device})", unit="notebook", disable=not progress,
+               dynamic_ncols=True)
+    for p in bar:
+        bar.set_postfix_str(p.name)
+        run_notebook(p, params)
+    return nbs
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise BookError(message)
+
+
+def _device_arg(s: str) -> str:
+    try:
+        return check_device("--device", s)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _dir_arg(s: str) -> str:
+    if not Path(s).is_dir():
+        raise argparse.ArgumentTypeError(f"{s!r} is not a folder")
+    return s
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m fbctrl.book", description="Execute the book's notebooks in place.")
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+    r = sub.add_parser("run", help="execute notebooks in place with papermill")
+    r.add_argument("--profile", choices=list(PROFILES), default="default",
+                   help="; ".join(f"{k}: {v.description}" for k, v in PROFILES.items()))
+    r.add_argument("--device", type=_device_arg, default="cpu", help="cpu or cuda[:N]")
+    r.add_argument("--only", nargs="+", metavar="NAME", help="notebook names (e.g. model_and_task)")
+    r.add_argument("--checkpoint-dir", type=_dir_arg, default=None,
+                   help="folder of pre-trained networks (default: the repository's checkpoints/)")
+    r.add_argument("--no-progress", action="store_true")
+    sub.add_parser("list", help="list the notebooks in book order")
+    return p
+
+
+def main(argv=None) -> int:
+    try:
+        a = build_parser().parse_args(argv)
+        if a.cmd == "list":
+            for p in book_notebooks():
+                print(p.relative_to(ROOT))
+            return 0
+        run_notebooks(a.profile, a.device, a.only, a.checkpoint_dir, progress=not a.no_progress)
+        return 0
+    except BookError as exc:
+        print(f"fbctrl.book: error: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        print(f"fbctrl.book: error: {exc}", file=sys.stderr)
+        return 1

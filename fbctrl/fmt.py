@@ -1,0 +1,117 @@
+"""Numbers, rates, seed sets and tables as the book prints them (one place for every format).
+
+- :func:`fmt_num`: ``x`` to ``digits`` significant figures, powers of ten as ``5 × 10⁻⁵``;
+- :func:`mean_sem` / :func:`fmt_pm`: mean and standard error of the mean over seeds (ddof 1),
+  printed ``0.0124 ± 0.0004``;
+- :func:`fmt_rate`: a learning rate in prose; :func:`fmt_seeds`: the file-name tag of a seed set;
+- :func:`md_table`: a markdown table the book renders as a table.
+
+Intervals and tests are in :mod:`fbctrl.experiments.runs.stats`.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+from IPython.display import Markdown
+
+__all__ = ["fmt_num", "mean_sem", "fmt_pm", "fmt_rate", "fmt_seeds", "md_table"]
+
+
+_SUP = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _sci(mant: str, exp: int) -> str:
+    return f"{mant} × 10{str(exp).translate(_SUP)}"
+
+
+def fmt_num(x, digits: int = 3) -> str:
+    """``x`` rounded to ``digits`` significant figures, as prose: ``0.0123``, ``1.23 × 10⁻⁵``.
+    Plain notation for magnitudes 1e-3 .. 1e5, scientific outside."""
+    x = float(x)
+    if math.isnan(x):
+        return "n/a"
+    if math.isinf(x):
+        return "∞" if x > 0 else "-∞"
+    if x == 0:
+        return "0"
+    s = f"{x:.{digits - 1}e}"  # rounds once; the exponent is that of the rounded value
+    mant, exp = s.split("e")
+    exp = int(exp)
+    if -3 <= exp < 5:
+        dec = max(digits - 1 - exp, 0)
+        return f"{float(s):.{dec}f}"
+    return _sci(mant, exp)
+
+
+def mean_sem(values, axis=0) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard error of the mean (ddof = 1) along ``axis``; SEM is 0 for one value.
+    NaNs are ignored."""
+    a = np.asarray(values, dtype=np.float64)
+    n = np.sum(np.isfinite(a), axis=axis)
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        # all-NaN columns and single values: NaN mean / zero SEM, without numpy's RuntimeWarnings
+        warnings.simplefilter("ignore", RuntimeWarning)
+        m = np.nanmean(a, axis=axis)
+        sd = np.nanstd(a, axis=axis, ddof=1) if a.shape[axis] > 1 else np.zeros_like(m)
+        sem = np.where(n > 1, sd / np.sqrt(np.maximum(n, 1)), 0.0)
+    return m, sem
+
+
+def fmt_pm(values, digits: int = 2, max_digits: int = 4) -> str:
+    """``mean ± SEM`` over seeds. The SEM keeps two significant figures if it starts with 1 or 2,
+    else one (``digits=1``: always one); the mean is rounded to the same decimal place, but to at
+    most ``max_digits`` significant figures: ``0.0124 ± 0.0004``, ``1.10 ± 0.10``,
+    ``(1.25 ± 0.05) × 10⁻⁵``. One value: just the value (3 significant figures)."""
+    a = np.asarray(values, dtype=np.float64).ravel()
+    a = a[np.isfinite(a)]
+    if a.size == 0:
+        return "n/a"
+    if a.size == 1:
+        return fmt_num(a[0])
+    m, sem = (float(v) for v in mean_sem(a))
+    if sem == 0:
+        return f"{fmt_num(m)} ± 0"
+    lead = int(f"{sem:.0e}"[0])
+    sd = min(digits, 2) if lead <= 2 else 1
+    sem_r = float(f"{sem:.{sd - 1}e}")
+    e_sem = int(math.floor(math.log10(sem_r)))
+    dec = sd - 1 - e_sem
+    if m != 0:
+        dec = min(dec, max_digits - 1 - int(math.floor(math.log10(abs(m)))))
+    e_top = int(math.floor(math.log10(max(abs(m), sem_r))))
+    if -3 <= e_top < 5:
+        if dec <= 0:
+            q = 10 ** (-dec)
+            sem_txt = f"{round(sem_r / q) * q:.0f}"
+            return f"{round(m / q) * q:.0f} ± {sem_txt if float(sem_txt) else fmt_num(sem_r, 1)}"
+        sem_txt = f"{sem_r:.{dec}f}"
+        return f"{m:.{dec}f} ± {sem_txt if float(sem_txt) else fmt_num(sem_r, 1)}"
+    scale = 10.0 ** e_top
+    dec_s = max(dec + e_top, 0)
+    return f"({m / scale:.{dec_s}f} ± {sem_r / scale:.{dec_s}f}) × 10{str(e_top).translate(_SUP)}"
+
+
+def fmt_seeds(seeds) -> str:
+    """File-name tag of a seed set: ``s0-2`` for 0, 1, 2; ``s0_3`` otherwise."""
+    seeds = sorted(int(s) for s in seeds)
+    if len(seeds) > 1 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"s{seeds[0]}-{seeds[-1]}"
+    return "s" + "_".join(str(s) for s in seeds)
+
+
+def fmt_rate(lr: float) -> str:
+    """A learning rate as short prose: 5 × 10⁻⁵."""
+    return fmt_num(lr, 2)
+
+
+def md_table(headers: list[str], rows: list[list], *, align: str | None = None):
+    """A markdown table as a displayable object (rendered by the book as a real table).
+    Cells are strings (format numbers with :func:`fmt_num` / :func:`fmt_pm` first)."""
+    align = align or "l" + "r" * (len(headers) - 1)
+    sep = {"l": ":--", "r": "--:", "c": ":-:"}
+    lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join(sep[a] for a in align) + " |"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return Markdown("\n".join(lines))

@@ -1,0 +1,149 @@
+"""The package's layout (README, "Layout"): layers that import only downwards, no import cycles,
+no imports of the package inside functions, and short functions.
+
+    python -m pytest -q tests/test_layout.py        # the import graph and the longest functions
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parent.parent / "fbctrl"
+
+# Layers, lowest first: a module may import its own layer and the layers below it, never above.
+LAYERS = [
+    {"fbctrl.paths", "fbctrl.fmt"},
+    {"fbctrl.core"},
+    {"fbctrl.learning"},
+    {"fbctrl.analysis"},
+    {"fbctrl.perf"},
+    {"fbctrl.experiments"},
+    {"fbctrl.viz"},
+    {"fbctrl.book"},
+    {"fbctrl.__main__"},
+]
+MAX_LINES = 60
+# Measured hot paths allowed to be longer (python -m fbctrl bench: splitting them costs time per step).
+LONG_OK = {"fbctrl.core.bptt:loss_and_grads"}
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for p in sorted(PKG.rglob("*.py")):
+        parts = p.relative_to(PKG.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        out[name] = p
+    return out
+
+
+def _resolve(mod: str, node: ast.ImportFrom, is_pkg: bool) -> list[str]:
+    """Absolute fbctrl module names an ``from ... import ...`` refers to."""
+    if node.level:
+        base = mod.split(".")
+        base = base[: len(base) - node.level + (1 if is_pkg else 0)]
+        target = ".".join(base + ([node.module] if node.module else []))
+    else:
+        target = node.module or ""
+    if not target.startswith("fbctrl"):
+        return []
+    # "from .x import name": name may be a submodule
+    return [target] + [f"{target}.{a.name}" for a in node.names]
+
+
+def import_graph() -> tuple[dict[str, set[str]], list[str]]:
+    """{module: fbctrl modules it imports} and the imports made inside functions."""
+    mods = _modules()
+    graph, inner = {}, []
+    for name, path in mods.items():
+        tree = ast.parse(path.read_text())
+        deps = set()
+        funcs = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+        in_func = {id(s) for f in funcs for s in ast.walk(f) if isinstance(s, (ast.Import, ast.ImportFrom))}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                targets = [t for t in _resolve(name, node, path.name == "__init__.py") if t in mods]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names if a.name in mods]
+            else:
+                continue
+            if targets and id(node) in in_func:
+                inner.append(f"{name}: {ast.unparse(node)}")
+            deps.update(t for t in targets if t != name)
+        graph[name] = deps
+    return graph, inner
+
+
+def _layer(mod: str) -> int:
+    for i, layer in enumerate(LAYERS):
+        if any(mod == p or mod.startswith(p + ".") for p in layer):
+            return i
+    return -1   # fbctrl itself (the package's __init__)
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every import cycle found by depth-first search (empty: the graph is a DAG)."""
+    found, state, stack = [], {}, []
+
+    def visit(m):
+        state[m] = 1
+        stack.append(m)
+        for d in sorted(graph.get(m, ())):
+            if state.get(d) == 1:
+                found.append(stack[stack.index(d):] + [d])
+            elif d not in state:
+                visit(d)
+        stack.pop()
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m)
+    return found
+
+
+def function_lengths() -> list[tuple[int, str]]:
+    """(lines, "module:function") of every function, longest first."""
+    rows = []
+    for name, path in _modules().items():
+        for n in ast.walk(ast.parse(path.read_text())):
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                rows.append((n.end_lineno - n.lineno + 1, f"{name}:{n.name}"))
+    return sorted(rows, reverse=True)
+
+
+def test_every_module_has_a_layer():
+    assert [m for m in _modules() if m != "fbctrl" and _layer(m) < 0] == []
+
+
+def test_no_import_cycles():
+    graph, _ = import_graph()
+    # the package __init__ files re-export their modules: the cycle check is about modules
+    assert cycles(graph) == []
+
+
+def test_layers_import_only_downwards():
+    graph, _ = import_graph()
+    bad = [f"{m} (layer {_layer(m)}) imports {d} (layer {_layer(d)})"
+           for m, deps in graph.items() for d in deps
+           if _layer(d) > _layer(m) and not (m.endswith("__init__") or d == m.rsplit(".", 1)[0])]
+    assert bad == []
+
+
+def test_no_package_imports_inside_functions():
+    _, inner = import_graph()
+    assert inner == []
+
+
+def test_the_checker_sees_a_cycle_and_an_upward_import():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+    assert _layer("fbctrl.book.data") > _layer("fbctrl.core.model")
+
+
+if __name__ == "__main__":
+    g, _ = import_graph()
+    for n, name in function_lengths()[:10]:
+        print(f"{n:4d}  {name}")
