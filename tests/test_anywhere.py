@@ -70,8 +70,6 @@ def test_bad_folders_stop_with_one_line(kw, start):
 def test_notebooks_do_not_resolve_data_from_the_working_folder(path):
     nb = nbformat.read(path, as_version=4)
     params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-    if path.stem == "performance" and "../" in params.source:  # another engineer's file (issue 8)
-        pytest.xfail("performance.ipynb still defaults results_dir to '../results'")
     assert "../" not in params.source, f"{path.name}: a default relative to the working folder"
 
 
@@ -86,8 +84,6 @@ def test_colab_cell_clones_the_configured_repository():
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_every_notebook_starts_with_the_current_colab_cell(path):
-    if path.stem == "performance" and not colab.has_current_cell(nbformat.read(path, as_version=4)):
-        pytest.xfail("performance.ipynb gets its Colab cell last (another engineer's file)")
     assert colab.has_current_cell(nbformat.read(path, as_version=4)), \
         f"{path.name}: run python -m fbctrl.book.colab add {path.relative_to(ROOT)}"
 
