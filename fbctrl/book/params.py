@@ -167,15 +167,20 @@ def _check_angle(name, v):
     return float(v)
 
 
-def _check_angles(name, v):
+def _number_list(name, v, ok, what: str):
+    """None, one number or a list of numbers (a string from papermill is parsed): each must pass
+    ``ok``; ``what`` names the items in the one-line error."""
     v = _literal(v)
     if v is None:
         return None
-    if _is_number(v):
-        v = [v]
-    if not isinstance(v, (list, tuple)) or not v:
-        raise ValueError(f"{name} must be None or a list of angles in degrees, got {v!r}")
-    return tuple(_check_angle(name, a) for a in v)
+    items = [v] if _is_number(v) else v
+    if not isinstance(items, (list, tuple)) or not items or not all(_is_number(x) and ok(float(x)) for x in items):
+        raise ValueError(f"{name} must be None or a list of {what}, got {v!r}")
+    return tuple(float(x) for x in items)
+
+
+def _check_angles(name, v):
+    return _number_list(name, v, math.isfinite, "angles in degrees")
 
 
 def _check_pos_int(name, v):
@@ -232,15 +237,7 @@ def _check_rules(name, v):
 
 
 def _check_pos_floats(name, v):
-    v = _literal(v)
-    if v is None:
-        return None
-    if _is_number(v):
-        v = [v]
-    if not isinstance(v, (list, tuple)) or not v or not all(
-            _is_number(x) and math.isfinite(float(x)) and float(x) > 0 for x in v):
-        raise ValueError(f"{name} must be None or a list of positive numbers, got {v!r}")
-    return tuple(float(x) for x in v)
+    return _number_list(name, v, lambda x: math.isfinite(x) and x > 0, "positive numbers")
 
 
 def _check_kind(name, v):
@@ -260,24 +257,26 @@ def _int_list(v):
     return v
 
 
-def _check_step_list(name, v):
-    v = _int_list(v)
-    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-        v = [v]
-    if not isinstance(v, (list, tuple)) or not v or not all(
-            isinstance(s, (int, np.integer)) and not isinstance(s, bool) and 1 <= s < TaskConfig().T for s in v):
-        raise ValueError(f"{name} must be a list of time steps (integers 1..{TaskConfig().T - 1}), got {v!r}")
-    return tuple(int(s) for s in v)
+def _int_list_rule(lo: int, hi: int, what: str, *, distinct: bool = False, sort: bool = False):
+    """A check for a list of integers in lo..hi (a single integer, or '[1, 2]' from papermill,
+    is accepted): ``what`` names the items in the error line."""
+    def check(name, v):
+        v = _int_list(v)
+        if _is_int(v):
+            v = [v]
+        if not isinstance(v, (list, tuple)) or not v or not all(_is_int(s) and lo <= s <= hi for s in v) \
+                or (distinct and len(set(v)) != len(v)):
+            raise ValueError(f"{name} must be a list of {'distinct ' if distinct else ''}{what} "
+                             f"(integers {lo}..{hi}), got {v!r}")
+        out = [int(s) for s in v]
+        return tuple(sorted(out) if sort else out)
+    return check
 
 
-def _check_lags(name, v):
-    v = _int_list(v)
-    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-        v = [v]
-    if not isinstance(v, (list, tuple)) or not v or not all(
-            isinstance(s, (int, np.integer)) and not isinstance(s, bool) and 1 <= s <= 50 for s in v):
-        raise ValueError(f"{name} must be a list of lags in steps (integers 1..50), got {v!r}")
-    return tuple(int(s) for s in v)
+_check_step_list = _int_list_rule(1, TaskConfig.T - 1, "time steps")
+_check_lags = _int_list_rule(1, 50, "lags in steps")
+_check_targets = _int_list_rule(0, 7, "centre-out target indices", distinct=True)
+_check_iters = _int_list_rule(1, 5000, "iteration counts", sort=True)
 
 
 def _check_norm(name, v):
@@ -286,31 +285,10 @@ def _check_norm(name, v):
     return v
 
 
-def _check_targets(name, v):
-    v = _int_list(v)
-    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-        v = [v]
-    if not isinstance(v, (list, tuple)) or not v or not all(
-            isinstance(s, (int, np.integer)) and not isinstance(s, bool) and 0 <= s < 8 for s in v) \
-            or len(set(v)) != len(v):
-        raise ValueError(f"{name} must be a list of distinct centre-out target indices 0..7, got {v!r}")
-    return tuple(int(s) for s in v)
-
-
 def _check_stride(name, v):
-    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or not 1 <= v <= 50:
+    if not _is_int(v) or not 1 <= v <= 50:
         raise ValueError(f"{name} must be an integer 1..50 (steps), got {v!r}")
     return int(v)
-
-
-def _check_iters(name, v):
-    v = _int_list(v)
-    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-        v = [v]
-    if not isinstance(v, (list, tuple)) or not v or not all(
-            isinstance(s, (int, np.integer)) and not isinstance(s, bool) and 1 <= s <= 5000 for s in v):
-        raise ValueError(f"{name} must be a list of iteration counts (integers 1..5000), got {v!r}")
-    return tuple(sorted(int(s) for s in v))
 
 
 def _check_eigs(name, v):

@@ -24,7 +24,7 @@ from dataclasses import dataclass, fields, replace
 
 import torch
 
-from .task import Trials
+from .task import TaskConfig, Trials
 
 __all__ = ["NetworkConfig", "Network", "Rollout", "init_network", "rollout", "draw_x0", "trial_loss",
            "PARAM_NAMES"]
@@ -37,13 +37,13 @@ class NetworkConfig:
     """Architecture (SPEC 1). ``feedback_density`` is the fraction of non-zero entries of the
     fixed 0/1 feedback mask M; 0 removes the feedback pathway. ``delay`` is in steps."""
 
-    n: int = 400
-    n_in: int = 3
-    n_out: int = 2
-    dt: float = 0.01
-    tau: float = 0.05
-    feedback_density: float = 1.0
-    delay: int = 0
+    n: int = 400                     # recurrent units
+    n_in: int = 3                    # inputs: target offset (2) and hold signal
+    n_out: int = 2                   # outputs: hand velocity (x, y)
+    dt: float = TaskConfig.dt        # s per step (the task's step)
+    tau: float = 0.05                # s, membrane time constant
+    feedback_density: float = 1.0    # fraction of non-zero entries of the mask M
+    delay: int = 0                   # steps between the error and its feedback
 
     def __post_init__(self):
         if int(self.n) != self.n or self.n <= 0:

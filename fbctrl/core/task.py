@@ -42,10 +42,10 @@ __all__ = [
 class TaskConfig:
     """Timing and geometry of the reach task (SPEC 2). All constants are parameters."""
 
-    T: int = 125
-    dt: float = 0.01
-    go_step: int = 20
-    move_steps: int = 100
+    T: int = 125                     # steps per trial
+    dt: float = 0.01                 # s per step
+    go_step: int = 20                # first step of the movement
+    move_steps: int = 100            # steps of the sigmoid reach
     sigmoid_gain: float = 10.0
     random_halfwidth: float = 6.0
     centre_out_radius: float = 5.0

@@ -44,11 +44,11 @@ __all__ = ["PretrainConfig", "pretrain", "network_tag", "Trainer"]
 class PretrainConfig:
     """Pre-training protocol (SPEC 3). ``train_push``: pushes (SPEC 2) in the training batches."""
 
-    n: int = 400
-    feedback_density: float = 1.0
-    delay: int = 0
-    batches: int = 5000
-    batch_size: int = 256
+    n: int = NetworkConfig.n
+    feedback_density: float = NetworkConfig.feedback_density
+    delay: int = NetworkConfig.delay
+    batches: int = 5000              # Adam steps
+    batch_size: int = 256            # trials per step
     lr: float = 1e-3
     betas: tuple[float, float] = (0.9, 0.999)
     clip: float = 0.2

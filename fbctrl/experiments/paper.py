@@ -58,11 +58,11 @@ KINDS = ("fb", "nofb")
 class PaperConfig:
     """Sizes of the paper protocol (defaults: the paper's scale, SPEC 3-5 and issue 'verdicts')."""
 
-    n: int = 400
-    pretrain_batches: int = 5000
-    batch_size: int = 256
-    eval_every: int = 100
-    checkpoint_every: int = 200
+    n: int = PretrainConfig.n
+    pretrain_batches: int = PretrainConfig.batches
+    batch_size: int = PretrainConfig.batch_size
+    eval_every: int = PretrainConfig.eval_every
+    checkpoint_every: int = PretrainConfig.checkpoint_every
     fb_seeds: tuple = tuple(range(10))
     nofb_seeds: tuple = tuple(range(10))
     rotations: tuple = (30.0, 40.0, 50.0, 60.0)

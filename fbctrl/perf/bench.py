@@ -152,24 +152,21 @@ def floor_rflo(n: int = 400, T: int = 125, R: int = 1, device="cpu", repeats: in
         W = torch.randn(c, n, n, device=device) / math.sqrt(n)
         a, b = torch.rand(c, n, 1, device=device), torch.rand(c, 1, n, device=device)
         y, bT = torch.empty(c, n, 1, device=device), b.mT.contiguous()
-        P1, W1, a1, b1, y1 = P[0], W[0], a[0, :, 0], b[0, 0], y[0, :, 0]
+        if c == 1:   # one run: the 2-D kernels (addr_, mv) on views of the batch-1 tensors
+            P_, W_, a_, b_, x_, y_ = P[0], W[0], a[0, :, 0], b[0, 0], b[0, 0], y[0, :, 0]
+            outer, prod = torch.Tensor.addr_, torch.mv
+        else:
+            P_, W_, a_, b_, x_, y_ = P, W, a, b, bT, y
+            outer, prod = torch.Tensor.baddbmm_, torch.bmm
 
-        def trial_1():
+        def trial():
             for _ in range(T):
                 if fused:
-                    P1.addr_(a1, b1, beta=beta, alpha=alpha)
+                    outer(P_, a_, b_, beta=beta, alpha=alpha)
                 else:
-                    P1.mul_(beta).addr_(a1, b1, alpha=alpha)
-                torch.mv(W1, b1, out=y1)
-
-        def trial_c():
-            for _ in range(T):
-                if fused:
-                    P.baddbmm_(a, b, beta=beta, alpha=alpha)
-                else:
-                    P.mul_(beta).baddbmm_(a, b, alpha=alpha)
-                torch.bmm(W, bT, out=y)
-        return (trial_1 if c == 1 else trial_c), c
+                    outer(P_.mul_(beta), a_, b_, alpha=alpha)
+                prod(W_, x_, out=y_)
+        return trial, c
 
     cands = {(c, fused): make(c, fused) for c in _chunk_sizes(R, device) for fused in (True, False)}
     return _cheapest_per_run(cands, repeats, device)

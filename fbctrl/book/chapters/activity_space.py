@@ -127,10 +127,8 @@ def _glue_pretraining(ch: Chapter) -> None:
 
 def glue_results(ch: Chapter) -> None:
     """Glue every number and sentence of the chapter."""
-    _glue_cosines(ch)
-    _glue_verdicts(ch)
-    _glue_sentences(ch)
-    _glue_pretraining(ch)
+    for part in (_glue_cosines, _glue_verdicts, _glue_sentences, _glue_pretraining):
+        part(ch)
 
 
 def networks_table(ch: Chapter):
