@@ -116,105 +116,129 @@ def _existing_file(s):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m fbctrl", description="Feedback-controlled RNNs (Kaleb et al. 2024).")
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
-
-    pt = sub.add_parser("pretrain", help="BPTT pre-training of one or several seeds in lockstep")
-    pt.add_argument("--feedback", choices=["on", "off"], default="on",
-                    help="on: feedback density 1 (learned W_fb); off: density 0")
-    pt.add_argument("--density", type=_density, default=None, help="feedback density (overrides --feedback)")
-    pt.add_argument("--delay", type=_nonneg_int("delay"), default=0, help="feedback delay in steps")
-    pt.add_argument("--seeds", type=_nonneg_int("seeds"), nargs="+", default=[0])
-    pt.add_argument("--n", type=_positive_int("n"), default=400)
-    pt.add_argument("--batches", type=_positive_int("batches"), default=5000)
-    pt.add_argument("--batch-size", type=_positive_int("batch-size"), default=256)
-    pt.add_argument("--lr", type=_positive_float("lr"), default=1e-3)
-    pt.add_argument("--eval-every", type=_positive_int("eval-every"), default=100)
-    pt.add_argument("--checkpoint-every", type=_positive_int("checkpoint-every"), default=200)
-    pt.add_argument("--no-push", action="store_true", help="train without pushes")
-    pt.add_argument("--out", required=True, help="output folder")
-    pt.add_argument("--device", type=_device, default="cpu")
-    pt.add_argument("--no-progress", action="store_true")
-
-    ev = sub.add_parser("evaluate", help="loss of a checkpoint on a test set")
-    ev.add_argument("checkpoint", type=_existing_file)
-    ev.add_argument("--task", choices=["centre-out", "random"], default="centre-out")
-    ev.add_argument("--rotation", type=_angle, default=0.0, help="visuomotor rotation in degrees")
-    ev.add_argument("--controller", choices=["on", "off"], default="on")
-    ev.add_argument("--push", action="store_true")
-    ev.add_argument("--trials", type=_positive_int("trials"), default=256)
-    ev.add_argument("--seed", type=_nonneg_int("seed"), default=0)
-    ev.add_argument("--device", type=_device, default="cpu")
-    ev.add_argument("--json", action="store_true")
-
-    pp = sub.add_parser("paper", help="the paper's protocol as resumable units (pre-training, adaptation, sweep)")
-    pp.add_argument("--device", type=_device, default="cpu")
-    pp.add_argument("--budget-minutes", type=_positive_float("budget-minutes"), default=None,
-                    help="stop cleanly before a batch that would not fit (the most important results come first)")
-    pp.add_argument("--plan", action="store_true", help="print the plan and its estimated time, run nothing")
-    pp.add_argument("--tiny", action="store_true", help="a dry run of every stage at n 20 with 2 seeds (seconds on a CPU)")
-    pp.add_argument("--checkpoint-dir", default=None, help="networks (default: the repository's checkpoints/published)")
-    pp.add_argument("--results-dir", default=None, help="one file per unit (default: the repository's results/paper)")
-    pp.add_argument("--max-runs", type=_positive_int("max-runs"), default=None,
-                    help="runs per lockstep group (default: on a CPU 10 for RFLO and 1 for online BPTT, a whole stage on a GPU)")
-    pp.add_argument("--no-calibrate", action="store_true", help="skip the timing of a few batches and trials")
-    pp.add_argument("--save", default=None, help="with --plan: also write the plan's cost per stage (measured, "
-                    "and the published code's for the same work) to this .json file")
-    pp.add_argument("--no-progress", action="store_true")
-
-    vd = sub.add_parser("verdicts", help="the verdict table from the paper protocol's unit files")
-    vd.add_argument("--checkpoint-dir", default=None)
-    vd.add_argument("--results-dir", default=None)
-    vd.add_argument("--tiny", action="store_true", help="read the files of a tiny dry run")
-    vd.add_argument("--json", action="store_true")
-
-    ad = sub.add_parser("adapt", help="trial-by-trial adaptation of W_rec to a rotation")
-    ad.add_argument("checkpoint", type=_existing_file)
-    ad.add_argument("--rule", choices=["bptt", "rflo"], required=True)
-    ad.add_argument("--controller", choices=["on", "off"], default="on")
-    ad.add_argument("--rotation", type=_angle, default=30.0)
-    ad.add_argument("--trials", type=_positive_int("trials"), default=500)
-    ad.add_argument("--lr", type=_positive_float("lr"), default=None,
-                    help="learning rate (default: the paper's rate for the condition)")
-    ad.add_argument("--seed", type=_nonneg_int("seed"), default=0)
-    ad.add_argument("--delay", type=_nonneg_int("delay"), default=None)
-    ad.add_argument("--out", required=True, help="output .npz")
-    ad.add_argument("--device", type=_device, default="cpu")
-    ad.add_argument("--no-progress", action="store_true")
-
-    rp = sub.add_parser("reproduce", help="the four adaptation conditions on the shipped networks, with a summary")
-    rp.add_argument("--checkpoints", default="checkpoints", help="folder with {fb,nofb}_seed*.pt")
-    rp.add_argument("--kind", default="fb", help="checkpoint tag: fb, nofb, ...")
-    rp.add_argument("--seeds", type=_nonneg_int("seeds"), nargs="+", default=None)
-    rp.add_argument("--rotation", type=_angle, default=30.0)
-    rp.add_argument("--trials", type=_positive_int("trials"), default=500)
-    rp.add_argument("--align-every", type=_positive_int("align-every"), default=50)
-    rp.add_argument("--bptt-weights", choices=["history", "current"], default="current")
-    rp.add_argument("--no-activity", action="store_true", help="skip the activity-space alignment")
-    rp.add_argument("--out", required=True, help="output .npz")
-    rp.add_argument("--device", type=_device, default="cpu")
-    rp.add_argument("--no-progress", action="store_true")
-    rp.add_argument("--json", action="store_true")
-
-    sw = sub.add_parser("sweep", help="learning-rate sweep (Figure 8) on the shipped networks")
-    sw.add_argument("--checkpoints", default="checkpoints")
-    sw.add_argument("--kind", default="fb")
-    sw.add_argument("--seeds", type=_nonneg_int("seeds"), nargs="+", default=None)
-    sw.add_argument("--rotations", type=_angle, nargs="+", default=[30.0])
-    sw.add_argument("--rules", choices=["rflo", "bptt"], nargs="+", default=["rflo", "bptt"])
-    sw.add_argument("--trials", type=_positive_int("trials"), default=200)
-    sw.add_argument("--out", required=True, help="output .npz")
-    sw.add_argument("--device", type=_device, default="cpu")
-    sw.add_argument("--no-progress", action="store_true")
-
-    be = sub.add_parser("bench", help="benchmarks (print ratios, never assert)")
-    be.add_argument("what", choices=["pretrain", "adapt", "memory"])
-    be.add_argument("--device", type=_device, default="cpu")
-    be.add_argument("--batches", type=_positive_int("batches"), default=10)
-    be.add_argument("--seeds", type=_positive_int("seeds"), default=1, help="networks in lockstep")
-    be.add_argument("--json", action="store_true")
-    be.add_argument("--save", default=None, help="also write the result, with its provenance, to this .json file")
-    for size in ("n", "T", "repeats"):  # other sizes than the paper's, for tests (not in --help)
-        be.add_argument(f"--{size}", type=_positive_int(size), default=None, help=argparse.SUPPRESS)
+    _add_pretrain(sub)
+    _add_evaluate(sub)
+    _add_paper(sub)
+    _add_verdicts(sub)
+    _add_adapt(sub)
+    _add_reproduce(sub)
+    _add_sweep(sub)
+    _add_bench(sub)
     return p
+
+
+def _add_pretrain(sub) -> None:
+    p = sub.add_parser("pretrain", help="BPTT pre-training of one or several seeds in lockstep")
+    p.add_argument("--feedback", choices=["on", "off"], default="on",
+                   help="on: feedback density 1 (learned W_fb); off: density 0")
+    p.add_argument("--density", type=_density, default=None, help="feedback density (overrides --feedback)")
+    p.add_argument("--delay", type=_nonneg_int("delay"), default=0, help="feedback delay in steps")
+    p.add_argument("--seeds", type=_nonneg_int("seeds"), nargs="+", default=[0])
+    p.add_argument("--n", type=_positive_int("n"), default=400)
+    p.add_argument("--batches", type=_positive_int("batches"), default=5000)
+    p.add_argument("--batch-size", type=_positive_int("batch-size"), default=256)
+    p.add_argument("--lr", type=_positive_float("lr"), default=1e-3)
+    p.add_argument("--eval-every", type=_positive_int("eval-every"), default=100)
+    p.add_argument("--checkpoint-every", type=_positive_int("checkpoint-every"), default=200)
+    p.add_argument("--no-push", action="store_true", help="train without pushes")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--device", type=_device, default="cpu")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="loss of a checkpoint on a test set")
+    p.add_argument("checkpoint", type=_existing_file)
+    p.add_argument("--task", choices=["centre-out", "random"], default="centre-out")
+    p.add_argument("--rotation", type=_angle, default=0.0, help="visuomotor rotation in degrees")
+    p.add_argument("--controller", choices=["on", "off"], default="on")
+    p.add_argument("--push", action="store_true")
+    p.add_argument("--trials", type=_positive_int("trials"), default=256)
+    p.add_argument("--seed", type=_nonneg_int("seed"), default=0)
+    p.add_argument("--device", type=_device, default="cpu")
+    p.add_argument("--json", action="store_true")
+
+
+def _add_paper(sub) -> None:
+    p = sub.add_parser("paper", help="the paper's protocol as resumable units (pre-training, adaptation, sweep)")
+    p.add_argument("--device", type=_device, default="cpu")
+    p.add_argument("--budget-minutes", type=_positive_float("budget-minutes"), default=None,
+                   help="stop cleanly before a batch that would not fit (the most important results come first)")
+    p.add_argument("--plan", action="store_true", help="print the plan and its estimated time, run nothing")
+    p.add_argument("--tiny", action="store_true", help="a dry run of every stage at n 20 with 2 seeds (seconds on a CPU)")
+    p.add_argument("--checkpoint-dir", default=None, help="networks (default: the repository's checkpoints/published)")
+    p.add_argument("--results-dir", default=None, help="one file per unit (default: the repository's results/paper)")
+    p.add_argument("--max-runs", type=_positive_int("max-runs"), default=None,
+                   help="runs per lockstep group (default: on a CPU 10 for RFLO and 1 for online BPTT, a whole stage on a GPU)")
+    p.add_argument("--no-calibrate", action="store_true", help="skip the timing of a few batches and trials")
+    p.add_argument("--save", default=None, help="with --plan: also write the plan's cost per stage (measured, "
+                   "and the published code's for the same work) to this .json file")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _add_verdicts(sub) -> None:
+    p = sub.add_parser("verdicts", help="the verdict table from the paper protocol's unit files")
+    p.add_argument("--checkpoint-dir", default=None)
+    p.add_argument("--results-dir", default=None)
+    p.add_argument("--tiny", action="store_true", help="read the files of a tiny dry run")
+    p.add_argument("--json", action="store_true")
+
+
+def _add_adapt(sub) -> None:
+    p = sub.add_parser("adapt", help="trial-by-trial adaptation of W_rec to a rotation")
+    p.add_argument("checkpoint", type=_existing_file)
+    p.add_argument("--rule", choices=["bptt", "rflo"], required=True)
+    p.add_argument("--controller", choices=["on", "off"], default="on")
+    p.add_argument("--rotation", type=_angle, default=30.0)
+    p.add_argument("--trials", type=_positive_int("trials"), default=500)
+    p.add_argument("--lr", type=_positive_float("lr"), default=None,
+                   help="learning rate (default: the paper's rate for the condition)")
+    p.add_argument("--seed", type=_nonneg_int("seed"), default=0)
+    p.add_argument("--delay", type=_nonneg_int("delay"), default=None)
+    p.add_argument("--out", required=True, help="output .npz")
+    p.add_argument("--device", type=_device, default="cpu")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _add_reproduce(sub) -> None:
+    p = sub.add_parser("reproduce", help="the four adaptation conditions on the shipped networks, with a summary")
+    p.add_argument("--checkpoints", default="checkpoints", help="folder with {fb,nofb}_seed*.pt")
+    p.add_argument("--kind", default="fb", help="checkpoint tag: fb, nofb, ...")
+    p.add_argument("--seeds", type=_nonneg_int("seeds"), nargs="+", default=None)
+    p.add_argument("--rotation", type=_angle, default=30.0)
+    p.add_argument("--trials", type=_positive_int("trials"), default=500)
+    p.add_argument("--align-every", type=_positive_int("align-every"), default=50)
+    p.add_argument("--bptt-weights", choices=["history", "current"], default="current")
+    p.add_argument("--no-activity", action="store_true", help="skip the activity-space alignment")
+    p.add_argument("--out", required=True, help="output .npz")
+    p.add_argument("--device", type=_device, default="cpu")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--json", action="store_true")
+
+
+def _add_sweep(sub) -> None:
+    p = sub.add_parser("sweep", help="learning-rate sweep (Figure 8) on the shipped networks")
+    p.add_argument("--checkpoints", default="checkpoints")
+    p.add_argument("--kind", default="fb")
+    p.add_argument("--seeds", type=_nonneg_int("seeds"), nargs="+", default=None)
+    p.add_argument("--rotations", type=_angle, nargs="+", default=[30.0])
+    p.add_argument("--rules", choices=["rflo", "bptt"], nargs="+", default=["rflo", "bptt"])
+    p.add_argument("--trials", type=_positive_int("trials"), default=200)
+    p.add_argument("--out", required=True, help="output .npz")
+    p.add_argument("--device", type=_device, default="cpu")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="benchmarks (print ratios, never assert)")
+    p.add_argument("what", choices=["pretrain", "adapt", "memory"])
+    p.add_argument("--device", type=_device, default="cpu")
+    p.add_argument("--batches", type=_positive_int("batches"), default=10)
+    p.add_argument("--seeds", type=_positive_int("seeds"), default=1, help="networks in lockstep")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--save", default=None, help="also write the result, with its provenance, to this .json file")
+    for size in ("n", "T", "repeats"):  # other sizes than the paper's, for tests (not in --help)
+        p.add_argument(f"--{size}", type=_positive_int(size), default=None, help=argparse.SUPPRESS)
 
 
 def cmd_pretrain(a) -> int:

@@ -234,29 +234,49 @@ def load_adaptation(P, rotation_deg: float, kind: str = "fb", *, seeds=None, tri
     network of ``kind`` exists.
     """
     paper = P.profile_name == "paper"
-    files = _consistent(adapt_files(P.results_dir, kind, rotation_deg, paper=paper))
     want = list(seeds) if seeds is not None else None
-    if files:
-        res, meta = load_results(files)
-        fseeds = [int(s) for s in meta.get("seeds", [])]
-        ftrials = int(next(iter(res.values()))["test_loss"].shape[1])
-        use = want if want is not None else fseeds
-        if use and all(s in fseeds for s in use) and (trials is None or trials <= ftrials):
-            res = {c: r for c, r in _select(res, fseeds, use).items() if c.split("+")[0].lower() in rules}
-            if trials is not None:
-                res = _truncate(res, trials)
-            cmds = [m.get("command", "") for m in meta.get("files", [meta])]
-            return AdaptSet(rotation_deg=float(rotation_deg), kind=kind, results=res, seeds=list(use),
-                            trials=trials or ftrials, source="files", files=[p.name for p in files], commands=cmds,
-                            lrs=_lrs_from_meta(meta))
-    if not compute:
+    files = _consistent(adapt_files(P.results_dir, kind, rotation_deg, paper=paper))
+    ad = _adaptation_from_files(files, rotation_deg, kind, want, trials, rules) if files else None
+    if ad is not None or not compute:
+        return ad
+    nets_d = _wanted_networks(P, kind, want)
+    if not nets_d:
         return None
+    return _compute_adaptation(P, nets_d, rotation_deg, kind, trials=trials, rules=rules, align_every=align_every,
+                               progress=progress)
+
+
+def _wanted_networks(P, kind: str, want: list[int] | None) -> dict[int, Network]:
+    """The networks of ``kind`` (of the seeds ``want``, if given), loaded -> {seed: Network}."""
     paths = checkpoints(P, kind)
     if want is not None:
         paths = {s: p for s, p in paths.items() if s in want}
-    if not paths:
+    return {s: load_checkpoint(p, device=P.device) for s, p in paths.items()}
+
+
+def _adaptation_from_files(files: list[Path], rotation_deg: float, kind: str, want: list[int] | None,
+                           trials: int | None, rules) -> AdaptSet | None:
+    """The runs of :func:`load_adaptation` from result files, if they hold every wanted seed and
+    at least ``trials`` trials (cut to ``trials``); else None."""
+    res, meta = load_results(files)
+    fseeds = [int(s) for s in meta.get("seeds", [])]
+    ftrials = int(next(iter(res.values()))["test_loss"].shape[1])
+    use = want if want is not None else fseeds
+    if not (use and all(s in fseeds for s in use) and (trials is None or trials <= ftrials)):
         return None
-    nets_d = {s: load_checkpoint(p, device=P.device) for s, p in paths.items()}
+    res = {c: r for c, r in _select(res, fseeds, use).items() if c.split("+")[0].lower() in rules}
+    if trials is not None:
+        res = _truncate(res, trials)
+    cmds = [m.get("command", "") for m in meta.get("files", [meta])]
+    return AdaptSet(rotation_deg=float(rotation_deg), kind=kind, results=res, seeds=list(use),
+                    trials=trials or ftrials, source="files", files=[p.name for p in files], commands=cmds,
+                    lrs=_lrs_from_meta(meta))
+
+
+def _compute_adaptation(P, nets_d: dict[int, Network], rotation_deg: float, kind: str, *, trials: int | None,
+                        rules, align_every: int | None, progress: bool) -> AdaptSet:
+    """The runs of :func:`load_adaptation` computed now (paper profile: saved to ``results_dir``)."""
+    paper = P.profile_name == "paper"
     nets = stack(nets_d)
     use = list(nets_d)
     n_trials = trials or (P.profile.adapt_trials if paper else LIVE_TRIALS)
@@ -398,20 +418,38 @@ def load_sweep_set(P, rotation_deg: float, kind: str = "fb", *, seeds=None, tria
     computed now at that rotation (default profile: ``trials or LIVE_SWEEP_TRIALS`` trials, the
     chosen seeds, not saved; paper profile: ``trials or 200`` trials, saved)."""
     paper = P.profile_name == "paper"
-    folder = Path(P.results_dir)
-    groups: dict[tuple, list] = {}
-    if folder.is_dir():
-        for p in sorted(folder.iterdir()):
-            m = _SWEEP_RE.match(p.name)
-            if not (m and m["kind"] == kind and bool(m["paper"]) == paper):
-                continue
-            d = _load_sweep_file(p)
-            meta = d["meta"]
-            if not any(math.isclose(float(r), rotation_deg) for r in meta["rotations"]):
-                continue
-            key = (json.dumps(meta["rates"], sort_keys=True), json.dumps(meta["rotations"]), meta["trials"])
-            groups.setdefault(key, []).append((p, d))
     want = list(seeds) if seeds is not None else None
+    sw = _sweep_from_files(_sweep_groups(Path(P.results_dir), kind, rotation_deg, paper), want, trials)
+    if sw is not None or not compute:
+        return sw
+    nets_d = _wanted_networks(P, kind, want)
+    if not nets_d:
+        return None
+    return _compute_sweep(P, nets_d, rotation_deg, kind, trials=trials, rules=rules, progress=progress)
+
+
+def _sweep_groups(folder: Path, kind: str, rotation_deg: float, paper: bool) -> dict[tuple, list]:
+    """Sweep files holding ``rotation_deg``, grouped by (rates, rotations, trials) ->
+    {key: [(path, contents)]}."""
+    groups: dict[tuple, list] = {}
+    if not folder.is_dir():
+        return groups
+    for p in sorted(folder.iterdir()):
+        m = _SWEEP_RE.match(p.name)
+        if not (m and m["kind"] == kind and bool(m["paper"]) == paper):
+            continue
+        d = _load_sweep_file(p)
+        meta = d["meta"]
+        if not any(math.isclose(float(r), rotation_deg) for r in meta["rotations"]):
+            continue
+        key = (json.dumps(meta["rates"], sort_keys=True), json.dumps(meta["rotations"]), meta["trials"])
+        groups.setdefault(key, []).append((p, d))
+    return groups
+
+
+def _sweep_from_files(groups: dict[tuple, list], want: list[int] | None, trials: int | None) -> SweepSet | None:
+    """The first group of sweep files holding every wanted seed and at least ``trials`` trials,
+    concatenated over seeds (cut to ``trials``, the final losses recomputed); else None."""
     for key, parts in groups.items():
         fseeds = [int(s) for _, d in parts for s in d["meta"]["seeds"]]
         use = want if want is not None else sorted(fseeds)
@@ -434,15 +472,13 @@ def load_sweep_set(P, rotation_deg: float, kind: str = "fb", *, seeds=None, tria
                         rotations=[float(r) for r in meta0["rotations"]], seeds=list(use), trials=n_trials,
                         final=final_, diverged=div, curves=curves, source="files", files=[p.name for p, _ in parts],
                         commands=[d["meta"].get("command", "") for _, d in parts])
-    if not compute:
-        return None
-    paths = checkpoints(P, kind)
-    if want is not None:
-        paths = {s: p for s, p in paths.items() if s in want}
-    if not paths:
-        return None
+    return None
 
-    nets_d = {s: load_checkpoint(p, device=P.device) for s, p in paths.items()}
+
+def _compute_sweep(P, nets_d: dict[int, Network], rotation_deg: float, kind: str, *, trials: int | None, rules,
+                   progress: bool) -> SweepSet:
+    """The sweep of :func:`load_sweep_set` computed now (paper profile: saved to ``results_dir``)."""
+    paper = P.profile_name == "paper"
     n_trials = trials or (200 if paper else LIVE_SWEEP_TRIALS)
     t0 = time.perf_counter()
     sw = lr_sweep(stack(nets_d), list(nets_d), rates=SWEEP_RATES, rotations=(float(rotation_deg),), trials=n_trials,
@@ -450,7 +486,7 @@ def load_sweep_set(P, rotation_deg: float, kind: str = "fb", *, seeds=None, tria
     secs = time.perf_counter() - t0
     saved = []
     if paper:
-        path = folder / f"paper_lr_sweep_{kind}_rot{_rot_tag(rotation_deg)}_{fmt_seeds(list(nets_d))}.npz"
+        path = Path(P.results_dir) / f"paper_lr_sweep_{kind}_rot{_rot_tag(rotation_deg)}_{fmt_seeds(list(nets_d))}.npz"
         save_sweep(path, sw, {"command": "notebook (paper profile): fbctrl.book.data.load_sweep_set", "kind": kind})
         saved = [path.name]
     return SweepSet(rates={k: [float(x) for x in v] for k, v in sw["rates"].items()},

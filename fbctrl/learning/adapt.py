@@ -143,6 +143,41 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
     e_0 (it depends on the random initial state only); the controller feeds it back like any
     later error. Test trials always start from zero.
     """
+    _check_args(rule, runs, trials, on_divergence, error_start, frozen, keep_weights)
+    device = device if device is not None else nets.device
+    net = _gather_runs(nets, runs).to(device=device, dtype=dtype)
+    d = net.cfg.delay if delay is None else int(delay)
+    if d < 0:
+        raise ValueError(f"delay must be >= 0 steps, got {d}")
+    lr = _learning_rates(net, runs, rule, lr_rescale)
+    base = centre_out_reaches(task_cfg, dtype=dtype).to(device=device)      # [T, 8, .]
+    tests = _TestSets(net, runs, base, task_cfg)
+    eng = _Engine(net, rule, runs, base, task_cfg, delay=d, align=align, frozen=frozen,
+                  bptt_weights=bptt_weights, error_start=error_start)
+    rec = _new_records(len(runs), trials, task_cfg.T, align)
+    div = _Divergence(rule, runs, on_divergence, divergence_factor, device=device, dtype=dtype)
+    kept = {}
+    t_start = time.perf_counter()
+    bar = tqdm(range(trials), disable=not progress, desc=f"adapt {rule} x{len(runs)}", unit="trial",
+               dynamic_ncols=True)
+    for t in bar:
+        if t in keep_weights:
+            kept[t] = eng.W.detach().clone()
+        _trial(t, eng, tests, div, rec, lr, trials=trials, align_every=align_every, test_every=test_every,
+               bar=bar, progress=progress)
+    bar.close()
+    if trials in keep_weights:
+        kept[trials] = eng.W.detach().clone()
+    res = AdaptResult(rule=rule, runs=list(runs), records=rec, diverged=div.diverged,
+                      wall_time=time.perf_counter() - t_start,
+                      meta={"delay": d, "trials": trials, "lr_rescale": lr_rescale, "lr_effective": lr.cpu().tolist(),
+                            "error_start": error_start})
+    res.W_final = eng.W
+    res.weights = kept
+    return res
+
+
+def _check_args(rule, runs, trials, on_divergence, error_start, frozen, keep_weights) -> None:
     if rule not in RULES:
         raise ValueError(f"rule must be one of {', '.join(RULES)}, got {rule!r}")
     if trials <= 0:
@@ -157,208 +192,275 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
         raise ValueError("frozen adaptation is implemented for rule 'rflo' only")
     if any(not 0 <= int(t) <= trials for t in keep_weights):
         raise ValueError(f"keep_weights must be trial indices in 0..{trials}, got {tuple(keep_weights)}")
-    device = device if device is not None else nets.device
-    net = _gather_runs(nets, runs).to(device=device, dtype=dtype)
-    cfg = net.cfg
-    d = cfg.delay if delay is None else int(delay)
-    if d < 0:
-        raise ValueError(f"delay must be >= 0 steps, got {d}")
-    R, n, T = len(runs), cfg.n, task_cfg.T
-    alpha, dt = cfg.alpha, cfg.dt
-    lr = torch.tensor([r.lr for r in runs], dtype=dtype, device=device)
+
+
+def _learning_rates(net: Network, runs: list[RunSpec], rule: str, lr_rescale: bool) -> torch.Tensor:
+    """Each run's rate [R]; with ``lr_rescale``, BPTT's times |W_fb| / |W_out| (the published code)."""
+    R = len(runs)
+    lr = torch.tensor([r.lr for r in runs], dtype=net.dtype, device=net.device)
     if lr_rescale and rule == "bptt":
         scale = (net.W_fb * net.mask).reshape(R, -1).norm(dim=1) / net.W_out.reshape(R, -1).norm(dim=1)
         lr = lr * scale
-    ctrl = torch.tensor([float(r.controller_on) for r in runs], dtype=dtype, device=device).reshape(R, 1, 1)
+    return lr
 
-    # trial templates: the 8 centre-out reaches, rotated per run
-    base = centre_out_reaches(task_cfg, dtype=dtype).to(device=device)      # [T, 8, .]
-    vref_rot = torch.stack([base.rotated(r.rotation_deg).vref for r in runs])  # [R, T, 8, 2]
-    test_x0 = draw_x0(n, (task_cfg.n_targets,), torch.Generator().manual_seed(TEST_X0_SEED), dtype, device)
-    test_trials = Trials.stack([base.rotated(r.rotation_deg) for r in runs])
-    after_trials = Trials.stack([base] * R)
-    test_x0_R = test_x0.unsqueeze(0).expand(R, -1, -1)
-    gens = [torch.Generator().manual_seed(int(r.seed)) for r in runs]
 
-    W_out, W_f = net.W_out, (net.W_fb * net.mask)
-    W_outT, W_fT = W_out.mT.contiguous(), W_f.mT.contiguous()
-    W = net.W_rec.clone()
-    W_init = W.clone()
-    b_out = net.b_out.unsqueeze(1)
-    drive_all = torch.matmul(base.inputs.transpose(0, 1), net.W_in.mT.unsqueeze(1)) + net.b[:, None, None, :]
-    # drive_all [R, 8, T, n]: W_in s_k + b for each run and target
-
-    need_hist = align   # online BPTT keeps its own weight history in low-rank form (rules.OnlineBPTT)
-    X = torch.empty(R, T + 1, n, device=device, dtype=dtype)
-    Rh = torch.empty_like(X)
-    aD = torch.empty_like(X)
-    E = torch.zeros(R, T + 1, 2, device=device, dtype=dtype)
-    Wh = torch.empty(R, T + 1, n, n, device=device, dtype=dtype) if need_hist else None
-    state = TrialState(X=X, Rh=Rh, aD=aD, E=E, Wh=Wh, W_out=W_out, alpha=alpha, dt=dt)
-    learner = make_rule(rule, R, n, T, B=feedback_matrix(net) if rule == "rflo" else None, device=device,
-                        dtype=dtype, bptt_weights=bptt_weights)
-    learner.W_current = W
-    # W_rec kept in low-rank form within each trial and formed once at its end (rules.RFLO and
-    # rules.OnlineBPTT with the history convention); on trials whose alignment is measured, RFLO
-    # adds dW without forming it (rules.RFLO.add_step)
-    fused_update = hasattr(learner, "add_step")
-    deferred = getattr(learner, "defers_weights", False)
-    exact_is_rule = rule == "bptt" and bptt_weights == "history"
-    exact = OnlineBPTT(R, n, T, device=device, dtype=dtype) if (align and not exact_is_rule) else None
-    # RFLO's alignment is computed from its trace's structure (rules.RFLO.products_with_rates):
-    # only its per-step signals and |dW_k| are kept, not the n x n updates
-    rflo_align = align and rule == "rflo"
-    dW_hist = torch.empty(R, T, n, n, device=device, dtype=dtype) if (align and not rflo_align) else None
-    if rflo_align:
-        learner.record = torch.zeros(R, T, n, device=device, dtype=dtype)
-        dW_norms = torch.zeros(R, T, device=device, dtype=dtype)
-
+def _new_records(R: int, trials: int, T: int, align: bool) -> dict[str, np.ndarray]:
     keys = ["train_loss", "test_loss", "aftereffect_loss", "dW_trial", "dW_path", "dW_total", "target"]
     rec = {k: np.full((R, trials), np.nan, dtype=np.float64) for k in keys}
     if align:
         rec["align_local"] = np.full((R, trials, T), np.nan, dtype=np.float32)
         rec["align_global"] = np.full((R, trials), np.nan, dtype=np.float64)
-    diverged = np.full(R, -1, dtype=np.int64)
-    alive = torch.ones(R, dtype=dtype, device=device)
-    first_loss = None
-    h = torch.empty(R, 1, n, device=device, dtype=dtype)
-    ar = torch.arange(R, device=device)
-    # per-step views of the persistent buffers, made once (no slicing inside the step loop)
-    drive = torch.empty(R, T, n, device=device, dtype=dtype)
-    vref = torch.empty(R, T, 2, device=device, dtype=dtype)
-    W_fT_ctrl = W_fT * ctrl                                   # zero for runs with the controller off
-    Xv, Rv, aDv, Ev = (tuple(b.split(1, dim=1)) for b in (X, Rh, aD, E))
-    err = torch.empty_like(vref)
-    drive_v, err_v = drive.split(1, dim=1), err.split(1, dim=1)
-    t_start = time.perf_counter()
+    return rec
 
-    def test(Wcur):
-        tnet = net.replace(W_rec=Wcur)
-        lt = forward(tnet, test_trials, test_x0_R, controller_on=False).task_loss()
-        la = forward(tnet, after_trials, test_x0_R, controller_on=False).task_loss()
+
+class _TestSets:
+    """The 8 centre-out reaches of every run, rotated (test loss) and un-rotated (after-effect
+    loss), from the same initial states for every run (``TEST_X0_SEED``), controller off."""
+
+    def __init__(self, net: Network, runs: list[RunSpec], base: Trials, task_cfg: TaskConfig):
+        self.net = net
+        x0 = draw_x0(net.cfg.n, (task_cfg.n_targets,), torch.Generator().manual_seed(TEST_X0_SEED), net.dtype,
+                     net.device)
+        self.rotated = Trials.stack([base.rotated(r.rotation_deg) for r in runs])
+        self.unrotated = Trials.stack([base] * len(runs))
+        self.x0 = x0.unsqueeze(0).expand(len(runs), -1, -1)
+
+    def losses(self, W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(test loss [R], after-effect loss [R]) with W_rec = W."""
+        tnet = self.net.replace(W_rec=W)
+        lt = forward(tnet, self.rotated, self.x0, controller_on=False).task_loss()
+        la = forward(tnet, self.unrotated, self.x0, controller_on=False).task_loss()
         return lt, la
 
-    kept = {}
-    bar = tqdm(range(trials), disable=not progress, desc=f"adapt {rule} x{R}", unit="trial", dynamic_ncols=True)
-    for t in bar:
-        if t in keep_weights:
-            kept[t] = W.detach().clone()
-        tgt = torch.tensor([int(torch.randint(task_cfg.n_targets, (1,), generator=g)) for g in gens])
-        x0 = torch.stack([draw_x0(n, (), g, dtype) for g in gens]).to(device)
-        tgt_d = tgt.to(device)
-        drive.copy_(drive_all[ar, tgt_d])                    # [R, T, n]
-        vref.copy_(vref_rot[ar, :, tgt_d])                   # [R, T, 2]
-        torch.sub(vref, b_out, out=err).mul_(dt)             # dt (vref_k - b_out)
-        W_trial_start = W.clone()
-        frozen_sum = torch.zeros_like(W) if frozen else None
-        path = torch.zeros(R, device=device, dtype=dtype)
-        X[:, 0] = x0
-        torch.clamp_min(x0, 0.0, out=Rh[:, 0])
-        torch.sign(Rh[:, 0], out=aD[:, 0]).mul_(alpha)
-        E.zero_()
-        if error_start == "published":                     # e_0 = W_out r_0 + b_out
-            torch.baddbmm(b_out, Rv[0], W_outT, out=Ev[0])
-        lr_alive = lr * alive                                # a diverged run stays frozen
-        learner.begin_trial(state)
-        if exact is not None:
-            exact.begin_trial(state)
-        do_align = align and t % align_every == 0
-        lowrank = deferred and not do_align and not frozen
-        for k in range(T):
-            if Wh is not None:
-                Wh[:, k] = W
-            # forward step k (batch 1 per run)
-            if lowrank:
-                learner.recurrent_input(state, k, drive_v[k], h)
-            else:
-                torch.baddbmm(drive_v[k], Rv[k], W.mT, out=h)
-            if k - d >= 0:
-                h.baddbmm_(Ev[k - d], W_fT_ctrl)
-            xn = Xv[k + 1]
-            torch.lerp(Xv[k], h, alpha, out=xn)
-            torch.clamp_min(xn, 0.0, out=Rv[k + 1])
-            torch.sign(Rv[k + 1], out=aDv[k + 1]).mul_(alpha)     # alpha relu'(x_{k+1})
-            # E_{k+1} = E_k + dt (vref_k - b_out - W_out r_{k+1})
-            En = Ev[k + 1]
-            torch.add(Ev[k], err_v[k], out=En).baddbmm_(Rv[k + 1], W_outT, alpha=-dt)
-            # learning
-            if lowrank:
-                path.add_(learner.apply_step(state, k, lr_alive))
-                continue
-            if fused_update and (not do_align or rflo_align):
-                dn = learner.add_step(state, k, lr_alive, W)
-                path.add_(dn)
-                if do_align:
-                    dW_norms[:, k] = dn
-                if frozen:
-                    frozen_sum.add_(W).sub_(W_trial_start)   # the updates are summed, never applied
-                    W.copy_(W_trial_start)
-                continue
-            dW = learner.step(state, k, lr_alive)
-            if do_align:
-                dW_hist[:, k] = dW
-            path.add_(dW.reshape(R, -1).norm(dim=1))
-            if frozen:
-                frozen_sum.add_(dW)
-            else:
-                W.add_(dW)
+
+class _Engine:
+    """What persists across the trials of R runs in lockstep: the weights, the trial buffers and
+    their per-step views, the rule and (for the alignment) the exact online gradient. The rule is
+    used through its interface only (``rules``: ``defers_weights``, ``adds_in_place``,
+    ``aligns_by_products``, ``computes_exact_gradient``)."""
+
+    def __init__(self, net: Network, rule: str, runs: list[RunSpec], base: Trials, task_cfg: TaskConfig, *,
+                 delay: int, align: bool, frozen: bool, bptt_weights: str, error_start: str):
+        cfg, device, dtype = net.cfg, net.device, net.dtype
+        self.R, self.n, self.T = len(runs), cfg.n, task_cfg.T
+        self.alpha, self.dt, self.d, self.n_targets = cfg.alpha, cfg.dt, delay, task_cfg.n_targets
+        self.align, self.frozen, self.error_start = align, frozen, error_start
+        self.device, self.dtype = device, dtype
+        ctrl = torch.tensor([float(r.controller_on) for r in runs], dtype=dtype, device=device).reshape(self.R, 1, 1)
+        self.vref_rot = torch.stack([base.rotated(r.rotation_deg).vref for r in runs])  # [R, T, 8, 2]
+        self.gens = [torch.Generator().manual_seed(int(r.seed)) for r in runs]
+        self.W_out, W_f = net.W_out, (net.W_fb * net.mask)
+        self.W_outT, W_fT = self.W_out.mT.contiguous(), W_f.mT.contiguous()
+        self.W = net.W_rec.clone()
+        self.W_init = self.W.clone()
+        self.b_out = net.b_out.unsqueeze(1)
+        # drive_all [R, 8, T, n]: W_in s_k + b for each run and target
+        self.drive_all = torch.matmul(base.inputs.transpose(0, 1), net.W_in.mT.unsqueeze(1)) + net.b[:, None, None, :]
+        self.W_fT_ctrl = W_fT * ctrl                              # zero for runs with the controller off
+        self._make_buffers()
+        self._make_rules(net, rule, bptt_weights)
+
+    def _make_buffers(self) -> None:
+        R, n, T, device, dtype = self.R, self.n, self.T, self.device, self.dtype
+        # the weight history is kept for the alignment only: online BPTT keeps its own in low-rank
+        # form (rules.OnlineBPTT)
+        X = torch.empty(R, T + 1, n, device=device, dtype=dtype)
+        Rh, aD = torch.empty_like(X), torch.empty_like(X)
+        E = torch.zeros(R, T + 1, 2, device=device, dtype=dtype)
+        Wh = torch.empty(R, T + 1, n, n, device=device, dtype=dtype) if self.align else None
+        self.state = TrialState(X=X, Rh=Rh, aD=aD, E=E, Wh=Wh, W_out=self.W_out, alpha=self.alpha, dt=self.dt)
+        self.h = torch.empty(R, 1, n, device=device, dtype=dtype)
+        self.ar = torch.arange(R, device=device)
+        # per-step views of the persistent buffers, made once (no slicing inside the step loop)
+        self.drive = torch.empty(R, T, n, device=device, dtype=dtype)
+        self.vref = torch.empty(R, T, 2, device=device, dtype=dtype)
+        self.err = torch.empty_like(self.vref)
+        self.views = tuple(tuple(b.split(1, dim=1)) for b in (X, Rh, aD, E))
+        self.drive_v, self.err_v = self.drive.split(1, dim=1), self.err.split(1, dim=1)
+
+    def _make_rules(self, net: Network, rule: str, bptt_weights: str) -> None:
+        R, n, T, device, dtype = self.R, self.n, self.T, self.device, self.dtype
+        learner = make_rule(rule, R, n, T, B=feedback_matrix(net), device=device, dtype=dtype,
+                            bptt_weights=bptt_weights)
+        # W_rec kept in low-rank form within each trial and formed once at its end
+        # (``learner.defers_weights``); on trials whose alignment is measured, a rule that
+        # ``adds_in_place`` adds dW without forming it
+        learner.W_current = self.W
+        self.learner = learner
+        self.exact = None
+        if self.align and not learner.computes_exact_gradient:
+            self.exact = OnlineBPTT(R, n, T, device=device, dtype=dtype)
+        # a rule that ``aligns_by_products`` (rules.RFLO.products_with_rates) gives its alignment
+        # from its trace's structure: only its per-step signals and |dW_k| are kept, not the n x n updates
+        self.by_products = self.align and learner.aligns_by_products
+        self.dW_hist = torch.empty(R, T, n, n, device=device, dtype=dtype) if (self.align and not self.by_products) \
+            else None
+        self.dW_norms = None
+        if self.by_products:
+            learner.record = torch.zeros(R, T, n, device=device, dtype=dtype)
+            self.dW_norms = torch.zeros(R, T, device=device, dtype=dtype)
+
+    def begin_trial(self) -> torch.Tensor:
+        """Draw every run's target and initial state (from its own generator, in that order) and
+        set up the trial's inputs, references, first state and error; returns the targets [R]."""
+        st, (_, Rv, _, Ev) = self.state, self.views
+        tgt = torch.tensor([int(torch.randint(self.n_targets, (1,), generator=g)) for g in self.gens])
+        x0 = torch.stack([draw_x0(self.n, (), g, self.dtype) for g in self.gens]).to(self.device)
+        tgt_d = tgt.to(self.device)
+        self.drive.copy_(self.drive_all[self.ar, tgt_d])                   # [R, T, n]
+        self.vref.copy_(self.vref_rot[self.ar, :, tgt_d])                  # [R, T, 2]
+        torch.sub(self.vref, self.b_out, out=self.err).mul_(self.dt)       # dt (vref_k - b_out)
+        self.W_trial_start = self.W.clone()
+        self.frozen_sum = torch.zeros_like(self.W) if self.frozen else None
+        self.path = torch.zeros(self.R, device=self.device, dtype=self.dtype)
+        st.X[:, 0] = x0
+        torch.clamp_min(x0, 0.0, out=st.Rh[:, 0])
+        torch.sign(st.Rh[:, 0], out=st.aD[:, 0]).mul_(self.alpha)
+        st.E.zero_()
+        if self.error_start == "published":                     # e_0 = W_out r_0 + b_out
+            torch.baddbmm(self.b_out, Rv[0], self.W_outT, out=Ev[0])
+        return tgt
+
+    def run_trial(self, lr_alive: torch.Tensor, do_align: bool) -> None:
+        """The trial's T steps with rates ``lr_alive`` [R] (0 for a diverged run), W_rec formed at its end."""
+        learner = self.learner
+        learner.begin_trial(self.state)
+        if self.exact is not None:
+            self.exact.begin_trial(self.state)
+        lowrank = learner.defers_weights and not do_align and not self.frozen
+        fused = learner.adds_in_place and (not do_align or self.by_products)
+        _steps(self, lr_alive, lowrank, fused, do_align)
         if lowrank:
-            learner.materialize(state, W)
+            learner.materialize(self.state, self.W)
+        if self.state.Wh is not None:
+            self.state.Wh[:, self.T] = self.W
+
+    def train_loss(self) -> np.ndarray:
+        """Mean E^2 of the finished trial per run [R] (float64)."""
+        return self.state.E.pow(2).mean(dim=(1, 2)).cpu().numpy().astype(np.float64)
+
+    def alignment(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(align_local [R, T], align_global [R]) of the finished trial: the exact online gradients
+        of every step at the weights and states that really occurred, all from one backward sweep."""
+        st, T = self.state, self.T
+        if self.by_products:
+            M = self.learner.products_with_rates(st, T)
+            dsum = self.frozen_sum if self.frozen else self.W - self.W_trial_start
+            return self.exact.alignment_from_products(st, T, M, self.dW_norms, dsum)
+        exact = self.exact if self.exact is not None else self.learner
+        return exact.alignment(st, T, self.dW_hist)
+
+
+def _steps(eng: _Engine, lr_alive: torch.Tensor, lowrank: bool, fused: bool, do_align: bool) -> None:
+    """The T steps of one trial: forward step k of every run, then the rule's update (low-rank:
+    recorded in the rule's factors; fused: added to W in place; else dW formed and added). The
+    measured hot path (``python -m fbctrl bench``): everything it reads is a local, and per step
+    it calls nothing but the tensor operations and the rule."""
+    learner, state, W, h, path = eng.learner, eng.state, eng.W, eng.h, eng.path
+    (Xv, Rv, aDv, Ev), drive_v, err_v = eng.views, eng.drive_v, eng.err_v
+    W_fT_ctrl, W_outT, Wh, d, alpha, dt, R = eng.W_fT_ctrl, eng.W_outT, state.Wh, eng.d, eng.alpha, eng.dt, eng.R
+    frozen, frozen_sum, W_trial_start = eng.frozen, eng.frozen_sum, eng.W_trial_start
+    dW_hist, dW_norms = eng.dW_hist, eng.dW_norms
+    for k in range(eng.T):
         if Wh is not None:
-            Wh[:, T] = W
-        train_loss = E.pow(2).mean(dim=(1, 2))
-        tl = train_loss.cpu().numpy().astype(np.float64)
-        if first_loss is None:
-            first_loss = np.maximum(tl, 1.0)
-        bad = ~np.isfinite(tl) | (tl > divergence_factor * first_loss)
-        newly = bad & (diverged < 0)
-        if newly.any():
-            i = int(np.flatnonzero(newly)[0])
-            if on_divergence == "raise":
-                bar.close()
-                raise DivergenceError(
-                    f"adaptation diverged at trial {t} (rule {rule}, lr {runs[i].lr:g}, controller "
-                    f"{'on' if runs[i].controller_on else 'off'}, rotation {runs[i].rotation_deg:g}): "
-                    f"training loss {tl[i]:.3g}")
-            diverged[newly] = t
-            alive[torch.as_tensor(newly, device=device)] = 0.0
-            W[torch.as_tensor(newly, device=device)] = W_trial_start[torch.as_tensor(newly, device=device)]
-        rec["train_loss"][:, t] = tl
-        rec["target"][:, t] = tgt.numpy()
-        rec["dW_trial"][:, t] = (W - W_trial_start).reshape(R, -1).norm(dim=1).cpu().numpy()
-        rec["dW_path"][:, t] = path.cpu().numpy()
-        rec["dW_total"][:, t] = (W - W_init).reshape(R, -1).norm(dim=1).cpu().numpy()
+            Wh[:, k] = W
+        # forward step k (batch 1 per run)
+        if lowrank:
+            learner.recurrent_input(state, k, drive_v[k], h)
+        else:
+            torch.baddbmm(drive_v[k], Rv[k], W.mT, out=h)
+        if k - d >= 0:
+            h.baddbmm_(Ev[k - d], W_fT_ctrl)
+        xn = Xv[k + 1]
+        torch.lerp(Xv[k], h, alpha, out=xn)
+        torch.clamp_min(xn, 0.0, out=Rv[k + 1])
+        torch.sign(Rv[k + 1], out=aDv[k + 1]).mul_(alpha)     # alpha relu'(x_{k+1})
+        # E_{k+1} = E_k + dt (vref_k - b_out - W_out r_{k+1})
+        En = Ev[k + 1]
+        torch.add(Ev[k], err_v[k], out=En).baddbmm_(Rv[k + 1], W_outT, alpha=-dt)
+        # learning
+        if lowrank:
+            path.add_(learner.apply_step(state, k, lr_alive))
+            continue
+        if fused:
+            dn = learner.add_step(state, k, lr_alive, W)
+            path.add_(dn)
+            if do_align:
+                dW_norms[:, k] = dn
+            if frozen:
+                frozen_sum.add_(W).sub_(W_trial_start)   # the updates are summed, never applied
+                W.copy_(W_trial_start)
+            continue
+        dW = learner.step(state, k, lr_alive)
         if do_align:
-            # the exact online gradients of every step at the weights and states that really
-            # occurred, all from one backward sweep over the finished trial
-            if rflo_align:
-                M = learner.products_with_rates(state, T)
-                local, glob = exact.alignment_from_products(state, T, M, dW_norms,
-                                                            frozen_sum if frozen else W - W_trial_start)
-            else:
-                local, glob = (exact or learner).alignment(state, T, dW_hist)
-            rec["align_local"][:, t] = local.cpu().numpy()
-            rec["align_global"][:, t] = glob.cpu().numpy()
-        if t % test_every == 0 or t == trials - 1:
-            lt, la = test(W)
-            rec["test_loss"][:, t] = lt.cpu().numpy()
-            rec["aftereffect_loss"][:, t] = la.cpu().numpy()
-        dead = diverged >= 0
-        for key in rec:
-            if key != "target":
-                rec[key][dead, t] = np.nan
-        if progress and (t % 10 == 0 or t == trials - 1):
-            bar.set_postfix(train=f"{np.nanmean(tl):.3g}", test=f"{np.nanmean(rec['test_loss'][:, t]):.3g}")
-    bar.close()
-    if trials in keep_weights:
-        kept[trials] = W.detach().clone()
-    wall = time.perf_counter() - t_start
-    res = AdaptResult(rule=rule, runs=list(runs), records=rec, diverged=diverged, wall_time=wall,
-                      meta={"delay": d, "trials": trials, "lr_rescale": lr_rescale, "lr_effective": lr.cpu().tolist(),
-                            "error_start": error_start})
-    res.W_final = W
-    res.weights = kept
-    return res
+            dW_hist[:, k] = dW
+        path.add_(dW.reshape(R, -1).norm(dim=1))
+        if frozen:
+            frozen_sum.add_(dW)
+        else:
+            W.add_(dW)
+
+
+class _Divergence:
+    """Which runs diverged, at which trial (-1: none). A run diverges when its training loss is
+    NaN/inf or exceeds ``factor`` times the larger of 1 and its first trial's loss; "raise" stops
+    there, "mark" keeps the weights it had before that trial and sets its rate to zero."""
+
+    def __init__(self, rule: str, runs: list[RunSpec], on_divergence: str, factor: float, *, device, dtype):
+        self.rule, self.runs, self.on_divergence, self.factor = rule, runs, on_divergence, factor
+        self.diverged = np.full(len(runs), -1, dtype=np.int64)
+        self.alive = torch.ones(len(runs), dtype=dtype, device=device)     # [R]: 0 for a diverged run
+        self.first_loss = None
+
+    def check(self, t: int, tl: np.ndarray, W: torch.Tensor, W_trial_start: torch.Tensor, bar) -> None:
+        if self.first_loss is None:
+            self.first_loss = np.maximum(tl, 1.0)
+        bad = ~np.isfinite(tl) | (tl > self.factor * self.first_loss)
+        newly = bad & (self.diverged < 0)
+        if not newly.any():
+            return
+        if self.on_divergence == "raise":
+            bar.close()
+            i = int(np.flatnonzero(newly)[0])
+            r = self.runs[i]
+            raise DivergenceError(
+                f"adaptation diverged at trial {t} (rule {self.rule}, lr {r.lr:g}, controller "
+                f"{'on' if r.controller_on else 'off'}, rotation {r.rotation_deg:g}): "
+                f"training loss {tl[i]:.3g}")
+        self.diverged[newly] = t
+        m = torch.as_tensor(newly, device=W.device)
+        self.alive[m] = 0.0
+        W[m] = W_trial_start[m]
+
+
+def _trial(t: int, eng: _Engine, tests: _TestSets, div: _Divergence, rec: dict, lr: torch.Tensor, *,
+           trials: int, align_every: int, test_every: int, bar, progress: bool) -> None:
+    """Trial t of every run: run it, check divergence, record it (alignment, tests)."""
+    tgt = eng.begin_trial()
+    do_align = eng.align and t % align_every == 0
+    eng.run_trial(lr * div.alive, do_align)            # a diverged run stays frozen
+    tl = eng.train_loss()
+    div.check(t, tl, eng.W, eng.W_trial_start, bar)
+    R, W = eng.R, eng.W
+    rec["train_loss"][:, t] = tl
+    rec["target"][:, t] = tgt.numpy()
+    rec["dW_trial"][:, t] = (W - eng.W_trial_start).reshape(R, -1).norm(dim=1).cpu().numpy()
+    rec["dW_path"][:, t] = eng.path.cpu().numpy()
+    rec["dW_total"][:, t] = (W - eng.W_init).reshape(R, -1).norm(dim=1).cpu().numpy()
+    if do_align:
+        local, glob = eng.alignment()
+        rec["align_local"][:, t] = local.cpu().numpy()
+        rec["align_global"][:, t] = glob.cpu().numpy()
+    if t % test_every == 0 or t == trials - 1:
+        lt, la = tests.losses(W)
+        rec["test_loss"][:, t] = lt.cpu().numpy()
+        rec["aftereffect_loss"][:, t] = la.cpu().numpy()
+    dead = div.diverged >= 0
+    for key in rec:
+        if key != "target":
+            rec[key][dead, t] = np.nan
+    if progress and (t % 10 == 0 or t == trials - 1):
+        bar.set_postfix(train=f"{np.nanmean(tl):.3g}", test=f"{np.nanmean(rec['test_loss'][:, t]):.3g}")
 
 
 # ---- command line ---------------------------------------------------------------------------

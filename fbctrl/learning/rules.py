@@ -8,7 +8,11 @@ run-major so that one run's trial is contiguous:
     Wh [R, T+1, n, n] the W_rec used at step j (online updates change it within a trial)
 
 and answers, after step k, with the weight change ``dW`` [R, n, n] (``rule.step(state, k)``),
-split as in vanilla-rtrl into "update the traces" and "read the gradient".
+split as in vanilla-rtrl into "update the traces" and "read the gradient". What else a rule
+offers the adaptation engine it says in attributes: ``defers_weights`` (W_rec kept in low-rank
+form within a trial: ``recurrent_input``, ``apply_step``, ``materialize``), ``adds_in_place``
+(``add_step``), ``aligns_by_products`` (alignment from ``products_with_rates``) and
+``computes_exact_gradient`` (its updates are the exact online gradient).
 
 Step loss (SPEC 4): ``l_k = mean_i E[k+1]_i^2``; the fed-back error is an *input*: no gradient
 flows through the controller loop. Hence ``dl_k/dv_i = -dt E[k+1]`` for every i <= k.
@@ -96,6 +100,8 @@ class OnlineBPTT:
     """
 
     name = "bptt"
+    adds_in_place = False        # no add_step: the engine adds the dW that :meth:`step` returns
+    aligns_by_products = False   # its alignment reads the dense updates (:meth:`alignment`)
 
     def __init__(self, R: int, n: int, T: int, device=None, dtype=torch.float32, weights: str = "history"):
         if weights not in ("history", "current"):
@@ -423,6 +429,11 @@ class OnlineBPTT:
     def defers_weights(self) -> bool:
         return self.weights == "history"
 
+    @property
+    def computes_exact_gradient(self) -> bool:
+        """Its updates are the exact online gradient (the alignment needs no second OnlineBPTT)."""
+        return self.weights == "history"
+
     def recurrent_input(self, state: TrialState, k: int, base: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """``out = base + r_k W(k)^T`` [R, 1, n] with W(k) from the factors (rates r_0..r_k must be
         in ``state.Rh``). Also records the Gram row r_k . r_i (i <= k) for :meth:`apply_step`."""
@@ -485,6 +496,9 @@ class RFLO:
     name = "rflo"
     needs_weight_history = False
     defers_weights = True     # W_rec and the trace in low-rank form within a trial (below)
+    adds_in_place = True      # :meth:`add_step` adds dW to W without forming it
+    aligns_by_products = True  # alignment from :meth:`products_with_rates` (signals kept in ``record``)
+    computes_exact_gradient = False
 
     def __init__(self, R: int, n: int, T: int, B: torch.Tensor, device=None, dtype=torch.float32):
         self.P = torch.zeros(R, n, n, device=device, dtype=dtype)
