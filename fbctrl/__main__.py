@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import os
 import shlex
 import signal
@@ -18,11 +17,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .book.paper_report import config_at
 from .core.checkpoint import atomic_write_json, load_checkpoint
 from .core.evaluate import evaluate
+from .cli import OneLineParser, device, existing_file, number
 from .core.train import PretrainConfig, pretrain
 from .experiments import paper, verdicts
 from .experiments.runs import (CONDITIONS, SWEEP_RATES, activity_alignment, lr_sweep, provenance, run_conditions,
@@ -36,81 +35,24 @@ class CLIError(Exception):
     """A bad argument: printed as one line, exit code 2."""
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, no usage block
-        raise CLIError(message)
+class _Parser(OneLineParser):
+    error_class = CLIError
 
 
 def _positive_int(name):
-    def conv(s):
-        try:
-            v = int(s)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a positive integer, got {s!r}") from None
-        if v <= 0:
-            raise argparse.ArgumentTypeError(f"{name} must be a positive integer, got {s!r}")
-        return v
-    return conv
+    return number(name, "a positive integer", integer=True, ok=lambda v: v > 0)
 
 
 def _nonneg_int(name):
-    def conv(s):
-        try:
-            v = int(s)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a non-negative integer, got {s!r}") from None
-        if v < 0:
-            raise argparse.ArgumentTypeError(f"{name} must be a non-negative integer, got {s!r}")
-        return v
-    return conv
+    return number(name, "a non-negative integer", integer=True, ok=lambda v: v >= 0)
 
 
 def _positive_float(name):
-    def conv(s):
-        try:
-            v = float(s)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a positive number, got {s!r}") from None
-        if not (v > 0 and math.isfinite(v)):
-            raise argparse.ArgumentTypeError(f"{name} must be a positive number, got {s!r}")
-        return v
-    return conv
+    return number(name, "a positive number", ok=lambda v: v > 0)
 
 
-def _angle(s):
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"rotation must be a number of degrees, got {s!r}") from None
-    if not math.isfinite(v):
-        raise argparse.ArgumentTypeError(f"rotation must be a finite number of degrees, got {s!r}")
-    return v
-
-
-def _density(s):
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"density must be a number in [0, 1], got {s!r}") from None
-    if not 0.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"density must be a number in [0, 1], got {s!r}")
-    return v
-
-
-def _device(s):
-    if s == "cpu":
-        return s
-    if s.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise argparse.ArgumentTypeError(f"device {s!r} asked for, but CUDA is not available here (use cpu)")
-        return s
-    raise argparse.ArgumentTypeError(f"device must be cpu or cuda[:N], got {s!r}")
-
-
-def _existing_file(s):
-    if not Path(s).is_file():
-        raise argparse.ArgumentTypeError(f"checkpoint {s!r}: no such file")
-    return s
+_angle = number("rotation", "a finite number of degrees")
+_density = number("density", "a number in [0, 1]", ok=lambda v: 0.0 <= v <= 1.0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,34 +76,34 @@ def _add_pretrain(sub) -> None:
     p.add_argument("--density", type=_density, default=None, help="feedback density (overrides --feedback)")
     p.add_argument("--delay", type=_nonneg_int("delay"), default=0, help="feedback delay in steps")
     p.add_argument("--seeds", type=_nonneg_int("seeds"), nargs="+", default=[0])
-    p.add_argument("--n", type=_positive_int("n"), default=400)
-    p.add_argument("--batches", type=_positive_int("batches"), default=5000)
-    p.add_argument("--batch-size", type=_positive_int("batch-size"), default=256)
-    p.add_argument("--lr", type=_positive_float("lr"), default=1e-3)
-    p.add_argument("--eval-every", type=_positive_int("eval-every"), default=100)
-    p.add_argument("--checkpoint-every", type=_positive_int("checkpoint-every"), default=200)
+    p.add_argument("--n", type=_positive_int("n"), default=PretrainConfig.n)
+    p.add_argument("--batches", type=_positive_int("batches"), default=PretrainConfig.batches)
+    p.add_argument("--batch-size", type=_positive_int("batch-size"), default=PretrainConfig.batch_size)
+    p.add_argument("--lr", type=_positive_float("lr"), default=PretrainConfig.lr)
+    p.add_argument("--eval-every", type=_positive_int("eval-every"), default=PretrainConfig.eval_every)
+    p.add_argument("--checkpoint-every", type=_positive_int("checkpoint-every"), default=PretrainConfig.checkpoint_every)
     p.add_argument("--no-push", action="store_true", help="train without pushes")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--device", type=_device, default="cpu")
+    p.add_argument("--device", type=device, default="cpu")
     p.add_argument("--no-progress", action="store_true")
 
 
 def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="loss of a checkpoint on a test set")
-    p.add_argument("checkpoint", type=_existing_file)
+    p.add_argument("checkpoint", type=existing_file)
     p.add_argument("--task", choices=["centre-out", "random"], default="centre-out")
     p.add_argument("--rotation", type=_angle, default=0.0, help="visuomotor rotation in degrees")
     p.add_argument("--controller", choices=["on", "off"], default="on")
     p.add_argument("--push", action="store_true")
     p.add_argument("--trials", type=_positive_int("trials"), default=256)
     p.add_argument("--seed", type=_nonneg_int("seed"), default=0)
-    p.add_argument("--device", type=_device, default="cpu")
+    p.add_argument("--device", type=device, default="cpu")
     p.add_argument("--json", action="store_true")
 
 
 def _add_paper(sub) -> None:
     p = sub.add_parser("paper", help="the paper's protocol as resumable units (pre-training, adaptation, sweep)")
-    p.add_argument("--device", type=_device, default="cpu")
+    p.add_argument("--device", type=device, default="cpu")
     p.add_argument("--budget-minutes", type=_positive_float("budget-minutes"), default=None,
                    help="stop cleanly before a batch that would not fit (the most important results come first)")
     p.add_argument("--plan", action="store_true", help="print the plan and its estimated time, run nothing")
@@ -186,7 +128,7 @@ def _add_verdicts(sub) -> None:
 
 def _add_adapt(sub) -> None:
     p = sub.add_parser("adapt", help="trial-by-trial adaptation of W_rec to a rotation")
-    p.add_argument("checkpoint", type=_existing_file)
+    p.add_argument("checkpoint", type=existing_file)
     p.add_argument("--rule", choices=["bptt", "rflo"], required=True)
     p.add_argument("--controller", choices=["on", "off"], default="on")
     p.add_argument("--rotation", type=_angle, default=30.0)
@@ -196,7 +138,7 @@ def _add_adapt(sub) -> None:
     p.add_argument("--seed", type=_nonneg_int("seed"), default=0)
     p.add_argument("--delay", type=_nonneg_int("delay"), default=None)
     p.add_argument("--out", required=True, help="output .npz")
-    p.add_argument("--device", type=_device, default="cpu")
+    p.add_argument("--device", type=device, default="cpu")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -211,7 +153,7 @@ def _add_reproduce(sub) -> None:
     p.add_argument("--bptt-weights", choices=["history", "current"], default="current")
     p.add_argument("--no-activity", action="store_true", help="skip the activity-space alignment")
     p.add_argument("--out", required=True, help="output .npz")
-    p.add_argument("--device", type=_device, default="cpu")
+    p.add_argument("--device", type=device, default="cpu")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--json", action="store_true")
 
@@ -225,14 +167,14 @@ def _add_sweep(sub) -> None:
     p.add_argument("--rules", choices=["rflo", "bptt"], nargs="+", default=["rflo", "bptt"])
     p.add_argument("--trials", type=_positive_int("trials"), default=200)
     p.add_argument("--out", required=True, help="output .npz")
-    p.add_argument("--device", type=_device, default="cpu")
+    p.add_argument("--device", type=device, default="cpu")
     p.add_argument("--no-progress", action="store_true")
 
 
 def _add_bench(sub) -> None:
     p = sub.add_parser("bench", help="benchmarks (print ratios, never assert)")
     p.add_argument("what", choices=["pretrain", "adapt", "memory"])
-    p.add_argument("--device", type=_device, default="cpu")
+    p.add_argument("--device", type=device, default="cpu")
     p.add_argument("--batches", type=_positive_int("batches"), default=10)
     p.add_argument("--seeds", type=_positive_int("seeds"), default=1, help="networks in lockstep")
     p.add_argument("--json", action="store_true")

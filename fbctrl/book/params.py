@@ -17,6 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import paths
+from ..cli import check_device
 from ..core.task import TaskConfig
 from ..viz.plots import use_style
 
@@ -94,17 +95,6 @@ def _is_number(v) -> bool:
 def _check_profile(name, v):
     if not isinstance(v, str) or v not in PROFILES:
         raise ValueError(f"{name} must be one of {', '.join(PROFILES)}, got {v!r}")
-    return v
-
-
-def check_device(name, v):
-    if not isinstance(v, str) or not re.fullmatch(r"cpu|cuda(:\d+)?", v):
-        raise ValueError(f"{name} must be 'cpu' or 'cuda[:N]', got {v!r}")
-    if v.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ValueError(f"{name} {v!r} asked for, but CUDA is not available here (use 'cpu')")
     return v
 
 

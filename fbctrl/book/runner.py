@@ -40,8 +40,9 @@ import papermill as pm
 import yaml
 from tqdm.auto import tqdm
 
+from ..cli import OneLineParser, device, existing_dir
 from ..paths import SOURCE_ROOT
-from .params import PROFILES, check_device, get_profile
+from .params import PROFILES, get_profile
 
 __all__ = ["ROOT", "BOOK_DIR", "TOC", "BookError", "toc_files", "book_notebooks", "run_notebook", "run_notebooks",
            "build_parser", "main"]
@@ -181,22 +182,8 @@ def run_notebooks(profile: str = "default", device: str = "cpu", only: list[str]
     return nbs
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise BookError(message)
-
-
-def _device_arg(s: str) -> str:
-    try:
-        return check_device("--device", s)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _dir_arg(s: str) -> str:
-    if not Path(s).is_dir():
-        raise argparse.ArgumentTypeError(f"{s!r} is not a folder")
-    return s
+class _Parser(OneLineParser):
+    error_class = BookError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -205,9 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="execute notebooks in place with papermill")
     r.add_argument("--profile", choices=list(PROFILES), default="default",
                    help="; ".join(f"{k}: {v.description}" for k, v in PROFILES.items()))
-    r.add_argument("--device", type=_device_arg, default="cpu", help="cpu or cuda[:N]")
+    r.add_argument("--device", type=device, default="cpu", help="cpu or cuda[:N]")
     r.add_argument("--only", nargs="+", metavar="NAME", help="notebook names (e.g. model_and_task)")
-    r.add_argument("--checkpoint-dir", type=_dir_arg, default=None,
+    r.add_argument("--checkpoint-dir", type=existing_dir, default=None,
                    help="folder of pre-trained networks (default: the repository's checkpoints/)")
     r.add_argument("--no-progress", action="store_true")
     sub.add_parser("list", help="list the notebooks in book order")
