@@ -36,6 +36,15 @@ def _positive_int(name):
     return conv
 
 
+def _stages(s):
+    from .paper import STAGES
+
+    got = [x.strip() for x in str(s).split(",") if x.strip()]
+    if not got or any(x not in STAGES for x in got):
+        raise argparse.ArgumentTypeError(f"only must be stages among {', '.join(STAGES)} (comma-separated), got {s!r}")
+    return got
+
+
 def _nonneg_int(name):
     def conv(s):
         try:
@@ -146,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--save", default=None, help="with --plan: also write the plan's cost per stage (measured, "
                     "and the published code's for the same work) to this .json file")
     pp.add_argument("--no-progress", action="store_true")
+    pp.add_argument("--only", type=_stages, default=None, metavar="STAGE[,STAGE]",
+                    help="run (and print) only the groups of these stages: pretrain, network, adapt, sweep "
+                         "(e.g. --only network: the measures that need only the networks)")
 
     vd = sub.add_parser("verdicts", help="the verdict table from the paper protocol's unit files")
     vd.add_argument("--checkpoint-dir", default=None)
@@ -341,7 +353,7 @@ def cmd_paper(a) -> int:
     if a.save is not None and (not a.plan or not str(a.save).endswith(".json")):
         raise ValueError(f"save needs --plan and a .json file name, got {a.save!r}")
     costs = {} if a.no_calibrate else paper.calibrate(cfg, a.device, gpu_model=a.plan and a.device == "cpu")
-    groups = paper.plan(cfg)
+    groups = [g for g in paper.plan(cfg) if a.only is None or (g.units and g.units[0].stage in a.only)]
     print(paper.format_plan(cfg, groups, costs), flush=True)
     if a.plan:
         if a.save is not None:
@@ -361,7 +373,7 @@ def cmd_paper(a) -> int:
         return 0
     cmd = "python -m fbctrl " + " ".join(shlex.quote(x) for x in sys.argv[1:])
     res = paper.run_plan(cfg, device=a.device, budget_minutes=a.budget_minutes, max_runs=a.max_runs,
-                         costs=costs.get("measured"), progress=not a.no_progress, command=cmd)
+                         costs=costs.get("measured"), progress=not a.no_progress, command=cmd, stages=a.only)
     print(json.dumps(res))
     return 0
 
