@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from .book.paper_report import config_at
+from .cli import OneLineParser, device, existing_file, number
 from .core.checkpoint import atomic_write_json, load_checkpoint
 from .core.evaluate import evaluate
-from .cli import OneLineParser, device, existing_file, number
 from .core.train import PretrainConfig, pretrain
 from .experiments import paper, verdicts
 from .experiments.runs import (CONDITIONS, SWEEP_RATES, activity_alignment, lr_sweep, provenance, run_conditions,
@@ -49,6 +49,14 @@ def _nonneg_int(name):
 
 def _positive_float(name):
     return number(name, "a positive number", ok=lambda v: v > 0)
+
+
+def _stages(s):
+    got = [x.strip() for x in str(s).split(",") if x.strip()]
+    if not got or any(x not in paper.STAGES for x in got):
+        raise argparse.ArgumentTypeError(f"only must be stages among {', '.join(paper.STAGES)} (comma-separated), "
+                                         f"got {s!r}")
+    return got
 
 
 _angle = number("rotation", "a finite number of degrees")
@@ -113,6 +121,9 @@ def _add_paper(sub) -> None:
     p.add_argument("--max-runs", type=_positive_int("max-runs"), default=None,
                    help="runs per lockstep group (default: on a CPU 10 for RFLO and 1 for online BPTT, a whole stage on a GPU)")
     p.add_argument("--no-calibrate", action="store_true", help="skip the timing of a few batches and trials")
+    p.add_argument("--only", type=_stages, default=None, metavar="STAGE[,STAGE]",
+                   help="run (and print) only the groups of these stages: pretrain, network, adapt, sweep "
+                        "(e.g. --only network: the measures that need only the networks)")
     p.add_argument("--save", default=None, help="with --plan: also write the plan's cost per stage (measured, "
                    "and the published code's for the same work) to this .json file")
     p.add_argument("--no-progress", action="store_true")
@@ -290,7 +301,7 @@ def cmd_paper(a) -> int:
     if a.save is not None and (not a.plan or not str(a.save).endswith(".json")):
         raise ValueError(f"save needs --plan and a .json file name, got {a.save!r}")
     costs = {} if a.no_calibrate else paper.calibrate(cfg, a.device, gpu_model=a.plan and a.device == "cpu")
-    groups = paper.plan(cfg)
+    groups = [g for g in paper.plan(cfg) if a.only is None or (g.units and g.units[0].stage in a.only)]
     print(paper.format_plan(cfg, groups, costs), flush=True)
     if a.plan:
         if a.save is not None:
@@ -304,7 +315,7 @@ def cmd_paper(a) -> int:
         return 0
     cmd = "python -m fbctrl " + " ".join(shlex.quote(x) for x in sys.argv[1:])
     res = paper.run_plan(cfg, device=a.device, budget_minutes=a.budget_minutes, max_runs=a.max_runs,
-                         costs=costs.get("measured"), progress=not a.no_progress, command=cmd)
+                         costs=costs.get("measured"), progress=not a.no_progress, command=cmd, stages=a.only)
     print(json.dumps(res))
     return 0
 

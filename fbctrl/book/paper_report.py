@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..experiments.paper import PaperConfig, PretrainUnit, _done, plan
+from ..experiments.network_units import smallest_converged_damping, wrec_convergence
+from ..experiments.paper import PaperConfig, PretrainUnit, _done, load_network_units, plan
 from ..experiments.verdicts import format_cell, robustness_table, table_rows, verdict_table
 from ..fmt import fmt_num
 from .glue import glue_text
@@ -33,7 +34,8 @@ def config_at(root, cfg: PaperConfig | None = None) -> PaperConfig:
     repository), whatever the working folder."""
     cfg = cfg or PaperConfig()
     root = Path(root)
-    return replace(cfg, checkpoint_dir=str(root / cfg.checkpoint_dir), results_dir=str(root / cfg.results_dir))
+    return replace(cfg, checkpoint_dir=str(root / cfg.checkpoint_dir), results_dir=str(root / cfg.results_dir),
+                   shipped_dir=str(root / cfg.shipped_dir))
 
 
 @dataclass(frozen=True)
@@ -144,3 +146,25 @@ def robustness_rows(cfg: PaperConfig) -> list[list[str]]:
             flips = "—" if r.effect.n == 0 or base.effect.n == 0 else ("**flips**" if r.verdict != base.verdict else "no")
             rows.append(["", r.column, format_cell(r), r.verdict.value, flips])
     return rows
+
+
+def wrec_convergence_rows(cfg: PaperConfig) -> list[list[str]]:
+    """Rows networks | network seed | per damping of the grid: converged solves / solves (largest
+    true relative residual) | the smallest damping at which every solve of the network converged:
+    where MINRES converges for the W_rec Newton comparison, per network."""
+
+    tol = cfg.network_measures.wrec_converged
+    rows = []
+    for source, name in (("published", "published"), ("shipped", "pre-trained with pushes")):
+        seeds, recs, _ = load_network_units(cfg, "wrec_newton", source)
+        for s, rec in zip(seeds, recs):
+            conv = wrec_convergence(rec, tol)
+            best = smallest_converged_damping([rec], tol)
+            rows.append([name, str(s)] + [f"{c['converged']}/{c['solves']} ({fmt_num(c['max_residual'], 2)})"
+                                          for c in conv] + [fmt_num(best, 2) if best is not None else "none"])
+    return rows
+
+
+def wrec_convergence_header(cfg: PaperConfig) -> list[str]:
+    return (["networks", "seed"] + [f"damping {d:g}: converged (largest residual)" for d in cfg.network_measures.wrec_dampings]
+            + ["smallest converged damping"])

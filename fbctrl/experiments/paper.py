@@ -12,12 +12,16 @@ exists and is valid):
   ``{results}/adapt/{protocol}/rot{deg}/{kind}_{condition}_seed{s}.npz``.
 * :class:`SweepUnit` -- one run of the learning-rate sweep at 30 degrees (seed x condition x rate):
   ``{results}/sweep/rot{deg}/{condition}_lr{rate}_seed{s}.npz``.
+* :class:`fbctrl.experiments.network_units.NetworkUnit` -- one network-level measure (Figures 2c, 4a, 5b, the
+  W_rec Newton comparison) of one network with feedback, published or shipped (pre-trained with
+  pushes, a robustness column): ``{results}/network/{source}/{measure}/fb_seed{s}.npz``. A unit of a
+  published network that is not pre-trained yet waits for it.
 
 Runs of one rule are advanced in lockstep in groups (``adapt.adapt`` with many runs); each run's
 file is written when its group finishes, so an interruption loses at most the group in flight.
 
 Order (most important first, so a budget cuts the least important): the networks with feedback,
-the four conditions at 30 degrees under the published protocol, the networks without feedback
+the network-level measures on them (minutes per network) and on the shipped networks, the four conditions at 30 degrees under the published protocol, the networks without feedback
 and their runs at 30 degrees, the paper-text rates at 30 degrees, the other rotations, the
 sweep, and last the runs at each condition's best swept rate. A sweep whose best rate lies at an
 edge of its grid is extended by one rate beyond that edge (up to ``max_sweep_extensions``).
@@ -37,6 +41,7 @@ import numpy as np
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+from .. import paths
 from ..analysis.matched import matched_alignment
 from ..core.checkpoint import atomic_write_bytes, load_checkpoint, read_sidecar
 from ..core.model import Network, init_network
@@ -44,14 +49,17 @@ from ..core.task import TaskConfig
 from ..core.train import PretrainConfig, Trainer, network_tag, pretrain
 from ..learning.adapt import RunSpec, adapt
 from ..perf.bench import PUBLISHED_CPU, pretrain_flops
+from . import network_units
+from .network_units import MEASURES, NetMeasureConfig, NetworkUnit, file_sha256, shipped_seeds
 from .protocol import CONDITIONS, Condition, Protocol, Rule, effective_rate, feedback_output_ratio
 from .runs import provenance
 
-__all__ = ["PaperConfig", "PretrainUnit", "AdaptUnit", "SweepUnit", "plan", "run_plan", "load_runs",
-           "UNIT_KIND", "best_swept_rates"]
+__all__ = ["PaperConfig", "PretrainUnit", "AdaptUnit", "SweepUnit", "NetworkUnit", "plan", "run_plan", "load_runs",
+           "load_network_units", "UNIT_KIND", "best_swept_rates", "STAGES"]
 
 UNIT_KIND = "fbctrl paper unit"
 KINDS = ("fb", "nofb")
+STAGES = ("pretrain", "network", "adapt", "sweep")
 
 
 @dataclass(frozen=True)
@@ -83,6 +91,8 @@ class PaperConfig:
     max_sweep_extensions: int = 2
     checkpoint_dir: str = "checkpoints/published"
     results_dir: str = "results/paper"
+    shipped_dir: str = "checkpoints"              # the book's networks pre-trained with pushes (robustness)
+    network_measures: NetMeasureConfig = field(default_factory=NetMeasureConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
 
     def __post_init__(self):
@@ -97,14 +107,18 @@ class PaperConfig:
             Protocol.parse(p)
 
     @classmethod
-    def tiny(cls, checkpoint_dir: str, results_dir: str) -> "PaperConfig":
-        """A dry run of every stage in seconds on a CPU (n 20, 2 seeds, a few batches and trials)."""
+    def tiny(cls, checkpoint_dir: str, results_dir: str, shipped_dir: str | None = None) -> "PaperConfig":
+        """A dry run of every stage in seconds on a CPU (n 20, 2 seeds, a few batches and trials);
+        shipped networks (if any) in ``shipped_dir``, default the folder ``shipped`` beside
+        ``checkpoint_dir``."""
         return cls(n=20, pretrain_batches=4, batch_size=8, eval_every=2, checkpoint_every=2, fb_seeds=(0, 1),
                    nofb_seeds=(0, 1), rotations=(30.0, 40.0), trials=4, align_every=2, sweep_seeds=(0, 1),
                    matched_points=(0, 4), matched_trials=2,
                    sweep_rates={"rflo": (5e-5, 5e-4), "bptt": (1e-5, 1e-4)}, sweep_trials={"rflo": 3, "bptt": 2},
                    sweep_final_window=2, max_sweep_extensions=1, checkpoint_dir=checkpoint_dir,
-                   results_dir=results_dir, task=TaskConfig(T=30, go_step=5, move_steps=20))
+                   results_dir=results_dir, task=TaskConfig(T=30, go_step=5, move_steps=20),
+                   shipped_dir=shipped_dir or str(Path(checkpoint_dir).parent / "shipped"),
+                   network_measures=NetMeasureConfig.tiny())
 
     def pretrain_config(self, kind: str) -> PretrainConfig:
         return PretrainConfig(n=self.n, feedback_density=1.0 if kind == "fb" else 0.0, batches=self.pretrain_batches,
@@ -211,7 +225,37 @@ def _done(cfg: PaperConfig, unit) -> bool:
         meta = _read_meta(p)
     except (OSError, ValueError, KeyError):
         return False                  # a damaged file is recomputed
-    return meta.get("unit") == _unit_dict(unit)
+    if meta.get("unit") != _unit_dict(unit):
+        return False
+    if unit.stage == "network":       # also: the same settings, and the network it measured is still there
+        ck = unit.checkpoint(cfg)
+        return (meta.get("settings") == _network_settings(cfg, unit) and ck.is_file()
+                and meta.get("network", {}).get("sha256") == file_sha256(ck))
+    return True
+
+
+def _network_settings(cfg: PaperConfig, unit) -> dict:
+    return network_units.settings(cfg.network_measures, unit.measure, cfg.task)
+
+
+def _network_ready(cfg: PaperConfig, unit) -> bool:
+    """The unit's network exists (a published one: its pre-training is finished)."""
+    if unit.source == "published":
+        return _done(cfg, PretrainUnit(unit.kind, unit.seed))
+    return unit.checkpoint(cfg).is_file()
+
+
+def _network_group(cfg: PaperConfig, title: str, source: str, measures, include_done: bool) -> Group:
+    """Network-level units of ``source`` (every configured seed for the published networks, the
+    seeds on disk for the shipped ones), seed by seed; those whose network is not there yet are
+    left out until it is, and the group waits when nothing else is left."""
+    seeds = cfg.fb_seeds if source == "published" else shipped_seeds(cfg)
+    units = [NetworkUnit(m, "fb", int(s), source) for s in seeds for m in measures]
+    ready = [u for u in units if _network_ready(cfg, u)]
+    todo = [u for u in ready if not _done(cfg, u)]
+    waiting = len(ready) < len(units) and not todo
+    return Group(title, units if include_done else todo,
+                 blocked="waits for pre-training" if waiting and any(not _done(cfg, u) for u in units) else None)
 
 
 def _adapt_units(kind, seeds, rotations, conditions, protocol, trials, variant: Variant = Variant.NONE):
@@ -248,6 +292,12 @@ def plan(cfg: PaperConfig, *, include_done: bool = False) -> list[Group]:
     rest = [r for r in cfg.rotations if r not in r30]
     groups = [
         Group("pre-train the networks with feedback", [PretrainUnit("fb", int(s)) for s in cfg.fb_seeds]),
+        _network_group(cfg, "network measures (Figs 2c, 4a, 5b) of the published networks", "published",
+                       [m for m in MEASURES if m != "wrec_newton"], include_done),
+        _network_group(cfg, "W_rec Newton and its damping scan, published networks", "published", ["wrec_newton"],
+                       include_done),
+        _network_group(cfg, "robustness: network measures of the networks pre-trained with pushes", "shipped",
+                       MEASURES, include_done),
         Group(f"fb, {r30[0]:g} deg, published protocol", _adapt_units("fb", cfg.fb_seeds, r30, fb_c, "published", cfg.trials)),
         Group("pre-train the networks without feedback", [PretrainUnit("nofb", int(s)) for s in cfg.nofb_seeds]),
         Group(f"nofb, {cfg.nofb_rotation:g} deg, published protocol",
@@ -271,7 +321,7 @@ def plan(cfg: PaperConfig, *, include_done: bool = False) -> list[Group]:
     groups.append(Group(f"robustness at {r30[0]:g} deg: online BPTT with the current weights",
                         _adapt_units("fb", cfg.fb_seeds, r30, bptt_c, "published", cfg.trials, Variant.BPTT_CURRENT)))
     for g in groups:
-        if not include_done:
+        if not include_done and not (g.units and g.units[0].stage == "network"):   # network groups come filtered
             g.units = [u for u in g.units if not _done(cfg, u)]
     if any(not _done(cfg, u) for u in best.units) and any(not _done(cfg, u) for u in sweep):
         best.blocked = "waits for the sweep"
@@ -405,6 +455,61 @@ def load_runs(cfg: PaperConfig, units: list) -> tuple[dict[str, np.ndarray], lis
     return {k: np.stack([r[k] for r in recs]) for k in sorted(keys)}, metas
 
 
+def load_network_units(cfg: PaperConfig, measure: str, source: str = "published") -> tuple[list[int], list[dict], list[dict]]:
+    """The network-level files of ``measure`` that are done (same unit, same settings, the
+    network unchanged), in seed order: (seeds, records, metas). Published seeds are the
+    configured ones, shipped seeds those on disk."""
+    seeds = cfg.fb_seeds if source == "published" else shipped_seeds(cfg)
+    out = ([], [], [])
+    for s in seeds:
+        u = NetworkUnit(measure, "fb", int(s), source)
+        if _done(cfg, u):
+            rec, meta = _read_unit(u.path(cfg))
+            out[0].append(int(s))
+            out[1].append(rec)
+            out[2].append(meta)
+    return out
+
+
+def _check_network(cfg: PaperConfig, unit, path: Path) -> dict:
+    """The sidecar of a network to measure, checked to be what its source says: published ones
+    trained with this protocol, shipped ones with pushes."""
+    side = read_sidecar(path)
+    got = side.get("config", {})
+    if unit.source == "published":
+        want = asdict(cfg.pretrain_config(unit.kind))
+        bad = [k for k in ("n", "batches", "batch_size", "train_push", "feedback_density") if got.get(k) != want[k]]
+        if bad:
+            raise ValueError(f"checkpoint {path} was not pre-trained with this protocol ({', '.join(bad)} differ)")
+    elif got.get("train_push") is not True or got.get("n") != cfg.n:
+        raise ValueError(f"checkpoint {path} is not a network of size {cfg.n} pre-trained with pushes "
+                         f"(train_push {got.get('train_push')!r}, n {got.get('n')!r})")
+    return side
+
+
+def _rel(path: Path) -> str:
+    """``path`` relative to the repository when inside it (provenance that travels), else absolute."""
+    p = path.resolve()
+    try:
+        return str(p.relative_to(paths.repo_root()))
+    except ValueError:              # outside the repository, or no repository (an installed package)
+        return str(p)
+
+
+def _run_network(cfg: PaperConfig, units: list, device, command: str) -> None:
+    """Network-level units, one file each."""
+    for u in units:
+        ck = u.checkpoint(cfg)
+        side = _check_network(cfg, u, ck)
+        net = load_checkpoint(ck, n=cfg.n, device=device)
+        rec, secs = network_units.compute(u.measure, net, u.seed, cfg.network_measures, cfg.task)
+        meta = {"measure": u.measure, "settings": _network_settings(cfg, u), "source": u.source,
+                "network": {"checkpoint": _rel(ck), "sha256": file_sha256(ck), "seed": u.seed, "source": u.source,
+                            "train_push": side.get("config", {}).get("train_push"), "commit": side.get("commit")},
+                "device": str(device), "wall_time_s": secs, "command": command}
+        _write_unit(cfg, u, rec, meta)
+
+
 def _load_networks(cfg: PaperConfig, kind: str, seeds: list[int], device) -> Network:
     """The pre-trained networks of ``kind``, checked to be the published protocol's."""
     want = asdict(cfg.pretrain_config(kind))
@@ -490,6 +595,8 @@ def _run_adapt(cfg: PaperConfig, units: list, device, progress: bool, command: s
 def run_batch(cfg: PaperConfig, units: list, *, device="cpu", progress: bool = True, command: str = "") -> None:
     if units[0].stage == "pretrain":
         _run_pretrain(cfg, units, device, progress, command)
+    elif units[0].stage == "network":
+        _run_network(cfg, units, device, command)
     else:
         _run_adapt(cfg, units, device, progress, command)
 
@@ -566,6 +673,8 @@ def _gpu_group(cfg: PaperConfig, rule: str) -> int:
 def unit_seconds(cfg: PaperConfig, costs: Costs, unit) -> float:
     if unit.stage == "pretrain":
         return cfg.pretrain_batches * costs.pretrain_batch * 1.03   # + the test sets every eval_every batches
+    if unit.stage == "network":       # not calibrated: a rough figure at n 400 on one CPU core
+        return network_units.MEASURE_SECONDS[unit.measure] * (cfg.n / 400) ** 2
     return unit.trials * costs.run_trial[unit.condition.rule.value]
 
 
@@ -627,21 +736,27 @@ def _hms(s: float) -> str:
 
 
 def run_plan(cfg: PaperConfig, *, device="cpu", budget_minutes: float | None = None, max_runs: int | None = None,
-             costs: Costs | None = None, progress: bool = True, command: str = "", log=print) -> dict:
+             costs: Costs | None = None, progress: bool = True, command: str = "", log=print,
+             stages=None) -> dict:
     """Run the groups of :func:`plan` in order, one lockstep batch at a time, re-planning after
     each (the sweep's extensions and best rates appear when their inputs exist). With a budget,
-    stop before a batch whose estimate would not fit, with everything finished saved."""
+    stop before a batch whose estimate would not fit, with everything finished saved.
+    ``stages``: only the groups of these stages (:data:`STAGES`), e.g. ``["network"]``."""
+    if stages is not None:
+        bad = [x for x in stages if x not in STAGES]
+        if bad or not stages:
+            raise ValueError(f"stages must be some of {', '.join(STAGES)}, got {list(stages)!r}")
     t0 = time.perf_counter()
     done, stopped = 0, None
     while True:
-        groups = plan(cfg)
+        groups = [g for g in plan(cfg) if stages is None or (g.units and g.units[0].stage in stages)]
         g = next((g for g in groups if g.units and not g.blocked), None)
         if g is None:
             left = [f"{x.title} ({x.blocked})" for x in groups if x.units]
             stopped = ("blocked: " + "; ".join(left)) if left else None
             break
         first = g.units[0]
-        limit = (_pretrain_group(device, g) if first.stage == "pretrain"
+        limit = (_pretrain_group(device, g) if first.stage == "pretrain" else 1 if first.stage == "network"
                  else max_runs or default_max_runs(device, first.condition.rule.value))
         units = _batches(g.units, limit)[0]
         est = sum(unit_seconds(cfg, costs, u) for u in units) if costs else 0.0
@@ -653,7 +768,7 @@ def run_plan(cfg: PaperConfig, *, device="cpu", budget_minutes: float | None = N
             + (f" and {len(units) - 3} more" if len(units) > 3 else "") + (f" (about {_hms(est)})" if costs else ""))
         run_batch(cfg, units, device=device, progress=progress, command=command)
         done += len(units)
-    left = sum(len(x.units) for x in plan(cfg))
+    left = sum(len(x.units) for x in plan(cfg) if stages is None or (x.units and x.units[0].stage in stages))
     return {"units_done": done, "units_left": left, "wall_time_s": time.perf_counter() - t0, "stopped": stopped}
 
 

@@ -10,6 +10,14 @@ Every effect is paired per network seed (both conditions ran on the same network
 target sequence) and summarised by ``stats.paired_effect``; the verdict follows ``stats.verdict``
 (the 95% interval must exclude no effect). Ratios are effects on the log scale. Seeds for which
 either side's file is missing (or whose run diverged) are left out, and n says how many remain.
+
+Claims that need only the networks (Figures 2c, 4a, 5b and the published code's W_rec Newton
+comparison; ``fbctrl.experiments.network_units``) pair two quantities of the *same* network (the control
+input against the null model, controller on against off, Newton against first order). Their
+"pushes in pre-training" column measures the same on the book's shipped networks (pre-trained
+with pushes) and reports those networks' own interval and verdict: a shipped and a published
+network of the same seed index are different networks, so nothing is paired across them, and
+the robustness table only says whether the verdict differs.
 """
 
 from __future__ import annotations
@@ -19,13 +27,14 @@ from typing import Callable
 
 import numpy as np
 
-from . import metrics
-from .paper import AdaptUnit, PaperConfig, Variant, load_runs
+from . import metrics, network_units
+from .network_units import PAPER_DAMPING
+from .paper import AdaptUnit, PaperConfig, Variant, load_network_units, load_runs
 from .protocol import CONDITIONS, Condition, Protocol
 from .stats import PairedEffect, Verdict, paired_effect, verdict
 
 __all__ = ["Claim", "ClaimResult", "CLAIMS", "Column", "AS_PUBLISHED", "FAIR", "ROBUSTNESS", "COLUMNS",
-           "verdict_table", "robustness_table", "format_cell", "table_rows", "markdown_table"]
+           "verdict_table", "robustness_table", "format_cell", "table_rows", "markdown_table", "NETWORK_CLAIMS"]
 
 RFLO_C, RFLO, BPTT_C, BPTT = CONDITIONS
 
@@ -53,6 +62,7 @@ class Claim:
     measure: Callable
     paper_sign: int = 1
     log: bool = True
+    network: str | None = None        # the fbctrl.experiments.network_units measure of a claim that needs only the networks
 
 
 @dataclass(frozen=True)
@@ -70,10 +80,25 @@ class Column:
     curve_area: bool = False           # final loss replaced by the mean over all trials
     efficiency: str = "published"      # metrics.EFFICIENCY_DEFINITIONS
     matched: bool = False              # alignment at matched states
+    # network-level claims (fbctrl.experiments.network_units)
+    networks: str = "published"        # "shipped": the networks pre-trained with pushes (checkpoints/)
+    pairing: str = "next"              # u_k against the gradient w.r.t. r_{k+1} ("same": r_k)
+    lag: int = 1                       # Jacobian lag (1: Figure 4a)
+    damping: float | str = PAPER_DAMPING   # W_rec Newton damping; "smallest converged": the grid's smallest
+                                       # damping at which every solve of every network converged
+    solves: str = "converged"          # "all": also the solves that did not converge
+    wrec_direction: str = "newton"     # "gradient": RFLO's update against the first-order direction
+
+    def network_change(self) -> bool:
+        """Does this column change a network-level measure (and nothing of the runs)?"""
+        return (self.networks != "published" or self.pairing != "next" or self.lag != 1
+                or self.damping != PAPER_DAMPING or self.solves != "converged" or self.wrec_direction != "newton")
 
 
 AS_PUBLISHED = Column("as published")
-FAIR = Column("fair", protocol=Protocol.BEST, efficiency="equal_path", matched=True)
+FAIR = Column("fair", protocol=Protocol.BEST, efficiency="equal_path", matched=True, damping="smallest converged")
+_WREC_GRID = network_units.NetMeasureConfig().wrec_dampings
+_JAC_LAGS = network_units.NetMeasureConfig().jacobian_lags
 ROBUSTNESS = (
     Column("paper-text rates (no ÷10, no |W_fb|/|W_out|)", protocol=Protocol.PAPER_TEXT),
     Column("integrated error from e_0 (published quirk)", variant=Variant.ERROR_START_E0),
@@ -83,6 +108,11 @@ ROBUSTNESS = (
     Column("learning-curve area", curve_area=True),
     Column("efficiency per trial, scale-free", efficiency="per_trial"),
     Column("efficiency whole run", efficiency="whole_run"),
+    Column("networks pre-trained with pushes (the shipped networks, not paired)", networks="shipped"),
+    Column("u_k paired with r_k instead of r_{k+1}", pairing="same"),
+) + tuple(Column(f"Jacobian lag {L}", lag=int(L)) for L in _JAC_LAGS if L != 1) + tuple(Column(f"W_rec Newton at damping {d:g}", damping=float(d)) for d in _WREC_GRID if d != PAPER_DAMPING) + (
+    Column(f"W_rec Newton at damping {PAPER_DAMPING:g}, every solve (converged or not)", solves="all"),
+    Column("W_rec: the gradient (first order) instead of the Newton step", wrec_direction="gradient"),
 )
 COLUMNS = {c.name: c for c in (AS_PUBLISHED, FAIR) + ROBUSTNESS}
 
@@ -188,6 +218,94 @@ def _efficiency(cfg, col):
             what)
 
 
+def _source_text(col: Column) -> str:
+    if col.networks == "shipped":
+        return ("the shipped networks (pre-trained with pushes): their own per-network effects, not paired with "
+                "the published networks")
+    return "the published networks"
+
+
+def _wrec_text(cfg: PaperConfig, col: Column, damping: float, cells: list[int], used_res: list[float],
+               recs: list[dict]) -> str:
+    tol = cfg.network_measures.wrec_converged
+    m = cfg.network_measures
+    total = len(m.wrec_targets) * len(m.wrec_steps)
+    if col.wrec_direction == "gradient":
+        return (f"cos(RFLO's update, -dl_t/dW_rec) controller on minus off, {total} (target, step) cells per network "
+                f"(first order: no solve)")
+    head = f"cos(RFLO's update, -(H + {damping:g} I)^-1 g) for W_rec, controller on minus off"
+    if col.solves == "all":
+        res = [network_units.wrec_convergence(r, tol)[network_units.damping_index(r, damping)]["max_residual"]
+               for r in recs]
+        return (f"{head}, every solve whether converged or not (largest true relative residual per network "
+                f"{', '.join(f'{x:.2g}' for x in res)}; MINRES, at most {m.wrec_maxiter} iterations)")
+    if not any(cells):
+        res = [network_units.wrec_convergence(r, tol)[network_units.damping_index(r, damping)] for r in recs]
+        lo = min(x["median_residual"] for x in res) if res else float("nan")
+        hi = max(x["max_residual"] for x in res) if res else float("nan")
+        return (f"{head}: no solve converged at damping {damping:g} (true relative residual above {tol:g} after at "
+                f"most {m.wrec_maxiter} MINRES iterations; median {lo:.2g}, largest {hi:.2g}), so not judged")
+    return (f"{head}, only (target, step) cells whose solves converged (true relative residual <= {tol:g}; "
+            f"largest used {max(used_res):.2g}): {sum(cells)} of {total * len(recs)} cells")
+
+
+def _network_claim(measure: str):
+    """A claim that needs only the networks: per network (a, b) from its unit file."""
+    def run(cfg, col):
+        col = _column(col)
+        seeds, recs, _ = load_network_units(cfg, measure, col.networks)
+        if not seeds:
+            return [], [], (), f"no {col.networks} network measured yet"
+        go, rot = cfg.task.go_step, cfg.network_measures.rotation_deg
+        trial = f"first trial of a {rot:g} deg rotation"
+        j = "r_{k+1}" if col.pairing == "next" else "r_k"
+        if measure == "activity":
+            vals = [network_units.activity_values(r, col.pairing, go) for r in recs]
+            what = (f"cos(u_k, -dL/d{j}) minus that of a random feedback matrix (the null model), controller on, mean "
+                    f"over 8 targets and the movement (k >= {go}) of the {trial}")
+        elif measure == "activity_newton":
+            vals = [network_units.activity_newton_values(r, col.pairing, go) for r in recs]
+            what = (f"cos(u_k, Newton direction -(H + {PAPER_DAMPING:g} I)^-1 g w.r.t. {j}) minus cos(u_k, -g), "
+                    f"controller on, movement of the {trial}")
+        elif measure == "jacobian":
+            if any(col.lag not in np.asarray(r["lags"]) for r in recs):
+                return [], [], (), f"lag {col.lag} not measured (the files hold lags {', '.join(map(str, recs[0]['lags']))})"
+            vals = [network_units.jacobian_values(r, col.lag, go) for r in recs]
+            what = (f"spectral norm of dx_(k+{col.lag})/dx_k (open loop), controller on / off, mean over the movement "
+                    f"of the {trial}")
+        else:
+            tol = cfg.network_measures.wrec_converged
+            damping = col.damping
+            if damping == "smallest converged":
+                damping = network_units.smallest_converged_damping(recs, tol)
+                if damping is None:
+                    return [], [], (), "no damping of the grid at which every W_rec solve converged"
+            w = [network_units.wrec_values(r, damping, tol, direction=col.wrec_direction,
+                                           converged_only=col.solves == "converged") for r in recs]
+            vals = [(x["on"], x["off"]) for x in w]
+            what = _wrec_text(cfg, col, damping, [x["cells"] for x in w],
+                              [x["max_residual"] for x in w if x["cells"]], recs)
+            if col.damping == "smallest converged":
+                what = f"at damping {damping:g}, the grid's smallest at which every solve converged: " + what
+        if col.name == FAIR.name and measure != "wrec_newton":
+            what += " (fair: the same measure; it has no rate or state to choose)"
+        keep = [i for i, (a, b) in enumerate(vals) if np.isfinite(a) and np.isfinite(b)]
+        return (np.array([vals[i][0] for i in keep]), np.array([vals[i][1] for i in keep]),
+                tuple(seeds[i] for i in keep), f"{what}; {_source_text(col)}")
+    return run
+
+
+NETWORK_CLAIMS = (
+    Claim("activity_fig2c", "Fig 2c", "The control input points down the activity gradient, more than a random "
+          "feedback matrix's", _network_claim("activity"), log=False, network="activity"),
+    Claim("jacobian_fig4a", "Fig 4a", "With the controller on, the activity depends less on its previous step "
+          "(smaller Jacobian norm)", _network_claim("jacobian"), paper_sign=-1, network="jacobian"),
+    Claim("activity_newton_fig5b", "Fig 5b", "The control input is closer to the activity-space Newton direction "
+          "than to the gradient", _network_claim("activity_newton"), log=False, network="activity_newton"),
+    Claim("wrec_newton", "W_rec Newton (code)", "With the controller on, RFLO's update is closer to the Newton step "
+          "for W_rec", _network_claim("wrec_newton"), log=False, network="wrec_newton"),
+)
+
 CLAIMS = (
     Claim("final_loss_rflo_30", "Fig 3b", "RFLO+c ends with a lower test loss than RFLO (30 deg)",
           _final_loss(RFLO, RFLO_C, 30.0)),
@@ -199,7 +317,7 @@ CLAIMS = (
           _alignment("global"), log=False),
     Claim("efficiency", "Fig 5a", "RFLO+c's weight updates are more efficient than RFLO's", _efficiency),
 ) + tuple(Claim(f"final_loss_rflo_{r:g}", "Fig 3b", f"RFLO+c ends with a lower test loss than RFLO ({r:g} deg)",
-                _final_loss(RFLO, RFLO_C, r)) for r in (40.0, 50.0, 60.0))
+                _final_loss(RFLO, RFLO_C, r)) for r in (40.0, 50.0, 60.0)) + NETWORK_CLAIMS
 
 
 def verdict_table(cfg: PaperConfig, claims=CLAIMS, columns=("as published", "fair")) -> list[ClaimResult]:
@@ -217,8 +335,22 @@ def verdict_table(cfg: PaperConfig, claims=CLAIMS, columns=("as published", "fai
 
 # Which robustness columns change a claim's measurement at all (the others would repeat the
 # as-published cell): the current-weights sweep only touches BPTT, the efficiency definitions only
-# the efficiency, the loss windows only the final losses.
+# the efficiency, the loss windows only the final losses; the network-level changes only the
+# network-level claims (the pairing Figs 2c and 5b, the lag Fig 4a, damping, solves and direction
+# the W_rec comparison, the shipped networks all of them), and no change to the runs touches those.
 def _applies(claim: Claim, col: Column) -> bool:
+    if claim.network is not None:              # network-level claims: only the network-level changes
+        if col.networks != "published":
+            return True
+        if not col.network_change():
+            return False
+        if col.pairing != "next":
+            return claim.network in ("activity", "activity_newton")
+        if col.lag != 1:
+            return claim.network == "jacobian"
+        return claim.network == "wrec_newton"
+    if col.network_change():
+        return False
     if col.variant is Variant.BPTT_CURRENT:
         return claim.key.startswith("final_loss_bptt")
     if col.efficiency != "published":
