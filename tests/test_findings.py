@@ -236,7 +236,7 @@ def test_activity_cosines_instantaneous_is_feedback_vs_readout():
     assert out["cos_trial"].shape == (1, 8, tc.T - 1)
     n64 = net.to(dtype=torch.float64)
     tgt = 5
-    x0 = network._x0s(N, tc)[tgt:tgt + 1]
+    x0 = network.activity_x0s(N, tc)[tgt:tgt + 1]
     ro = rollout(n64, centre_out_reaches(tc, [tgt], dtype=torch.float64).rotated(30.0), x0=x0)
     E = ro.E[:, 0]
     k = np.arange(1, tc.T)
@@ -252,7 +252,7 @@ def test_jacobian_profile_matches_analysis():
     net = _net(1)
     tc = TaskConfig()
     prof = network.jacobian_profile({1: net}, 30.0, targets=(2,), lags=(1, 3), stride=7, task_cfg=tc)
-    x0 = network._x0s(N, tc, net.dtype)[2:3]
+    x0 = network.activity_x0s(N, tc, net.dtype)[2:3]
     tr = centre_out_reaches(tc, [2], dtype=net.dtype).rotated(30.0)
     for on in (True, False):
         ref = analysis.jacobian_norms(net, tr, x0, controller_on=on, lags=(1, 3), ord=2)
@@ -270,7 +270,7 @@ def test_closed_loop_jacobian_products_match_autograd_through_the_loop():
     net = net.replace(W_fb=net.W_fb * 20)  # a strong loop, so that it matters
     tc = TaskConfig()
     tr = centre_out_reaches(tc, [3], dtype=torch.float64).rotated(30.0)
-    x0 = network._x0s(N, tc)[3:4]
+    x0 = network.activity_x0s(N, tc)[3:4]
     fwd = forward(net, tr, x0, controller_on=True)
     X, E = fwd.X[:, 0, 0], fwd.E[:, 0, 0]
     a, dt = net.cfg.alpha, net.cfg.dt
@@ -316,7 +316,7 @@ def test_rflo_direction_matches_the_closed_form_trace():
     net = _net(4).to(dtype=torch.float64)
     tc = TaskConfig()
     tr = centre_out_reaches(tc, [1], dtype=torch.float64).rotated(30.0)
-    x0 = network._x0s(N, tc)[1:2]
+    x0 = network.activity_x0s(N, tc)[1:2]
     t = 37
     for on in (True, False):
         ro = rollout(net, tr, x0=x0, controller_on=on)

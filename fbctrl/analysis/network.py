@@ -17,7 +17,7 @@ from ..core.task import GO_STEP, TaskConfig, Trials, centre_out_reaches
 from ..learning.adapt import feedback_matrix
 from .gradients import activity_gradients, activity_newton, cosine, gradient_horizon, step_jacobians, wrec_second_order
 
-__all__ = ["ACTIVITY_X0_SEED", "NULL_SEED", "activity_cosines", "movement_mean", "closed_loop_jacobians",
+__all__ = ["ACTIVITY_X0_SEED", "NULL_SEED", "activity_x0s", "centre_out_trial", "flat_cosine", "activity_cosines", "movement_mean", "closed_loop_jacobians",
            "jacobian_profile", "horizon_profile", "activity_newton_cosines", "rflo_direction", "wrec_newton_table"]
 
 
@@ -27,12 +27,12 @@ ACTIVITY_X0_SEED = 7  # initial states of the activity-space analyses (as in exp
 NULL_SEED = 2024      # random feedback weights of the activity-space null model
 
 
-def _trial(task_cfg: TaskConfig, target: int, rotation_deg: float, dtype=torch.float64) -> Trials:
+def centre_out_trial(task_cfg: TaskConfig, target: int, rotation_deg: float, dtype=torch.float64) -> Trials:
     tr = centre_out_reaches(task_cfg, [target], dtype=dtype)
     return tr.rotated(rotation_deg) if rotation_deg else tr
 
 
-def _x0s(n: int, task_cfg: TaskConfig, dtype=torch.float64) -> torch.Tensor:
+def activity_x0s(n: int, task_cfg: TaskConfig, dtype=torch.float64) -> torch.Tensor:
     return draw_x0(n, (task_cfg.n_targets,), torch.Generator().manual_seed(ACTIVITY_X0_SEED), dtype)
 
 
@@ -58,9 +58,9 @@ def activity_cosines(nets: dict[int, Network], rotation_deg: float = 30.0, *, co
         d = net64.cfg.delay
         g = torch.Generator().manual_seed(NULL_SEED + int(seed))
         W_null = torch.randn(net64.W_fb.shape, generator=g, dtype=torch.float64).to(net64.device)
-        x0s = _x0s(net64.cfg.n, task_cfg)
+        x0s = activity_x0s(net64.cfg.n, task_cfg)
         for tgt in range(task_cfg.n_targets):
-            ag = activity_gradients(net64, _trial(task_cfg, tgt, rotation_deg), x0s[tgt:tgt + 1],
+            ag = activity_gradients(net64, centre_out_trial(task_cfg, tgt, rotation_deg), x0s[tgt:tgt + 1],
                                     controller_on=controller_on, pairing=pairing)
             out["cos_trial"][s, tgt] = ag.cos_trial[:, 0].cpu().numpy()
             out["cos_inst"][s, tgt] = ag.cos_inst[:, 0].cpu().numpy()
@@ -132,9 +132,9 @@ def jacobian_profile(nets: dict[int, Network], rotation_deg: float = 30.0, *, ta
         for L in lags:
             out[(on, L)] = np.full((len(nets), len(targets), len(steps)), np.nan)
     for s, net in enumerate(nets.values()):
-        x0s = _x0s(net.cfg.n, task_cfg, net.dtype)
+        x0s = activity_x0s(net.cfg.n, task_cfg, net.dtype)
         for i, tgt in enumerate(targets):
-            tr = _trial(task_cfg, tgt, rotation_deg, net.dtype)
+            tr = centre_out_trial(task_cfg, tgt, rotation_deg, net.dtype)
             for on in keys:
                 fwd = forward(net, tr, x0s[tgt:tgt + 1].to(net.device), controller_on=on is not False)
                 n = net.cfg.n
@@ -167,9 +167,9 @@ def horizon_profile(nets: dict[int, Network], rotation_deg: float = 30.0, *, tar
         for key in ("cos", "norm_ratio"):
             out[(on, key)] = np.zeros((len(nets), len(targets), len(horizons)))
     for s, net in enumerate(nets.values()):
-        x0s = _x0s(net.cfg.n, task_cfg, net.dtype)
+        x0s = activity_x0s(net.cfg.n, task_cfg, net.dtype)
         for i, tgt in enumerate(targets):
-            tr = _trial(task_cfg, tgt, rotation_deg, net.dtype)
+            tr = centre_out_trial(task_cfg, tgt, rotation_deg, net.dtype)
             for on in controllers:
                 r = gradient_horizon(net, tr, x0s[tgt:tgt + 1], controller_on=on, horizons=horizons, steps=steps)
                 out[(on, "cos")][s, i] = r["cos"]
@@ -193,9 +193,9 @@ def activity_newton_cosines(nets: dict[int, Network], rotation_deg: float = 30.0
            "cos_first_order": np.zeros((len(nets), len(targets), len(steps)))}
     for s, net in enumerate(nets.values()):
         net64 = net.to(dtype=torch.float64)
-        x0s = _x0s(net64.cfg.n, task_cfg)
+        x0s = activity_x0s(net64.cfg.n, task_cfg)
         for i, tgt in enumerate(targets):
-            r = activity_newton(net64, _trial(task_cfg, tgt, rotation_deg), x0s[tgt:tgt + 1], controller_on=True,
+            r = activity_newton(net64, centre_out_trial(task_cfg, tgt, rotation_deg), x0s[tgt:tgt + 1], controller_on=True,
                                 damping=damping, steps=steps, pairing=pairing)
             out["cos_newton"][s, i] = r["cos_newton"]
             out["cos_first_order"][s, i] = r["cos_first_order"]
@@ -218,7 +218,7 @@ def rflo_direction(net: Network, trials: Trials, x0: torch.Tensor, t: int, *, co
     return ((B @ E[t + 1])[:, None] * P).cpu().numpy()
 
 
-def _cos(a: np.ndarray, b: np.ndarray) -> float:
+def flat_cosine(a: np.ndarray, b: np.ndarray) -> float:
     a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
     return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-300))
 
@@ -238,10 +238,10 @@ def wrec_newton_table(net: Network, rotation_deg: float = 30.0, *, targets=(1,),
     ``iters`` the lists ``cos_rflo_newton``, ``cos_grad_newton``, ``iters_done``, ``residual``;
     ``seconds`` for the whole row; ``eigenvalues`` (``n_eigs`` > 0: largest-magnitude Hessian
     eigenvalues by Lanczos, at the first target and step of each controller state, to save time)."""
-    x0s = _x0s(net.cfg.n, task_cfg, net.dtype)
+    x0s = activity_x0s(net.cfg.n, task_cfg, net.dtype)
     rows = []
     for target in targets:
-        tr = _trial(task_cfg, target, rotation_deg, net.dtype)
+        tr = centre_out_trial(task_cfg, target, rotation_deg, net.dtype)
         x0 = x0s[target:target + 1]
         for on in controllers:
             for t in steps:
@@ -255,13 +255,13 @@ def wrec_newton_table(net: Network, rotation_deg: float = 30.0, *, targets=(1,),
                     w = wrec_second_order(net, tr, x0, int(t), controller_on=on, damping=damping, maxiter=int(it),
                                           n_eigs=eig)
                     if j == 0:
-                        row["cos_rflo_grad"] = _cos(d_rflo, -w.grad)
-                        row["cos_rflo_gn"] = _cos(d_rflo, w.gauss_newton)
-                        row["cos_grad_gn"] = _cos(-w.grad, w.gauss_newton)
+                        row["cos_rflo_grad"] = flat_cosine(d_rflo, -w.grad)
+                        row["cos_rflo_gn"] = flat_cosine(d_rflo, w.gauss_newton)
+                        row["cos_grad_gn"] = flat_cosine(-w.grad, w.gauss_newton)
                     if eig:
                         row["eigenvalues"] = w.eigenvalues
-                    row["cos_rflo_newton"].append(_cos(d_rflo, w.newton))
-                    row["cos_grad_newton"].append(_cos(-w.grad, w.newton))
+                    row["cos_rflo_newton"].append(flat_cosine(d_rflo, w.newton))
+                    row["cos_grad_newton"].append(flat_cosine(-w.grad, w.newton))
                     row["iters_done"].append(w.minres_iters)
                     row["residual"].append(w.residual)
                 row["seconds"] = time.perf_counter() - t0

@@ -236,7 +236,7 @@ def _wrec_newton(net: Network, seed: int, s: NetMeasureConfig, task_cfg: TaskCon
     net64 = net.to(dtype=torch.float64)
     if max(s.wrec_steps) >= task_cfg.T:
         raise ValueError(f"wrec_steps must lie below the trial length {task_cfg.T}, got {s.wrec_steps!r}")
-    x0s = network._x0s(net64.cfg.n, task_cfg)
+    x0s = network.activity_x0s(net64.cfg.n, task_cfg)
     cells = (len(s.wrec_targets), 2, len(s.wrec_steps))
     per_damping = cells + (len(s.wrec_dampings),)
     out = {k: np.full(cells, np.nan) for k in ("cos_rflo_grad", "cos_rflo_gn", "cos_grad_gn")}
@@ -245,7 +245,7 @@ def _wrec_newton(net: Network, seed: int, s: NetMeasureConfig, task_cfg: TaskCon
     out["minres_info"] = np.full(per_damping, -99, dtype=np.int64)
     out["iters"] = np.zeros(per_damping, dtype=np.int64)
     for i, tgt in enumerate(s.wrec_targets):
-        tr = network._trial(task_cfg, tgt, s.rotation_deg)
+        tr = network.centre_out_trial(task_cfg, tgt, s.rotation_deg)
         x0 = x0s[tgt:tgt + 1]
         for c, on in enumerate((True, False)):
             for j, t in enumerate(s.wrec_steps):
@@ -254,11 +254,11 @@ def _wrec_newton(net: Network, seed: int, s: NetMeasureConfig, task_cfg: TaskCon
                     w = wrec_second_order(net64, tr, x0, int(t), controller_on=on, damping=float(lam),
                                           maxiter=s.wrec_maxiter, rtol=s.wrec_rtol)
                     if m == 0:
-                        out["cos_rflo_grad"][i, c, j] = network._cos(d_rflo, -w.grad)
-                        out["cos_rflo_gn"][i, c, j] = network._cos(d_rflo, w.gauss_newton)
-                        out["cos_grad_gn"][i, c, j] = network._cos(-w.grad, w.gauss_newton)
-                    out["cos_rflo_newton"][i, c, j, m] = network._cos(d_rflo, w.newton)
-                    out["cos_grad_newton"][i, c, j, m] = network._cos(-w.grad, w.newton)
+                        out["cos_rflo_grad"][i, c, j] = network.flat_cosine(d_rflo, -w.grad)
+                        out["cos_rflo_gn"][i, c, j] = network.flat_cosine(d_rflo, w.gauss_newton)
+                        out["cos_grad_gn"][i, c, j] = network.flat_cosine(-w.grad, w.gauss_newton)
+                    out["cos_rflo_newton"][i, c, j, m] = network.flat_cosine(d_rflo, w.newton)
+                    out["cos_grad_newton"][i, c, j, m] = network.flat_cosine(-w.grad, w.newton)
                     out["residual"][i, c, j, m] = w.residual
                     out["minres_info"][i, c, j, m] = w.minres_info
                     out["iters"][i, c, j, m] = w.minres_iters
