@@ -288,14 +288,17 @@ def test_alignment_without_forming_gradients_equals_explicit_cosines():
         torch.testing.assert_close(glob[r], cos(dW[r].sum(0), -G[r].sum(0)))
 
 
+@pytest.mark.parametrize("chunk", [1, 4])
 @pytest.mark.parametrize("bptt_weights", ["history", "current"])
-def test_bptt_lockstep_in_chunks_equals_single_runs(bptt_weights):
+def test_bptt_lockstep_in_chunks_equals_single_runs(bptt_weights, chunk, monkeypatch):
     """More runs than one chunk of the CPU sweep (rules.OnlineBPTT.CPU_CHUNK): the chunked sweep
-    gives each run exactly what it gets alone."""
+    gives each run what it gets alone. With chunks of 4 the runs go through the batched PyTorch
+    sweep (a GPU's), alone through the one-run NumPy sweep: the two agree to float64 rounding."""
     from fbctrl.learning.rules import OnlineBPTT
 
+    monkeypatch.setattr(OnlineBPTT, "CPU_CHUNK", chunk)
     nets = init_network(NetworkConfig(n=12), torch.Generator().manual_seed(3), dtype=torch.float64)
-    R = OnlineBPTT.CPU_CHUNK + 2
+    R = 6
     runs = [RunSpec(controller_on=i % 2 == 0, rotation_deg=30 + 5 * i, lr=0.05 * (1 + i), seed=i) for i in range(R)]
     together = adapt(nets, "bptt", runs, trials=2, task_cfg=TC, progress=False, dtype=torch.float64,
                      bptt_weights=bptt_weights)

@@ -258,6 +258,16 @@ def _network_group(cfg: PaperConfig, title: str, source: str, measures, include_
                  blocked="waits for pre-training" if waiting and any(not _done(cfg, u) for u in units) else None)
 
 
+def _wait_for_networks(cfg: PaperConfig, g: Group) -> None:
+    """Runs whose network is not pre-trained yet are left out until it is (the others run first);
+    when only those are left the group waits for pre-training."""
+    ready = [u for u in g.units if _done(cfg, PretrainUnit(u.kind, u.seed))]
+    if ready:
+        g.units = ready
+    elif g.blocked is None:
+        g.blocked = "waits for pre-training"
+
+
 def _adapt_units(kind, seeds, rotations, conditions, protocol, trials, variant: Variant = Variant.NONE):
     return [AdaptUnit(kind, int(s), float(r), c, Protocol.parse(protocol), trials, variant=variant)
             for r in rotations for c in conditions for s in seeds]
@@ -323,6 +333,8 @@ def plan(cfg: PaperConfig, *, include_done: bool = False) -> list[Group]:
     for g in groups:
         if not include_done and not (g.units and g.units[0].stage == "network"):   # network groups come filtered
             g.units = [u for u in g.units if not _done(cfg, u)]
+        if not include_done and g.units and g.units[0].stage in ("adapt", "sweep"):
+            _wait_for_networks(cfg, g)
     if any(not _done(cfg, u) for u in best.units) and any(not _done(cfg, u) for u in sweep):
         best.blocked = "waits for the sweep"
     return groups

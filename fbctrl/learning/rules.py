@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 __all__ = ["TrialState", "OnlineBPTT", "RFLO", "make_rule", "PAPER_LR", "RULES"]
@@ -118,12 +119,13 @@ class OnlineBPTT:
         self._S = None
         self._n_snaps = 0
         self._last = None                                              # (rows, weights) of the last gradient
-        # adjoint rows ga_j, each followed by room for j numbers: the one-run sweep keeps
-        # [ga_j, C_{j-1} ga_j] contiguous so that one product reads [W_start; R_{0..j-1}]
-        # (:meth:`_sweep_one`)
-        self._HX = torch.empty(R, T, n + T, device=device, dtype=dtype)
-        self.GA = self._HX[..., :n]
-        # [W_start; r_0; ..; r_{T-1}] per run (history convention; W_start is its first n rows)
+        # adjoint rows ga_j, each led by its scale s_j and followed by room for j numbers: the
+        # one-run sweep keeps [s_j, h_j, C_{j-1} h_j] contiguous so that ONE product with
+        # [q; W_start; R_{0..j-1}] gives s_j q + h_j W(j) (:meth:`_sweep_one`)
+        self._HX = torch.empty(R, T, 1 + n + T, device=device, dtype=dtype)
+        self.GA = self._HX[..., 1: n + 1]
+        # [q; W_start; r_0; ..; r_{T-1}] per run (history convention): row 0 the seed q of the
+        # step whose gradient is swept, then W_start (n rows), then the trial's rates
         self._Wcat = None
         self._rates_in = 0
         self._GA_steps = self.GA.unbind(1)
@@ -137,8 +139,8 @@ class OnlineBPTT:
         if self.weights == "history" and self.W_current is not None:
             R, T, n = self._C.shape
             if self._Wcat is None:
-                self._Wcat = torch.empty(R, n + T, n, device=self._C.device, dtype=self._C.dtype)
-                self.W_start = self._Wcat[:, :n]
+                self._Wcat = torch.empty(R, 1 + n + T, n, device=self._C.device, dtype=self._C.dtype)
+                self.W_start = self._Wcat[:, 1: n + 1]
             self.W_start.copy_(self.W_current)
             self._rates_in = 0
             self._C.zero_()
@@ -158,7 +160,8 @@ class OnlineBPTT:
 
         On a CPU each run reads its own n x n matrix at every past step, so many runs in lockstep
         would stream all their matrices through the cache at every step; chunks of
-        ``CPU_CHUNK`` runs keep theirs in cache (on a GPU one batched sweep is best)."""
+        ``CPU_CHUNK`` runs keep theirs in cache, and a chunk of one run is swept by
+        :meth:`_sweep_one` (on a GPU one batched sweep is best)."""
         v = _unbind_cache(state)
         key = ("chunks", id(self))                      # the state may be shared by two rules
         cached = v.get(key)
@@ -177,6 +180,8 @@ class OnlineBPTT:
             ch.tmp = self._tmp if whole else self._tmp[sl]
             if self.weights == "current":
                 ch.kind, ch.W = "current", self.W_current[sl]
+                if sl.stop - sl.start == 1 and self.GA.device.type == "cpu":   # one run: _sweep_one
+                    ch.one = self._one_run_views(state, sl.start)
             elif self.W_start is not None:
                 ch.kind, ch.W = "lowrank", self.W_start[sl]
                 S = self._S[sl]
@@ -184,14 +189,8 @@ class OnlineBPTT:
                 Rr = state.Rh[sl]
                 ch.rates = [Rr[:, :j1] for j1 in range(T + 1)]                          # R_{0..j1-1}
                 ch.Ht = [g.mT for g in ch.H]                                            # [r, n, 1]
-                if sl.stop - sl.start == 1:       # one run: 1-D products (_sweep_one)
-                    i, n = sl.start, self.GA.shape[-1]
-                    HX, Wc, S1 = self._HX[i], self._Wcat[i], self._S[i]
-                    ch.one = dict(
-                        h=[HX[j, :n] for j in range(T)], tail=[HX[j, n: n + j] for j in range(T)],
-                        hext=[HX[j, : n + j] for j in range(T)], MT=[Wc[: n + j].mT for j in range(T)],
-                        snaps=[S1[self._off[j]: self._off[j + 1]] for j in range(T)],
-                        aD=state.aD[i].unbind(0), tmp=self._tmp[i, 0])
+                if sl.stop - sl.start == 1 and self.GA.device.type == "cpu":   # one run: _sweep_one
+                    ch.one = self._one_run_views(state, sl.start)
             else:   # no weights of its own to follow: read a given history
                 if state.Wh is None:
                     raise RuntimeError("OnlineBPTT(weights='history') needs W_current set before "
@@ -312,16 +311,17 @@ class OnlineBPTT:
                 self._snap(k - 1)                                   # raises the clear error
             if self._rates_in < k:                                  # r_0..r_{k-1} below W_start
                 n = self.GA.shape[-1]
-                self._Wcat[:, n + self._rates_in: n + k].copy_(state.Rh[:, self._rates_in: k])
+                self._Wcat[:, 1 + n + self._rates_in: 1 + n + k].copy_(state.Rh[:, self._rates_in: k])
                 self._rates_in = k
         for ch in self._chunks(state):
+            if ch.one is not None:                              # one run on a CPU
+                self._sweep_one(ch.one, q[ch.sl.start, 0], k, decay)
+                continue
             H, aD, qc, tmp, W = ch.H, ch.aD, q[ch.sl], ch.tmp, ch.W if ch.kind != "given" else None
             torch.mul(aD[k + 1], qc, out=H[k])
             inv_next = 1.0                                      # 1 / s_{j+1}
             # the loops are written out per kind: this is the innermost loop of online BPTT
-            if ch.kind == "lowrank" and ch.one is not None:
-                self._sweep_one(ch.one, q[ch.sl.start, 0], k, decay)
-            elif ch.kind == "lowrank":
+            if ch.kind == "lowrank":
                 snaps, rates, Ht = ch.snaps, ch.rates, ch.Ht
                 for j in range(k - 1, -1, -1):
                     # q + h_{j+1} W(j+1) / s_{j+1},  W(j+1) = W_start + C_j^T R_{0..j}
@@ -347,21 +347,73 @@ class OnlineBPTT:
         w = self._decay_pows(k, decay, state.Rh.dtype, state.Rh.device)   # 1/s_j = decay^(k-j)
         self._last = (self.GA[:, : k + 1], w)                  # ga_j = h_j / s_j
 
-    @staticmethod
-    def _sweep_one(v: dict, q: torch.Tensor, k: int, decay: float) -> None:
-        """The scaled adjoint sweep of :meth:`gradient_rows` for one run, with 1-D products:
-        per past step, ``C_j h`` into the row's tail, then ONE product of [h, C_j h] with
-        [W_start; R_{0..j}] (the trial's starting weights and rates stacked) instead of one with
-        W_start and two thin ones; three calls per past step."""
-        h, tail, hext, MT, snaps, aD, tmp = v["h"], v["tail"], v["hext"], v["MT"], v["snaps"], v["aD"], v["tmp"]
-        torch.mul(aD[k + 1], q, out=h[k])
-        inv_next = 1.0
+    def _one_run_views(self, state: TrialState, i: int) -> dict:
+        """NumPy views (same memory) of run i's buffers for :meth:`_sweep_one`, made once per trial."""
+        T, n = self.GA.shape[1], self.GA.shape[2]
+        HX = self._HX[i].numpy()
+        v = dict(h=[HX[j, 1: n + 1] for j in range(T)], s=HX[:, 0], aD=state.aD[i].numpy(),
+                 aDd=np.empty((T + 1, n), dtype=HX.dtype), filled=[0], u=np.empty(n, dtype=HX.dtype))
+        if self.weights == "current":
+            v["W"] = self.W_current[i].numpy()
+            v["sq"] = np.empty((T, n), dtype=HX.dtype)
+        else:
+            Wc, S1 = self._Wcat[i].numpy(), self._S[i].numpy()
+            v.update(q=Wc[0], tail=[HX[j, 1 + n: 1 + n + j] for j in range(T)],
+                     hext=[HX[j, : 1 + n + j] for j in range(T)], Wcat=[Wc[: 1 + n + j] for j in range(T)],
+                     snaps=[S1[self._off[j]: self._off[j + 1]] for j in range(T)])
+        return v
+
+    def _sweep_one(self, v: dict, q: torch.Tensor, k: int, decay: float) -> None:
+        """The scaled adjoint sweep of :meth:`gradient_rows` for ONE run on a CPU, in NumPy on
+        the rule's own buffers (1-D BLAS products and ufuncs cost about half of PyTorch's per-call
+        overhead, and this loop runs T(T+1)/2 times per trial).
+
+        With s_j = (1 - alpha)^-(k-j), h_j = s_j ga_j and u_j = s_{j+1} q + h_{j+1} W(j+1)::
+
+            h_k = alpha D_{k+1} q,     h_j = h_{j+1} + (alpha D_{j+1} / (1 - alpha)) * u_j
+
+        (the recursion of :meth:`adjoint` multiplied by s_j). History convention: ``C_j h_{j+1}``
+        into the row's tail, then u_j as ONE product of the row [s_{j+1}, h_{j+1}, C_j h_{j+1}]
+        with [q; W_start; R_{0..j}]; current convention: u_j = h_{j+1} W_current + s_{j+1} q.
+        Four calls per past step; the scales s_j lead the rows (``self._last`` reads 1/s_j)."""
+        with np.errstate(all="ignore"):     # a diverging run overflows silently, as in PyTorch
+            self._sweep_one_np(v, q, k, decay)
+
+    def _sweep_one_np(self, v: dict, q: torch.Tensor, k: int, decay: float) -> None:
+        h, aD, aDd, u, f = v["h"], v["aD"], v["aDd"], v["u"], v["filled"]
+        if f[0] < k:                                        # alpha D_{j+1} / (1 - alpha), rows <= k
+            np.multiply(aD[f[0] + 1: k + 1], 1.0 / decay, out=aDd[f[0] + 1: k + 1])
+            f[0] = k
+        pows = self._scale_pows(decay, h[0].dtype)
+        v["s"][: k + 1] = pows[k::-1]                       # s_j, j = 0..k
+        qn = q.numpy()
+        np.multiply(aD[k + 1], qn, out=h[k])
+        dot, mul, add = np.dot, np.multiply, np.add
+        if "W" in v:                                        # current weights
+            W, sq = v["W"], v["sq"]
+            np.multiply.outer(pows[k::-1], qn, out=sq[: k + 1])
+            for j in range(k - 1, -1, -1):
+                dot(h[j + 1], W, out=u)
+                add(u, sq[j + 1], out=u)
+                mul(aDd[j + 1], u, out=h[j])
+                add(h[j], h[j + 1], out=h[j])
+            return
+        v["q"][:] = qn
+        tail, hext, Wcat, snaps = v["tail"], v["hext"], v["Wcat"], v["snaps"]
         for j in range(k - 1, -1, -1):
-            torch.mv(snaps[j], h[j + 1], out=tail[j + 1])                         # C_j h_{j+1}
-            torch.addmv(q, MT[j + 1], hext[j + 1], alpha=inv_next, out=tmp)   # q + h W(j+1) / s
-            inv_j = inv_next * decay
-            torch.addcmul(h[j + 1], aD[j + 1], tmp, value=1.0 / inv_j, out=h[j])
-            inv_next = inv_j
+            dot(snaps[j], h[j + 1], out=tail[j + 1])        # C_j h_{j+1}
+            dot(hext[j + 1], Wcat[j + 1], out=u)            # s_{j+1} q + h_{j+1} W(j+1)
+            mul(aDd[j + 1], u, out=h[j])
+            add(h[j], h[j + 1], out=h[j])
+
+    def _scale_pows(self, decay: float, dtype) -> np.ndarray:
+        """(1 - alpha)^-m for m = 0..T-1 (the sweep's scales s_j = (1 - alpha)^-(k-j))."""
+        cache = getattr(self, "_spow_cache", None)
+        if cache is None or cache[0] != (decay, dtype):
+            e = np.arange(self.GA.shape[1], dtype=np.float64)
+            cache = ((decay, dtype), (decay ** -e).astype(dtype))
+            self._spow_cache = cache
+        return cache[1]
 
     def gradient(self, state: TrialState, k: int, out: torch.Tensor | None = None) -> torch.Tensor:
         """dl_k/dW_rec [R, n, n] = sum_j ga_j r_j^T (see :meth:`gradient_rows`), into ``out`` if
@@ -381,8 +433,11 @@ class OnlineBPTT:
             setattr(self, name, buf)
         return buf
 
-    # Runs per chunk of the backward sweep on a CPU (see :meth:`_chunks`).
-    CPU_CHUNK = 4
+    # Runs per chunk of the backward sweep on a CPU (see :meth:`_chunks`): 1, each run by
+    # :meth:`_sweep_one` (NumPy, measured faster per run than batched chunks of 4 in PyTorch:
+    # ``python -m fbctrl bench adapt``, key bptt_c_batch32); > 1 runs the batched PyTorch sweep
+    # that a GPU uses (the tests compare the two).
+    CPU_CHUNK = 1
 
     def _decay_pows(self, k, decay, dtype, device):
         cache = getattr(self, "_pow_cache", None)

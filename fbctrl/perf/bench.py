@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..analysis.gradients import wrec_second_order
@@ -102,7 +103,8 @@ def _cheapest_per_run(candidates: dict, repeats: int, device) -> float:
 
 def floor_bptt(n: int = 400, T: int = 125, R: int = 1, device="cpu", repeats: int = 5) -> float:
     """Floor of exact online BPTT, seconds per run-trial: T(T+1)/2 products of one vector with an
-    n x n float32 matrix (``torch.mv(A, x, out=y)``; for c > 1 runs at a time
+    n x n float32 matrix (``torch.mv(A, x, out=y)``, and on a CPU also ``numpy.dot(A, x, out=y)``,
+    whose per-call cost and BLAS differ: the cheaper counts; for c > 1 runs at a time
     ``torch.bmm(A, x, out=y)`` with A [c, n, n], x [c, n, 1]).
 
     Why it bounds the rule: after step k the exact gradient of that step's loss needs the adjoint
@@ -112,7 +114,7 @@ def floor_bptt(n: int = 400, T: int = 125, R: int = 1, device="cpu", repeats: in
     matrix that stays in cache, and nothing else: no element-wise work, no weight history (its
     calls are independent, which does not change the cost of a call). R runs in lockstep: the
     cheapest of the chunkings of :func:`_chunk_sizes`."""
-    def make(c):
+    def make(c, lib="torch"):
         A = torch.randn(c, n, n, device=device) / math.sqrt(n)
         x = torch.randn(c, n, 1, device=device)
         y = torch.empty_like(x)
@@ -122,12 +124,20 @@ def floor_bptt(n: int = 400, T: int = 125, R: int = 1, device="cpu", repeats: in
             for _ in range(T * (T + 1) // 2):
                 torch.mv(A1, x1, out=y1)
 
+        def trial_np():
+            An, xn, yn, dot = A1.numpy(), x1.numpy(), y1.numpy(), np.dot
+            for _ in range(T * (T + 1) // 2):
+                dot(An, xn, out=yn)
+
         def trial_c():
             for _ in range(T * (T + 1) // 2):
                 torch.bmm(A, x, out=y)
-        return (trial_1 if c == 1 else trial_c), c
+        return (trial_c if c > 1 else trial_np if lib == "numpy" else trial_1), c
 
-    return _cheapest_per_run({c: make(c) for c in _chunk_sizes(R, device)}, repeats, device)
+    cands = {c: make(c) for c in _chunk_sizes(R, device)}
+    if not str(device).startswith("cuda"):
+        cands["numpy"] = make(1, "numpy")
+    return _cheapest_per_run(cands, repeats, device)
 
 
 def floor_rflo(n: int = 400, T: int = 125, R: int = 1, device="cpu", repeats: int = 5) -> float:
@@ -139,22 +149,25 @@ def floor_rflo(n: int = 400, T: int = 125, R: int = 1, device="cpu", repeats: in
     W_rec r_k (one read of W_rec). The floor leaves out the weight update W += s * P (a kernel
     could fuse it with the trace update into one pass over P and W) and the element-wise work. A
     form that never builds P (W_rec kept as W_start plus low-rank factors of the trial's rates, as
-    online BPTT does) could go below it; its floor would be the T products alone. The update is
-    timed both as one pass
+    online BPTT does) could go below it; its floor would be the T products alone. The products are timed
+    with ``torch.mv`` and, on a CPU, ``numpy.dot``; the update both as one pass
     (``P.addr_(a, b, beta=1-alpha, alpha=alpha)``; ``baddbmm_`` for c > 1 runs) and as
     ``P.mul_(1-alpha).addr_(a, b, alpha=alpha)``; the cheaper counts, with the cheapest chunking
     of R runs (:func:`_chunk_sizes`)."""
     alpha = NetworkConfig().alpha
     beta = 1.0 - alpha
 
-    def make(c, fused):
+    def make(c, fused, lib="torch"):
         P = torch.zeros(c, n, n, device=device)
         W = torch.randn(c, n, n, device=device) / math.sqrt(n)
         a, b = torch.rand(c, n, 1, device=device), torch.rand(c, 1, n, device=device)
         y, bT = torch.empty(c, n, 1, device=device), b.mT.contiguous()
-        if c == 1:   # one run: the 2-D kernels (addr_, mv) on views of the batch-1 tensors
+        if c == 1:   # one run: the 2-D kernels (addr_, mv or numpy.dot) on views of the batch-1 tensors
             P_, W_, a_, b_, x_, y_ = P[0], W[0], a[0, :, 0], b[0, 0], b[0, 0], y[0, :, 0]
             outer, prod = torch.Tensor.addr_, torch.mv
+            if lib == "numpy":
+                W_, x_, y_ = W_.numpy(), x_.numpy(), y_.numpy()
+                prod = np.dot
         else:
             P_, W_, a_, b_, x_, y_ = P, W, a, b, bT, y
             outer, prod = torch.Tensor.baddbmm_, torch.bmm
@@ -169,6 +182,8 @@ def floor_rflo(n: int = 400, T: int = 125, R: int = 1, device="cpu", repeats: in
         return trial, c
 
     cands = {(c, fused): make(c, fused) for c in _chunk_sizes(R, device) for fused in (True, False)}
+    if not str(device).startswith("cuda"):
+        cands.update({(1, fused, "numpy"): make(1, fused, "numpy") for fused in (True, False)})
     return _cheapest_per_run(cands, repeats, device)
 
 
