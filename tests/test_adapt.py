@@ -423,3 +423,47 @@ def test_published_error_start_matches_the_reference(rule):
     assert res.meta["error_start"] == "published"
     with pytest.raises(ValueError, match="error_start must be one of zero, published"):
         adapt(net, rule, [run], trials=1, task_cfg=TC, progress=False, error_start="e0")
+
+
+@pytest.mark.parametrize("dtype,rtol", [(torch.float64, 1e-10), (torch.float32, 2e-4)])
+@pytest.mark.parametrize("rule,bptt_weights", [("rflo", "history"), ("bptt", "history"), ("bptt", "current")])
+def test_one_run_numpy_paths_equal_the_pytorch_paths(rule, bptt_weights, dtype, rtol, monkeypatch):
+    """One run on a CPU goes through NumPy (RFLO's whole step, online BPTT's backward sweep); the
+    same run with those switched off goes through the PyTorch code that lockstep runs and GPUs
+    use. Both give the same records and weights (float64 to rounding; float32 at the paper's
+    T and a paper-like rate, to float32 rounding amplified over 3 trials)."""
+    from fbctrl.learning.adapt import _Engine
+    from fbctrl.learning.rules import RFLO, OnlineBPTT
+
+    tc = TaskConfig() if dtype == torch.float32 else TC
+    net = small_net(n=60 if dtype == torch.float32 else 12, dtype=dtype, scale=0.5)
+    lr = {"rflo": 3e-5, "bptt": 1e-4}[rule] if dtype == torch.float32 else 0.01
+    run = RunSpec(controller_on=True, rotation_deg=40.0, lr=lr, seed=4)
+    kw = dict(trials=3, task_cfg=tc, progress=False, dtype=dtype, bptt_weights=bptt_weights)
+    used = []
+    real_init = _Engine.__init__
+
+    def spy(self, *a, **k):
+        real_init(self, *a, **k)
+        used.append(self.one_run)
+    monkeypatch.setattr(_Engine, "__init__", spy)
+    fast = adapt(net, rule, [run], **kw)
+    assert used == [rule == "rflo"]
+    monkeypatch.setattr(RFLO, "one_run_numpy", False)
+    monkeypatch.setattr(OnlineBPTT, "numpy_sweep", False)
+    ref = adapt(net, rule, [run], **kw)
+    assert used[-1] is False
+    for key in ("train_loss", "test_loss", "dW_path", "dW_total"):
+        np.testing.assert_allclose(fast[key], ref[key], rtol=rtol, err_msg=key)
+    torch.testing.assert_close(fast.W_final, ref.W_final, rtol=rtol, atol=rtol * float(ref.W_final.abs().max()))
+    assert float((ref.W_final - net.W_rec).norm()) > 1e-3 * float(net.W_rec.norm())   # the weights really moved
+
+
+def test_rflo_one_run_falls_back_where_its_factors_would_overflow():
+    """RFLO's NumPy step keeps (1 - alpha)^-i factors: at a trial length where they would near
+    float overflow the engine runs the PyTorch step instead, with the same result."""
+    from fbctrl.learning.rules import RFLO
+
+    B = torch.zeros(1, 4, 2)
+    assert RFLO(1, 4, 125, B).one_run_ok(0.2)
+    assert not RFLO(1, 4, 1000, B).one_run_ok(0.2)

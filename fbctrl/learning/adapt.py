@@ -296,6 +296,11 @@ class _Engine:
         self.dW_hist = torch.empty(R, T, n, n, device=device, dtype=dtype) if (self.align and not self.by_products) \
             else None
         self.dW_norms = None
+        # one run on a CPU with a rule that offers a NumPy step (rules.RFLO.one_run_numpy):
+        # _steps_one_run, on NumPy views of these same buffers (made on first use)
+        self.one_run = (R == 1 and torch.device(device).type == "cpu" and learner.one_run_numpy
+                        and learner.one_run_ok(self.alpha))
+        self._np_views = None
         if self.by_products:
             learner.record = torch.zeros(R, T, n, device=device, dtype=dtype)
             self.dW_norms = torch.zeros(R, T, device=device, dtype=dtype)
@@ -329,11 +334,29 @@ class _Engine:
             self.exact.begin_trial(self.state)
         lowrank = learner.defers_weights and not do_align and not self.frozen
         fused = learner.adds_in_place and (not do_align or self.by_products)
-        _steps(self, lr_alive, lowrank, fused, do_align)
+        if lowrank and self.one_run:
+            with np.errstate(all="ignore"):          # a diverging run overflows silently, as in PyTorch
+                _steps_one_run(self, float(lr_alive[0]))
+        else:
+            _steps(self, lr_alive, lowrank, fused, do_align)
         if lowrank:
             learner.materialize(self.state, self.W)
         if self.state.Wh is not None:
             self.state.Wh[:, self.T] = self.W
+
+    def numpy_views(self) -> dict:
+        """NumPy views (same memory) of run 0's trial buffers and weights, and the rule's
+        (``learner.one_run_views``), made once: every buffer lives as long as the engine."""
+        if self._np_views is None:
+            st = self.state
+            ctrl = bool(self.W_fT_ctrl.abs().sum() > 0)
+            self._np_views = dict(
+                X=st.X[0].numpy(), Rh=st.Rh[0].numpy(), aD=st.aD[0].numpy(), E=st.E[0].numpy(),
+                drive=self.drive[0].numpy(), err=self.err[0].numpy(), W_out=self.W_out[0].contiguous().numpy(),
+                W_f=self.W_fT_ctrl[0].numpy() if ctrl else None, h=self.h[0, 0].numpy(),
+                t1=np.empty(self.n, dtype=self.h.numpy().dtype), t2=np.empty(2, dtype=self.h.numpy().dtype),
+                rule=self.learner.one_run_views(st))
+        return self._np_views
 
     def train_loss(self) -> np.ndarray:
         """Mean E^2 of the finished trial per run [R] (float64)."""
@@ -399,6 +422,37 @@ def _steps(eng: _Engine, lr_alive: torch.Tensor, lowrank: bool, fused: bool, do_
             frozen_sum.add_(dW)
         else:
             W.add_(dW)
+
+
+def _steps_one_run(eng: _Engine, lr: float) -> None:
+    """:func:`_steps` (low-rank branch) for ONE run on a CPU, in NumPy on the same buffers (views
+    from :meth:`_Engine.numpy_views`), calling the rule's NumPy step (``recurrent_input_one``,
+    ``apply_step_one``). At batch 1 every call is a few hundred numbers, so the per-call cost
+    dominates, and NumPy's is about a third of PyTorch's (``python -m fbctrl bench adapt``,
+    rflo_c). Same arithmetic as :func:`_steps`; results agree to float rounding (tests)."""
+    v = eng.numpy_views()
+    learner, rv = eng.learner, v["rule"]
+    X, Rh, aD, E, drive, err = v["X"], v["Rh"], v["aD"], v["E"], v["drive"], v["err"]
+    W_f, W_out, h, t1, t2 = v["W_f"], v["W_out"], v["h"], v["t1"], v["t2"]
+    d, alpha, dt = eng.d, eng.alpha, eng.dt
+    path = 0.0
+    for k in range(eng.T):
+        learner.recurrent_input_one(rv, k, drive[k], h)               # h = W_in s_k + b + W(k) r_k
+        if W_f is not None and k - d >= 0:
+            np.dot(E[k - d], W_f, out=t1)                              # + W_f E[k-d] (controller on)
+            h += t1
+        h -= X[k]                                                      # x_{k+1} = x_k + alpha (h - x_k)
+        h *= alpha
+        np.add(X[k], h, out=X[k + 1])
+        np.maximum(X[k + 1], 0.0, out=Rh[k + 1])
+        np.sign(Rh[k + 1], out=aD[k + 1])
+        aD[k + 1] *= alpha                                             # alpha relu'(x_{k+1})
+        np.dot(W_out, Rh[k + 1], out=t2)                               # E_{k+1} = E_k + dt (vref_k - b_out - W_out r_{k+1})
+        t2 *= dt
+        np.add(E[k], err[k], out=E[k + 1])
+        E[k + 1] -= t2
+        path += learner.apply_step_one(rv, k, lr)
+    eng.path.add_(path)
 
 
 class _Divergence:

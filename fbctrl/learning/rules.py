@@ -101,6 +101,8 @@ class OnlineBPTT:
     """
 
     name = "bptt"
+    one_run_numpy = False        # its time is the backward sweep, already NumPy for one run (_sweep_one)
+    numpy_sweep = True           # a one-run chunk on a CPU is swept by _sweep_one (False: the PyTorch sweep)
     adds_in_place = False        # no add_step: the engine adds the dW that :meth:`step` returns
     aligns_by_products = False   # its alignment reads the dense updates (:meth:`alignment`)
 
@@ -180,7 +182,7 @@ class OnlineBPTT:
             ch.tmp = self._tmp if whole else self._tmp[sl]
             if self.weights == "current":
                 ch.kind, ch.W = "current", self.W_current[sl]
-                if sl.stop - sl.start == 1 and self.GA.device.type == "cpu":   # one run: _sweep_one
+                if self._numpy_chunk(sl):                                    # one run: _sweep_one
                     ch.one = self._one_run_views(state, sl.start)
             elif self.W_start is not None:
                 ch.kind, ch.W = "lowrank", self.W_start[sl]
@@ -189,7 +191,7 @@ class OnlineBPTT:
                 Rr = state.Rh[sl]
                 ch.rates = [Rr[:, :j1] for j1 in range(T + 1)]                          # R_{0..j1-1}
                 ch.Ht = [g.mT for g in ch.H]                                            # [r, n, 1]
-                if sl.stop - sl.start == 1 and self.GA.device.type == "cpu":   # one run: _sweep_one
+                if self._numpy_chunk(sl):                                    # one run: _sweep_one
                     ch.one = self._one_run_views(state, sl.start)
             else:   # no weights of its own to follow: read a given history
                 if state.Wh is None:
@@ -346,6 +348,9 @@ class OnlineBPTT:
                     inv_next = inv_j
         w = self._decay_pows(k, decay, state.Rh.dtype, state.Rh.device)   # 1/s_j = decay^(k-j)
         self._last = (self.GA[:, : k + 1], w)                  # ga_j = h_j / s_j
+
+    def _numpy_chunk(self, sl: slice) -> bool:
+        return self.numpy_sweep and sl.stop - sl.start == 1 and self.GA.device.type == "cpu"
 
     def _one_run_views(self, state: TrialState, i: int) -> dict:
         """NumPy views (same memory) of run i's buffers for :meth:`_sweep_one`, made once per trial."""
@@ -562,8 +567,9 @@ class RFLO:
         self.record: torch.Tensor | None = None   # [R, T, n] scaled signals, when set (add_step)
         self.W_current = None                     # the engine's weight tensor (low-rank form)
         self.W_start = None
-        self.A = torch.zeros(R, T, n, device=device, dtype=dtype)     # trace factors A_k
-        self.C = torch.zeros(R, T, n, device=device, dtype=dtype)     # weight factors C_k
+        self._CA = torch.zeros(R, T, 2 * n, device=device, dtype=dtype)
+        self.C = self._CA[..., :n]                                    # weight factors C_k
+        self.A = self._CA[..., n:]                                    # trace factors A_k
         self.rho = torch.zeros(R, 1, n, device=device, dtype=dtype)   # |P_k[a, :]|^2
         self._Pr = None
         self._rr = None
@@ -679,6 +685,80 @@ class RFLO:
         self.rho.addcmul_(aDn.square(), self._rr)
         self._steps = k + 1
         return torch.bmm(s.square_(), self.rho.mT).reshape(-1).clamp_min_(0.0).sqrt_()
+
+    # ---- the same low-rank step for ONE run on a CPU, in NumPy --------------------------------
+    #
+    # Per step the rule costs one n x n product and O(k n) work in a dozen small calls; PyTorch's
+    # per-call overhead (a few microseconds) then dominates, NumPy's is about a third of it. The
+    # adaptation engine runs a single run on a CPU through these (``adapt._steps_one_run``): the
+    # arithmetic of :meth:`recurrent_input` and :meth:`apply_step` on the same C and rho, with
+    # the trace factors kept undecayed, Ahat[i] = (1 - alpha)^-i alpha relu'(x_{i+1}), so that
+    # A_k = (1 - alpha)^k Ahat and no O(k n) pass rescales them every step:
+    #     C_k = C_{k-1} + Ahat_{0..k} * ((1 - alpha)^k s_k),   P_{k-1} r_k = (1 - alpha)^(k-1) g Ahat.
+    # C and Ahat sit side by side in one [T, 2n] buffer per run, so ONE product g [C | Ahat]
+    # gives both the forward's g C and the trace's g Ahat. (1 - alpha)^-i must stay far from
+    # float overflow: :meth:`one_run_ok`.
+
+    one_run_numpy = True
+
+    def one_run_ok(self, alpha: float) -> bool:
+        """Whether the one-run NumPy step can keep its undecayed factors for this trial length."""
+        return (self.A.shape[1] - 1) * -math.log1p(-alpha) < 60.0
+
+    def one_run_views(self, state: TrialState) -> dict:
+        """NumPy views (same memory) of run 0's factors and of the trial state, plus work buffers;
+        valid while the buffers live (the engine makes them once, after the first begin_trial)."""
+        if self.W_start is None:
+            raise RuntimeError("RFLO.one_run_views needs W_current set before begin_trial")
+        n, T = self.A.shape[2], self.A.shape[1]
+        CA = self._CA[0].numpy()
+        dt = CA.dtype
+        decay = 1.0 - state.alpha
+        return dict(W_start=self.W_start[0].numpy(), CA=CA, C=CA[:, :n], Ahat=CA[:, n:],
+                    rho=self.rho[0, 0].numpy(), BT=self.BT[0].numpy(), Rh=state.Rh[0].numpy(),
+                    aD=state.aD[0].numpy(), E=state.E[0].numpy(), g=np.empty(T + 1, dtype=dt),
+                    gCA=np.empty(2 * n, dtype=dt), t1=np.empty(n, dtype=dt), s=np.empty(n, dtype=dt),
+                    AS=np.empty((T, n), dtype=dt), decay=decay,
+                    up=(decay ** -np.arange(T, dtype=np.float64)).astype(dt),      # (1 - alpha)^-i
+                    down=(decay ** np.arange(T, dtype=np.float64)).astype(dt))     # (1 - alpha)^k
+
+    def recurrent_input_one(self, v: dict, k: int, base: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """:meth:`recurrent_input` for one run in NumPy: ``out = base + W(k) r_k``."""
+        rk, n = v["Rh"][k], v["t1"].shape[0]
+        np.dot(v["W_start"], rk, out=out)
+        out += base
+        g = v["g"][: k + 1]
+        np.dot(v["Rh"][: k + 1], rk, out=g)                          # r_k . r_i, i <= k
+        v["rr"] = g[k]
+        if k >= 1:
+            gCA = v["gCA"]
+            np.dot(g[:k], v["CA"][:k], out=gCA)                       # [g C_{k-1} | g Ahat]
+            out += gCA[:n]
+        return out
+
+    def apply_step_one(self, v: dict, k: int, lr: float) -> float:
+        """:meth:`apply_step` for one run in NumPy; returns |dW_k|."""
+        if k != self._steps:
+            raise RuntimeError(f"RFLO.apply_step_one got step {k}, expected {self._steps}: steps must come in order")
+        decay, down = v["decay"], v["down"]
+        Ahat, aDn, s, t1, rho = v["Ahat"], v["aD"][k + 1], v["s"], v["t1"], v["rho"]
+        np.multiply(aDn, v["up"][k], out=Ahat[k])
+        np.dot(v["E"][k + 1], v["BT"], out=s)
+        s *= lr                                                       # s_k = lr B E[k+1]
+        np.multiply(s, down[k], out=t1)
+        C = v["C"][: k + 1]
+        C += np.multiply(Ahat[: k + 1], t1, out=v["AS"][: k + 1])     # C_k = C_{k-1} + A_k * s_k
+        rho *= decay * decay
+        if k >= 1:                                                    # + 2 (1-alpha) aD * (P_{k-1} r_k)
+            np.multiply(aDn, v["gCA"][t1.shape[0]:], out=t1)
+            t1 *= 2.0 * decay * down[k - 1]
+            rho += t1
+        np.multiply(aDn, aDn, out=t1)
+        t1 *= v["rr"]
+        rho += t1
+        self._steps = k + 1
+        np.multiply(s, s, out=t1)
+        return math.sqrt(max(float(np.dot(t1, rho)), 0.0))
 
     def materialize(self, state: TrialState, W: torch.Tensor) -> torch.Tensor:
         """``W = W_start + C^T R`` after the last step of a trial (in place); returns W."""

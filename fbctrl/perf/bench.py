@@ -303,6 +303,7 @@ ADAPT_KERNELS = {
     "rflo": AdaptKernel("rflo", controller_on=False),
     "bptt_c": AdaptKernel("bptt", trials=4),
     "rflo_align": AdaptKernel("rflo", align=True, trials=4),
+    "rflo_c_batch10": AdaptKernel("rflo", runs=10, trials=4),   # the lockstep groups of the paper protocol
     "bptt_c_batch32": AdaptKernel("bptt", runs=32, trials=2),
     # the cheaper sweep with the current weights (rules.OnlineBPTT, weights="current")
     "bptt_c_current": AdaptKernel("bptt", bptt_weights="current", trials=4),
