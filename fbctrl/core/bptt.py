@@ -98,6 +98,7 @@ def forward(net: Network, trials: Trials, x0: torch.Tensor, *, controller_on: bo
     alpha, dt = net.cfg.alpha, net.cfg.dt
     W_z = torch.cat([net.W_rec.mT, net.W_in.mT, net.b.unsqueeze(1),
                      (net.W_fb * net.mask).mT if controller_on else torch.zeros_like(net.W_fb.mT)], dim=1)
+    W_z.mul_(alpha)                        # x_{k+1} = (1 - alpha) x_k + z_k (alpha W_z): one fused product
     W_outT = net.W_out.mT
     X = torch.empty(T + 1, S, B, n, dtype=dt_, device=dev)
     Z = torch.empty(T + 1, S, B, n + n_in + 3, dtype=dt_, device=dev)  # the r columns are written below
@@ -110,17 +111,12 @@ def forward(net: Network, trials: Trials, x0: torch.Tensor, *, controller_on: bo
     E = torch.zeros(T + 1, S, B, 2, dtype=dt_, device=dev)
     X[0] = x0
     torch.clamp_min(x0, 0.0, out=R[0])
-    h = torch.empty(S, B, n, dtype=dt_, device=dev)
-    v = torch.empty(S, B, 2, dtype=dt_, device=dev)
-    b_out = net.b_out.unsqueeze(1).expand(S, B, 2)
+    # dt (vref_k - b_out - p_k) for every step at once: E[k+1] = E[k] + that - dt W_out r_{k+1}
+    drift = (trials.vref - trials.push).sub_(net.b_out.unsqueeze(1)).mul_(dt)
     for k in range(T):
-        torch.bmm(Z[k], W_z, out=h)
-        torch.lerp(X[k], h, alpha, out=X[k + 1])
+        torch.baddbmm(X[k], Z[k], W_z, beta=1.0 - alpha, out=X[k + 1])
         torch.clamp_min(X[k + 1], 0.0, out=R[k + 1])
-        torch.baddbmm(b_out, R[k + 1], W_outT, out=v)
-        v.add_(trials.push[k])
-        torch.sub(trials.vref[k], v, out=E[k + 1])
-        E[k + 1].mul_(dt).add_(E[k])
+        torch.add(E[k], drift[k], out=E[k + 1]).baddbmm_(R[k + 1], W_outT, alpha=-dt)
         if controller_on and k + 1 + d < T:
             E_in[k + 1 + d] = E[k + 1]
     return Forward(X=X, R=R, E=E, Z=Z)
@@ -177,18 +173,18 @@ def loss_and_grads(net: Network, trials: Trials, x0: torch.Tensor, reg: Regulari
     cE = 2.0 / N_E
     cR = 2.0 * reg.rate / N_r
     aW_out = alpha * snet.W_out
-    aW_rec = alpha * snet.W_rec
+    aW_recout = torch.cat([alpha * snet.W_rec, aW_out], dim=1)      # [aW_rec; aW_out], rows of GAV[k+1]
     fb_loop = controller_on and d < T
     for k in range(T - 1, -1, -1):
         # G_{k+1} = D_{k+1} + F_{k+1} + G_{k+2};  gv_k = -dt G_{k+1}
         G.add_(F[k + 1]).add_(E[k + 1], alpha=cE)
         gv = torch.mul(G, -dt, out=GAV[k + 1, ..., n:] if k + 1 < T else gv_last)
-        torch.baddbmm(R[k + 1], gv, aW_out, beta=alpha * cR, out=g_r)
-        if k + 1 < T:
-            g_r.baddbmm_(GA[k + 1], aW_rec)
+        if k + 1 < T:   # GAV[k+1] = [GA[k+1] | gv_k]: one product with [aW_rec; aW_out]
+            torch.baddbmm(R[k + 1], GAV[k + 1], aW_recout, beta=alpha * cR, out=g_r)
             g_r = torch.ops.aten.threshold_backward(g_r, X[k + 1], 0.0)  # relu'(x) * g_r
             torch.add(g_r, GA[k + 1], alpha=1.0 - alpha, out=GA[k])
         else:
+            torch.baddbmm(R[k + 1], gv, aW_out, beta=alpha * cR, out=g_r)
             GA[k] = torch.ops.aten.threshold_backward(g_r, X[k + 1], 0.0)
         if fb_loop and k - d >= 0:
             F[k - d].baddbmm_(GA[k], W_f)
