@@ -15,12 +15,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ...fmt import fmt_num, md_table
 from ...perf import bench
+from ...viz import perf as perfplots
 from ..glue import glue_int, glue_num, glue_text
 
 __all__ = ["Chapter", "ADAPT_LABELS", "load", "where", "pretrain_table", "glue_pretrain", "adapt_table",
-           "glue_adapt", "provenance_table"]
+           "glue_adapt", "glue_before_after", "provenance_table"]
 
 PUB = bench.PUBLISHED_CPU
 
@@ -28,6 +31,7 @@ PUB = bench.PUBLISHED_CPU
 ADAPT_LABELS = {"rflo_c": "RFLO+c", "rflo": "RFLO", "bptt_c": "online BPTT+c, exact (weight history)",
                 "bptt_c_current": "online BPTT+c, current weights",
                 "rflo_align": "RFLO+c with the exact gradient of every step (alignment)",
+                "rflo_c_batch10": "10 runs of RFLO+c in lockstep (per run)",
                 "bptt_c_batch32": "32 runs of online BPTT+c in lockstep, exact (per run)",
                 "bptt_c_batch32_current": "32 runs of online BPTT+c in lockstep, current weights (per run)"}
 # the published code's seconds per trial for the rows that have one
@@ -148,3 +152,34 @@ def provenance_table(ch: Chapter):
     return md_table(["file", "benchmark", "command", "commit", "time"],
                     [[d["file"], d["benchmark"], f"`{d.get('command', '')}`", d.get("commit", "?"), d.get("time", "?")]
                      for d in ch.saved], align="lllll")
+
+
+# the kernels whose before/after numbers the text cites (keys of perfplots.FLOOR_LABELS)
+AB_KEYS = ("bptt_c", "rflo_c", "bptt_c_batch32", "pretrain_step_shapes", "pretrain_squares")
+
+
+def glue_before_after(ch: Chapter) -> None:
+    """Glue the before/after comparison (``results/bench/ab``), medians over the runs per side:
+    ``ab_{key}_before`` and ``ab_{key}_after`` (time / the floor measured in the same run),
+    ``ab_{key}_before_new_floor`` (the before time over the after runs' floor: on a CPU the floors
+    now also try NumPy's products, which can be cheaper, so the old floors flatter the old code),
+    ``ab_{key}_speedup`` (median before time / median after time), ``ab_{key}_goal`` ("meets" or
+    "misses" the goal), ``ab_runs`` (runs per side) and ``ab_cpu`` (the machine)."""
+    es = {(e["key"], e["side"]): e for e in perfplots.before_after(ch.saved_ab)}
+    med = lambda xs: float(np.median(xs))  # noqa: E731
+    for key in AB_KEYS:
+        b, a = es.get((key, "before")), es.get((key, "after"))
+        if b is None or a is None:
+            for suffix in ("before", "after", "before_new_floor", "speedup", "goal"):
+                glue_text(f"ab_{key}_{suffix}", "n/a")
+            continue
+        floor_after = med([t / r for t, r in zip(a["times"], a["ratios"])])
+        glue_num(f"ab_{key}_before", med(b["ratios"]), 3)
+        glue_num(f"ab_{key}_after", med(a["ratios"]), 3)
+        glue_num(f"ab_{key}_before_new_floor", med(b["times"]) / floor_after, 3)
+        glue_num(f"ab_{key}_speedup", med(b["times"]) / med(a["times"]), 3)
+        goal = perfplots.GOALS.get(key)
+        glue_text(f"ab_{key}_goal", "n/a" if goal is None else ("meets" if med(a["ratios"]) <= goal else "misses"))
+    after = [d for d in ch.saved_ab if d["file"].startswith("after_adapt")]
+    glue_int("ab_runs", len(after))
+    glue_text("ab_cpu", where(after[0]) if after else "n/a")
