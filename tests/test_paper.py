@@ -243,3 +243,25 @@ def test_robustness_table_changes_one_thing_per_row(dry_run):
     _, erows = by["efficiency"]
     assert {r.column for r in erows} >= {"efficiency per trial, scale-free", "efficiency whole run"}
     assert all(len(r) == 5 for r in paper_report.robustness_rows(cfg))
+
+
+def test_runs_wait_for_their_network_while_the_others_go_ahead(dry_run, tmp_path):
+    """An adaptation run whose network is not pre-trained yet (pre-training still going on in
+    another process) is left out, the runs of finished networks go ahead, and a group with only
+    waiting runs says so instead of failing on the missing checkpoint."""
+    import shutil
+
+    ck, res = tmp_path / "ck", tmp_path / "res"
+    shutil.copytree(dry_run.checkpoint_dir, ck)
+    shutil.copytree(dry_run.results_dir, res)
+    cfg = paper.PaperConfig.tiny(str(ck), str(res))
+    ready = paper.AdaptUnit("fb", 0, 30.0, BPTT_C, Protocol.PUBLISHED, cfg.trials)
+    waiting = paper.AdaptUnit("fb", 1, 30.0, BPTT_C, Protocol.PUBLISHED, cfg.trials)
+    for u in (ready, waiting):
+        u.path(cfg).unlink()
+    paper.PretrainUnit("fb", 1).path(cfg).unlink()            # network fb 1 "still pre-training"
+    adapt_groups = [g for g in paper.plan(cfg) if g.units and g.units[0].stage == "adapt"]
+    assert [g.units for g in adapt_groups if not g.blocked] == [[ready]]
+    out = paper.run_plan(cfg, progress=False, log=lambda *_: None, stages=["adapt"])
+    assert out["units_done"] == 1 and ready.path(cfg).is_file() and not waiting.path(cfg).exists()
+    assert "waits for pre-training" in out["stopped"]

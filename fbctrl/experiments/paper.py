@@ -253,9 +253,11 @@ def _network_group(cfg: PaperConfig, title: str, source: str, measures, include_
     units = [NetworkUnit(m, "fb", int(s), source) for s in seeds for m in measures]
     ready = [u for u in units if _network_ready(cfg, u)]
     todo = [u for u in ready if not _done(cfg, u)]
-    waiting = len(ready) < len(units) and not todo
-    return Group(title, units if include_done else todo,
-                 blocked="waits for pre-training" if waiting and any(not _done(cfg, u) for u in units) else None)
+    pending = [u for u in units if not _network_ready(cfg, u)]
+    waiting = bool(pending) and not todo
+    # with nothing to run now, the group lists (and its plan counts) the units that wait
+    return Group(title, units if include_done else (todo or pending),
+                 blocked="waits for pre-training" if waiting else None)
 
 
 def _wait_for_networks(cfg: PaperConfig, g: Group) -> None:
@@ -695,10 +697,12 @@ def unit_seconds(cfg: PaperConfig, costs: Costs, unit) -> float:
 # ---------------------------------------------------------------------------------------------
 
 def default_max_runs(device, rule: str | None = None) -> int:
-    """Runs per lockstep group: a whole stage on a GPU. On a CPU, RFLO in groups of 10 (it is bound
-    by per-call overhead, which lockstep runs share) and exact online BPTT one run at a time (the
-    one-run sweep with 1-D products is cheaper per run-trial than lockstep chunks there:
-    0.138 against 0.170 s, Performance chapter); an interruption loses at most one group."""
+    """Runs per lockstep group: a whole stage on a GPU. On a CPU, RFLO in groups of 10 (bound by
+    per-call overhead, which lockstep runs share: 0.010-0.012 s per run-trial against 0.012-0.014
+    s for one run in NumPy, ``bench adapt`` keys rflo_c_batch10 and rflo_c) and exact online BPTT
+    one run at a time (every run is swept alone on a CPU anyway, and a single run's buffers stay
+    in cache: 0.17 against 0.22 s per run-trial for 32 in lockstep, Performance chapter); an
+    interruption loses at most one group."""
     if str(device).startswith("cuda"):
         return 400
     return 1 if rule == "bptt" else 10

@@ -136,6 +136,9 @@ def glue_adapt(ch: Chapter) -> None:
     glue_num("ad_rflo_speedup", PUB["rflo"] / r["rflo"], 2)
     glue_num("ad_bptt_speedup", PUB["bptt"] / r["bptt_c"], 2)
     glue_num("ad_hist_over_cur", r["bptt_c"] / r["bptt_c_current"], 2)
+    cur = r["bptt_c_current"] / r["bptt_c"]
+    glue_text("ad_cur_vs_hist", f"{fmt_num(1 / cur, 2)} times faster than" if cur < 1
+              else f"{fmt_num(cur, 2)} times the time of")
     rel = r["bptt_c_batch32_current"] / r["bptt_c_current"]
     glue_num("ad_b32_rel", rel, 2)
     glue_text("ad_b32_text", B32_FAST if rel < 0.8 else B32_SLOW)
