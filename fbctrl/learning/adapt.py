@@ -428,7 +428,7 @@ def _steps_one_run(eng: _Engine, lr: float) -> None:
     """:func:`_steps` (low-rank branch) for ONE run on a CPU, in NumPy on the same buffers (views
     from :meth:`_Engine.numpy_views`), calling the rule's NumPy step (``recurrent_input_one``,
     ``apply_step_one``). At batch 1 every call is a few hundred numbers, so the per-call cost
-    dominates, and NumPy's is about a third of PyTorch's (``python -m fbctrl bench adapt``,
+    dominates, and NumPy's is about half of PyTorch's (``python -m fbctrl bench adapt``,
     rflo_c). Same arithmetic as :func:`_steps`; results agree to float rounding (tests)."""
     v = eng.numpy_views()
     learner, rv = eng.learner, v["rule"]

@@ -689,7 +689,7 @@ class RFLO:
     # ---- the same low-rank step for ONE run on a CPU, in NumPy --------------------------------
     #
     # Per step the rule costs one n x n product and O(k n) work in a dozen small calls; PyTorch's
-    # per-call overhead (a few microseconds) then dominates, NumPy's is about a third of it. The
+    # per-call overhead (a few microseconds) then dominates, NumPy's is about half of it. The
     # adaptation engine runs a single run on a CPU through these (``adapt._steps_one_run``): the
     # arithmetic of :meth:`recurrent_input` and :meth:`apply_step` on the same C and rho, with
     # the trace factors kept undecayed, Ahat[i] = (1 - alpha)^-i alpha relu'(x_{i+1}), so that
