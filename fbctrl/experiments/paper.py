@@ -601,7 +601,8 @@ def _run_adapt(cfg: PaperConfig, units: list, device, progress: bool, command: s
                 "error_start": variant.error_start, "variant": variant.value, "test_every": 1, "align_every": cfg.align_every if align else None,
                 "diverged_trial": int(res.diverged[i]), "network": {"checkpoint": str(ck), "seed": u.seed,
                                                                     "commit": read_sidecar(ck).get("commit")},
-                "device": str(device), "group_size": len(runs), "wall_time_s": res.wall_time / len(runs),
+                "device": str(device), "group_size": len(runs), "compute_path": res.meta["compute_path"],
+                "wall_time_s": res.wall_time / len(runs),
                 "command": command}
         _write_unit(cfg, u, records, meta)
 

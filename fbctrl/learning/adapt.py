@@ -19,6 +19,7 @@ Per trial and run the engine records:
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
@@ -34,6 +35,7 @@ from ..core.bptt import forward
 from ..core.checkpoint import atomic_write_bytes, load_checkpoint, read_sidecar
 from ..core.model import Network, draw_x0
 from ..core.task import TaskConfig, Trials, centre_out_reaches
+from . import ckernels
 from .rules import PAPER_LR, RULES, OnlineBPTT, TrialState, make_rule
 
 __all__ = ["RunSpec", "AdaptResult", "adapt", "DivergenceError", "feedback_matrix", "cli_adapt", "paper_lr", "TEST_X0_SEED",
@@ -171,7 +173,7 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
     res = AdaptResult(rule=rule, runs=list(runs), records=rec, diverged=div.diverged,
                       wall_time=time.perf_counter() - t_start,
                       meta={"delay": d, "trials": trials, "lr_rescale": lr_rescale, "lr_effective": lr.cpu().tolist(),
-                            "error_start": error_start})
+                            "error_start": error_start, "compute_path": eng.compute_path()})
     res.W_final = eng.W
     res.weights = kept
     return res
@@ -344,6 +346,17 @@ class _Engine:
         if self.state.Wh is not None:
             self.state.Wh[:, self.T] = self.W
 
+    def compute_path(self) -> str:
+        """Which code ran the trials (provenance): "compiled" (one run on a CPU through
+        ``ckernels``), "numpy" (one run, the NumPy loops) or "pytorch" (runs in lockstep, a GPU,
+        or a rule without a one-run path). Trials whose alignment is measured always run the
+        PyTorch step; all paths agree to float rounding (tests)."""
+        one = self.state.X.device.type == "cpu" and self.R == 1 and (
+            self.one_run or (isinstance(self.learner, OnlineBPTT) and self.learner.numpy_sweep))
+        if not one:
+            return "pytorch"
+        return "compiled" if ckernels.available(self.state.X.dtype) else "numpy"
+
     def numpy_views(self) -> dict:
         """NumPy views (same memory) of run 0's trial buffers and weights, and the rule's
         (``learner.one_run_views``), made once: every buffer lives as long as the engine."""
@@ -356,6 +369,16 @@ class _Engine:
                 W_f=self.W_fT_ctrl[0].numpy() if ctrl else None, h=self.h[0, 0].numpy(),
                 t1=np.empty(self.n, dtype=self.h.numpy().dtype), t2=np.empty(2, dtype=self.h.numpy().dtype),
                 rule=self.learner.one_run_views(st))
+            v, rv = self._np_views, self._np_views["rule"]
+            if ckernels.available(v["X"].dtype):       # the compiled trial (ckernels), on the same buffers
+                if v["W_f"] is not None:
+                    v["W_f"] = np.ascontiguousarray(v["W_f"])     # fixed during adaptation
+                p = ckernels.ptr
+                args = [p(v[k]) for k in ("X", "Rh", "aD", "E", "drive", "err", "W_out")]
+                args.append(None if v["W_f"] is None else p(v["W_f"]))
+                args += [p(rv[k]) for k in ("W_start", "CA", "rho", "BT", "up", "down", "g", "gCA")]
+                args += [p(v["h"]), p(rv["s"]), p(rv["t1"])]
+                v["c"] = (functools.partial(ckernels.function("rflo_trial", v["X"].dtype), self.n), args)
         return self._np_views
 
     def train_loss(self) -> np.ndarray:
@@ -432,6 +455,12 @@ def _steps_one_run(eng: _Engine, lr: float) -> None:
     rflo_c). Same arithmetic as :func:`_steps`; results agree to float rounding (tests)."""
     v = eng.numpy_views()
     learner, rv = eng.learner, v["rule"]
+    if "c" in v:                                        # compiled: the same loop (ckernels)
+        fn, args = v["c"]
+        path = fn(eng.T, eng.d, eng.alpha, eng.dt, lr, rv["decay"], *args)
+        learner._steps = eng.T
+        eng.path.add_(path)
+        return
     X, Rh, aD, E, drive, err = v["X"], v["Rh"], v["aD"], v["E"], v["drive"], v["err"]
     W_f, W_out, h, t1, t2 = v["W_f"], v["W_out"], v["h"], v["t1"], v["t2"]
     d, alpha, dt = eng.d, eng.alpha, eng.dt

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from . import ckernels
+
 __all__ = ["TrialState", "OnlineBPTT", "RFLO", "make_rule", "PAPER_LR", "RULES"]
 
 RULES = ("bptt", "rflo")
@@ -366,6 +368,14 @@ class OnlineBPTT:
             v.update(q=Wc[0], tail=[HX[j, 1 + n: 1 + n + j] for j in range(T)],
                      hext=[HX[j, : 1 + n + j] for j in range(T)], Wcat=[Wc[: 1 + n + j] for j in range(T)],
                      snaps=[S1[self._off[j]: self._off[j + 1]] for j in range(T)])
+        if ckernels.available(HX.dtype):               # the compiled sweep (ckernels), on the same buffers
+            ptr = ckernels.ptr
+            if self.weights == "current":
+                v["c"] = (ckernels.function("bptt_sweep_current", HX.dtype), n, HX.shape[1], ptr(HX), ptr(v["W"]),
+                          ptr(v["aDd"]), ptr(v["u"]))
+            else:
+                v["c"] = (ckernels.function("bptt_sweep_history", HX.dtype), n, HX.shape[1], ptr(HX), ptr(Wc),
+                          ptr(S1), ptr(v["aDd"]), ptr(v["u"]))
         return v
 
     def _sweep_one(self, v: dict, q: torch.Tensor, k: int, decay: float) -> None:
@@ -393,6 +403,15 @@ class OnlineBPTT:
         v["s"][: k + 1] = pows[k::-1]                       # s_j, j = 0..k
         qn = q.numpy()
         np.multiply(aD[k + 1], qn, out=h[k])
+        if "c" in v:                                        # compiled: the same loop (ckernels)
+            if k >= 1:
+                fn, n_, ldh, HXp, Wp, *rest = v["c"]
+                if "W" in v:
+                    fn(k, n_, ldh, HXp, Wp, ckernels.ptr(qn), *rest)
+                else:
+                    v["q"][:] = qn
+                    fn(k, n_, ldh, HXp, Wp, *rest)
+            return
         dot, mul, add = np.dot, np.multiply, np.add
         if "W" in v:                                        # current weights
             W, sq = v["W"], v["sq"]
