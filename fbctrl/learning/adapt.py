@@ -300,8 +300,9 @@ class _Engine:
         self.dW_norms = None
         # one run on a CPU with a rule that offers a NumPy step (rules.RFLO.one_run_numpy):
         # _steps_one_run, on NumPy views of these same buffers (made on first use)
-        self.one_run = (R == 1 and torch.device(device).type == "cpu" and learner.one_run_numpy
-                        and learner.one_run_ok(self.alpha))
+        # (RFLO), or a compiled trial step (rules.OnlineBPTT.one_run_compiled)
+        self.one_run = (R == 1 and torch.device(device).type == "cpu"
+                        and (learner.one_run_numpy or learner.one_run_compiled) and learner.one_run_ok(self.alpha))
         self._np_views = None
         if self.by_products:
             learner.record = torch.zeros(R, T, n, device=device, dtype=dtype)
@@ -357,6 +358,20 @@ class _Engine:
             return "pytorch"
         return "compiled" if ckernels.available(self.state.X.dtype) else "numpy"
 
+    def _compiled_bptt_views(self, v: dict) -> None:
+        """Arguments of the compiled online BPTT step (``ckernels``: bptt_trial_step) on these
+        same buffers, the rule's included."""
+        learner, st, p = self.learner, self.state, ckernels.ptr
+        rv = learner.one_run_compiled_views(st)
+        dt = v["X"].dtype
+        args = [p(v[k]) for k in ("X", "Rh", "aD", "E", "drive", "err", "W_out")]
+        args.append(None if v["W_f"] is None else p(v["W_f"]))
+        args += [p(rv[k]) for k in ("Wcat", "C", "S", "HX", "aDd", "gram", "pows", "dpow", "g")]
+        args += [p(v["h"]), p(rv["u"])]
+        step = ckernels.function("bptt_trial_step", dt)
+        v["bptt"] = dict(step=step, args=args, rv=rv,
+                         norm=ckernels.function("bptt_norm", dt))
+
     def numpy_views(self) -> dict:
         """NumPy views (same memory) of run 0's trial buffers and weights, and the rule's
         (``learner.one_run_views``), made once: every buffer lives as long as the engine."""
@@ -368,9 +383,13 @@ class _Engine:
                 drive=self.drive[0].numpy(), err=self.err[0].numpy(), W_out=self.W_out[0].contiguous().numpy(),
                 W_f=self.W_fT_ctrl[0].numpy() if ctrl else None, h=self.h[0, 0].numpy(),
                 t1=np.empty(self.n, dtype=self.h.numpy().dtype), t2=np.empty(2, dtype=self.h.numpy().dtype),
-                rule=self.learner.one_run_views(st))
+                rule=self.learner.one_run_views(st) if self.learner.one_run_numpy else {})
             v, rv = self._np_views, self._np_views["rule"]
-            if ckernels.available(v["X"].dtype):       # the compiled trial (ckernels), on the same buffers
+            if isinstance(self.learner, OnlineBPTT):
+                if v["W_f"] is not None:
+                    v["W_f"] = np.ascontiguousarray(v["W_f"])     # fixed during adaptation
+                self._compiled_bptt_views(v)
+            elif ckernels.available(v["X"].dtype):     # the compiled trial (ckernels), on the same buffers
                 if v["W_f"] is not None:
                     v["W_f"] = np.ascontiguousarray(v["W_f"])     # fixed during adaptation
                 p = ckernels.ptr
@@ -455,6 +474,9 @@ def _steps_one_run(eng: _Engine, lr: float) -> None:
     rflo_c). Same arithmetic as :func:`_steps`; results agree to float rounding (tests)."""
     v = eng.numpy_views()
     learner, rv = eng.learner, v["rule"]
+    if "bptt" in v:
+        _bptt_steps_compiled(eng, v["bptt"], lr)
+        return
     if "c" in v:                                        # compiled: the same loop (ckernels)
         fn, args = v["c"]
         path = fn(eng.T, eng.d, eng.alpha, eng.dt, lr, rv["decay"], *args)
@@ -481,6 +503,25 @@ def _steps_one_run(eng: _Engine, lr: float) -> None:
         np.add(E[k], err[k], out=E[k + 1])
         E[k + 1] -= t2
         path += learner.apply_step_one(rv, k, lr)
+    eng.path.add_(path)
+
+
+def _bptt_steps_compiled(eng: _Engine, b: dict, lr: float) -> None:
+    """The T steps of exact online BPTT for ONE run on a CPU: per step one compiled call (forward
+    step, backward sweep, update recorded in the factors: ``csrc/one_run.c``), the Gram matrix of
+    the adjoint rows by BLAS (NumPy), and |dW_k| from it (compiled). Same arithmetic as
+    :func:`_steps` with ``rules.OnlineBPTT``; results agree to float rounding (tests)."""
+    step, norm, args, rv = b["step"], b["norm"], b["args"], b["rv"]
+    T, d, alpha, dt, decay = eng.T, eng.d, eng.alpha, eng.dt, 1.0 - eng.alpha
+    n, rows, HH, gram, dpow = eng.n, rv["rows"], rv["HH"], rv["gram_p"], rv["dpow_p"]
+    path = 0.0
+    for k in range(T):
+        step(k, n, T, d, alpha, dt, lr, decay, *args)
+        r = rows[: k + 1]
+        hh = HH[: (k + 1) * (k + 1)].reshape(k + 1, k + 1)
+        np.dot(r, r.T, out=hh)
+        path += norm(k, T, hh.ctypes.data, gram, dpow, lr)
+    eng.learner.finish_compiled_trial(T)
     eng.path.add_(path)
 
 

@@ -113,6 +113,10 @@ def _declare(lib) -> None:
         f.argtypes, f.restype = [i, i, pd, vp, vp, vp, vp, vp], None
         f = getattr(lib, f"bptt_sweep_current_{sfx}")
         f.argtypes, f.restype = [i, i, pd, vp, vp, vp, vp, vp], None
+        f = getattr(lib, f"bptt_trial_step_{sfx}")
+        f.argtypes, f.restype = [i, i, i, i, d, d, d, d] + [vp] * 19, None
+        f = getattr(lib, f"bptt_norm_{sfx}")
+        f.argtypes, f.restype = [i, i, vp, vp, vp, d], d
         f = getattr(lib, f"rflo_trial_{sfx}")
         f.argtypes, f.restype = [i, i, i, d, d, d, d] + [vp] * 19, d
     lib.fbctrl_one_run_version.argtypes, lib.fbctrl_one_run_version.restype = [], ctypes.c_int

@@ -103,7 +103,6 @@ class OnlineBPTT:
     """
 
     name = "bptt"
-    one_run_numpy = False        # its time is the backward sweep, already NumPy for one run (_sweep_one)
     numpy_sweep = True           # a one-run chunk on a CPU is swept by _sweep_one (False: the PyTorch sweep)
     adds_in_place = False        # no add_step: the engine adds the dW that :meth:`step` returns
     aligns_by_products = False   # its alignment reads the dense updates (:meth:`alignment`)
@@ -350,6 +349,48 @@ class OnlineBPTT:
                     inv_next = inv_j
         w = self._decay_pows(k, decay, state.Rh.dtype, state.Rh.device)   # 1/s_j = decay^(k-j)
         self._last = (self.GA[:, : k + 1], w)                  # ga_j = h_j / s_j
+
+    # ---- one run on a CPU, the whole step compiled (adapt._bptt_steps_compiled) ----------------
+
+    one_run_numpy = False
+
+    @property
+    def one_run_compiled(self) -> bool:
+        """Whether one run on a CPU can take the compiled trial step (history convention, the
+        compiled kernels available: ``ckernels``)."""
+        return self.weights == "history" and self.numpy_sweep and ckernels.available(self.GA.dtype)
+
+    def one_run_ok(self, alpha: float) -> bool:
+        """Whether the sweep's scales s_j = (1 - alpha)^-(k-j) stay far from float overflow for
+        this trial length (else the engine runs the PyTorch step, whose sweep falls back to
+        :meth:`adjoint`)."""
+        return (self.GA.shape[1] - 1) * -math.log1p(-alpha) < 60.0
+
+    def one_run_compiled_views(self, state: TrialState) -> dict:
+        """Run 0's buffers as NumPy views (same memory) for the compiled step, plus its work
+        buffers; made once (every buffer lives as long as the rule). Needs W_current set and a
+        first :meth:`begin_trial`."""
+        if self._Wcat is None or self._S is None:
+            raise RuntimeError("OnlineBPTT.one_run_compiled_views needs W_current set and begin_trial called")
+        T, n = self.GA.shape[1], self.GA.shape[2]
+        HX = self._HX[0].numpy()
+        dt = HX.dtype
+        decay = 1.0 - state.alpha
+        e = np.arange(T, dtype=np.float64)
+        gram = self._gram_buf(state)[0].numpy()
+        dpow = (decay ** e).astype(dt)                               # (1 - alpha)^m, as _decay_pows
+        v = dict(Wcat=self._Wcat[0].numpy(), C=self._C[0].numpy(), S=self._S[0].numpy(), HX=HX,
+                 aDd=np.zeros((T + 1, n), dtype=dt), gram=gram, pows=self._scale_pows(decay, dt).copy(),
+                 dpow=dpow, g=np.empty(T + 1, dtype=dt), u=np.empty(n, dtype=dt),
+                 rows=HX[:, 1: n + 1], HH=np.empty(T * T, dtype=dt))
+        v["gram_p"], v["dpow_p"] = gram.ctypes.data, dpow.ctypes.data
+        return v
+
+    def finish_compiled_trial(self, T: int) -> None:
+        """After the compiled steps of a trial: every snapshot and rate is in place."""
+        self._n_snaps = T
+        self._rates_in = T - 1
+        self._last = None
 
     def _numpy_chunk(self, sl: slice) -> bool:
         return self.numpy_sweep and sl.stop - sl.start == 1 and self.GA.device.type == "cpu"
@@ -719,6 +760,7 @@ class RFLO:
     # float overflow: :meth:`one_run_ok`.
 
     one_run_numpy = True
+    one_run_compiled = False   # its compiled trial runs inside the NumPy step's place (adapt._steps_one_run)
 
     def one_run_ok(self, alpha: float) -> bool:
         """Whether the one-run NumPy step can keep its undecayed factors for this trial length."""
