@@ -66,6 +66,10 @@ def test_forward_equals_rollout(delay, controller_on, density):
     torch.testing.assert_close(fwd.R[:, 0], ro.r, rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(fwd.E[:, 0], ro.E, rtol=1e-12, atol=1e-15)
     assert float(fwd.task_loss()[0]) == pytest.approx(float(ro.E.pow(2).mean()), rel=1e-12)
+    # without the pre-activations kept (x updated in place): the same rates and errors, bit for bit
+    lean = forward(net, tr, x0, controller_on=controller_on, delay=delay, keep_x=False)
+    assert lean.X is None
+    assert torch.equal(lean.R, fwd.R) and torch.equal(lean.E, fwd.E)
 
 
 @pytest.mark.parametrize("delay,controller_on,density", CASES)

@@ -56,7 +56,7 @@ class Regularisation:
 class Forward:
     """Buffers of one batched forward pass, layout [T+1, S, B, ...] (S networks)."""
 
-    X: torch.Tensor  # [T+1, S, B, n]
+    X: torch.Tensor | None  # [T+1, S, B, n]; None when not kept (``forward(keep_x=False)``)
     R: torch.Tensor  # [T+1, S, B, n]
     E: torch.Tensor  # [T+1, S, B, 2]
     Z: torch.Tensor  # [T+1, S, B, n + n_in + 3]: rows z_k = [r_k, s_k, 1, c E[k-d]]; R is its first n columns
@@ -79,9 +79,14 @@ def _as_stacked(net: Network, trials: Trials, x0: torch.Tensor):
 
 @torch.no_grad()
 def forward(net: Network, trials: Trials, x0: torch.Tensor, *, controller_on: bool = True,
-            delay: int | None = None) -> Forward:
+            delay: int | None = None, keep_x: bool = True) -> Forward:
     """The dynamics of ``model.rollout`` without autograd, into preallocated buffers.
     Always returns stacked buffers ([T+1, S, B, .]; S = 1 for a single network).
+
+    ``keep_x=False`` keeps no pre-activations (``Forward.X`` is None): x is then one buffer updated
+    in place, ``x <- (1 - alpha) x + z_k (alpha W_z)``, which saves a copy of the state per step
+    and a [T+1, S, B, n] buffer. Everything else needs only r (relu'(x) = [r > 0]), as pre-training
+    and the test losses do.
 
     Every input of the pre-activation is kept in one row per step, z_k = [r_k, s_k, 1, c E[k-d]],
     so that a_k = z_k W_z with W_z = [W_rec^T; W_in^T; b; W_f^T] is one matrix product per step,
@@ -100,7 +105,7 @@ def forward(net: Network, trials: Trials, x0: torch.Tensor, *, controller_on: bo
                      (net.W_fb * net.mask).mT if controller_on else torch.zeros_like(net.W_fb.mT)], dim=1)
     W_z.mul_(alpha)                        # x_{k+1} = (1 - alpha) x_k + z_k (alpha W_z): one fused product
     W_outT = net.W_out.mT
-    X = torch.empty(T + 1, S, B, n, dtype=dt_, device=dev)
+    X = torch.empty(T + 1 if keep_x else 1, S, B, n, dtype=dt_, device=dev)
     Z = torch.empty(T + 1, S, B, n + n_in + 3, dtype=dt_, device=dev)  # the r columns are written below
     R = Z[..., :n]
     Z[:T, ..., n:n + n_in] = trials.inputs
@@ -113,13 +118,17 @@ def forward(net: Network, trials: Trials, x0: torch.Tensor, *, controller_on: bo
     torch.clamp_min(x0, 0.0, out=R[0])
     # dt (vref_k - b_out - p_k) for every step at once: E[k+1] = E[k] + that - dt W_out r_{k+1}
     drift = (trials.vref - trials.push).sub_(net.b_out.unsqueeze(1)).mul_(dt)
+    x = X[0]
     for k in range(T):
-        torch.baddbmm(X[k], Z[k], W_z, beta=1.0 - alpha, out=X[k + 1])
-        torch.clamp_min(X[k + 1], 0.0, out=R[k + 1])
+        if keep_x:
+            x = torch.baddbmm(X[k], Z[k], W_z, beta=1.0 - alpha, out=X[k + 1])
+        else:
+            x.baddbmm_(Z[k], W_z, beta=1.0 - alpha)
+        torch.clamp_min(x, 0.0, out=R[k + 1])
         torch.add(E[k], drift[k], out=E[k + 1]).baddbmm_(R[k + 1], W_outT, alpha=-dt)
         if controller_on and k + 1 + d < T:
             E_in[k + 1 + d] = E[k + 1]
-    return Forward(X=X, R=R, E=E, Z=Z)
+    return Forward(X=X if keep_x else None, R=R, E=E, Z=Z)
 
 
 def _fro(W: torch.Tensor) -> torch.Tensor:
@@ -138,12 +147,12 @@ def loss_and_grads(net: Network, trials: Trials, x0: torch.Tensor, reg: Regulari
     was_stacked = net.stacked
     snet, strials, sx0 = _as_stacked(net, trials, x0)
     d = snet.cfg.delay if delay is None else int(delay)
-    fwd = forward(snet, strials, sx0, controller_on=controller_on, delay=d)
-    X, R, E = fwd.X, fwd.R, fwd.E
-    T1, S, B, n = X.shape
+    fwd = forward(snet, strials, sx0, controller_on=controller_on, delay=d, keep_x=False)
+    R, E = fwd.R, fwd.E          # relu'(x_k) = [r_k > 0]: the pre-activations are not kept
+    T1, S, B, n = R.shape
     T = T1 - 1
     alpha, dt = snet.cfg.alpha, snet.cfg.dt
-    dev, dt_ = X.device, X.dtype
+    dev, dt_ = R.device, R.dtype
     strials = strials.to(device=dev, dtype=dt_)
     W_f = snet.W_fb * snet.mask
     N_E = (T + 1) * B * 2
@@ -181,11 +190,11 @@ def loss_and_grads(net: Network, trials: Trials, x0: torch.Tensor, reg: Regulari
         gv = torch.mul(G, -dt, out=GAV[k + 1, ..., n:] if k + 1 < T else gv_last)
         if k + 1 < T:   # GAV[k+1] = [GA[k+1] | gv_k]: one product with [aW_rec; aW_out]
             torch.baddbmm(R[k + 1], GAV[k + 1], aW_recout, beta=alpha * cR, out=g_r)
-            g_r = torch.ops.aten.threshold_backward(g_r, X[k + 1], 0.0)  # relu'(x) * g_r
+            g_r = torch.ops.aten.threshold_backward(g_r, R[k + 1], 0.0)  # relu'(x) * g_r = [r > 0] * g_r
             torch.add(g_r, GA[k + 1], alpha=1.0 - alpha, out=GA[k])
         else:
             torch.baddbmm(R[k + 1], gv, aW_out, beta=alpha * cR, out=g_r)
-            GA[k] = torch.ops.aten.threshold_backward(g_r, X[k + 1], 0.0)
+            GA[k] = torch.ops.aten.threshold_backward(g_r, R[k + 1], 0.0)
         if fb_loop and k - d >= 0:
             F[k - d].baddbmm_(GA[k], W_f)
     # weight gradients: one product over all steps and trials per network

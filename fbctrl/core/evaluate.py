@@ -65,7 +65,7 @@ def evaluate_trials(net: Network, trials: Trials, x0: torch.Tensor, *, controlle
         S = net.n_networks
         trials = Trials.stack([trials] * S)
         x0 = x0.unsqueeze(0).expand(S, *x0.shape)
-    fwd = forward(net, trials, x0.to(net.device, net.dtype), controller_on=controller_on)
+    fwd = forward(net, trials, x0.to(net.device, net.dtype), controller_on=controller_on, keep_x=False)
     return {"loss": fwd.task_loss(), "final_error": fwd.E[-1].norm(dim=-1)}
 
 

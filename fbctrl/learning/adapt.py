@@ -230,8 +230,8 @@ class _TestSets:
     def losses(self, W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(test loss [R], after-effect loss [R]) with W_rec = W."""
         tnet = self.net.replace(W_rec=W)
-        lt = forward(tnet, self.rotated, self.x0, controller_on=False).task_loss()
-        la = forward(tnet, self.unrotated, self.x0, controller_on=False).task_loss()
+        lt = forward(tnet, self.rotated, self.x0, controller_on=False, keep_x=False).task_loss()
+        la = forward(tnet, self.unrotated, self.x0, controller_on=False, keep_x=False).task_loss()
         return lt, la
 
 
@@ -631,6 +631,6 @@ def initial_test_losses(nets: Network, rotation_deg: float, *, task_cfg: TaskCon
     n32 = nets.to(dtype=torch.float32)
     out = {}
     for name, tr in (("test", base.rotated(rotation_deg)), ("aftereffect", base)):
-        out[name] = forward(n32, Trials.stack([tr] * S), x0, controller_on=False).task_loss().cpu().numpy() \
+        out[name] = forward(n32, Trials.stack([tr] * S), x0, controller_on=False, keep_x=False).task_loss().cpu().numpy() \
             .astype(np.float64)
     return out
