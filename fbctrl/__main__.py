@@ -119,7 +119,7 @@ def _add_paper(sub) -> None:
     p.add_argument("--checkpoint-dir", default=None, help="networks (default: the repository's checkpoints/published)")
     p.add_argument("--results-dir", default=None, help="one file per unit (default: the repository's results/paper)")
     p.add_argument("--max-runs", type=_positive_int("max-runs"), default=None,
-                   help="runs per lockstep group (default: on a CPU 10 for RFLO and 1 for online BPTT, a whole stage on a GPU)")
+                   help="runs per lockstep group (default: on a CPU 1, or 10 for RFLO without a C compiler; a whole stage on a GPU)")
     p.add_argument("--no-calibrate", action="store_true", help="skip the timing of a few batches and trials")
     p.add_argument("--only", type=_stages, default=None, metavar="STAGE[,STAGE]",
                    help="run (and print) only the groups of these stages: pretrain, network, adapt, sweep "

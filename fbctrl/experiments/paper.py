@@ -47,6 +47,7 @@ from ..core.checkpoint import atomic_write_bytes, load_checkpoint, read_sidecar
 from ..core.model import Network, init_network
 from ..core.task import TaskConfig
 from ..core.train import PretrainConfig, Trainer, network_tag, pretrain
+from ..learning import ckernels
 from ..learning.adapt import RunSpec, adapt
 from ..perf.bench import PUBLISHED_CPU, pretrain_flops
 from . import network_units
@@ -698,15 +699,17 @@ def unit_seconds(cfg: PaperConfig, costs: Costs, unit) -> float:
 # ---------------------------------------------------------------------------------------------
 
 def default_max_runs(device, rule: str | None = None) -> int:
-    """Runs per lockstep group: a whole stage on a GPU. On a CPU, RFLO in groups of 10 (bound by
-    per-call overhead, which lockstep runs share: 0.010-0.012 s per run-trial against 0.012-0.014
-    s for one run in NumPy, ``bench adapt`` keys rflo_c_batch10 and rflo_c) and exact online BPTT
-    one run at a time (every run is swept alone on a CPU anyway, and a single run's buffers stay
-    in cache: 0.17 against 0.22 s per run-trial for 32 in lockstep, Performance chapter); an
-    interruption loses at most one group."""
+    """Runs per lockstep group: a whole stage on a GPU. On a CPU one run at a time where the
+    compiled one-run kernels work (``learning.ckernels``: one RFLO run takes about half the time
+    per run-trial of ten in lockstep, ``bench adapt`` keys rflo_c and rflo_c_batch10; online BPTT
+    about 0.1 against 0.22 s for 32 in lockstep, key bptt_c_batch32); without them RFLO in groups
+    of 10 (bound by per-call overhead, which lockstep runs share) and online BPTT one at a time
+    (each run's buffers stay in cache). An interruption loses at most one group."""
     if str(device).startswith("cuda"):
         return 400
-    return 1 if rule == "bptt" else 10
+    if rule == "bptt":
+        return 1
+    return 1 if ckernels.available(torch.float32) else 10
 
 
 # The published code's cost for the same work on a 2-core CPU (fbctrl.perf.bench.PUBLISHED_CPU):
