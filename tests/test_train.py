@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from fbctrl.core.bptt import Regularisation, forward, loss_and_grads
+from fbctrl.core.bptt import Regularisation, forward, forward_open_loop, loss_and_grads
 from fbctrl.core.checkpoint import load_checkpoint
 from fbctrl.core.model import PARAM_NAMES, Network, NetworkConfig, draw_x0, init_network, rollout
 from fbctrl.core.task import TaskConfig, Trials, random_reaches
@@ -70,6 +70,11 @@ def test_forward_equals_rollout(delay, controller_on, density):
     lean = forward(net, tr, x0, controller_on=controller_on, delay=delay, keep_x=False)
     assert lean.X is None
     assert torch.equal(lean.R, fwd.R) and torch.equal(lean.E, fwd.E)
+    if not controller_on:   # the tests' open-loop pass: the same rates and errors to rounding
+        ol = forward_open_loop(net, tr, x0)
+        assert ol.X is None and ol.Z is None
+        torch.testing.assert_close(ol.R, fwd.R, rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(ol.E, fwd.E, rtol=1e-12, atol=1e-15)
 
 
 @pytest.mark.parametrize("delay,controller_on,density", CASES)

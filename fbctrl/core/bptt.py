@@ -39,7 +39,7 @@ import torch
 from .model import Network
 from .task import Trials
 
-__all__ = ["Regularisation", "Forward", "forward", "loss_and_grads"]
+__all__ = ["Regularisation", "Forward", "forward", "forward_open_loop", "loss_and_grads"]
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class Forward:
     X: torch.Tensor | None  # [T+1, S, B, n]; None when not kept (``forward(keep_x=False)``)
     R: torch.Tensor  # [T+1, S, B, n]
     E: torch.Tensor  # [T+1, S, B, 2]
-    Z: torch.Tensor  # [T+1, S, B, n + n_in + 3]: rows z_k = [r_k, s_k, 1, c E[k-d]]; R is its first n columns
+    Z: torch.Tensor | None  # [T+1, S, B, n + n_in + 3] (None from ``forward_open_loop``): rows z_k = [r_k, s_k, 1, c E[k-d]]; R is its first n columns
 
     def task_loss(self) -> torch.Tensor:
         """mean(E^2) per network -> [S]."""
@@ -125,10 +125,46 @@ def forward(net: Network, trials: Trials, x0: torch.Tensor, *, controller_on: bo
         else:
             x.baddbmm_(Z[k], W_z, beta=1.0 - alpha)
         torch.clamp_min(x, 0.0, out=R[k + 1])
-        torch.add(E[k], drift[k], out=E[k + 1]).baddbmm_(R[k + 1], W_outT, alpha=-dt)
-        if controller_on and k + 1 + d < T:
-            E_in[k + 1 + d] = E[k + 1]
+        if controller_on:
+            torch.add(E[k], drift[k], out=E[k + 1]).baddbmm_(R[k + 1], W_outT, alpha=-dt)
+            if k + 1 + d < T:
+                E_in[k + 1 + d] = E[k + 1]
+    if not controller_on:
+        # nothing is fed back, so the error needs no step of its own: all readouts in one product,
+        # then E[k+1] = E[k] + (dt (vref_k - b_out - p_k) - dt W_out r_{k+1}), summed in step order
+        V = torch.bmm(R[1:].transpose(0, 1).reshape(S, T * B, n), W_outT).reshape(S, T, B, 2).transpose(0, 1)
+        torch.cumsum(drift.sub_(V, alpha=dt), dim=0, out=E[1:])
     return Forward(X=X if keep_x else None, R=R, E=E, Z=Z)
+
+
+@torch.no_grad()
+def forward_open_loop(net: Network, trials: Trials, x0: torch.Tensor) -> Forward:
+    """``forward(controller_on=False, keep_x=False)`` for tests, computed more cheaply: with
+    nothing fed back, the inputs' drive c_k = alpha (W_in s_k + b) of every step is one product
+    before the loop, each step is ``x <- (1 - alpha) x + r_k (alpha W_rec)^T + c_k`` with r_k in a
+    contiguous buffer, and the errors are summed after the loop from one product of all readouts.
+    Same numbers to float rounding (tests); ``Forward.X`` and ``Forward.Z`` are None."""
+    net, trials, x0 = _as_stacked(net, trials, x0)
+    dev, dt_ = net.device, net.dtype
+    trials = trials.to(device=dev, dtype=dt_)
+    T = trials.T
+    S, B, n = x0.shape
+    alpha, dt = net.cfg.alpha, net.cfg.dt
+    n_in = trials.inputs.shape[-1]
+    aW_recT = (alpha * net.W_rec).mT.contiguous()                               # [S, n, n]
+    drive = torch.baddbmm((alpha * net.b).unsqueeze(1), trials.inputs.transpose(0, 1).reshape(S, T * B, n_in),
+                          (alpha * net.W_in).mT).reshape(S, T, B, n).transpose(0, 1).contiguous()   # [T, S, B, n]
+    R = torch.empty(T + 1, S, B, n, dtype=dt_, device=dev)
+    x = x0.to(device=dev, dtype=dt_).clone()
+    torch.clamp_min(x, 0.0, out=R[0])
+    for k in range(T):
+        x.baddbmm_(R[k], aW_recT, beta=1.0 - alpha).add_(drive[k])
+        torch.clamp_min(x, 0.0, out=R[k + 1])
+    E = torch.zeros(T + 1, S, B, 2, dtype=dt_, device=dev)
+    drift = (trials.vref - trials.push).sub_(net.b_out.unsqueeze(1)).mul_(dt)
+    V = torch.bmm(R[1:].transpose(0, 1).reshape(S, T * B, n), net.W_out.mT).reshape(S, T, B, 2).transpose(0, 1)
+    torch.cumsum(drift.sub_(V, alpha=dt), dim=0, out=E[1:])
+    return Forward(X=None, R=R, E=E, Z=None)
 
 
 def _fro(W: torch.Tensor) -> torch.Tensor:

@@ -24,14 +24,14 @@ import io
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..core.bptt import forward
+from ..core.bptt import forward, forward_open_loop
 from ..core.checkpoint import atomic_write_bytes, load_checkpoint, read_sidecar
 from ..core.model import Network, draw_x0
 from ..core.task import TaskConfig, Trials, centre_out_reaches
@@ -223,16 +223,24 @@ class _TestSets:
         self.net = net
         x0 = draw_x0(net.cfg.n, (task_cfg.n_targets,), torch.Generator().manual_seed(TEST_X0_SEED), net.dtype,
                      net.device)
-        self.rotated = Trials.stack([base.rotated(r.rotation_deg) for r in runs])
-        self.unrotated = Trials.stack([base] * len(runs))
-        self.x0 = x0.unsqueeze(0).expand(len(runs), -1, -1)
+        rotated = Trials.stack([base.rotated(r.rotation_deg) for r in runs])
+        unrotated = Trials.stack([base] * len(runs))
+        # both sets as one batch [T, R, 2 x 8, .] (rotated first): one forward pass per test
+        self.both = replace(rotated, **{f: torch.cat([getattr(rotated, f), getattr(unrotated, f)], dim=2)
+                                        for f in ("inputs", "vstar", "vref", "push")},
+                            **{f: torch.cat([getattr(rotated, f), getattr(unrotated, f)], dim=1)
+                               for f in ("start", "end", "target")}, rotation_deg=float("nan"))
+        self.n_rot = base.batch_shape[0]
+        self.x0 = x0.unsqueeze(0).expand(len(runs), -1, -1).repeat(1, 2, 1)
 
     def losses(self, W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(test loss [R], after-effect loss [R]) with W_rec = W."""
-        tnet = self.net.replace(W_rec=W)
-        lt = forward(tnet, self.rotated, self.x0, controller_on=False, keep_x=False).task_loss()
-        la = forward(tnet, self.unrotated, self.x0, controller_on=False, keep_x=False).task_loss()
-        return lt, la
+        """(test loss [R], after-effect loss [R]) with W_rec = W: mean E^2 over each set's trials."""
+        E = forward_open_loop(self.net.replace(W_rec=W), self.both, self.x0).E
+        m = self.n_rot
+
+        def mse(Es):
+            return torch.linalg.vector_norm(Es, dim=(0, 2, 3)).square() / Es[:, 0].numel()
+        return mse(E[:, :, :m]), mse(E[:, :, m:])
 
 
 class _Engine:
