@@ -51,6 +51,7 @@ def test_bench_adapt_json_has_floors_and_ratios(capsys, tmp_path):
         assert positive_finite(res[k]) and positive_finite(res[f"{k}_floor"])
         assert res[f"{k}_ratio"] == pytest.approx(res[k] / res[f"{k}_floor"], rel=1e-12)
     assert (res["n"], res["T"]) == (12, 12)
+    assert positive_finite(res["adapt_tests"])          # the tests that follow every trial
     saved = json.loads(out.read_text())
     assert saved["benchmark"] == "adapt" and saved["result"] == res and "commit" in saved
 

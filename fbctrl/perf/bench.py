@@ -31,7 +31,7 @@ from ..core.checkpoint import load_checkpoint
 from ..core.model import NetworkConfig, init_network
 from ..core.task import TaskConfig, centre_out_reaches
 from ..core.train import PretrainConfig, Trainer
-from ..learning.adapt import RunSpec, adapt, paper_lr
+from ..learning.adapt import RunSpec, _TestSets, adapt, paper_lr
 from ..learning.rules import OnlineBPTT
 from ..paths import SOURCE_ROOT
 
@@ -352,10 +352,25 @@ def bench_adapt(device="cpu", trials: int = 20, repeats: int = 5, *, n: int = 40
         if name in FLOORS:
             res[f"{name}_floor"] = FLOORS[name](n, T, k.runs, device, repeats)
             res[f"{name}_ratio"] = res[name] / res[f"{name}_floor"]
+    res["adapt_tests"] = bench_adapt_tests(net, task, device, repeats)
     res.update(bench_wrec_newton(net, task, device))
     res.update(device=str(device), n=n, T=T, repeats=repeats)
     _print_adapt(res)
     return res
+
+
+def bench_adapt_tests(net, task: TaskConfig, device, repeats: int = 5, calls: int = 10) -> float:
+    """Seconds for the tests that follow every adaptation trial in the paper protocol (the 8
+    rotated and 8 unrotated centre-out targets, controller off: ``adapt._TestSets.losses``),
+    one run; the median of ``repeats`` times ``calls`` calls."""
+    one = net if net.stacked else net.replace(**{k: v.unsqueeze(0) for k, v in net.tensors().items()})
+    tests = _TestSets(one, [RunSpec(rotation_deg=30.0)], centre_out_reaches(task, dtype=net.dtype).to(device), task)
+    W = one.W_rec.clone()
+
+    def call():
+        for _ in range(calls):
+            tests.losses(W)
+    return _median_seconds(call, repeats, device) / calls
 
 
 def _print_adapt(res: dict) -> None:
@@ -365,6 +380,8 @@ def _print_adapt(res: dict) -> None:
         if f"{k}_floor" in res:
             line += f" = {res[f'{k}_ratio']:.2f} x its floor ({res[f'{k}_floor']:.4f} s)"
         print(line + (f" ({runs} runs in lockstep)" if runs > 1 else ""))
+    if "adapt_tests" in res:
+        print(f"{'adapt_tests':22s} {res['adapt_tests']:.4f} s per trial (16 test reaches, controller off)")
     print(f"{'wrec_newton_step':22s} {res['wrec_newton_step']:.2f} s per time step "
           f"({res['wrec_newton_iters']} MINRES iterations, n = {res['n']})")
 

@@ -33,7 +33,8 @@ ADAPT_LABELS = {"rflo_c": "RFLO+c", "rflo": "RFLO", "bptt_c": "online BPTT+c, ex
                 "rflo_align": "RFLO+c with the exact gradient of every step (alignment)",
                 "rflo_c_batch10": "10 runs of RFLO+c in lockstep (per run)",
                 "bptt_c_batch32": "32 runs of online BPTT+c in lockstep, exact (per run)",
-                "bptt_c_batch32_current": "32 runs of online BPTT+c in lockstep, current weights (per run)"}
+                "bptt_c_batch32_current": "32 runs of online BPTT+c in lockstep, current weights (per run)",
+                "adapt_tests": "the tests after every trial (8 rotated and 8 unrotated targets, controller off)"}
 # the published code's seconds per trial for the rows that have one
 ADAPT_PUBLISHED = {"rflo_c": PUB["rflo"], "rflo": PUB["rflo"], "bptt_c": PUB["bptt"], "bptt_c_current": PUB["bptt"]}
 
