@@ -61,6 +61,14 @@ static void gemv_cols_##SFX(const real *A, ptrdiff_t lda, const real *restrict x
     }                                                                                              \
 }                                                                                                  \
                                                                                                    \
+/* One step down the scaled adjoint sweep: h_j = aDd_{j+1} * u + h_{j+1} (row j of HX) */        \
+static void sweep_down_##SFX(int n, ptrdiff_t ldh, real *HX, int j, const real *aDd, const real *u) \
+{                                                                                                  \
+    real *hj = HX + (ptrdiff_t)j * ldh + 1;                                                        \
+    const real *hn = hj + ldh, *a = aDd + (ptrdiff_t)(j + 1) * n;                                  \
+    for (int c = 0; c < n; c++) hj[c] = a[c] * u[c] + hn[c];                                       \
+}                                                                                                  \
+                                                                                                   \
 /* Exact online BPTT, history convention: the scaled adjoint sweep of OnlineBPTT._sweep_one_np    \
  * for past steps j = k-1 .. 0, on the rule's buffers. HX [T, ldh]: row j = [s_j, h_j (n),        \
  * tail (j)]; Wcat [1+n+T, n] = [q; W_start; r_0 .. r_{T-1}]; S: the snapshots C_j [j+1, n] packed \
@@ -76,9 +84,7 @@ void bptt_sweep_history_##SFX(int k, int n, ptrdiff_t ldh, real *HX, const real 
         const real *hn = row + 1;                                                                  \
         gemv_rows_##SFX(S + (ptrdiff_t)j * (j + 1) / 2 * n, n, hn, row + 1 + n, j + 1, n);         \
         gemv_cols_##SFX(Wcat, n, row, u, n + j + 2, n);                                            \
-        real *hj = HX + (ptrdiff_t)j * ldh + 1;                                                    \
-        const real *a = aDd + (ptrdiff_t)(j + 1) * n;                                              \
-        for (int c = 0; c < n; c++) hj[c] = a[c] * u[c] + hn[c];                                   \
+        sweep_down_##SFX(n, ldh, HX, j, aDd, u);                                                   \
     }                                                                                              \
 }                                                                                                  \
                                                                                                    \
@@ -88,13 +94,11 @@ void bptt_sweep_current_##SFX(int k, int n, ptrdiff_t ldh, real *HX, const real 
                                const real *q, const real *aDd, real *u)                            \
 {                                                                                                  \
     for (int j = k - 1; j >= 0; j--) {                                                             \
-        real *row = HX + (ptrdiff_t)(j + 1) * ldh;                                                 \
-        const real *hn = row + 1;                                                                  \
-        real s = row[0];                                                                           \
-        gemv_cols_##SFX(W, n, hn, u, n, n);                                                        \
-        real *hj = HX + (ptrdiff_t)j * ldh + 1;                                                    \
-        const real *a = aDd + (ptrdiff_t)(j + 1) * n;                                              \
-        for (int c = 0; c < n; c++) hj[c] = a[c] * (u[c] + s * q[c]) + hn[c];                      \
+        const real *row = HX + (ptrdiff_t)(j + 1) * ldh;                                           \
+        const real s = row[0];                                                                     \
+        gemv_cols_##SFX(W, n, row + 1, u, n, n);                                                   \
+        for (int c = 0; c < n; c++) u[c] += s * q[c];                                              \
+        sweep_down_##SFX(n, ldh, HX, j, aDd, u);                                                   \
     }                                                                                              \
 }                                                                                                  \
                                                                                                    \
@@ -219,39 +223,16 @@ double rflo_trial_##SFX(int n, int T, int d, double alpha_, double dt_, double l
     double path = 0.0;                                                                             \
     for (int k = 0; k < T; k++) {                                                                  \
         const real *rk = Rh + (ptrdiff_t)k * n;                                                    \
-        const real *xk = X + (ptrdiff_t)k * n;                                                     \
-        const real *dk = drive + (ptrdiff_t)k * n;                                                 \
-        /* h = W(k) r_k + W_in s_k + b:  W_start r_k + (r_k . r_i)_{i<k} C_{k-1} */                \
+        /* h = W(k) r_k = W_start r_k + (r_k . r_i)_{i<k} C_{k-1}, then the rest of the step */    \
         gemv_rows_##SFX(W_start, n, rk, h, n, n);                                                  \
-        for (int c = 0; c < n; c++) h[c] += dk[c];                                                 \
         gemv_rows_##SFX(Rh, n, rk, g, k + 1, n);                 /* r_k . r_i, i <= k */           \
         real rr = g[k];                                                                            \
         if (k >= 1) {                                                                              \
             gemv_cols_##SFX(CA, n2, g, gCA, k, 2 * n);           /* [g C_{k-1} | g Ahat] */        \
             for (int c = 0; c < n; c++) h[c] += gCA[c];                                            \
         }                                                                                          \
-        if (W_f != NULL && k - d >= 0) {                         /* + W_f E[k-d] */                \
-            const real e0 = E[2 * (ptrdiff_t)(k - d)], e1 = E[2 * (ptrdiff_t)(k - d) + 1];         \
-            for (int c = 0; c < n; c++) h[c] += e0 * W_f[c] + e1 * W_f[n + c];                     \
-        }                                                                                          \
-        real *xn = X + (ptrdiff_t)(k + 1) * n, *rn = Rh + (ptrdiff_t)(k + 1) * n;                  \
-        real *an = aD + (ptrdiff_t)(k + 1) * n;                                                    \
-        for (int c = 0; c < n; c++) {                            /* x_{k+1} = x_k + alpha (h - x_k) */ \
-            real hc = (h[c] - xk[c]) * alpha;                                                      \
-            real x = xk[c] + hc;                                                                   \
-            h[c] = hc;                                                                             \
-            xn[c] = x;                                                                             \
-            real r = (x > 0 || x != x) ? x : (real)0;            /* relu, NaN kept */              \
-            rn[c] = r;                                                                             \
-            an[c] = (r > 0) ? alpha : (r != r ? r : (real)0);    /* alpha relu'(x), NaN kept */    \
-        }                                                                                          \
-        real o0 = 0, o1 = 0;                                     /* W_out r_{k+1} */               \
-        _Pragma("omp simd reduction(+:o0,o1)")                                                     \
-        for (int c = 0; c < n; c++) { o0 += W_out[c] * rn[c]; o1 += W_out[n + c] * rn[c]; }        \
-        o0 *= dt; o1 *= dt;                                                                        \
-        real *Ek = E + 2 * (ptrdiff_t)k, *En = Ek + 2;                                             \
-        En[0] = (Ek[0] + err[2 * (ptrdiff_t)k]) - o0;                                              \
-        En[1] = (Ek[1] + err[2 * (ptrdiff_t)k + 1]) - o1;                                          \
+        forward_rest_##SFX(n, k, d, alpha, dt, X, Rh, aD, E, drive, err, W_out, W_f, h);           \
+        const real *an = aD + (ptrdiff_t)(k + 1) * n, *En = E + 2 * (ptrdiff_t)(k + 1);            \
         /* the update in the factors (RFLO.apply_step_one) */                                      \
         real *Ahat_k = CA + (ptrdiff_t)k * n2 + n;                                                 \
         const real upk = up[k], downk = down[k];                                                   \
