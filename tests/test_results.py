@@ -64,3 +64,35 @@ def test_sweep_entry_recomputes():
                   lr=sw["rates"][rule][a], seed=seed)
     out = adapt(nets, rule, [run], trials=N_TRIALS, progress=False, on_divergence="mark", bptt_weights="current")
     np.testing.assert_allclose(out.records["test_loss"][0], sw["curves"][cond][a, b, c, :N_TRIALS], rtol=2e-4)
+
+
+PAPER = ROOT / "results" / "paper"
+PAPER_UNITS = sorted((PAPER / "adapt").glob("*/rot*/*.npz")) + sorted((PAPER / "sweep").glob("rot*/*.npz"))
+
+
+@pytest.mark.skipif(not PAPER_UNITS, reason="no paper-protocol units computed yet")
+@pytest.mark.parametrize("path", _pick(PAPER_UNITS, 2), ids=lambda p: f"{p.parent.parent.name}/{p.parent.name}/{p.name}")
+def test_paper_unit_recomputes(path):
+    """A sampled unit of the paper protocol (results/paper) says what it is (protocol, effective
+    rate, exact BPTT weights unless it is that robustness row, its trial count) and its first
+    trials are what the code computes from its published network, whichever path (lockstep,
+    NumPy, compiled) computed the file (they agree to float rounding)."""
+    from fbctrl.core.checkpoint import load_checkpoint
+    from fbctrl.experiments.paper import PaperConfig, PretrainUnit, _read_unit
+    from fbctrl.experiments.protocol import Condition
+
+    torch.set_num_threads(2)
+    rec, meta = _read_unit(path)
+    unit = meta["unit"]
+    cond = Condition.parse(unit["condition"])
+    assert meta["protocol"] == unit.get("protocol", "published") and meta["lr"] > 0
+    assert meta["effective_rate"]["lr"] == meta["lr"]
+    assert meta["bptt_weights"] == ("current" if "current" in unit.get("variant", "") else "history")
+    assert meta["trials"] == unit["trials"] == rec["test_loss"].shape[0]
+    net = load_checkpoint(PretrainUnit(unit.get("kind", "fb"), unit["seed"]).path(PaperConfig()))
+    run = RunSpec(controller_on=cond.controller_on, rotation_deg=unit["rotation_deg"], lr=meta["lr"], seed=unit["seed"])
+    out = adapt(net, cond.rule.value, [run], trials=N_TRIALS, progress=False, on_divergence="mark",
+                bptt_weights=meta["bptt_weights"], error_start=meta["error_start"])
+    for key in ("train_loss", "test_loss", "dW_path"):
+        np.testing.assert_allclose(out.records[key][0], rec[key][:N_TRIALS], rtol=2e-4, err_msg=key)
+    assert (out.records["target"][0] == rec["target"][:N_TRIALS]).all()
