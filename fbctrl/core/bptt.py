@@ -140,25 +140,24 @@ def forward(net: Network, trials: Trials, x0: torch.Tensor, *, controller_on: bo
 @torch.no_grad()
 def forward_open_loop(net: Network, trials: Trials, x0: torch.Tensor) -> Forward:
     """``forward(controller_on=False, keep_x=False)`` for tests, computed more cheaply: with
-    nothing fed back, the inputs' drive c_k = alpha (W_in s_k + b) of every step is one product
-    before the loop, each step is ``x <- (1 - alpha) x + r_k (alpha W_rec)^T + c_k`` with r_k in a
-    contiguous buffer, and the errors are summed after the loop from one product of all readouts.
-    Same numbers to float rounding (tests); ``Forward.X`` and ``Forward.Z`` are None."""
+    nothing fed back, each step is ``x <- (1 - alpha) x + r_k (alpha W_rec)^T + [s_k, 1] (alpha
+    [W_in^T; b])`` with r_k in a contiguous buffer (two products in place, no copy of the state),
+    and the errors are summed after the loop from one product of all readouts. Same numbers to
+    float rounding (tests); ``Forward.X`` and ``Forward.Z`` are None."""
     net, trials, x0 = _as_stacked(net, trials, x0)
     dev, dt_ = net.device, net.dtype
     trials = trials.to(device=dev, dtype=dt_)
     T = trials.T
     S, B, n = x0.shape
     alpha, dt = net.cfg.alpha, net.cfg.dt
-    n_in = trials.inputs.shape[-1]
     aW_recT = (alpha * net.W_rec).mT.contiguous()                               # [S, n, n]
-    drive = torch.baddbmm((alpha * net.b).unsqueeze(1), trials.inputs.transpose(0, 1).reshape(S, T * B, n_in),
-                          (alpha * net.W_in).mT).reshape(S, T, B, n).transpose(0, 1).contiguous()   # [T, S, B, n]
+    aW_inb = torch.cat([net.W_in.mT, net.b.unsqueeze(1)], dim=1).mul_(alpha)   # [S, n_in + 1, n]
+    s1 = torch.cat([trials.inputs, torch.ones(T, S, B, 1, dtype=dt_, device=dev)], dim=-1)   # [s_k, 1]
     R = torch.empty(T + 1, S, B, n, dtype=dt_, device=dev)
     x = x0.to(device=dev, dtype=dt_).clone()
     torch.clamp_min(x, 0.0, out=R[0])
     for k in range(T):
-        x.baddbmm_(R[k], aW_recT, beta=1.0 - alpha).add_(drive[k])
+        x.baddbmm_(R[k], aW_recT, beta=1.0 - alpha).baddbmm_(s1[k], aW_inb)
         torch.clamp_min(x, 0.0, out=R[k + 1])
     E = torch.zeros(T + 1, S, B, 2, dtype=dt_, device=dev)
     drift = (trials.vref - trials.push).sub_(net.b_out.unsqueeze(1)).mul_(dt)
