@@ -218,7 +218,11 @@ def loss_and_grads(net: Network, trials: Trials, x0: torch.Tensor, reg: Regulari
     cR = 2.0 * reg.rate / N_r
     aW_out = alpha * snet.W_out
     aW_recout = torch.cat([alpha * snet.W_rec, aW_out], dim=1)      # [aW_rec; aW_out], rows of GAV[k+1]
-    fb_loop = controller_on and d < T
+    # the feedback loop's adjoint, F_{k-d} += ga_k W_f: none where W_f is all zero (networks
+    # without feedback: exactly the same numbers); W_f stored column-major for it (a product with
+    # two columns is several times faster that way)
+    fb_loop = controller_on and d < T and bool(W_f.any())
+    W_f_cols = W_f.mT.contiguous().mT if fb_loop else None
     for k in range(T - 1, -1, -1):
         # G_{k+1} = D_{k+1} + F_{k+1} + G_{k+2};  gv_k = -dt G_{k+1}
         G.add_(F[k + 1]).add_(E[k + 1], alpha=cE)
@@ -231,7 +235,7 @@ def loss_and_grads(net: Network, trials: Trials, x0: torch.Tensor, reg: Regulari
             torch.baddbmm(R[k + 1], gv, aW_out, beta=alpha * cR, out=g_r)
             GA[k] = torch.ops.aten.threshold_backward(g_r, R[k + 1], 0.0)
         if fb_loop and k - d >= 0:
-            F[k - d].baddbmm_(GA[k], W_f)
+            F[k - d].baddbmm_(GA[k], W_f_cols)
     # weight gradients: one product over all steps and trials per network
     m = fwd.Z.shape[-1]
     g_all = torch.bmm(GAV.transpose(0, 1).reshape(S, T * B, n + 2).mT,
