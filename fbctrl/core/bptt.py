@@ -39,7 +39,7 @@ import torch
 from .model import Network
 from .task import Trials
 
-__all__ = ["Regularisation", "Forward", "forward", "forward_open_loop", "loss_and_grads"]
+__all__ = ["Regularisation", "Forward", "Workspace", "forward", "forward_open_loop", "loss_and_grads"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,27 @@ class Forward:
         return torch.linalg.vector_norm(self.E, dim=(0, 2, 3)).square() / self.E[:, 0].numel()
 
 
+class Workspace:
+    """Buffers kept from one call to the next (pre-training: ``Trainer`` holds one). A fresh
+    multi-MB buffer per batch is paid for in page faults every time it is first written, a few
+    percent of a pre-training batch at the paper's size. What a call hands out in buffers of a
+    workspace (``Forward`` of ``loss_and_grads``) is overwritten by the next call with it."""
+
+    def __init__(self):
+        self._bufs: dict[str, torch.Tensor] = {}
+
+    def empty(self, name: str, shape, dtype, device) -> torch.Tensor:
+        b = self._bufs.get(name)
+        if b is None or b.shape != tuple(shape) or b.dtype != dtype or b.device != torch.device(device):
+            b = self._bufs[name] = torch.empty(tuple(shape), dtype=dtype, device=device)
+        return b
+
+
+def _empty(ws: Workspace | None, name: str, shape, dtype, device) -> torch.Tensor:
+    return ws.empty(name, shape, dtype, device) if ws is not None else torch.empty(tuple(shape), dtype=dtype,
+                                                                                 device=device)
+
+
 def _as_stacked(net: Network, trials: Trials, x0: torch.Tensor):
     if net.stacked:
         return net, trials, x0
@@ -79,7 +100,7 @@ def _as_stacked(net: Network, trials: Trials, x0: torch.Tensor):
 
 @torch.no_grad()
 def forward(net: Network, trials: Trials, x0: torch.Tensor, *, controller_on: bool = True,
-            delay: int | None = None, keep_x: bool = True) -> Forward:
+            delay: int | None = None, keep_x: bool = True, ws: Workspace | None = None) -> Forward:
     """The dynamics of ``model.rollout`` without autograd, into preallocated buffers.
     Always returns stacked buffers ([T+1, S, B, .]; S = 1 for a single network).
 
@@ -106,14 +127,14 @@ def forward(net: Network, trials: Trials, x0: torch.Tensor, *, controller_on: bo
     W_z.mul_(alpha)                        # x_{k+1} = (1 - alpha) x_k + z_k (alpha W_z): one fused product
     W_outT = net.W_out.mT
     X = torch.empty(T + 1 if keep_x else 1, S, B, n, dtype=dt_, device=dev)
-    Z = torch.empty(T + 1, S, B, n + n_in + 3, dtype=dt_, device=dev)  # the r columns are written below
+    Z = _empty(ws, "Z", (T + 1, S, B, n + n_in + 3), dt_, dev)  # every column is written below
     R = Z[..., :n]
     Z[:T, ..., n:n + n_in] = trials.inputs
     Z[:T, ..., n + n_in] = 1.0
     Z[T, ..., n:] = 0.0
     E_in = Z[..., n + n_in + 1:]  # c E[k-d], zero before step d + 1
     E_in[: min(d + 1, T) if controller_on else T] = 0.0
-    E = torch.zeros(T + 1, S, B, 2, dtype=dt_, device=dev)
+    E = _empty(ws, "E", (T + 1, S, B, 2), dt_, dev).zero_()
     X[0] = x0
     torch.clamp_min(x0, 0.0, out=R[0])
     # dt (vref_k - b_out - p_k) for every step at once: E[k+1] = E[k] + that - dt W_out r_{k+1}
@@ -173,7 +194,7 @@ def _fro(W: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def loss_and_grads(net: Network, trials: Trials, x0: torch.Tensor, reg: Regularisation = Regularisation(),
-                   *, controller_on: bool = True, delay: int | None = None):
+                   *, controller_on: bool = True, delay: int | None = None, ws: Workspace | None = None):
     """Pre-training loss per network and its exact gradient (feedback loop included).
 
     Returns ``(losses, grads, fwd)``: ``losses`` a dict of [S] tensors (``total``, ``task``,
@@ -182,7 +203,7 @@ def loss_and_grads(net: Network, trials: Trials, x0: torch.Tensor, reg: Regulari
     was_stacked = net.stacked
     snet, strials, sx0 = _as_stacked(net, trials, x0)
     d = snet.cfg.delay if delay is None else int(delay)
-    fwd = forward(snet, strials, sx0, controller_on=controller_on, delay=d, keep_x=False)
+    fwd = forward(snet, strials, sx0, controller_on=controller_on, delay=d, keep_x=False, ws=ws)
     R, E = fwd.R, fwd.E          # relu'(x_k) = [r_k > 0]: the pre-activations are not kept
     T1, S, B, n = R.shape
     T = T1 - 1
@@ -206,13 +227,13 @@ def loss_and_grads(net: Network, trials: Trials, x0: torch.Tensor, reg: Regulari
     # (columns n, n+1 of the same rows), so that after the sweep ONE product over all steps,
     # [GA | GV]^T Z, gives dL/dW_rec, dL/dW_in, dL/db, dL/dW_f (rows of GA against the columns of
     # z_k = [r_k, s_k, 1, E[k-d]]) and dL/dW_out (rows of GV against r_{k+1}).
-    GAV = torch.empty(T, S, B, n + 2, dtype=dt_, device=dev)
+    GAV = _empty(ws, "GAV", (T, S, B, n + 2), dt_, dev)
     GA = GAV[..., :n]
     GAV[0, ..., n:] = 0.0
-    gv_last = torch.empty(S, B, 2, dtype=dt_, device=dev)
-    F = torch.zeros(T + 1, S, B, 2, dtype=dt_, device=dev)
-    G = torch.zeros(S, B, 2, dtype=dt_, device=dev)
-    g_r = torch.empty(S, B, n, dtype=dt_, device=dev)
+    gv_last = _empty(ws, "gv_last", (S, B, 2), dt_, dev)
+    F = _empty(ws, "F", (T + 1, S, B, 2), dt_, dev).zero_()
+    G = _empty(ws, "G", (S, B, 2), dt_, dev).zero_()
+    g_r = _empty(ws, "g_r", (S, B, n), dt_, dev)
     n_in = strials.inputs.shape[-1]
     cE = 2.0 / N_E
     cR = 2.0 * reg.rate / N_r

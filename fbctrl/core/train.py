@@ -31,7 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..paths import git_commit
-from .bptt import Regularisation, loss_and_grads
+from .bptt import Regularisation, Workspace, loss_and_grads
 from .checkpoint import atomic_torch_save, atomic_write_bytes, save_checkpoint
 from .evaluate import evaluate_trials, standard_test_sets
 from .model import PARAM_NAMES, Network, NetworkConfig, draw_x0, init_network
@@ -128,6 +128,7 @@ class Trainer:
         self.evals: dict[str, list] = {"batch": []}
         self.test_sets = standard_test_sets(self.cfg.n, task_cfg=self.task_cfg)
         self.wall_time = 0.0
+        self.workspace = Workspace()      # the batch's buffers, reused from batch to batch
 
     # ---- one batch -------------------------------------------------------------------------
     def current_net(self) -> Network:
@@ -144,7 +145,8 @@ class Trainer:
     def step(self) -> dict[str, torch.Tensor]:
         trials, x0 = self.draw_batch()
         net = self.current_net()
-        losses, grads, _ = loss_and_grads(net, trials, x0.to(self.device, self.dtype), self.cfg.regularisation)
+        losses, grads, _ = loss_and_grads(net, trials, x0.to(self.device, self.dtype), self.cfg.regularisation,
+                                          ws=self.workspace)
         S = len(self.seeds)
         sq = sum(g.reshape(S, -1).pow(2).sum(1) for g in grads.values())
         coef = (self.cfg.clip / (sq.sqrt() + 1e-6)).clamp(max=1.0)
