@@ -153,8 +153,7 @@ def forward(net: Network, trials: Trials, x0: torch.Tensor, *, controller_on: bo
     if not controller_on:
         # nothing is fed back, so the error needs no step of its own: all readouts in one product,
         # then E[k+1] = E[k] + (dt (vref_k - b_out - p_k) - dt W_out r_{k+1}), summed in step order
-        V = torch.bmm(R[1:].transpose(0, 1).reshape(S, T * B, n), W_outT).reshape(S, T, B, 2).transpose(0, 1)
-        torch.cumsum(drift.sub_(V, alpha=dt), dim=0, out=E[1:])
+        _open_loop_errors(R, W_outT, drift, dt, E)
     return Forward(X=X if keep_x else None, R=R, E=E, Z=Z)
 
 
@@ -182,9 +181,18 @@ def forward_open_loop(net: Network, trials: Trials, x0: torch.Tensor) -> Forward
         torch.clamp_min(x, 0.0, out=R[k + 1])
     E = torch.zeros(T + 1, S, B, 2, dtype=dt_, device=dev)
     drift = (trials.vref - trials.push).sub_(net.b_out.unsqueeze(1)).mul_(dt)
-    V = torch.bmm(R[1:].transpose(0, 1).reshape(S, T * B, n), net.W_out.mT).reshape(S, T, B, 2).transpose(0, 1)
-    torch.cumsum(drift.sub_(V, alpha=dt), dim=0, out=E[1:])
+    _open_loop_errors(R, net.W_out.mT, drift, dt, E)
     return Forward(X=None, R=R, E=E, Z=None)
+
+
+def _open_loop_errors(R: torch.Tensor, W_outT: torch.Tensor, drift: torch.Tensor, dt: float, E: torch.Tensor) -> None:
+    """E[k+1] = E[k] + (drift_k - dt W_out r_{k+1}) for all steps at once, where nothing is fed
+    back: all readouts in one product, then summed in step order (E[0] stays as given; ``drift``
+    is overwritten)."""
+    T1, S, B, n = R.shape
+    T = T1 - 1
+    V = torch.bmm(R[1:].transpose(0, 1).reshape(S, T * B, n), W_outT).reshape(S, T, B, 2).transpose(0, 1)
+    torch.cumsum(drift.sub_(V, alpha=dt), dim=0, out=E[1:])
 
 
 def _fro(W: torch.Tensor) -> torch.Tensor:

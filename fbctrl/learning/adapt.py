@@ -372,9 +372,7 @@ class _Engine:
         learner, st, p = self.learner, self.state, ckernels.ptr
         rv = learner.one_run_compiled_views(st)
         dt = v["X"].dtype
-        args = [p(v[k]) for k in ("X", "Rh", "aD", "E", "drive", "err", "W_out")]
-        args.append(None if v["W_f"] is None else p(v["W_f"]))
-        args += [p(rv[k]) for k in ("Wcat", "C", "S", "HX", "aDd", "gram", "pows", "dpow", "g")]
+        args = _trial_ptrs(v) + [p(rv[k]) for k in ("Wcat", "C", "S", "HX", "aDd", "gram", "pows", "dpow", "g")]
         args += [p(v["h"]), p(rv["u"])]
         step = ckernels.function("bptt_trial_step", dt)
         v["bptt"] = dict(step=step, args=args, rv=rv,
@@ -389,21 +387,16 @@ class _Engine:
             self._np_views = dict(
                 X=st.X[0].numpy(), Rh=st.Rh[0].numpy(), aD=st.aD[0].numpy(), E=st.E[0].numpy(),
                 drive=self.drive[0].numpy(), err=self.err[0].numpy(), W_out=self.W_out[0].contiguous().numpy(),
-                W_f=self.W_fT_ctrl[0].numpy() if ctrl else None, h=self.h[0, 0].numpy(),
+                # W_f contiguous (fixed during adaptation): the compiled kernels read it row by row
+                W_f=np.ascontiguousarray(self.W_fT_ctrl[0].numpy()) if ctrl else None, h=self.h[0, 0].numpy(),
                 t1=np.empty(self.n, dtype=self.h.numpy().dtype), t2=np.empty(2, dtype=self.h.numpy().dtype),
                 rule=self.learner.one_run_views(st) if self.learner.one_run_numpy else {})
             v, rv = self._np_views, self._np_views["rule"]
             if isinstance(self.learner, OnlineBPTT):
-                if v["W_f"] is not None:
-                    v["W_f"] = np.ascontiguousarray(v["W_f"])     # fixed during adaptation
                 self._compiled_bptt_views(v)
             elif ckernels.available(v["X"].dtype):     # the compiled trial (ckernels), on the same buffers
-                if v["W_f"] is not None:
-                    v["W_f"] = np.ascontiguousarray(v["W_f"])     # fixed during adaptation
                 p = ckernels.ptr
-                args = [p(v[k]) for k in ("X", "Rh", "aD", "E", "drive", "err", "W_out")]
-                args.append(None if v["W_f"] is None else p(v["W_f"]))
-                args += [p(rv[k]) for k in ("W_start", "CA", "rho", "BT", "up", "down", "g", "gCA")]
+                args = _trial_ptrs(v) + [p(rv[k]) for k in ("W_start", "CA", "rho", "BT", "up", "down", "g", "gCA")]
                 args += [p(v["h"]), p(rv["s"]), p(rv["t1"])]
                 v["c"] = (functools.partial(ckernels.function("rflo_trial", v["X"].dtype), self.n), args)
         return self._np_views
@@ -512,6 +505,14 @@ def _steps_one_run(eng: _Engine, lr: float) -> None:
         E[k + 1] -= t2
         path += learner.apply_step_one(rv, k, lr)
     eng.path.add_(path)
+
+
+def _trial_ptrs(v: dict) -> list:
+    """Addresses of the trial buffers that every compiled one-run kernel reads first (X, Rh, aD,
+    E, drive, err, W_out, W_f or NULL), from :meth:`_Engine.numpy_views`."""
+    p = ckernels.ptr
+    return [p(v[k]) for k in ("X", "Rh", "aD", "E", "drive", "err", "W_out")] + [
+        None if v["W_f"] is None else p(v["W_f"])]
 
 
 def _bptt_steps_compiled(eng: _Engine, b: dict, lr: float) -> None:
