@@ -156,7 +156,10 @@ def _final_loss(a: Condition, b: Condition, rotation: float):
             return [], [], (), "no runs yet"
         la, what = _loss(ra, cfg, col)
         lb, _ = _loss(rb, cfg, col)
-        return la, lb, seeds, f"{what}, {col.protocol.value} rates" + (
+        rates = f"{col.protocol.value} rates"
+        if col.protocol is Protocol.BEST and rotation != cfg.sweep_rotation:
+            rates = f"each condition at its best rate of the {cfg.sweep_rotation:g} deg sweep (none ran at {rotation:g} deg)"
+        return la, lb, seeds, f"{what}, {rates}" + (
             f", {col.variant.value}" if col.variant is not Variant.NONE else "")
     return measure
 
