@@ -222,6 +222,11 @@ def test_paper_report_reads_the_units_and_glues_every_cell_of_the_introduction(d
     cfg = dry_run
     rows = paper_report.progress(cfg)
     assert rows and all(r.done == r.total for r in rows)
+    # every finished unit says how long it took: the compute column sums what the files record
+    assert all(np.isfinite(r.hours) and r.hours >= 0 for r in rows)
+    adapt_rows = [r for r, g in zip(rows, paper.plan(cfg, include_done=True)) if g.units and g.units[0].stage in ("adapt", "sweep")]
+    assert adapt_rows and all(r.hours > 0 for r in adapt_rows)
+    assert paper_report.progress_markdown(rows).splitlines()[-1].startswith("| **total** |")
     nets = paper_report.networks(cfg)
     assert {(d["kind"], d["seed"]) for d in nets} == {(k, s) for k in ("fb", "nofb") for s in cfg.seeds(k)}
     assert all(d["train_push"] is False for d in nets)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..experiments.network_units import smallest_converged_damping, wrec_convergence
-from ..experiments.paper import PaperConfig, PretrainUnit, _done, load_network_units, plan
+from ..experiments.paper import PaperConfig, PretrainUnit, _done, _read_meta, load_network_units, plan
 from ..experiments.verdicts import format_cell, robustness_table, table_rows, verdict_table
 from ..fmt import fmt_num
 from .glue import glue_text
@@ -44,23 +44,39 @@ class ProgressRow:
     done: int
     total: int
     blocked: str | None
+    hours: float = 0.0              # wall time of the finished units (each ran on one core), in hours
+
+
+def unit_hours(cfg: PaperConfig, unit) -> float:
+    """Wall time of one finished unit in hours, as its file records it (a network's sidecar; a
+    result file's meta); NaN where the file does not say."""
+    p = unit.path(cfg)
+    try:
+        meta = json.loads(p.with_suffix(".json").read_text()) if unit.stage == "pretrain" else _read_meta(p)
+    except (OSError, ValueError, KeyError):
+        return float("nan")
+    return float(meta.get("wall_time_s", float("nan"))) / 3600
 
 
 def progress(cfg: PaperConfig) -> list[ProgressRow]:
-    """Units done / planned for every stage of :func:`fbctrl.experiments.paper.plan`, in its order."""
+    """Units done / planned for every stage of :func:`fbctrl.experiments.paper.plan`, in its order,
+    with the compute hours the finished ones took."""
     rows = []
     for g in plan(cfg, include_done=True):
-        done = sum(_done(cfg, u) for u in g.units)
-        rows.append(ProgressRow(g.title, int(done), len(g.units), g.blocked))
+        done = [u for u in g.units if _done(cfg, u)]
+        hours = float(np.nansum([unit_hours(cfg, u) for u in done])) if done else 0.0
+        rows.append(ProgressRow(g.title, len(done), len(g.units), g.blocked, hours))
     return rows
 
 
 def progress_markdown(rows: list[ProgressRow]) -> str:
-    lines = ["| stage | done | planned | state |", "| :-- | --: | --: | :-- |"]
+    lines = ["| stage | done | planned | state | compute so far (h, one core) |", "| :-- | --: | --: | :-- | --: |"]
     for r in rows:
         state = "complete" if r.done == r.total and r.total else (
             r.blocked if r.blocked else ("to run" if r.done < r.total else "—"))
-        lines.append(f"| {r.stage} | {r.done} | {r.total} | {state} |")
+        lines.append(f"| {r.stage} | {r.done} | {r.total} | {state} | {r.hours:.2f} |")
+    tot = sum(r.hours for r in rows)
+    lines.append(f"| **total** | {sum(r.done for r in rows)} | {sum(r.total for r in rows)} | | {tot:.2f} |")
     return "\n".join(lines)
 
 
@@ -113,9 +129,11 @@ def summary_sentence(rows: list[ProgressRow], nets: list[dict], results) -> str:
     ns = [r.effect.n for r in results]
     most = max(ns) if ns else 0
     hours = float(np.nansum([d["hours"] for d in nets]))
+    compute = float(sum(r.hours for r in rows))
     state = "complete" if done == total else "in progress"
     return (f"The protocol is {state}: {done} of {total} units are computed ({fb} of 10 networks with feedback "
-            f"and {nofb} of 10 without, {hours:.1f} h of pre-training so far); the verdicts below rest on at most "
+            f"and {nofb} of 10 without; {compute:.1f} h of compute on one core each so far, {hours:.1f} h of it "
+            f"pre-training); the verdicts below rest on at most "
             f"{most} network seed{'s' if most != 1 else ''}, and a verdict with fewer than two seeds is "
             f"inconclusive by rule.")
 
