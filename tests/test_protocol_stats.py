@@ -147,3 +147,22 @@ def test_final_loss_and_curve_area():
     assert metrics.curve_area(tl)[0] == pytest.approx(2.5)
     with pytest.raises(ValueError, match="window must lie in 1..4"):
         metrics.final_loss(tl, 5)
+
+
+def test_figure_intervals_are_the_verdicts_intervals():
+    """The paper chapter's bands and error bars (``paper_figures.mean_ci``) are the interval the
+    verdicts use: on the log scale the same as ``paired_effect(a, log=True)``, and on a hand case
+    mean +- t_{0.975, 2} * sd / sqrt(3)."""
+    from fbctrl.viz.paper_figures import mean_ci
+
+    x = np.array([1.0, 2.0, 4.0])
+    m, lo, hi = mean_ci(x[:, None])
+    half = st.t.ppf(0.975, 2) * np.std(x, ddof=1) / math.sqrt(3)
+    assert m[0] == pytest.approx(7 / 3) and lo[0] == pytest.approx(7 / 3 - half) and hi[0] == pytest.approx(7 / 3 + half)
+    y = np.array([0.02, 0.05, 0.011, 0.3, 0.07])
+    e = paired_effect(y, log=True)
+    m, lo, hi = mean_ci(y[:, None], log=True)
+    assert (m[0], lo[0], hi[0]) == pytest.approx((e.mean, e.ci_low, e.ci_high), rel=1e-12)
+    # a column with one finite seed has a mean and no interval; NaN seeds are dropped
+    m, lo, hi = mean_ci(np.array([[1.0, 3.0], [np.nan, 5.0], [np.nan, 7.0]]))
+    assert m[0] == 1.0 and np.isnan(lo[0]) and np.isnan(hi[0]) and m[1] == pytest.approx(5.0)

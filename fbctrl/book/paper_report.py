@@ -20,7 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from ..experiments.network_units import smallest_converged_damping, wrec_convergence
-from ..experiments.paper import PaperConfig, PretrainUnit, _done, _read_meta, load_network_units, plan
+from ..experiments.metrics import final_loss
+from ..experiments.paper import (AdaptUnit, PaperConfig, PretrainUnit, _done, _read_meta, load_network_units,
+                                 load_runs, plan)
+from ..experiments.protocol import CONDITIONS, Protocol
 from ..experiments.verdicts import format_cell, robustness_table, table_rows, verdict_table
 from ..fmt import fmt_num
 from .glue import glue_text
@@ -108,6 +111,36 @@ def networks_markdown(nets: list[dict]) -> str:
         lines.append(f"| {kind} | {d['seed']} | {f('centre_out')} | {f('centre_out_rot30')} | {f('random_ctrl_off')} | "
                      f"{f('cos_Wfb_WoutT') if d['kind'] == 'fb' else '—'} | {fmt_num(d['hours'], 2)} | {d['commit']} |")
     return "\n".join(lines)
+
+
+def test_loss_runs(cfg: PaperConfig, rotation: float, condition, protocol=Protocol.PUBLISHED,
+                   kind: str = "fb") -> tuple[list[int], np.ndarray]:
+    """The seeds with a finished, non-diverged run of ``condition`` at ``rotation`` and their test
+    losses per trial ([seeds, trials]); ([], empty) when none has finished."""
+    units = [AdaptUnit(kind, int(s), float(rotation), condition, Protocol.parse(protocol), cfg.trials)
+             for s in cfg.seeds(kind)]
+    units = [u for u in units if _done(cfg, u)]
+    if not units:
+        return [], np.zeros((0, cfg.trials))
+    rec, metas = load_runs(cfg, units)
+    keep = [i for i, m in enumerate(metas) if m["diverged_trial"] < 0]
+    return [units[i].seed for i in keep], rec["test_loss"][keep]
+
+
+def adaptation_figure_data(cfg: PaperConfig, protocol=Protocol.PUBLISHED, window: int = 10) -> tuple[dict, dict]:
+    """What :func:`fbctrl.viz.paper_figures.plot_paper_adaptation` draws: the test-loss curves of
+    every condition at the sweep rotation ({condition: [seeds, trials]}) and the final losses (mean
+    of the last ``window`` trials) per condition and rotation ({condition: {rotation: values}})."""
+    curves, finals = {}, {}
+    for c in CONDITIONS:
+        for r in cfg.rotations:
+            seeds, tl = test_loss_runs(cfg, r, c, protocol)
+            if not seeds:
+                continue
+            if r == cfg.sweep_rotation:
+                curves[c.name] = tl
+            finals.setdefault(c.name, {})[float(r)] = final_loss(tl, window)
+    return curves, finals
 
 
 def verdicts(cfg: PaperConfig):

@@ -63,6 +63,7 @@ class Claim:
     paper_sign: int = 1
     log: bool = True
     network: str | None = None        # the fbctrl.experiments.network_units measure of a claim that needs only the networks
+    short: str = ""                   # a label for figures ("RFLO+c < RFLO, 30°")
 
 
 @dataclass(frozen=True)
@@ -300,27 +301,32 @@ def _network_claim(measure: str):
 
 NETWORK_CLAIMS = (
     Claim("activity_fig2c", "Fig 2c", "The control input points down the activity gradient, more than a random "
-          "feedback matrix's", _network_claim("activity"), log=False, network="activity"),
+          "feedback matrix's", _network_claim("activity"), log=False, network="activity",
+          short="cos(u, -grad) above null"),
     Claim("jacobian_fig4a", "Fig 4a", "With the controller on, the activity depends less on its previous step "
-          "(smaller Jacobian norm)", _network_claim("jacobian"), paper_sign=-1, network="jacobian"),
+          "(smaller Jacobian norm)", _network_claim("jacobian"), paper_sign=-1, network="jacobian",
+          short="Jacobian norm, on < off"),
     Claim("activity_newton_fig5b", "Fig 5b", "The control input is closer to the activity-space Newton direction "
-          "than to the gradient", _network_claim("activity_newton"), log=False, network="activity_newton"),
+          "than to the gradient", _network_claim("activity_newton"), log=False,
+          network="activity_newton", short="u closer to Newton than to grad"),
     Claim("wrec_newton", "W_rec Newton (code)", "With the controller on, RFLO's update is closer to the Newton step "
-          "for W_rec", _network_claim("wrec_newton"), log=False, network="wrec_newton"),
+          "for W_rec", _network_claim("wrec_newton"), log=False, network="wrec_newton",
+          short="RFLO vs W_rec Newton, on > off"),
 )
 
 CLAIMS = (
     Claim("final_loss_rflo_30", "Fig 3b", "RFLO+c ends with a lower test loss than RFLO (30 deg)",
-          _final_loss(RFLO, RFLO_C, 30.0)),
+          _final_loss(RFLO, RFLO_C, 30.0), short="loss RFLO+c < RFLO, 30°"),
     Claim("final_loss_bptt_30", "Fig 3b", "BPTT+c ends with a lower test loss than BPTT (30 deg)",
-          _final_loss(BPTT, BPTT_C, 30.0)),
+          _final_loss(BPTT, BPTT_C, 30.0), short="loss BPTT+c < BPTT, 30°"),
     Claim("align_local", "Fig 4b", "RFLO+c's updates align better with each step's exact gradient than RFLO's",
-          _alignment("local"), log=False),
+          _alignment("local"), log=False, short="local alignment, +c > off"),
     Claim("align_global", "Fig 4c", "RFLO+c's trial update aligns better with the trial's exact gradient",
-          _alignment("global"), log=False),
-    Claim("efficiency", "Fig 5a", "RFLO+c's weight updates are more efficient than RFLO's", _efficiency),
+          _alignment("global"), log=False, short="global alignment, +c > off"),
+    Claim("efficiency", "Fig 5a", "RFLO+c's weight updates are more efficient than RFLO's", _efficiency,
+          short="efficiency RFLO+c > RFLO"),
 ) + tuple(Claim(f"final_loss_rflo_{r:g}", "Fig 3b", f"RFLO+c ends with a lower test loss than RFLO ({r:g} deg)",
-                _final_loss(RFLO, RFLO_C, r)) for r in (40.0, 50.0, 60.0)) + NETWORK_CLAIMS
+                _final_loss(RFLO, RFLO_C, r), short=f"loss RFLO+c < RFLO, {r:g}°") for r in (40.0, 50.0, 60.0)) + NETWORK_CLAIMS
 
 
 def verdict_table(cfg: PaperConfig, claims=CLAIMS, columns=("as published", "fair")) -> list[ClaimResult]:

@@ -1,0 +1,172 @@
+"""Figures of the chapter "The paper's protocol": the paper's Figure 3b at its own scale, and the
+verdict table as a forest plot. Same conventions as :mod:`fbctrl.viz.figures` (RFLO teal, BPTT
+purple; controller on during adaptation solid and filled, off dashed and open), but every band and
+error bar here is the 95% Student-t interval of the mean over network seeds, the interval the
+verdicts use (``fbctrl.experiments.stats``), not ± SEM.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import matplotlib.pyplot as plt
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+import numpy as np
+from scipy import stats as _st
+
+from ..experiments.stats import CONFIDENCE
+from .figures import COND_COLORS, COND_LS, COND_MARKERS, _log_plain, _marker_face, _quiet
+from .plots import COLORS, label
+
+__all__ = ["mean_ci", "plot_paper_adaptation", "plot_verdict_forest"]
+
+CONDITION_ORDER = ("RFLO+c", "RFLO", "BPTT+c", "BPTT")
+
+
+def mean_ci(Y, axis: int = 0, *, log: bool = False, confidence: float = CONFIDENCE):
+    """Mean over ``axis`` with its two-sided Student-t interval (NaN where fewer than 2 seeds are
+    finite). ``log``: on the log scale and back-transformed (geometric mean), for positive losses."""
+    Y = np.asarray(Y, dtype=np.float64)
+    if log:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            Y = np.log(np.where(Y > 0, Y, np.nan))
+    n = np.isfinite(Y).sum(axis=axis)
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)      # columns with fewer than 2 seeds: NaN below
+        m = np.nanmean(np.where(np.isfinite(Y), Y, np.nan), axis=axis) if Y.size else np.nan
+        sd = np.nanstd(np.where(np.isfinite(Y), Y, np.nan), axis=axis, ddof=1)
+        half = _st.t.ppf(0.5 + confidence / 2, np.maximum(n - 1, 1)) * sd / np.sqrt(np.maximum(n, 1))
+    half = np.where(n >= 2, half, np.nan)
+    lo, hi = m - half, m + half
+    if log:
+        return np.exp(m), np.exp(lo), np.exp(hi)
+    return m, lo, hi
+
+
+@_quiet
+def plot_paper_adaptation(curves: dict, finals: dict, *, rotation_deg: float = 30.0, initial: dict | None = None):
+    """The paper's Figure 3b at its scale. (a) Test loss (controller off, 8 rotated targets) over the
+    trials of adaptation to a ``rotation_deg`` rotation, per condition: geometric mean over network
+    seeds with its 95% interval. (b) Final test loss against the rotation, per condition: geometric
+    mean and 95% interval, single seeds as dots.
+
+    ``curves``: {condition: [seeds, trials]}; ``finals``: {condition: {rotation: per-seed values}};
+    ``initial``: {rotation: per-seed loss before adaptation} (grey)."""
+    fig, axes = plt.subplots(1, 2, figsize=(8.6, 3.3))
+    ax = axes[0]
+    for cond in [c for c in CONDITION_ORDER if c in curves]:
+        Y = np.asarray(curves[cond], dtype=np.float64)
+        x = np.arange(1, Y.shape[1] + 1)
+        m, lo, hi = mean_ci(Y, log=True)
+        col = COND_COLORS[cond]
+        ax.plot(x, m, color=col, ls=COND_LS[cond], lw=1.2, label=f"{cond} (n={Y.shape[0]})")
+        ax.fill_between(x, lo, hi, color=col, alpha=0.18, lw=0)
+    _log_plain(ax)
+    label(ax, "trial", "test loss (mean $e^2$, a.u.$^2$)", f"{rotation_deg:g}° rotation, as published")
+    ax.legend(fontsize=7, loc="upper right")
+
+    ax = axes[1]
+    rots = sorted({r for d in finals.values() for r in d})
+    conds = [c for c in CONDITION_ORDER if c in finals]
+    width = 1.3
+    if initial:
+        for i, r in enumerate(rots):
+            if r in initial and len(initial[r]):
+                m, lo, hi = mean_ci(np.asarray(initial[r])[:, None], log=True)
+                ax.errorbar([r], m, yerr=[m - lo, hi - m], color=COLORS["grey"], marker="_", ms=14, mew=2,
+                            ls="none", label="before adaptation" if i == 0 else None)
+    for j, cond in enumerate(conds):
+        xs = [r for r in rots if r in finals[cond]]
+        off = (j - (len(conds) - 1) / 2) * width
+        col = COND_COLORS[cond]
+        ms, los, his = [], [], []
+        for r in xs:
+            v = np.asarray(finals[cond][r], dtype=np.float64)
+            m, lo, hi = mean_ci(v[:, None], log=True)
+            ms.append(float(m[0]))
+            los.append(float(m[0] - lo[0]) if np.isfinite(lo[0]) else 0.0)
+            his.append(float(hi[0] - m[0]) if np.isfinite(hi[0]) else 0.0)
+            ax.plot(np.full(v.shape, r + off), v, ".", color=col, ms=2.5, alpha=0.6)
+        n = max((len(finals[cond][r]) for r in xs), default=0)
+        ax.errorbar(np.asarray(xs) + off, ms, yerr=[los, his], color=col, ls=COND_LS[cond],
+                    marker=COND_MARKERS[cond], mfc=_marker_face(cond), ms=5, capsize=2.5, lw=1.1,
+                    label=f"{cond} (n≤{n})")
+    _log_plain(ax)
+    ax.set_xticks(rots)
+    ax.set_xticklabels([f"{r:g}°" for r in rots])
+    label(ax, "rotation", "final test loss (a.u.$^2$)", "final loss (last 10 of the trials)")
+    ax.legend(fontsize=7, loc="best")
+    return fig
+
+
+@_quiet
+def plot_verdict_forest(results, claims):
+    """The verdict table as a forest plot: per claim and column, the mean paired effect and its 95%
+    interval over network seeds (single seeds as ticks), oriented so that the paper's side is to
+    the right: a ratio is drawn as ratio^s and a difference as s * difference, s the paper's sign.
+    Ratios (losses, efficiencies, Jacobian norms) on a log axis (top), differences of cosines on a
+    linear axis (bottom); each row's verdicts at the right. ``results``:
+    :class:`fbctrl.experiments.verdicts.ClaimResult` of the columns; ``claims``: the
+    :class:`~fbctrl.experiments.verdicts.Claim` objects (their sign, scale and label)."""
+    from matplotlib.lines import Line2D
+
+    by_key = {c.key: c for c in claims}
+    columns = list(dict.fromkeys(r.column for r in results))
+    keys = list(dict.fromkeys(r.key for r in results))
+    groups = [[k for k in keys if by_key[k].log], [k for k in keys if not by_key[k].log]]
+    groups = [(g, is_log) for g, is_log in zip(groups, (True, False)) if g]
+    fig, axes = plt.subplots(len(groups), 1, figsize=(8.2, 0.36 * len(keys) + 1.6 * len(groups)), squeeze=False,
+                             gridspec_kw={"height_ratios": [len(g) + 1 for g, _ in groups]})
+    styles = [dict(marker="o", mfc="black", color="black"), dict(marker="D", mfc="white", color=COLORS["fb"])]
+    style = {c: styles[min(j, 1)] for j, c in enumerate(columns)}
+    for ax, (ks, is_log) in zip(axes[:, 0], groups):
+        null = 1.0 if is_log else 0.0
+        for i, k in enumerate(ks):
+            _forest_row(ax, len(ks) - 1 - i, by_key[k], [r for r in results if r.key == k], columns, style, is_log)
+        ax.axvline(null, color=COLORS["grey"], lw=0.9, ls=":")
+        ax.set_yticks(range(len(ks)))
+        ax.set_yticklabels([f"{by_key[k].figure}: {by_key[k].short or by_key[k].claim}" for k in reversed(ks)],
+                           fontsize=7.5)
+        ax.set_ylim(-0.6, len(ks) - 0.4)
+        if is_log:
+            ax.set_xscale("log")
+            ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=10))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            label(ax, "effect as a ratio, oriented: paper's side → (no effect = 1, log scale)")
+        else:
+            label(ax, "effect as a difference of cosines, oriented: paper's side → (no effect = 0)")
+        ax.tick_params(axis="x", labelsize=7)
+    handles = [Line2D([], [], marker=style[c]["marker"], mfc=style[c]["mfc"], mec=style[c]["color"],
+                      color=style[c]["color"], lw=1.5, label=c) for c in columns]
+    handles.append(Line2D([], [], marker="|", color="grey", ls="none", label="single network seeds"))
+    axes[0, 0].legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(0.0, 1.0 + 0.9 / (len(groups[0][0]) + 1)),
+                      ncol=len(handles), frameon=False)
+    return fig
+
+
+VERDICT_COLORS = {"agrees": "#2a7f3f", "disagrees": "#b8322a", "inconclusive": "#7f7f7f"}
+
+
+def _forest_row(ax, y0: float, claim, results, columns, style, is_log: bool, dy: float = 0.17):
+    """One claim of the forest plot: per column its oriented effect, interval, seeds and verdict."""
+    sign = claim.paper_sign
+    f = (lambda v: np.asarray(v, dtype=np.float64) ** sign) if is_log else (
+        lambda v: sign * np.asarray(v, dtype=np.float64))
+    for j, col in enumerate(columns):
+        y = y0 + dy * ((len(columns) - 1) / 2 - j) * 2 / max(len(columns) - 1, 1)
+        r = next((x for x in results if x.column == col), None)
+        measured = r is not None and r.effect.n > 0
+        ax.annotate(f"{r.verdict.value} (n {r.effect.n})" if measured else "n 0", (1.0, y),
+                    xycoords=("axes fraction", "data"), xytext=(5, 0), textcoords="offset points", va="center",
+                    fontsize=6.5, color=VERDICT_COLORS.get(r.verdict.value, "black") if measured else "#aaaaaa")
+        if not measured:
+            continue
+        e, st = r.effect, style[col]
+        vals = f(e.values)
+        ax.plot(vals, np.full(vals.shape, y), "|", color=st["color"], ms=4, alpha=0.4)
+        lo, hi = sorted([float(f(e.ci_low)), float(f(e.ci_high))])
+        if math.isfinite(lo) and math.isfinite(hi):
+            ax.plot([lo, hi], [y, y], color=st["color"], lw=1.5)
+        ax.plot([float(f(e.mean))], [y], marker=st["marker"], mfc=st["mfc"], mec=st["color"], ms=5.5, ls="none")
