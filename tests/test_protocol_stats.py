@@ -166,3 +166,29 @@ def test_figure_intervals_are_the_verdicts_intervals():
     # a column with one finite seed has a mean and no interval; NaN seeds are dropped
     m, lo, hi = mean_ci(np.array([[1.0, 3.0], [np.nan, 5.0], [np.nan, 7.0]]))
     assert m[0] == 1.0 and np.isnan(lo[0]) and np.isnan(hi[0]) and m[1] == pytest.approx(5.0)
+
+
+def test_multiplicity_adjusts_a_columns_p_values_by_benjamini_hochberg():
+    """Hand case: p = 0.01, 0.04, 0.03, 0.5 (and one claim without a test) give BH-adjusted
+    0.04, 0.0533, 0.0533, 0.5; only the first verdict survives at 0.05. And the premise: a
+    verdict other than inconclusive is exactly a paired t-test with p < 0.05."""
+    from dataclasses import replace
+
+    from fbctrl.experiments.verdicts import ClaimResult, multiplicity
+
+    base = paired_effect([1.0, 2.0, 3.0])
+    ps = {"a": 0.01, "b": 0.04, "c": 0.03, "d": 0.5}
+    res = [ClaimResult(k, "Fig", k, "as published", "", replace(base, p_value=p),
+                       Verdict.AGREES if p < 0.05 else Verdict.INCONCLUSIVE, (0, 1, 2)) for k, p in ps.items()]
+    res.append(ClaimResult("e", "Fig", "e", "as published", "", paired_effect([]), Verdict.INCONCLUSIVE, ()))
+    res.append(ClaimResult("a", "Fig", "a", "fair", "", replace(base, p_value=0.9), Verdict.INCONCLUSIVE, (0, 1, 2)))
+    adj = {a.result.key: a for a in multiplicity(res)}
+    assert set(adj) == set("abcde")
+    for k, want in {"a": 0.04, "b": 0.16 / 3, "c": 0.16 / 3, "d": 0.5}.items():
+        assert adj[k].p_adjusted == pytest.approx(want, rel=1e-12)
+    assert math.isnan(adj["e"].p_adjusted) and adj["e"].verdict_adjusted is Verdict.INCONCLUSIVE
+    assert [adj[k].verdict_adjusted for k in "abcd"] == [Verdict.AGREES] + [Verdict.INCONCLUSIVE] * 3
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        e = paired_effect(rng.normal(0.4, 1.0, size=int(rng.integers(2, 12))))
+        assert (verdict(e, 1) is not Verdict.INCONCLUSIVE) == (e.p_value < 0.05)

@@ -24,7 +24,7 @@ from ..experiments.metrics import final_loss
 from ..experiments.paper import (AdaptUnit, PaperConfig, PretrainUnit, _done, _read_meta, load_network_units,
                                  load_runs, plan)
 from ..experiments.protocol import CONDITIONS, Protocol
-from ..experiments.verdicts import format_cell, robustness_table, table_rows, verdict_table
+from ..experiments.verdicts import format_cell, multiplicity, robustness_table, table_rows, verdict_table
 from ..fmt import fmt_num
 from .glue import glue_text
 
@@ -185,6 +185,35 @@ def glue_verdict_cells(results) -> None:
     for r in results:
         glue_text(glue_key(r.key, r.column), format_cell(r))
         glue_text(glue_key(r.key, r.column, "verdict"), r.verdict.value)
+
+
+def multiplicity_rows(results) -> list[list[str]]:
+    """Rows claim | column | p | BH-adjusted p | verdict | after the correction, for both columns
+    (``fbctrl.experiments.verdicts.multiplicity``, each column one family of tests)."""
+    rows = []
+    for col in COLUMN_KEYS:
+        for a in multiplicity(results, col):
+            r = a.result
+            if r.effect.n < 2:
+                continue
+            after = a.verdict_adjusted.value + (" (**changes**)" if a.verdict_adjusted != r.verdict else "")
+            rows.append([f"{r.figure}: {r.claim}", col, fmt_num(a.p, 2), fmt_num(a.p_adjusted, 2), r.verdict.value,
+                         after])
+    return rows
+
+
+def multiplicity_sentence(results) -> str:
+    """One sentence: which verdicts (if any) the Benjamini-Hochberg correction changes."""
+    parts = []
+    for col in COLUMN_KEYS:
+        adj = [a for a in multiplicity(results, col) if a.result.effect.n >= 2]
+        changed = [a for a in adj if a.verdict_adjusted != a.result.verdict]
+        what = ("changes none of its verdicts" if not changed else
+                "turns " + "; ".join(f"{a.result.figure} ({a.result.claim}) from {a.result.verdict.value} to "
+                                     f"{a.verdict_adjusted.value}" for a in changed))
+        parts.append(f"over the {len(adj)} tests of the \"{col}\" column it {what}")
+    return "Corrected for testing many claims at once (Benjamini-Hochberg, false discovery rate 0.05): " + \
+        "; ".join(parts) + "."
 
 
 def robustness_rows(cfg: PaperConfig) -> list[list[str]]:

@@ -34,7 +34,7 @@ from .protocol import CONDITIONS, Condition, Protocol
 from .stats import PairedEffect, Verdict, paired_effect, verdict
 
 __all__ = ["Claim", "ClaimResult", "CLAIMS", "Column", "AS_PUBLISHED", "FAIR", "ROBUSTNESS", "COLUMNS",
-           "verdict_table", "robustness_table", "format_cell", "table_rows", "markdown_table", "NETWORK_CLAIMS"]
+           "verdict_table", "robustness_table", "Adjusted", "multiplicity", "format_cell", "table_rows", "markdown_table", "NETWORK_CLAIMS"]
 
 RFLO_C, RFLO, BPTT_C, BPTT = CONDITIONS
 
@@ -378,6 +378,38 @@ def robustness_table(cfg: PaperConfig, claims=CLAIMS) -> list[tuple[ClaimResult,
         base = verdict_table(cfg, (c,), (AS_PUBLISHED,))[0]
         rows = verdict_table(cfg, (c,), tuple(col for col in ROBUSTNESS if _applies(c, col)))
         out.append((base, rows))
+    return out
+
+
+@dataclass(frozen=True)
+class Adjusted:
+    """One claim's test within a column's family of tests: its p-value, the Benjamini-Hochberg
+    adjusted p-value over the family, and its verdict once the adjusted p must be below 0.05."""
+
+    result: ClaimResult
+    p: float
+    p_adjusted: float
+    verdict_adjusted: Verdict
+
+
+def multiplicity(results: list[ClaimResult], column: str = "as published", alpha: float = 0.05) -> list[Adjusted]:
+    """The claims of one column tested together: Benjamini-Hochberg adjusted p-values
+    (``scipy.stats.false_discovery_control``, false discovery rate ``alpha``) over every claim of
+    that column with a test (n >= 2 and a finite p). A verdict holds under the correction when its
+    adjusted p is below ``alpha`` (the paired t-test's p < 0.05 is the same event as the 95%
+    interval excluding no effect, so the uncorrected verdicts are those of ``p < alpha``); it
+    becomes inconclusive otherwise. Claims without a test keep their verdict (inconclusive)."""
+    from scipy.stats import false_discovery_control
+
+    rs = [r for r in results if r.column == column]
+    tested = [r for r in rs if r.effect.n >= 2 and np.isfinite(r.effect.p_value)]
+    adj = dict(zip((r.key for r in tested),
+                   false_discovery_control([r.effect.p_value for r in tested]) if tested else []))
+    out = []
+    for r in rs:
+        pa = float(adj.get(r.key, float("nan")))
+        keep = r.verdict is not Verdict.INCONCLUSIVE and pa < alpha
+        out.append(Adjusted(r, float(r.effect.p_value), pa, r.verdict if keep else Verdict.INCONCLUSIVE))
     return out
 
 
