@@ -263,6 +263,10 @@ def test_robustness_table_changes_one_thing_per_row(dry_run):
     assert cur.effect.n == len(cfg.fb_seeds)
     _, erows = by["efficiency"]
     assert {r.column for r in erows} >= {"efficiency per trial, scale-free", "efficiency whole run"}
+    # at 40 deg only the published protocol's runs exist: no rows for changes that ran at 30 deg only
+    _, r40 = by["final_loss_rflo_40"]
+    assert {r.column for r in r40} == {"final window 50 trials", "after 500 trials", "learning-curve area"}
+    assert all(r.effect.n == len(cfg.fb_seeds) for r in r40)
     assert all(len(r) == 5 for r in paper_report.robustness_rows(cfg))
 
 

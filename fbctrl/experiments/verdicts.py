@@ -64,6 +64,7 @@ class Claim:
     log: bool = True
     network: str | None = None        # the fbctrl.experiments.network_units measure of a claim that needs only the networks
     short: str = ""                   # a label for figures ("RFLO+c < RFLO, 30°")
+    rotation: float | None = None     # the rotation of the runs it reads (None: it needs only the networks)
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,7 @@ ROBUSTNESS = (
     Column("W_rec: the gradient (first order) instead of the Newton step", wrec_direction="gradient"),
 )
 COLUMNS = {c.name: c for c in (AS_PUBLISHED, FAIR) + ROBUSTNESS}
+ROBUSTNESS_ROTATION = 30.0   # the rotation of the runs with another protocol or a variant (paper-text, e_0, current weights)
 
 
 def _column(col) -> Column:
@@ -321,19 +323,19 @@ NETWORK_CLAIMS = (
 
 CLAIMS = (
     Claim("final_loss_rflo_30", "Fig 3b", "RFLO+c ends with a lower test loss than RFLO (30 deg)",
-          _final_loss(RFLO, RFLO_C, 30.0), short="loss RFLO+c < RFLO, 30°"),
+          _final_loss(RFLO, RFLO_C, 30.0), short="loss RFLO+c < RFLO, 30°", rotation=30.0),
     Claim("final_loss_bptt_30", "Fig 3b", "BPTT+c ends with a lower test loss than BPTT (30 deg)",
-          _final_loss(BPTT, BPTT_C, 30.0), short="loss BPTT+c < BPTT, 30°"),
+          _final_loss(BPTT, BPTT_C, 30.0), short="loss BPTT+c < BPTT, 30°", rotation=30.0),
     Claim("align_local", "Fig 4b", "RFLO+c's updates align better with each step's exact gradient than RFLO's",
-          _alignment("local"), log=False, short="local alignment, +c > off"),
+          _alignment("local"), log=False, short="local alignment, +c > off", rotation=30.0),
     Claim("align_global", "Fig 4c", "RFLO+c's trial update aligns better with the trial's exact gradient",
-          _alignment("global"), log=False, short="global alignment, +c > off"),
+          _alignment("global"), log=False, short="global alignment, +c > off", rotation=30.0),
     Claim("efficiency", "Fig 5a", "RFLO+c's weight updates are more efficient than RFLO's", _efficiency(30.0),
-          short="efficiency RFLO+c > RFLO"),
+          short="efficiency RFLO+c > RFLO", rotation=30.0),
 ) + tuple(Claim(f"final_loss_rflo_{r:g}", "Fig 3b", f"RFLO+c ends with a lower test loss than RFLO ({r:g} deg)",
-                _final_loss(RFLO, RFLO_C, r), short=f"loss RFLO+c < RFLO, {r:g}°") for r in (40.0, 50.0, 60.0)) + tuple(
+                _final_loss(RFLO, RFLO_C, r), short=f"loss RFLO+c < RFLO, {r:g}°", rotation=r) for r in (40.0, 50.0, 60.0)) + tuple(
     Claim(f"efficiency_{r:g}", "Fig 5a", f"RFLO+c's weight updates are more efficient than RFLO's ({r:g} deg)",
-          _efficiency(r), short=f"efficiency RFLO+c > RFLO, {r:g}°") for r in (40.0, 50.0, 60.0)) + NETWORK_CLAIMS
+          _efficiency(r), short=f"efficiency RFLO+c > RFLO, {r:g}°", rotation=r) for r in (40.0, 50.0, 60.0)) + NETWORK_CLAIMS
 
 
 def verdict_table(cfg: PaperConfig, claims=CLAIMS, columns=("as published", "fair")) -> list[ClaimResult]:
@@ -367,6 +369,8 @@ def _applies(claim: Claim, col: Column) -> bool:
         return claim.network == "wrec_newton"
     if col.network_change():
         return False
+    if (col.protocol is not Protocol.PUBLISHED or col.variant is not Variant.NONE) and claim.rotation != ROBUSTNESS_ROTATION:
+        return False                           # those runs exist at one rotation only (fbctrl.experiments.paper.plan)
     if col.variant is Variant.BPTT_CURRENT:
         return claim.key.startswith("final_loss_bptt")
     if col.efficiency != "published":
