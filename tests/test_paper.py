@@ -227,6 +227,14 @@ def test_paper_report_reads_the_units_and_glues_every_cell_of_the_introduction(d
     adapt_rows = [r for r, g in zip(rows, paper.plan(cfg, include_done=True)) if g.units and g.units[0].stage in ("adapt", "sweep")]
     assert adapt_rows and all(r.hours > 0 for r in adapt_rows)
     assert paper_report.progress_markdown(rows).splitlines()[-1].startswith("| **total** |")
+    # the matched-state detail pools to the fair alignment cells of the verdict table
+    m = paper_report.matched_alignment_summary(cfg)
+    assert m["points"] == list(cfg.matched_points) and m["trials"] == cfg.matched_trials
+    for which in ("local", "global"):
+        fair = next(r for r in paper_report.verdicts(cfg) if r.key == f"align_{which}" and r.column == "fair")
+        assert m[which]["effect"] == pytest.approx(fair.effect.mean, rel=1e-5)      # float32 records
+        assert len(m[which]["per_point"]) == len(cfg.matched_points)
+    assert len(paper_report.matched_rows(m)) == len(cfg.matched_points) and "trials per setting" in paper_report.matched_sentence(m)
     nets = paper_report.networks(cfg)
     assert {(d["kind"], d["seed"]) for d in nets} == {(k, s) for k in ("fb", "nofb") for s in cfg.seeds(k)}
     assert all(d["train_push"] is False for d in nets)

@@ -24,6 +24,7 @@ from ..experiments.metrics import final_loss
 from ..experiments.paper import (AdaptUnit, PaperConfig, PretrainUnit, _done, _read_meta, load_network_units,
                                  load_runs, plan)
 from ..experiments.protocol import CONDITIONS, Protocol
+from ..experiments.stats import paired_effect
 from ..experiments.verdicts import format_cell, multiplicity, robustness_table, table_rows, verdict_table
 from ..fmt import fmt_num
 from .glue import glue_text
@@ -141,6 +142,60 @@ def adaptation_figure_data(cfg: PaperConfig, protocol=Protocol.PUBLISHED, window
                 curves[c.name] = tl
             finals.setdefault(c.name, {})[float(r)] = final_loss(tl, window)
     return curves, finals
+
+
+def matched_alignment_summary(cfg: PaperConfig) -> dict | None:
+    """The fair alignment claims in detail (Figures 4b-c at matched states, the published protocol's
+    RFLO+c runs at the sweep rotation): per matched point, the on - off difference over seeds
+    (``stats.paired_effect``), and for each measure the median within-seed standard error (the
+    spread of one network's mean over its points and trials) against the effect and the
+    between-seed standard deviation. None before any such run has finished."""
+    units = [AdaptUnit("fb", int(s), cfg.sweep_rotation, CONDITIONS[0], Protocol.PUBLISHED, cfg.trials)
+             for s in cfg.fb_seeds]
+    units = [u for u in units if _done(cfg, u)]
+    if not units:
+        return None
+    rec, _ = load_runs(cfg, units)
+    if "matched_local" not in rec:
+        return None
+    out = {"points": [int(t) for t in rec["matched_points"][0]], "seeds": [u.seed for u in units],
+           "trials": int(rec["matched_local"].shape[-1])}
+    for which in ("local", "global"):
+        d = rec[f"matched_{which}"][:, :, 0] - rec[f"matched_{which}"][:, :, 1]       # [seeds, points, trials]
+        flat = d.reshape(d.shape[0], -1)
+        per_seed = flat.mean(axis=1)
+        within = flat.std(axis=1, ddof=1) / np.sqrt(flat.shape[1])
+        out[which] = {"per_point": [paired_effect(d[:, i].mean(axis=1)) for i in range(d.shape[1])],
+                      "effect": float(per_seed.mean()), "within_se": float(np.median(within)),
+                      "between_sd": float(per_seed.std(ddof=1)) if len(per_seed) > 1 else float("nan")}
+    return out
+
+
+def matched_rows(summary: dict | None) -> list[list[str]]:
+    """Rows trial | local on - off | global on - off (mean [95% CI], n) per matched point."""
+    if summary is None:
+        return []
+    cell = lambda e: f"{fmt_num(e.mean, 2)} [{fmt_num(e.ci_low, 2)}, {fmt_num(e.ci_high, 2)}], n {e.n}"  # noqa: E731
+    return [[str(t), cell(summary["local"]["per_point"][i]), cell(summary["global"]["per_point"][i])]
+            for i, t in enumerate(summary["points"])]
+
+
+def matched_sentence(summary: dict | None) -> str:
+    """Is the spread within one network smaller than the effect? One sentence with the numbers."""
+    if summary is None:
+        return "No run with matched-state records has finished yet."
+    parts = []
+    for which in ("local", "global"):
+        x = summary[which]
+        parts.append(f"{which}: effect {fmt_num(x['effect'], 2)}, within-network standard error "
+                     f"{fmt_num(x['within_se'], 2)} (median over networks), between-network standard deviation "
+                     f"{fmt_num(x['between_sd'], 2)}")
+    ok = all(abs(summary[w]["effect"]) > summary[w]["within_se"] for w in ("local", "global"))
+    return (f"Each network's matched difference averages {len(summary['points'])} points × {summary['trials']} "
+            f"trials per setting; {'; '.join(parts)}. The spread within a network is "
+            f"{'smaller' if ok else 'not smaller'} than the effect in both measures"
+            + (", and the interval is set by the spread between networks, not by the trials per network."
+               if ok and all(summary[w]["between_sd"] > summary[w]["within_se"] for w in ("local", "global")) else "."))
 
 
 def verdicts(cfg: PaperConfig):
