@@ -227,6 +227,16 @@ def test_paper_report_reads_the_units_and_glues_every_cell_of_the_introduction(d
     adapt_rows = [r for r, g in zip(rows, paper.plan(cfg, include_done=True)) if g.units and g.units[0].stage in ("adapt", "sweep")]
     assert adapt_rows and all(r.hours > 0 for r in adapt_rows)
     assert paper_report.progress_markdown(rows).splitlines()[-1].startswith("| **total** |")
+    # the held-out cells: the fair cells on the networks the sweep did not use, value for value
+    from dataclasses import replace as _replace
+
+    from fbctrl.experiments import verdicts as V
+    cfg1 = _replace(cfg, sweep_seeds=(0,))
+    both = V.verdict_table(cfg1, V.RATE_CLAIMS[:1], ("fair", "fair, held-out networks"))
+    fair, held = both
+    assert fair.seeds == (0, 1) and held.seeds == (1,)
+    assert held.effect.values == pytest.approx(fair.effect.values[1:], rel=1e-12)
+    assert len(paper_report.held_out_rows(cfg)) == len(V.RATE_CLAIMS)
     # the matched-state detail pools to the fair alignment cells of the verdict table
     m = paper_report.matched_alignment_summary(cfg)
     assert m["points"] == list(cfg.matched_points) and m["trials"] == cfg.matched_trials

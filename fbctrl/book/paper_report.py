@@ -25,7 +25,8 @@ from ..experiments.paper import (AdaptUnit, PaperConfig, PretrainUnit, _done, _r
                                  load_runs, plan)
 from ..experiments.protocol import CONDITIONS, Protocol
 from ..experiments.stats import paired_effect
-from ..experiments.verdicts import format_cell, multiplicity, robustness_table, table_rows, verdict_table
+from ..experiments.verdicts import (FAIR, FAIR_HELD_OUT, RATE_CLAIMS, format_cell, multiplicity, robustness_table,
+                                    table_rows, verdict_table)
 from ..fmt import fmt_num
 from .glue import glue_text
 
@@ -240,6 +241,18 @@ def glue_verdict_cells(results) -> None:
     for r in results:
         glue_text(glue_key(r.key, r.column), format_cell(r))
         glue_text(glue_key(r.key, r.column, "verdict"), r.verdict.value)
+
+
+def held_out_rows(cfg: PaperConfig) -> list[list[str]]:
+    """Rows claim | fair (all networks) | verdict | fair (held-out networks) | verdict for the
+    claims whose fair cells run at the swept rates: the same cells on the networks the sweep did
+    not use, so that no network both chose a rate and judges it."""
+    res = verdict_table(cfg, RATE_CLAIMS, (FAIR.name, FAIR_HELD_OUT.name))
+    rows = []
+    for c in RATE_CLAIMS:
+        a, b = (next(r for r in res if r.key == c.key and r.column == col) for col in (FAIR.name, FAIR_HELD_OUT.name))
+        rows.append([f"{c.figure}: {c.claim}", format_cell(a), a.verdict.value, format_cell(b), b.verdict.value])
+    return rows
 
 
 def multiplicity_rows(results) -> list[list[str]]:

@@ -33,8 +33,8 @@ from .paper import AdaptUnit, PaperConfig, Variant, load_network_units, load_run
 from .protocol import CONDITIONS, Condition, Protocol
 from .stats import PairedEffect, Verdict, paired_effect, verdict
 
-__all__ = ["Claim", "ClaimResult", "CLAIMS", "Column", "AS_PUBLISHED", "FAIR", "ROBUSTNESS", "COLUMNS",
-           "verdict_table", "robustness_table", "Adjusted", "multiplicity", "format_cell", "table_rows", "markdown_table", "NETWORK_CLAIMS"]
+__all__ = ["Claim", "ClaimResult", "CLAIMS", "Column", "AS_PUBLISHED", "FAIR", "FAIR_HELD_OUT", "ROBUSTNESS", "COLUMNS",
+           "verdict_table", "robustness_table", "RATE_CLAIMS", "Adjusted", "multiplicity", "format_cell", "table_rows", "markdown_table", "NETWORK_CLAIMS"]
 
 RFLO_C, RFLO, BPTT_C, BPTT = CONDITIONS
 
@@ -90,6 +90,7 @@ class Column:
                                        # damping at which every solve of every network converged
     solves: str = "converged"          # "all": also the solves that did not converge
     wrec_direction: str = "newton"     # "gradient": RFLO's update against the first-order direction
+    held_out: bool = False             # only the networks the learning-rate sweep did not use (runs at best rates)
 
     def network_change(self) -> bool:
         """Does this column change a network-level measure (and nothing of the runs)?"""
@@ -99,6 +100,9 @@ class Column:
 
 AS_PUBLISHED = Column("as published")
 FAIR = Column("fair", protocol=Protocol.BEST, efficiency="equal_path", matched=True, damping="smallest converged")
+# the fair cells that run at the swept rates, on the networks that did not choose them
+FAIR_HELD_OUT = Column("fair, held-out networks", protocol=Protocol.BEST, efficiency="equal_path", matched=True,
+                       damping="smallest converged", held_out=True)
 _WREC_GRID = network_units.NetMeasureConfig().wrec_dampings
 _JAC_LAGS = network_units.NetMeasureConfig().jacobian_lags
 ROBUSTNESS = (
@@ -116,7 +120,7 @@ ROBUSTNESS = (
     Column(f"W_rec Newton at damping {PAPER_DAMPING:g}, every solve (converged or not)", solves="all"),
     Column("W_rec: the gradient (first order) instead of the Newton step", wrec_direction="gradient"),
 )
-COLUMNS = {c.name: c for c in (AS_PUBLISHED, FAIR) + ROBUSTNESS}
+COLUMNS = {c.name: c for c in (AS_PUBLISHED, FAIR, FAIR_HELD_OUT) + ROBUSTNESS}
 ROBUSTNESS_ROTATION = 30.0   # the rotation of the runs with another protocol or a variant (paper-text, e_0, current weights)
 
 
@@ -130,10 +134,12 @@ def _column(col) -> Column:
 
 
 def _paired(cfg: PaperConfig, a: Condition, b: Condition, protocol: Protocol, rotation: float, kind: str = "fb",
-            variant: Variant = Variant.NONE):
-    """Records of conditions a and b on the seeds where both files exist."""
+            variant: Variant = Variant.NONE, held_out: bool = False):
+    """Records of conditions a and b on the seeds where both files exist (``held_out``: only the
+    networks the learning-rate sweep did not use)."""
     unit = lambda s, c: AdaptUnit(kind, s, rotation, c, protocol, cfg.trials, variant=variant)  # noqa: E731
-    seeds = [s for s in cfg.seeds(kind) if all(unit(s, c).path(cfg).is_file() for c in (a, b))]
+    pool = [s for s in cfg.seeds(kind) if not (held_out and s in cfg.sweep_seeds)]
+    seeds = [s for s in pool if all(unit(s, c).path(cfg).is_file() for c in (a, b))]
     if not seeds:
         return None, None, (), []
     ra, ma = load_runs(cfg, [unit(s, a) for s in seeds])
@@ -154,7 +160,7 @@ def _loss(rec: dict, cfg: PaperConfig, col: Column) -> tuple[np.ndarray, str]:
 def _final_loss(a: Condition, b: Condition, rotation: float):
     def measure(cfg, col):
         col = _column(col)
-        ra, rb, seeds, _ = _paired(cfg, a, b, col.protocol, rotation, variant=col.variant)
+        ra, rb, seeds, _ = _paired(cfg, a, b, col.protocol, rotation, variant=col.variant, held_out=col.held_out)
         if ra is None:
             return [], [], (), "no runs yet"
         la, what = _loss(ra, cfg, col)
@@ -215,7 +221,8 @@ def _best_rates_text(cfg: PaperConfig, col: Column, rotation: float) -> str:
 def _efficiency(rotation: float):
     def measure(cfg, col):
         col = _column(col)
-        ra, rb, seeds, metas = _paired(cfg, RFLO_C, RFLO, col.protocol, rotation, variant=col.variant)
+        ra, rb, seeds, metas = _paired(cfg, RFLO_C, RFLO, col.protocol, rotation, variant=col.variant,
+                                       held_out=col.held_out)
         if ra is None:
             return [], [], (), "no runs yet"
         what = f"{EFFICIENCY_TEXT[col.efficiency]}, {_best_rates_text(cfg, col, rotation)}"
@@ -336,6 +343,10 @@ CLAIMS = (
                 _final_loss(RFLO, RFLO_C, r), short=f"loss RFLO+c < RFLO, {r:g}°", rotation=r) for r in (40.0, 50.0, 60.0)) + tuple(
     Claim(f"efficiency_{r:g}", "Fig 5a", f"RFLO+c's weight updates are more efficient than RFLO's ({r:g} deg)",
           _efficiency(r), short=f"efficiency RFLO+c > RFLO, {r:g}°", rotation=r) for r in (40.0, 50.0, 60.0)) + NETWORK_CLAIMS
+
+
+# the claims whose fair cells run at the swept rates (the others have no rate to choose)
+RATE_CLAIMS = tuple(c for c in CLAIMS if c.key.startswith(("final_loss", "efficiency")))
 
 
 def verdict_table(cfg: PaperConfig, claims=CLAIMS, columns=("as published", "fair")) -> list[ClaimResult]:
