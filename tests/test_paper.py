@@ -237,6 +237,11 @@ def test_paper_report_reads_the_units_and_glues_every_cell_of_the_introduction(d
     assert fair.seeds == (0, 1) and held.seeds == (1,)
     assert held.effect.values == pytest.approx(fair.effect.values[1:], rel=1e-12)
     assert len(paper_report.held_out_rows(cfg)) == len(V.RATE_CLAIMS)
+    sw = paper_report.sweep_figure_data(cfg)
+    assert sw["best"] == paper.best_swept_rates(cfg)
+    assert all(len(v) == len(cfg.sweep_seeds) for v in sw["published_lr"].values())
+    best_rows = paper_report.best_rate_rows(sw)
+    assert [r[0] for r in best_rows] == [c.name for c in CONDITIONS] and all(r[2] != "—" for r in best_rows)
     # the matched-state detail pools to the fair alignment cells of the verdict table
     m = paper_report.matched_alignment_summary(cfg)
     assert m["points"] == list(cfg.matched_points) and m["trials"] == cfg.matched_trials

@@ -21,8 +21,8 @@ import numpy as np
 
 from ..experiments.network_units import smallest_converged_damping, wrec_convergence
 from ..experiments.metrics import final_loss
-from ..experiments.paper import (AdaptUnit, PaperConfig, PretrainUnit, _done, _read_meta, load_network_units,
-                                 load_runs, plan)
+from ..experiments.paper import (AdaptUnit, PaperConfig, PretrainUnit, _done, _read_meta, best_swept_rates,
+                                 load_network_units, load_runs, plan, sweep_table)
 from ..experiments.protocol import CONDITIONS, Protocol
 from ..experiments.stats import paired_effect
 from ..experiments.verdicts import (FAIR, FAIR_HELD_OUT, RATE_CLAIMS, format_cell, multiplicity, robustness_table,
@@ -197,6 +197,37 @@ def matched_sentence(summary: dict | None) -> str:
             f"{'smaller' if ok else 'not smaller'} than the effect in both measures"
             + (", and the interval is set by the spread between networks, not by the trials per network."
                if ok and all(summary[w]["between_sd"] > summary[w]["within_se"] for w in ("local", "global")) else "."))
+
+
+def sweep_figure_data(cfg: PaperConfig) -> dict:
+    """What :func:`fbctrl.viz.paper_figures.plot_paper_sweep` draws: every condition's sweep table,
+    the best rates, the published protocol's effective rates of the swept networks (from their
+    30 deg result files), and the trials per rule."""
+    tables = {c.name: sweep_table(cfg, c) for c in CONDITIONS}
+    published = {}
+    for c in CONDITIONS:
+        us = [AdaptUnit("fb", int(s), cfg.sweep_rotation, c, Protocol.PUBLISHED, cfg.trials) for s in cfg.sweep_seeds]
+        published[c.name] = [float(_read_meta(u.path(cfg))["lr"]) for u in us if _done(cfg, u)]
+    return {"tables": tables, "best": best_swept_rates(cfg), "published_lr": published,
+            "trials": {r.upper(): int(n) for r, n in cfg.sweep_trials.items()}, "rotation_deg": cfg.sweep_rotation}
+
+
+def best_rate_rows(data: dict) -> list[list[str]]:
+    """Rows condition | swept rates | best rate | bracketed | mean final loss at it | published rate(s)."""
+    rows = []
+    for name, b in data["best"].items():
+        tab = data["tables"][name]
+        done = int(np.isfinite(tab["final"]).sum() + tab["diverged"].sum())
+        pub = data["published_lr"].get(name, [])
+        pub_txt = "—" if not pub else (fmt_num(pub[0], 2) if max(pub) / min(pub) < 1.001 else
+                                       f"{fmt_num(min(pub), 2)} to {fmt_num(max(pub), 2)}")
+        if b["lr"] is None:
+            rows.append([name, f"{len(b['rates'])} ({done} of {tab['final'].size} runs done)", "—", "—", "—", pub_txt])
+            continue
+        i = b["rates"].index(b["lr"])
+        rows.append([name, str(len(b["rates"])), fmt_num(b["lr"], 2), "yes" if b["bracketed"] else "no (at an edge)",
+                     fmt_num(b["mean_final"][i], 3), pub_txt])
+    return rows
 
 
 def verdicts(cfg: PaperConfig):

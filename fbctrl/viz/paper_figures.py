@@ -19,7 +19,7 @@ from ..experiments.stats import CONFIDENCE
 from .figures import COND_COLORS, COND_LS, COND_MARKERS, _log_plain, _marker_face, _quiet
 from .plots import COLORS, label
 
-__all__ = ["mean_ci", "plot_paper_adaptation", "plot_verdict_forest"]
+__all__ = ["mean_ci", "plot_paper_adaptation", "plot_verdict_forest", "plot_paper_sweep"]
 
 CONDITION_ORDER = ("RFLO+c", "RFLO", "BPTT+c", "BPTT")
 
@@ -170,3 +170,54 @@ def _forest_row(ax, y0: float, claim, results, columns, style, is_log: bool, dy:
         if math.isfinite(lo) and math.isfinite(hi):
             ax.plot([lo, hi], [y, y], color=st["color"], lw=1.5)
         ax.plot([float(f(e.mean))], [y], marker=st["marker"], mfc=st["mfc"], mec=st["color"], ms=5.5, ls="none")
+
+
+@_quiet
+def plot_paper_sweep(tables: dict, best: dict, published_lr: dict | None = None, *, trials: dict | None = None,
+                     rotation_deg: float = 30.0):
+    """The learning-rate sweep of the paper protocol: final test loss (controller off, mean of the
+    last trials) against the rate, one panel per rule, the two controller settings in each;
+    geometric mean over the swept networks with its 95% interval, single networks as dots, a cross
+    where any network diverged, a star at each condition's best rate, and the published code's
+    effective rate(s) as triangles at the bottom (BPTT's differ per network: × |W_fb|/|W_out|).
+
+    ``tables``: {condition: ``paper.sweep_table``}; ``best``: ``paper.best_swept_rates``;
+    ``published_lr``: {condition: per-network rates}; ``trials``: {"RFLO": n, "BPTT": n}."""
+    rules = [r for r in ("RFLO", "BPTT") if any(c.startswith(r) for c in tables)]
+    fig, axes = plt.subplots(1, max(len(rules), 1), figsize=(4.3 * max(len(rules), 1), 3.3), squeeze=False)
+    for ax, rule in zip(axes[0], rules):
+        for cond in [c for c in CONDITION_ORDER if c.startswith(rule) and c in tables]:
+            tab, col = tables[cond], COND_COLORS[cond]
+            rates = np.asarray(tab["rates"], dtype=np.float64)
+            fin = np.where(tab["diverged"], np.nan, tab["final"])
+            m, lo, hi = mean_ci(fin.T, log=True)
+            ok = np.isfinite(m)
+            ax.errorbar(rates[ok], m[ok], yerr=[np.nan_to_num(m[ok] - lo[ok]), np.nan_to_num(hi[ok] - m[ok])],
+                        color=col, ls=COND_LS[cond], marker=COND_MARKERS[cond], mfc=_marker_face(cond), ms=5,
+                        capsize=2.5, lw=1.1, label=cond)
+            for r, row in zip(rates, fin):
+                ax.plot(np.full(row.shape, r), row, ".", color=col, ms=2.5, alpha=0.5)
+            for r, d in zip(rates, tab["diverged"].any(axis=1)):
+                if d:
+                    ax.plot([r], [np.nanmax(fin) if np.isfinite(fin).any() else 1.0], "x", color="#b00000", ms=6)
+            b = best.get(cond, {}).get("lr")
+            if b is not None:
+                i = int(np.argmin(np.abs(np.log(rates / b))))
+                ax.plot([b], [m[i]], "*", color="#f2c14e", mec="k", mew=0.5, ms=12, zorder=5,
+                        label=f"best {cond}: {b:.2g}" + ("" if best[cond].get("bracketed") else " (at the edge)"))
+            pub = (published_lr or {}).get(cond, [])
+            if len(pub):
+                ax.plot(pub, np.full(len(pub), 0.03), "^", color=col, mfc=_marker_face(cond), ms=6, ls="none",
+                        transform=ax.get_xaxis_transform(), label=f"{cond} as published")
+        ax.set_xscale("log")
+        if any(np.isfinite(tables[c]["final"]).any() for c in tables if c.startswith(rule)):
+            _log_plain(ax)
+        else:
+            ax.text(0.5, 0.5, "no finished runs yet", transform=ax.transAxes, ha="center", va="center",
+                    color=COLORS["grey"])
+            ax.set_yticks([])
+        n = (trials or {}).get(rule)
+        label(ax, "learning rate", "final test loss (a.u.$^2$)" if ax is axes[0, 0] else None,
+              f"{rule}, {rotation_deg:g}°" + (f", {n} trials" if n else ""))
+        ax.legend(fontsize=6.5, loc="best")
+    return fig
