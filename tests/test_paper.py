@@ -242,6 +242,15 @@ def test_paper_report_reads_the_units_and_glues_every_cell_of_the_introduction(d
     assert all(len(v) == len(cfg.sweep_seeds) for v in sw["published_lr"].values())
     best_rows = paper_report.best_rate_rows(sw)
     assert [r[0] for r in best_rows] == [c.name for c in CONDITIONS] and all(r[2] != "—" for r in best_rows)
+    # Figure 5a's published definition is the scale-free one times the rate: per network exactly
+    eff = {r.column: r for r in V.verdict_table(cfg, [c for c in V.CLAIMS if c.key == "efficiency"],
+                                                ("as published", "efficiency per trial, scale-free"))}
+    lr = [_meta(paper.AdaptUnit("fb", s, 30.0, RFLO_C, Protocol.PUBLISHED, cfg.trials).path(cfg))["lr"]
+          / _meta(paper.AdaptUnit("fb", s, 30.0, RFLO, Protocol.PUBLISHED, cfg.trials).path(cfg))["lr"]
+          for s in eff["as published"].seeds]
+    assert eff["as published"].effect.values == pytest.approx(
+        [a * b for a, b in zip(lr, eff["efficiency per trial, scale-free"].effect.values)], rel=1e-6)
+    assert "times RFLO's rate" in paper_report.efficiency_sentence(cfg)
     # the matched-state detail pools to the fair alignment cells of the verdict table
     m = paper_report.matched_alignment_summary(cfg)
     assert m["points"] == list(cfg.matched_points) and m["trials"] == cfg.matched_trials

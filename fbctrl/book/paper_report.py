@@ -230,6 +230,32 @@ def best_rate_rows(data: dict) -> list[list[str]]:
     return rows
 
 
+def efficiency_sentence(cfg: PaperConfig) -> str:
+    """Figure 5a's published definition, decomposed: the as-published ratio RFLO+c / RFLO against
+    the ratio of the two runs' rates times the scale-free ratio (the published definition keeps
+    the rate in the numerator only), with the other definitions' verdicts."""
+    claim = next(c for c in RATE_CLAIMS if c.key == "efficiency")
+    cols = ("as published", "efficiency per trial, scale-free", "efficiency whole run", FAIR.name)
+    res = {r.column: r for r in verdict_table(cfg, (claim,), cols)}
+    pub, free = res["as published"], res["efficiency per trial, scale-free"]
+    if pub.effect.n == 0 or free.effect.n == 0:
+        return "Figure 5a: no runs yet."
+    lr = {}
+    for c in CONDITIONS[:2]:
+        us = [AdaptUnit("fb", int(s), cfg.sweep_rotation, c, Protocol.PUBLISHED, cfg.trials) for s in pub.seeds]
+        lr[c.name] = np.array([_read_meta(u.path(cfg))["lr"] for u in us])
+    rate = float(np.exp(np.mean(np.log(lr["RFLO+c"] / lr["RFLO"]))))
+    others = "; ".join(f"{name}: {fmt_num(r.effect.mean, 3)}, {r.verdict.value}" for name, r in
+                       (("scale-free per trial", free), ("whole run", res["efficiency whole run"]),
+                        ("whole run at equal path, best rates", res[FAIR.name])) if r.effect.n)
+    return (f"Figure 5a as the published code measures it, at {cfg.sweep_rotation:g}°: RFLO+c / RFLO = "
+            f"{fmt_num(pub.effect.mean, 3)}. The definition divides the trial's weight change by the summed "
+            f"updates *before* the learning rate, so it scales with the rate, and under the published protocol "
+            f"RFLO+c runs at {fmt_num(rate, 3)} times RFLO's rate: {fmt_num(rate, 3)} × the scale-free ratio "
+            f"{fmt_num(free.effect.mean, 3)} = {fmt_num(rate * free.effect.mean, 3)}. Without the rate the "
+            f"ratio reads {others}.")
+
+
 def verdicts(cfg: PaperConfig):
     """The verdict table's results (``fbctrl.experiments.verdicts.verdict_table``) from the unit files."""
     return verdict_table(cfg)
