@@ -195,6 +195,8 @@ def test_notebook_conventions(path):
                 f"{path.name}: stderr output ({''.join(out['text'])[:80]!r}) would be compared by nbval"
             text = "".join(out.get("text", "")) + json.dumps(out.get("data", {}).get("text/plain", ""))
             assert "%|" not in text, f"{path.name}: a progress bar in the outputs"
+            assert not (out["output_type"] == "execute_result" and set(out.get("data", {})) == {"text/plain"}), \
+                f"{path.name}: a bare return value shown on the page ({text[:60]}); end the line with ';'"
 
 
 # ---- numbers in the prose ----------------------------------------------------------------------------
