@@ -250,7 +250,7 @@ def efficiency_sentence(cfg: PaperConfig) -> str:
                         ("whole run at equal path, best rates", res[FAIR.name])) if r.effect.n)
     return (f"Figure 5a as the published code measures it, at {cfg.sweep_rotation:g}°: RFLO+c / RFLO = "
             f"{fmt_num(pub.effect.mean, 3)}. The definition divides the trial's weight change by the summed "
-            f"updates *before* the learning rate, so it scales with the rate, and under the published protocol "
+            f"updates before the learning rate, so it scales with the rate, and under the published protocol "
             f"RFLO+c runs at {fmt_num(rate, 3)} times RFLO's rate: {fmt_num(rate, 3)} × the scale-free ratio "
             f"{fmt_num(free.effect.mean, 3)} = {fmt_num(rate * free.effect.mean, 3)}. Without the rate the "
             f"ratio reads {others}.")
