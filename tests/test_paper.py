@@ -91,9 +91,17 @@ def test_plan_puts_what_the_verdicts_read_before_what_they_do_not(tmp_path):
     cfg = paper.PaperConfig.tiny(str(tmp_path / "ck"), str(tmp_path / "res"))
     titles = [g.title for g in paper.plan(cfg, include_done=True)]
     pos = lambda text: next(i for i, t in enumerate(titles) if text in t)  # noqa: E731
-    assert (pos("40 deg, published protocol, RFLO and RFLO+c") < pos("learning-rate sweep")
-            < pos("30 deg, each condition at its best") < pos("RFLO and RFLO+c at their best rate")
+    assert (pos("40 deg, published protocol, RFLO and RFLO+c") < pos("sweep at 30 deg, RFLO and RFLO+c")
+            < pos("30 deg, RFLO and RFLO+c at their best swept rate") < pos("40 deg, RFLO and RFLO+c at their best rate")
+            < pos("sweep at 30 deg, BPTT and BPTT+c") < pos("30 deg, BPTT and BPTT+c at their best swept rate")
             < pos("integrated error from e_0") < pos("40 deg, published protocol, BPTT and BPTT+c"))
+    # each rule's best-rate runs wait for that rule's sweep only
+    cfg = paper.replace(cfg, sweep_rates={"rflo": (1e-5, 1e-4, 1e-3), "bptt": (1e-5, 1e-4, 1e-3)})
+    for c in (RFLO_C, RFLO):
+        _fake_sweep(cfg, c, [3.0, 1.0, 2.0])             # complete and bracketed: no extension
+    state = {g.title: g.blocked for g in paper.plan(cfg)}
+    assert state[titles[pos("30 deg, RFLO and RFLO+c at their best swept rate")]] != "waits for the sweep"
+    assert state[titles[pos("30 deg, BPTT and BPTT+c at their best swept rate")]] == "waits for the sweep"
 
 
 def test_finished_units_are_skipped_and_a_lost_file_is_recomputed_identically(dry_run):

@@ -327,16 +327,20 @@ def plan(cfg: PaperConfig, *, include_done: bool = False) -> list[Group]:
     if rest:
         groups.append(Group(f"fb, {rest_txt} deg, published protocol, RFLO and RFLO+c",
                             _adapt_units("fb", cfg.fb_seeds, rest, rflo_c, "published", cfg.trials)))
-    sweep = []
-    for c in fb_c:
-        sweep += _sweep_units(cfg, c, _sweep_grid(cfg, c) + sweep_extension(cfg, c))
-    groups.append(Group(f"learning-rate sweep at {cfg.sweep_rotation:g} deg", sweep))
-    best = [Group(f"fb, {r30[0]:g} deg, each condition at its best swept rate",
-                  _adapt_units("fb", cfg.fb_seeds, r30, fb_c, "best", cfg.trials))]
-    if rest:
-        best.append(Group(f"fb, {rest_txt} deg, RFLO and RFLO+c at their best rate of the {cfg.sweep_rotation:g} deg sweep",
-                          _adapt_units("fb", cfg.fb_seeds, rest, rflo_c, "best", cfg.trials)))
-    groups += best
+    # per rule: its sweep, then its runs at the best rates (RFLO's are cheap and fill most fair cells)
+    waiting = []                                     # (best-rate group, that rule's sweep units)
+    for rule, conds in ((Rule.RFLO, rflo_c), (Rule.BPTT, bptt_c)):
+        sweep = [u for c in conds for u in _sweep_units(cfg, c, _sweep_grid(cfg, c) + sweep_extension(cfg, c))]
+        name = rule.value.upper()
+        groups.append(Group(f"learning-rate sweep at {cfg.sweep_rotation:g} deg, {name} and {name}+c", sweep))
+        best = [Group(f"fb, {r30[0]:g} deg, {name} and {name}+c at their best swept rate",
+                      _adapt_units("fb", cfg.fb_seeds, r30, conds, "best", cfg.trials))]
+        if rest and rule is Rule.RFLO:
+            best.append(Group(f"fb, {rest_txt} deg, {name} and {name}+c at their best rate of the "
+                              f"{cfg.sweep_rotation:g} deg sweep", _adapt_units("fb", cfg.fb_seeds, rest, conds, "best",
+                                                                               cfg.trials)))
+        groups += best
+        waiting += [(g, sweep) for g in best]
     groups.append(Group(f"robustness at {r30[0]:g} deg: integrated error from e_0 (published quirk)",
                         _adapt_units("fb", cfg.fb_seeds, r30, fb_c, "published", cfg.trials, Variant.ERROR_START_E0)))
     groups.append(Group(f"robustness at {r30[0]:g} deg: online BPTT with the current weights",
@@ -349,10 +353,9 @@ def plan(cfg: PaperConfig, *, include_done: bool = False) -> list[Group]:
             g.units = [u for u in g.units if not _done(cfg, u)]
         if not include_done and g.units and g.units[0].stage in ("adapt", "sweep"):
             _wait_for_networks(cfg, g)
-    if any(not _done(cfg, u) for u in sweep):
-        for g in best:
-            if g.units:
-                g.blocked = "waits for the sweep"
+    for g, sweep in waiting:
+        if g.units and any(not _done(cfg, u) for u in sweep):
+            g.blocked = "waits for the sweep"
     return groups
 
 
