@@ -343,10 +343,19 @@ def _interrupt_on_signals() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+# what an interrupted command keeps, said when it stops
+INTERRUPTED = {
+    "pretrain": "pre-training resumes from its last checkpoint when run again",
+    "paper": "every finished unit is saved; run it again to go on, an interrupted network resumes from its last "
+             "checkpoint and an interrupted run starts again",
+}
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     if argv is None:
         _interrupt_on_signals()
+    a = None
     try:
         a = parser.parse_args(argv)
         return {"pretrain": cmd_pretrain, "evaluate": cmd_evaluate, "adapt": cmd_adapt,
@@ -359,7 +368,8 @@ def main(argv=None) -> int:
         print(f"fbctrl: diverged: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("fbctrl: interrupted (pre-training resumes from its last checkpoint when run again)", file=sys.stderr)
+        kept = INTERRUPTED.get(getattr(a, "cmd", None))
+        print("fbctrl: interrupted" + (f" ({kept})" if kept else ""), file=sys.stderr)
         return 130
     except (ValueError, FileNotFoundError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -134,3 +134,24 @@ def test_diverging_adaptation_is_one_line(tmp_path, ckpt):
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert err.startswith("fbctrl: diverged:") and "trial" in err and "1000" in err.replace("1e+03", "1000"), err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("cmd, kept", [("paper", "every finished unit is saved"),
+                                       ("pretrain", "resumes from its last checkpoint"), ("evaluate", None)])
+def test_an_interrupted_command_says_what_it_kept(monkeypatch, capsys, tmp_path, cmd, kept):
+    """Ctrl-C (or SIGTERM, turned into the same exception) exits 130 with one line that says what
+    of the work survives, and says nothing it cannot promise."""
+    import fbctrl.__main__ as cli
+
+    def interrupted(_args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, f"cmd_{cmd}", interrupted)
+    ck = tmp_path / "x.pt"
+    ck.write_bytes(b"")
+    argv = {"paper": ["paper", "--plan"], "pretrain": ["pretrain", "--out", str(tmp_path)],
+            "evaluate": ["evaluate", str(ck)]}[cmd]
+    assert cli.main(argv) == 130
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fbctrl: interrupted") and len(err.splitlines()) == 1
+    assert (kept in err) if kept else err == "fbctrl: interrupted"
