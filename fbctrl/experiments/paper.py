@@ -296,6 +296,27 @@ def _sweep_units(cfg: PaperConfig, cond: Condition, rates) -> list[SweepUnit]:
     return [SweepUnit(int(s), cfg.sweep_rotation, cond, float(lr), trials) for lr in rates for s in cfg.sweep_seeds]
 
 
+def _sweep_and_best_groups(cfg: PaperConfig, r30: float, rest: list) -> tuple[list[Group], list]:
+    """Per rule: its sweep, then its runs at the best rates (RFLO first: its runs are cheap and fill
+    most fair cells). Returns the groups and (best-rate group, that rule's sweep units) pairs."""
+    groups, waiting = [], []
+    rest_txt = ", ".join(f"{r:g}" for r in rest)
+    for rule in (Rule.RFLO, Rule.BPTT):
+        conds = [c for c in CONDITIONS if c.rule is rule]
+        sweep = [u for c in conds for u in _sweep_units(cfg, c, _sweep_grid(cfg, c) + sweep_extension(cfg, c))]
+        name = rule.value.upper()
+        groups.append(Group(f"learning-rate sweep at {cfg.sweep_rotation:g} deg, {name} and {name}+c", sweep))
+        best = [Group(f"fb, {r30:g} deg, {name} and {name}+c at their best swept rate",
+                      _adapt_units("fb", cfg.fb_seeds, [r30], conds, "best", cfg.trials))]
+        if rest and rule is Rule.RFLO:
+            best.append(Group(f"fb, {rest_txt} deg, {name} and {name}+c at their best rate of the "
+                              f"{cfg.sweep_rotation:g} deg sweep",
+                              _adapt_units("fb", cfg.fb_seeds, rest, conds, "best", cfg.trials)))
+        groups += best
+        waiting += [(g, sweep) for g in best]
+    return groups, waiting
+
+
 def plan(cfg: PaperConfig, *, include_done: bool = False) -> list[Group]:
     """Every group of the protocol in its order, with the units still to do (done ones dropped;
     ``include_done``: every unit of the protocol, done or not)."""
@@ -327,20 +348,8 @@ def plan(cfg: PaperConfig, *, include_done: bool = False) -> list[Group]:
     if rest:
         groups.append(Group(f"fb, {rest_txt} deg, published protocol, RFLO and RFLO+c",
                             _adapt_units("fb", cfg.fb_seeds, rest, rflo_c, "published", cfg.trials)))
-    # per rule: its sweep, then its runs at the best rates (RFLO's are cheap and fill most fair cells)
-    waiting = []                                     # (best-rate group, that rule's sweep units)
-    for rule, conds in ((Rule.RFLO, rflo_c), (Rule.BPTT, bptt_c)):
-        sweep = [u for c in conds for u in _sweep_units(cfg, c, _sweep_grid(cfg, c) + sweep_extension(cfg, c))]
-        name = rule.value.upper()
-        groups.append(Group(f"learning-rate sweep at {cfg.sweep_rotation:g} deg, {name} and {name}+c", sweep))
-        best = [Group(f"fb, {r30[0]:g} deg, {name} and {name}+c at their best swept rate",
-                      _adapt_units("fb", cfg.fb_seeds, r30, conds, "best", cfg.trials))]
-        if rest and rule is Rule.RFLO:
-            best.append(Group(f"fb, {rest_txt} deg, {name} and {name}+c at their best rate of the "
-                              f"{cfg.sweep_rotation:g} deg sweep", _adapt_units("fb", cfg.fb_seeds, rest, conds, "best",
-                                                                               cfg.trials)))
-        groups += best
-        waiting += [(g, sweep) for g in best]
+    sweep_groups, waiting = _sweep_and_best_groups(cfg, r30[0], rest)
+    groups += sweep_groups
     groups.append(Group(f"robustness at {r30[0]:g} deg: integrated error from e_0 (published quirk)",
                         _adapt_units("fb", cfg.fb_seeds, r30, fb_c, "published", cfg.trials, Variant.ERROR_START_E0)))
     groups.append(Group(f"robustness at {r30[0]:g} deg: online BPTT with the current weights",
