@@ -259,6 +259,8 @@ def test_paper_report_reads_the_units_and_glues_every_cell_of_the_introduction(d
     assert eff["as published"].effect.values == pytest.approx(
         [a * b for a, b in zip(lr, eff["efficiency per trial, scale-free"].effect.values)], rel=1e-6)
     assert "times RFLO's rate" in paper_report.efficiency_sentence(cfg)
+    nofb = paper_report.nofb_rows(cfg)
+    assert [r[0] for r in nofb] == ["RFLO", "BPTT"] and all(r[1].endswith(f"n {len(cfg.nofb_seeds)}") for r in nofb)
     # the matched-state detail pools to the fair alignment cells of the verdict table
     m = paper_report.matched_alignment_summary(cfg)
     assert m["points"] == list(cfg.matched_points) and m["trials"] == cfg.matched_trials

@@ -153,7 +153,7 @@ def test_figure_intervals_are_the_verdicts_intervals():
     """The paper chapter's bands and error bars (``paper_figures.mean_ci``) are the interval the
     verdicts use: on the log scale the same as ``paired_effect(a, log=True)``, and on a hand case
     mean +- t_{0.975, 2} * sd / sqrt(3)."""
-    from fbctrl.viz.paper_figures import mean_ci
+    from fbctrl.experiments.stats import mean_ci
 
     x = np.array([1.0, 2.0, 4.0])
     m, lo, hi = mean_ci(x[:, None])

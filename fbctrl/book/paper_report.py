@@ -24,7 +24,7 @@ from ..experiments.metrics import final_loss
 from ..experiments.paper import (AdaptUnit, PaperConfig, PretrainUnit, _done, _read_meta, best_swept_rates,
                                  load_network_units, load_runs, plan, sweep_table)
 from ..experiments.protocol import CONDITIONS, Protocol
-from ..experiments.stats import paired_effect
+from ..experiments.stats import mean_ci, paired_effect
 from ..experiments.verdicts import (FAIR, FAIR_HELD_OUT, RATE_CLAIMS, format_cell, multiplicity, robustness_table,
                                     table_rows, verdict_table)
 from ..fmt import fmt_num
@@ -254,6 +254,28 @@ def efficiency_sentence(cfg: PaperConfig) -> str:
             f"RFLO+c runs at {fmt_num(rate, 3)} times RFLO's rate: {fmt_num(rate, 3)} × the scale-free ratio "
             f"{fmt_num(free.effect.mean, 3)} = {fmt_num(rate * free.effect.mean, 3)}. Without the rate the "
             f"ratio reads {others}.")
+
+
+def nofb_rows(cfg: PaperConfig, window: int = 10) -> list[list[str]]:
+    """Rows condition | networks without feedback | networks with feedback: the final test loss
+    (mean of the last ``window`` trials) of RFLO and BPTT at the networks-without-feedback
+    rotation under the published protocol, geometric mean [95% t interval] and n. The two kinds
+    are different networks, so nothing is paired and no verdict is drawn."""
+    def cell(vals):
+        if not len(vals):
+            return "no runs yet"
+        m, lo, hi = mean_ci(np.asarray(vals, dtype=np.float64)[:, None], log=True)
+        ci = f" [{fmt_num(lo[0], 3)}, {fmt_num(hi[0], 3)}]" if np.isfinite(lo[0]) else ""
+        return f"{fmt_num(m[0], 3)}{ci}, n {len(vals)}"
+
+    rows = []
+    for c in (c for c in CONDITIONS if not c.controller_on):
+        out = [c.name]
+        for kind in ("nofb", "fb"):
+            seeds, tl = test_loss_runs(cfg, cfg.nofb_rotation, c, Protocol.PUBLISHED, kind=kind)
+            out.append(cell(final_loss(tl, min(window, tl.shape[1])) if seeds else []))
+        rows.append(out)
+    return rows
 
 
 def verdicts(cfg: PaperConfig):

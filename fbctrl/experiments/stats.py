@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import enum
 import math
+import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -32,7 +33,7 @@ from scipy import stats as _st
 
 from ..fmt import fmt_num
 
-__all__ = ["Verdict", "PairedEffect", "paired_effect", "verdict", "format_ci", "verdict_text", "CONFIDENCE"]
+__all__ = ["Verdict", "PairedEffect", "paired_effect", "verdict", "format_ci", "verdict_text", "CONFIDENCE", "mean_ci"]
 
 CONFIDENCE = 0.95
 
@@ -114,6 +115,26 @@ def paired_effect(a, b=None, *, log: bool = False, confidence: float = CONFIDENC
         dz = m / sd
     return PairedEffect(n, float(back(m)), float(back(lo)), float(back(hi)), sd, float(dz), p, log, null, values,
                         confidence)
+
+
+def mean_ci(Y, axis: int = 0, *, log: bool = False, confidence: float = CONFIDENCE):
+    """Mean over ``axis`` with its two-sided Student-t interval (NaN where fewer than 2 seeds are
+    finite). ``log``: on the log scale and back-transformed (geometric mean), for positive losses."""
+    Y = np.asarray(Y, dtype=np.float64)
+    if log:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            Y = np.log(np.where(Y > 0, Y, np.nan))
+    n = np.isfinite(Y).sum(axis=axis)
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)      # columns with fewer than 2 seeds: NaN below
+        m = np.nanmean(np.where(np.isfinite(Y), Y, np.nan), axis=axis) if Y.size else np.nan
+        sd = np.nanstd(np.where(np.isfinite(Y), Y, np.nan), axis=axis, ddof=1)
+        half = _st.t.ppf(0.5 + confidence / 2, np.maximum(n - 1, 1)) * sd / np.sqrt(np.maximum(n, 1))
+    half = np.where(n >= 2, half, np.nan)
+    lo, hi = m - half, m + half
+    if log:
+        return np.exp(m), np.exp(lo), np.exp(hi)
+    return m, lo, hi
 
 
 def verdict(effect: PairedEffect, paper_sign: int) -> Verdict:

@@ -8,40 +8,18 @@ verdicts use (``fbctrl.experiments.stats``), not ± SEM.
 from __future__ import annotations
 
 import math
-import warnings
 
 import matplotlib.pyplot as plt
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 import numpy as np
-from scipy import stats as _st
 
-from ..experiments.stats import CONFIDENCE
+from ..experiments.stats import mean_ci
 from .figures import COND_COLORS, COND_LS, COND_MARKERS, _log_plain, _marker_face, _quiet
 from .plots import COLORS, label
 
-__all__ = ["mean_ci", "plot_paper_adaptation", "plot_verdict_forest", "plot_paper_sweep"]
+__all__ = ["plot_paper_adaptation", "plot_verdict_forest", "plot_paper_sweep"]
 
 CONDITION_ORDER = ("RFLO+c", "RFLO", "BPTT+c", "BPTT")
-
-
-def mean_ci(Y, axis: int = 0, *, log: bool = False, confidence: float = CONFIDENCE):
-    """Mean over ``axis`` with its two-sided Student-t interval (NaN where fewer than 2 seeds are
-    finite). ``log``: on the log scale and back-transformed (geometric mean), for positive losses."""
-    Y = np.asarray(Y, dtype=np.float64)
-    if log:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            Y = np.log(np.where(Y > 0, Y, np.nan))
-    n = np.isfinite(Y).sum(axis=axis)
-    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)      # columns with fewer than 2 seeds: NaN below
-        m = np.nanmean(np.where(np.isfinite(Y), Y, np.nan), axis=axis) if Y.size else np.nan
-        sd = np.nanstd(np.where(np.isfinite(Y), Y, np.nan), axis=axis, ddof=1)
-        half = _st.t.ppf(0.5 + confidence / 2, np.maximum(n - 1, 1)) * sd / np.sqrt(np.maximum(n, 1))
-    half = np.where(n >= 2, half, np.nan)
-    lo, hi = m - half, m + half
-    if log:
-        return np.exp(m), np.exp(lo), np.exp(hi)
-    return m, lo, hi
 
 
 @_quiet
