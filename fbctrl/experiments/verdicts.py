@@ -11,6 +11,10 @@ target sequence) and summarised by ``stats.paired_effect``; the verdict follows 
 (the 95% interval must exclude no effect). Ratios are effects on the log scale. Seeds for which
 either side's file is missing (or whose run diverged) are left out, and n says how many remain.
 
+The fair cells that run at the swept rates are also computed on the networks the sweep did not
+use (``FAIR_HELD_OUT``), and :func:`multiplicity` adjusts each column's p-values over its claims
+(Benjamini-Hochberg, ``scipy.stats.false_discovery_control``) and says which verdicts survive.
+
 Claims that need only the networks (Figures 2c, 4a, 5b and the published code's W_rec Newton
 comparison; ``fbctrl.experiments.network_units``) pair two quantities of the *same* network (the control
 input against the null model, controller on against off, Newton against first order). Their
@@ -33,8 +37,9 @@ from .paper import AdaptUnit, PaperConfig, Variant, load_network_units, load_run
 from .protocol import CONDITIONS, Condition, Protocol
 from .stats import PairedEffect, Verdict, paired_effect, verdict
 
-__all__ = ["Claim", "ClaimResult", "CLAIMS", "Column", "AS_PUBLISHED", "FAIR", "FAIR_HELD_OUT", "ROBUSTNESS", "COLUMNS",
-           "verdict_table", "robustness_table", "RATE_CLAIMS", "Adjusted", "multiplicity", "format_cell", "table_rows", "markdown_table", "NETWORK_CLAIMS"]
+__all__ = ["Claim", "ClaimResult", "CLAIMS", "NETWORK_CLAIMS", "RATE_CLAIMS", "Column", "AS_PUBLISHED", "FAIR",
+           "FAIR_HELD_OUT", "ROBUSTNESS", "COLUMNS", "verdict_table", "robustness_table", "Adjusted", "multiplicity",
+           "format_cell", "table_rows", "markdown_table"]
 
 RFLO_C, RFLO, BPTT_C, BPTT = CONDITIONS
 
