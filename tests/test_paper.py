@@ -79,6 +79,12 @@ def test_best_protocol_runs_use_the_best_swept_rate(dry_run):
         assert best[c.name]["complete"] and best[c.name]["lr"] in best[c.name]["rates"]
         m = _meta(paper.AdaptUnit("fb", 0, 30.0, c, Protocol.BEST, cfg.trials).path(cfg))
         assert m["lr"] == best[c.name]["lr"]
+    # matched states are measured where the fair alignment cells read them: the published protocol's runs
+    with np.load(paper.AdaptUnit("fb", 0, 30.0, RFLO_C, Protocol.PUBLISHED, cfg.trials).path(cfg)) as z:
+        assert "matched_local" in z.files
+    for p in (Protocol.BEST, Protocol.PAPER_TEXT):
+        with np.load(paper.AdaptUnit("fb", 0, 30.0, RFLO_C, p, cfg.trials).path(cfg)) as z:
+            assert "matched_local" not in z.files and "align_local" in z.files
     # the larger rotations' fair cells: RFLO and RFLO+c at their best rate of the 30 deg sweep
     for c in (RFLO_C, RFLO):
         m = _meta(paper.AdaptUnit("fb", 1, 40.0, c, Protocol.BEST, cfg.trials).path(cfg))

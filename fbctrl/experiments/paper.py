@@ -609,7 +609,9 @@ def _run_adapt(cfg: PaperConfig, units: list, device, progress: bool, command: s
     runs = [RunSpec(net_index=seeds.index(u.seed), controller_on=u.condition.controller_on,
                     rotation_deg=u.rotation_deg, lr=r.lr, seed=u.seed) for u, r in zip(units, rates)]
     align = rule is Rule.RFLO and units[0].stage == "adapt"
-    points = tuple(t for t in cfg.matched_points if t <= units[0].trials) if align and variant is Variant.NONE else ()
+    # matched states feed the fair alignment cells, which read the published protocol's runs only
+    matched = align and variant is Variant.NONE and units[0].protocol is Protocol.PUBLISHED
+    points = tuple(t for t in cfg.matched_points if t <= units[0].trials) if matched else ()
     res = adapt(nets, rule.value, runs, trials=units[0].trials, align=align, align_every=cfg.align_every,
                 bptt_weights=variant.bptt_weights, error_start=variant.error_start, on_divergence="mark",
                 device=device, progress=progress, task_cfg=cfg.task,
