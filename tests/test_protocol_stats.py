@@ -192,3 +192,14 @@ def test_multiplicity_adjusts_a_columns_p_values_by_benjamini_hochberg():
     for _ in range(200):
         e = paired_effect(rng.normal(0.4, 1.0, size=int(rng.integers(2, 12))))
         assert (verdict(e, 1) is not Verdict.INCONCLUSIVE) == (e.p_value < 0.05)
+
+
+def test_verdict_cells_print_an_interval_only_where_there_is_one():
+    from fbctrl.experiments.verdicts import ClaimResult, format_cell
+
+    cell = lambda e: format_cell(ClaimResult("k", "Fig", "c", "as published", "", e, verdict(e, 1), ()))  # noqa: E731
+    assert cell(paired_effect([])) == "no data"
+    assert cell(paired_effect([2.0], [1.0], log=True)) == "2, n 1 (no interval)"
+    e = paired_effect([1.0, 2.0, 3.0])
+    lo, hi = st.t.interval(0.95, 2, loc=2.0, scale=1.0 / math.sqrt(3))
+    assert cell(e) == f"2 [{lo:.3g}, {hi:.3g}], n 3, p {e.p_value:.2g}"

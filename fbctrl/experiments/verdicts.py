@@ -446,6 +446,8 @@ def format_cell(r: ClaimResult, digits: int = 3) -> str:
     if e.n == 0:
         return "no data"
     g = lambda x: f"{x:.{digits}g}"
+    if not (np.isfinite(e.ci_low) and np.isfinite(e.ci_high)):
+        return f"{g(e.mean)}, n {e.n} (no interval)"
     p = f", p {e.p_value:.2g}" if np.isfinite(e.p_value) else ""
     return f"{g(e.mean)} [{g(e.ci_low)}, {g(e.ci_high)}], n {e.n}{p}"
 
