@@ -82,6 +82,7 @@ def test_best_protocol_runs_use_the_best_swept_rate(dry_run):
     # matched states are measured where the fair alignment cells read them: the published protocol's runs
     with np.load(paper.AdaptUnit("fb", 0, 30.0, RFLO_C, Protocol.PUBLISHED, cfg.trials).path(cfg)) as z:
         assert "matched_local" in z.files
+    assert _meta(paper.AdaptUnit("fb", 0, 30.0, RFLO_C, Protocol.PUBLISHED, cfg.trials).path(cfg))["matched_wall_time_s"] > 0
     for p in (Protocol.BEST, Protocol.PAPER_TEXT):
         with np.load(paper.AdaptUnit("fb", 0, 30.0, RFLO_C, p, cfg.trials).path(cfg)) as z:
             assert "matched_local" not in z.files and "align_local" in z.files

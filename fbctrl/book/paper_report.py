@@ -54,13 +54,14 @@ class ProgressRow:
 
 def unit_hours(cfg: PaperConfig, unit) -> float:
     """Wall time of one finished unit in hours, as its file records it (a network's sidecar; a
-    result file's meta); NaN where the file does not say."""
+    result file's meta: the adaptation and, where recorded, the matched-state evaluation after
+    it); NaN where the file does not say."""
     p = unit.path(cfg)
     try:
         meta = json.loads(p.with_suffix(".json").read_text()) if unit.stage == "pretrain" else _read_meta(p)
     except (OSError, ValueError, KeyError):
         return float("nan")
-    return float(meta.get("wall_time_s", float("nan"))) / 3600
+    return (float(meta.get("wall_time_s", float("nan"))) + float(meta.get("matched_wall_time_s", 0.0))) / 3600
 
 
 def progress(cfg: PaperConfig) -> list[ProgressRow]:

@@ -618,6 +618,7 @@ def _run_adapt(cfg: PaperConfig, units: list, device, progress: bool, command: s
                 keep_weights=points)
     for i, (u, r) in enumerate(zip(units, rates)):
         records = {k: v[i] for k, v in res.records.items()}
+        t_matched = time.perf_counter()
         if points and u.rotation_deg in cfg.matched_rotations and res.diverged[i] < 0:
             m = matched_alignment(nets.select(runs[i].net_index), torch.stack([res.weights[t][i] for t in points]),
                                   seed=u.seed, trials=cfg.matched_trials, go_step=cfg.task.go_step,
@@ -631,6 +632,7 @@ def _run_adapt(cfg: PaperConfig, units: list, device, progress: bool, command: s
                                                                     "commit": read_sidecar(ck).get("commit")},
                 "device": str(device), "group_size": len(runs), "compute_path": res.meta["compute_path"],
                 "wall_time_s": res.wall_time / len(runs),
+                "matched_wall_time_s": time.perf_counter() - t_matched,   # the matched-state evaluation, after it
                 "command": command}
         _write_unit(cfg, u, records, meta)
 
