@@ -142,7 +142,7 @@ def adaptation_figure_data(cfg: PaperConfig, protocol=Protocol.PUBLISHED, window
                 continue
             if r == cfg.sweep_rotation:
                 curves[c.name] = tl
-            finals.setdefault(c.name, {})[float(r)] = final_loss(tl, window)
+            finals.setdefault(c.name, {})[float(r)] = final_loss(tl, min(window, tl.shape[1]))
     return curves, finals
 
 
