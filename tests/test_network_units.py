@@ -140,7 +140,7 @@ def _wrec_rec(residual, info=None):
     cos[0, 1, :, 1] = (0.1, 0.1)
     return {"cos_rflo_newton": cos, "residual": np.asarray(residual, dtype=float),
             "minres_info": np.zeros((1, 2, 2, 2), dtype=int) if info is None else np.asarray(info),
-            "iters": np.full((1, 2, 2, 2), 7), "dampings": np.asarray([1e-3, 1.0]),
+            "iters": np.full((1, 2, 2, 2), 7), "dampings": np.asarray([1e-3, 1.0]), "steps": np.asarray([40, 80]),
             "cos_rflo_grad": np.asarray([[[0.6, 0.5], [0.55, 0.45]]])}
 
 
@@ -166,6 +166,16 @@ def test_converged_only_filter_excludes_a_solve_that_did_not_converge():
     assert g["on"] == pytest.approx(0.55) and g["off"] == pytest.approx(0.5)
     with pytest.raises(ValueError, match="damping must be one of 0.001, 1"):
         nu.wrec_values(rec, 0.5, 1e-6)
+    # one step of the trial: its cells alone (step 80's off solve did not converge at 1e-3)
+    s40 = nu.wrec_values(rec, 1e-3, 1e-6, step=40)
+    assert (s40["cells"], s40["on"], s40["off"]) == (1, 0.5, 0.2)
+    assert nu.wrec_values(rec, 1e-3, 1e-6, step=80)["cells"] == 0
+    s80 = nu.wrec_values(rec, 1e-3, 1e-6, step=80, converged_only=False)
+    assert (s80["on"], s80["off"]) == (0.1, 0.4)
+    g80 = nu.wrec_values(rec, 1e-3, 1e-6, direction="gradient", step=80)
+    assert (g80["on"], g80["off"]) == (0.5, 0.45)
+    with pytest.raises(ValueError, match="step must be one of 40, 80"):
+        nu.wrec_values(rec, 1e-3, 1e-6, step=60)
     with pytest.raises(ValueError, match="direction must be"):
         nu.wrec_values(rec, 1e-3, 1e-6, direction="newton2")
 

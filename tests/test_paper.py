@@ -339,3 +339,31 @@ def test_runs_wait_for_their_network_while_the_others_go_ahead(dry_run, tmp_path
     out = paper.run_plan(cfg, progress=False, log=lambda *_: None, stages=["adapt"])
     assert out["units_done"] == 1 and ready.path(cfg).is_file() and not waiting.path(cfg).exists()
     assert "waits for pre-training" in out["stopped"]
+
+
+def test_wrec_damping_table_pools_to_the_fair_cell(dry_run):
+    """The W_rec claim by damping and step: at the fair cell's damping (every solve converged) the
+    all-steps effect is the fair cell, seed for seed, and the mean of the per-step effects; the
+    sentence gives a verdict for every damping of the grid."""
+    from fbctrl.book import paper_report
+    from fbctrl.experiments import verdicts as V
+
+    cfg = dry_run
+    eff = paper_report.wrec_damping_effects(cfg)
+    grid = cfg.network_measures.wrec_dampings
+    steps = cfg.network_measures.wrec_steps
+    assert len(eff) == (len(grid) + 1) * (len(steps) + 1)
+    d = paper_report.fair_wrec_damping(cfg)
+    assert d is not None, "the tiny protocol's solves should converge somewhere on the grid"
+    fair = V.verdict_table(cfg, [c for c in V.CLAIMS if c.key == "wrec_newton"], ("fair",))[0]
+    at = [e for e in eff if e["direction"] == "newton" and e["damping"] == d]
+    pooled = next(e["effect"] for e in at if e["step"] is None)
+    assert pooled.values == pytest.approx(fair.effect.values, rel=1e-12)
+    per_step = np.array([e["effect"].values for e in at if e["step"] is not None])
+    assert pooled.values == pytest.approx(per_step.mean(axis=0), rel=1e-9, abs=1e-12)
+    header, rows = paper_report.wrec_damping_rows(eff)
+    assert header == ["direction", "all steps"] + [f"step {s}" for s in steps] and len(rows) == len(grid) + 1
+    nvg = paper_report.wrec_newton_vs_gradient(cfg, d)
+    assert set(nvg) == set(steps) and all(-1 <= x <= 1 for pair in nvg.values() for x in pair)
+    text = paper_report.wrec_damping_sentence(eff, d, nvg)
+    assert all(f"{x:g}: " in text for x in grid) and f"At damping {d:g}" in text

@@ -19,13 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..experiments.network_units import smallest_converged_damping, wrec_convergence
+from ..experiments.network_units import damping_index, smallest_converged_damping, wrec_convergence, wrec_values
 from ..experiments.metrics import final_loss
 from ..experiments.paper import (AdaptUnit, PaperConfig, PretrainUnit, _done, _read_meta, best_swept_rates,
                                  load_network_units, load_runs, plan, sweep_table)
 from ..experiments.protocol import CONDITIONS, Protocol
-from ..experiments.stats import mean_ci, paired_effect
-from ..experiments.verdicts import (FAIR, FAIR_HELD_OUT, RATE_CLAIMS, format_cell, multiplicity, robustness_table,
+from ..experiments.stats import mean_ci, paired_effect, verdict
+from ..experiments.verdicts import (FAIR, FAIR_HELD_OUT, RATE_CLAIMS, format_cell, format_effect, multiplicity,
+                                    robustness_table,
                                     table_rows, verdict_table)
 from ..fmt import fmt_num
 from .glue import glue_text
@@ -396,3 +397,81 @@ def wrec_convergence_rows(cfg: PaperConfig) -> list[list[str]]:
 def wrec_convergence_header(cfg: PaperConfig) -> list[str]:
     return (["networks", "seed"] + [f"damping {d:g}: converged (largest residual)" for d in cfg.network_measures.wrec_dampings]
             + ["smallest converged damping"])
+
+
+def wrec_damping_effects(cfg: PaperConfig) -> list[dict]:
+    """The W_rec claim (RFLO's update vs the Newton step, controller on minus off, converged
+    solves only) on the published networks at every damping of the grid, over all steps and per
+    step of the trial, then with the gradient in the Newton step's place: a list of
+    {"direction", "damping", "step", "effect" (PairedEffect), "verdict"}. It shows where the fair
+    cell's damping sits among its neighbours, and which step carries the effect."""
+    tol = cfg.network_measures.wrec_converged
+    seeds, recs, _ = load_network_units(cfg, "wrec_newton", "published")
+    if not recs:
+        return []
+    steps = [None] + [int(k) for k in np.asarray(recs[0]["steps"])]
+    grid = [("newton", float(d)) for d in cfg.network_measures.wrec_dampings] + [("gradient", float("nan"))]
+    out = []
+    for direction, damping in grid:
+        for step in steps:
+            w = [wrec_values(r, damping, tol, direction=direction, step=step) for r in recs]
+            e = paired_effect([x["on"] for x in w], [x["off"] for x in w])
+            out.append({"direction": direction, "damping": damping, "step": step, "effect": e,
+                        "verdict": verdict(e, +1).value})
+    return out
+
+
+def wrec_damping_rows(effects: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of :func:`wrec_damping_effects`: one row per damping (and the gradient),
+    one column per step selection, each cell 'mean [95% CI], n, p: verdict'."""
+    if not effects:
+        return ["direction"], []
+    steps = list(dict.fromkeys(e["step"] for e in effects))
+    header = ["direction"] + ["all steps" if s is None else f"step {s}" for s in steps]
+    rows: dict = {}
+    for e in effects:
+        name = f"Newton, damping {e['damping']:g}" if e["direction"] == "newton" else "gradient (no solve)"
+        cell = f"{format_effect(e['effect'])}: {e['verdict']}" if e["effect"].n else "no converged solve"
+        rows.setdefault(name, []).append(cell)
+    return header, [[k] + v for k, v in rows.items()]
+
+
+def fair_wrec_damping(cfg: PaperConfig) -> float | None:
+    """The fair W_rec cell's damping: the grid's smallest at which every solve of every published
+    network converged (None without one)."""
+    _, recs, _ = load_network_units(cfg, "wrec_newton", "published")
+    return smallest_converged_damping(recs, cfg.network_measures.wrec_converged)
+
+
+def wrec_newton_vs_gradient(cfg: PaperConfig, damping: float) -> dict:
+    """{step: (on, off)}: the mean over published networks and targets of cos(-gradient, damped
+    Newton step) at ``damping``, controller on and off (every solve: the fair damping is one at
+    which all converged). Near 1 the damped step has turned into the gradient."""
+    _, recs, _ = load_network_units(cfg, "wrec_newton", "published")
+    if not recs:
+        return {}
+    out = {}
+    for j, step in enumerate(int(k) for k in np.asarray(recs[0]["steps"])):
+        c = np.stack([np.asarray(r["cos_grad_newton"])[:, :, j, damping_index(r, damping)] for r in recs])
+        out[step] = (float(c[:, :, 0].mean()), float(c[:, :, 1].mean()))
+    return out
+
+
+def wrec_damping_sentence(effects: list[dict], fair_damping: float | None, newton_vs_gradient: dict | None = None) -> str:
+    """The verdict of the W_rec claim (all steps) at each damping of the grid, and at the fair
+    cell's damping which steps agree (with :func:`wrec_newton_vs_gradient` at that damping)."""
+    allsteps = [e for e in effects if e["step"] is None and e["direction"] == "newton"]
+    if not allsteps:
+        return "No network's W_rec file exists yet."
+    by = ", ".join(f"{e['damping']:g}: {e['verdict'] if e['effect'].n else 'no converged solve'}"
+                   for e in allsteps)
+    text = f"Verdict of the W_rec claim over all steps, by damping: {by}."
+    if fair_damping is not None:
+        per_step = [e for e in effects if e["direction"] == "newton" and e["step"] is not None
+                    and np.isclose(e["damping"], fair_damping)]
+        text += (f" At damping {fair_damping:g}, the fair cell's, per step: "
+                 + "; ".join(f"step {e['step']} {format_effect(e['effect'])}, {e['verdict']}" for e in per_step) + ".")
+    if fair_damping is not None and newton_vs_gradient:
+        text += (f" There, cos(gradient, damped Newton step), controller on vs off: "
+                 + "; ".join(f"step {k} {on:.2f} vs {off:.2f}" for k, (on, off) in newton_vs_gradient.items()) + ".")
+    return text

@@ -333,24 +333,35 @@ def wrec_converged(rec: dict, tol: float) -> np.ndarray:
     return (np.asarray(rec["minres_info"]) == 0) & np.isfinite(res) & (res <= tol)
 
 
+def _step_index(rec: dict, step: int | None) -> slice | list[int]:
+    if step is None:
+        return slice(None)
+    steps = [int(k) for k in np.asarray(rec["steps"])]
+    if int(step) not in steps:
+        raise ValueError(f"step must be one of {', '.join(map(str, steps))}, got {step!r}")
+    return [steps.index(int(step))]
+
+
 def wrec_values(rec: dict, damping: float, tol: float, *, direction: str = "newton",
-                converged_only: bool = True) -> dict:
+                converged_only: bool = True, step: int | None = None) -> dict:
     """The W_rec comparison of one network: {"on", "off"} the mean cos(RFLO's update, direction)
     with the controller on and off over the (target, step) cells used, "cells" how many,
     "max_residual" the largest true residual among their solves. ``direction``: "newton" (the
     damped Newton step at ``damping``) or "gradient" (first order, no solve). With
     ``converged_only`` a cell is used only when both its solves (on and off) converged; with
-    none, on and off are NaN (the network drops out of the verdict)."""
+    none, on and off are NaN (the network drops out of the verdict). ``step``: only the cells
+    at that step of the trial (one of ``rec["steps"]``; None: all)."""
+    k = _step_index(rec, step)
     if direction == "gradient":
-        g = np.asarray(rec["cos_rflo_grad"])
+        g = np.asarray(rec["cos_rflo_grad"])[:, :, k]
         return {"on": float(g[:, 0].mean()), "off": float(g[:, 1].mean()), "cells": int(g[:, 0].size),
                 "max_residual": float("nan")}
     if direction != "newton":
         raise ValueError(f"direction must be 'newton' or 'gradient', got {direction!r}")
     m = damping_index(rec, damping)
-    cos = np.asarray(rec["cos_rflo_newton"])[..., m]          # [targets, 2, steps]
-    res = np.asarray(rec["residual"])[..., m]
-    ok = wrec_converged(rec, tol)[..., m]
+    cos = np.asarray(rec["cos_rflo_newton"])[..., m][:, :, k]          # [targets, 2, steps]
+    res = np.asarray(rec["residual"])[..., m][:, :, k]
+    ok = wrec_converged(rec, tol)[..., m][:, :, k]
     use = (ok[:, 0] & ok[:, 1]) if converged_only else np.ones(ok[:, 0].shape, dtype=bool)
     if not use.any():
         return {"on": float("nan"), "off": float("nan"), "cells": 0, "max_residual": float("nan")}

@@ -38,7 +38,7 @@ from .protocol import CONDITIONS, Condition, Protocol
 from .stats import PairedEffect, Verdict, paired_effect, verdict
 
 __all__ = ["Claim", "ClaimResult", "CLAIMS", "NETWORK_CLAIMS", "RATE_CLAIMS", "Column", "AS_PUBLISHED", "FAIR",
-           "FAIR_HELD_OUT", "ROBUSTNESS", "COLUMNS", "verdict_table", "robustness_table", "Adjusted", "multiplicity",
+           "FAIR_HELD_OUT", "ROBUSTNESS", "COLUMNS", "verdict_table", "robustness_table", "format_effect", "Adjusted", "multiplicity",
            "format_cell", "table_rows", "markdown_table"]
 
 RFLO_C, RFLO, BPTT_C, BPTT = CONDITIONS
@@ -442,7 +442,11 @@ def multiplicity(results: list[ClaimResult], column: str = "as published", alpha
 
 def format_cell(r: ClaimResult, digits: int = 3) -> str:
     """'1.74 [1.21, 2.50], n 10, p 0.003' (a ratio for log effects, a difference otherwise)."""
-    e = r.effect
+    return format_effect(r.effect, digits)
+
+
+def format_effect(e, digits: int = 3) -> str:
+    """A :class:`~fbctrl.experiments.stats.PairedEffect` as :func:`format_cell` prints it."""
     if e.n == 0:
         return "no data"
     g = lambda x: f"{x:.{digits}g}"
