@@ -38,10 +38,10 @@ def test_dry_run_completes_every_stage(dry_run):
             side = read_sidecar(paper.PretrainUnit(kind, s).path(cfg))
             assert side["config"]["train_push"] is False and side["config"]["batches"] == cfg.pretrain_batches
     files = list((paper.Path(cfg.results_dir) / "adapt").rglob("*.npz"))
-    # 8 fb runs x (30 published, 30 paper-text, 40 published, 30 best) + 4 RFLO runs at 40 at their
-    # best 30 deg rate + 4 nofb runs, and the robustness runs at 30: 8 with the integrated error
-    # from e_0, 4 BPTT runs with current weights
-    assert len(files) == 8 * 4 + 4 + 4 + 8 + 4
+    # 8 fb runs x (30 published, 30 paper-text, 40 published, 30 best, 40 at the best 30 deg rates)
+    # + 4 nofb runs, and the robustness runs at 30: 8 with the integrated error from e_0, 4 BPTT runs
+    # with current weights
+    assert len(files) == 8 * 5 + 4 + 8 + 4
     variants = {}
     for p in files:
         m = _meta(p)
@@ -52,7 +52,7 @@ def test_dry_run_completes_every_stage(dry_run):
         assert m["bptt_weights"] == ("current" if v == "bptt-current" else "history")
         assert m["error_start"] == ("published" if v == "e0" else "zero")
         assert ("+" in p.parent.parent.name) == bool(v)
-    assert variants == {"": 40, "e0": 8, "bptt-current": 4}
+    assert variants == {"": 44, "e0": 8, "bptt-current": 4}
 
 
 def test_published_rates_in_the_files_follow_the_published_code(dry_run):
@@ -91,7 +91,8 @@ def test_best_protocol_runs_use_the_best_swept_rate(dry_run):
         m = _meta(paper.AdaptUnit("fb", 1, 40.0, c, Protocol.BEST, cfg.trials).path(cfg))
         assert m["lr"] == best[c.name]["lr"] and m["protocol"] == "best"
     for c in (BPTT_C, BPTT):
-        assert not paper.AdaptUnit("fb", 1, 40.0, c, Protocol.BEST, cfg.trials).path(cfg).exists()
+        m = _meta(paper.AdaptUnit("fb", 1, 40.0, c, Protocol.BEST, cfg.trials).path(cfg))
+        assert m["lr"] == best[c.name]["lr"] and m["bptt_weights"] == "history"
 
 
 def test_plan_puts_what_the_verdicts_read_before_what_they_do_not(tmp_path):
@@ -101,7 +102,8 @@ def test_plan_puts_what_the_verdicts_read_before_what_they_do_not(tmp_path):
     assert (pos("40 deg, published protocol, RFLO and RFLO+c") < pos("sweep at 30 deg, RFLO and RFLO+c")
             < pos("30 deg, RFLO and RFLO+c at their best swept rate") < pos("40 deg, RFLO and RFLO+c at their best rate")
             < pos("sweep at 30 deg, BPTT and BPTT+c") < pos("30 deg, BPTT and BPTT+c at their best swept rate")
-            < pos("integrated error from e_0") < pos("40 deg, published protocol, BPTT and BPTT+c"))
+            < pos("integrated error from e_0") < pos("40 deg, published protocol, BPTT and BPTT+c")
+            < pos("40 deg, BPTT and BPTT+c at their best rate"))
     # each rule's best-rate runs wait for that rule's sweep only
     cfg = paper.replace(cfg, sweep_rates={"rflo": (1e-5, 1e-4, 1e-3), "bptt": (1e-5, 1e-4, 1e-3)})
     for c in (RFLO_C, RFLO):
@@ -109,6 +111,8 @@ def test_plan_puts_what_the_verdicts_read_before_what_they_do_not(tmp_path):
     state = {g.title: g.blocked for g in paper.plan(cfg)}
     assert state[titles[pos("30 deg, RFLO and RFLO+c at their best swept rate")]] != "waits for the sweep"
     assert state[titles[pos("30 deg, BPTT and BPTT+c at their best swept rate")]] == "waits for the sweep"
+    assert state[titles[pos("40 deg, RFLO and RFLO+c at their best rate")]] != "waits for the sweep"
+    assert state[titles[pos("40 deg, BPTT and BPTT+c at their best rate")]] == "waits for the sweep"
 
 
 def test_finished_units_are_skipped_and_a_lost_file_is_recomputed_identically(dry_run):

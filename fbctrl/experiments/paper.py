@@ -296,25 +296,28 @@ def _sweep_units(cfg: PaperConfig, cond: Condition, rates) -> list[SweepUnit]:
     return [SweepUnit(int(s), cfg.sweep_rotation, cond, float(lr), trials) for lr in rates for s in cfg.sweep_seeds]
 
 
-def _sweep_and_best_groups(cfg: PaperConfig, r30: float, rest: list) -> tuple[list[Group], list]:
+def _sweep_and_best_groups(cfg: PaperConfig, r30: float, rest: list) -> tuple[list[Group], list, list[Group]]:
     """Per rule: its sweep, then its runs at the best rates (RFLO first: its runs are cheap and fill
-    most fair cells). Returns the groups and (best-rate group, that rule's sweep units) pairs."""
-    groups, waiting = [], []
-    rest_txt = ", ".join(f"{r:g}" for r in rest)
+    most fair cells). Returns the groups, (best-rate group, that rule's sweep units) pairs, and the
+    groups that go last in the plan (BPTT at the other rotations at its 30 deg best rates: the
+    most expensive fair cells)."""
+    groups, waiting, last = [], [], []
     for rule in (Rule.RFLO, Rule.BPTT):
         conds = [c for c in CONDITIONS if c.rule is rule]
         sweep = [u for c in conds for u in _sweep_units(cfg, c, _sweep_grid(cfg, c) + sweep_extension(cfg, c))]
         name = rule.value.upper()
         groups.append(Group(f"learning-rate sweep at {cfg.sweep_rotation:g} deg, {name} and {name}+c", sweep))
-        best = [Group(f"fb, {r30:g} deg, {name} and {name}+c at their best swept rate",
-                      _adapt_units("fb", cfg.fb_seeds, [r30], conds, "best", cfg.trials))]
-        if rest and rule is Rule.RFLO:
-            best.append(Group(f"fb, {rest_txt} deg, {name} and {name}+c at their best rate of the "
-                              f"{cfg.sweep_rotation:g} deg sweep",
-                              _adapt_units("fb", cfg.fb_seeds, rest, conds, "best", cfg.trials)))
-        groups += best
-        waiting += [(g, sweep) for g in best]
-    return groups, waiting
+        best = Group(f"fb, {r30:g} deg, {name} and {name}+c at their best swept rate",
+                     _adapt_units("fb", cfg.fb_seeds, [r30], conds, "best", cfg.trials))
+        groups.append(best)
+        waiting.append((best, sweep))
+        if rest:
+            other = Group(f"fb, {', '.join(f'{r:g}' for r in rest)} deg, {name} and {name}+c at their best rate of "
+                          f"the {cfg.sweep_rotation:g} deg sweep", _adapt_units("fb", cfg.fb_seeds, rest, conds, "best",
+                                                                               cfg.trials))
+            (groups if rule is Rule.RFLO else last).append(other)
+            waiting.append((other, sweep))
+    return groups, waiting, last
 
 
 def plan(cfg: PaperConfig, *, include_done: bool = False) -> list[Group]:
@@ -340,15 +343,15 @@ def plan(cfg: PaperConfig, *, include_done: bool = False) -> list[Group]:
     for p in cfg.extra_protocols_30:
         groups.append(Group(f"fb, {r30[0]:g} deg, {p} rates", _adapt_units("fb", cfg.fb_seeds, r30, fb_c, p, cfg.trials)))
     # The order is the verdict table's: first what its "as published" cells need, then the sweep and
-    # the "fair" cells, then the robustness rows, and last the runs no verdict reads (BPTT at
-    # 40-60 deg, which the protocol keeps for completeness and the learning-curve figure).
+    # the "fair" cells, then the robustness rows, and last BPTT at 40-60 deg (as published, then at
+    # the 30 deg sweep's best rates), the most expensive runs and the last rows of Figure 3b.
     rflo_c = [c for c in fb_c if c.rule is Rule.RFLO]
     bptt_c = [c for c in fb_c if c.rule is Rule.BPTT]
     rest_txt = ", ".join(f"{r:g}" for r in rest)
     if rest:
         groups.append(Group(f"fb, {rest_txt} deg, published protocol, RFLO and RFLO+c",
                             _adapt_units("fb", cfg.fb_seeds, rest, rflo_c, "published", cfg.trials)))
-    sweep_groups, waiting = _sweep_and_best_groups(cfg, r30[0], rest)
+    sweep_groups, waiting, last = _sweep_and_best_groups(cfg, r30[0], rest)
     groups += sweep_groups
     groups.append(Group(f"robustness at {r30[0]:g} deg: integrated error from e_0 (published quirk)",
                         _adapt_units("fb", cfg.fb_seeds, r30, fb_c, "published", cfg.trials, Variant.ERROR_START_E0)))
@@ -357,6 +360,7 @@ def plan(cfg: PaperConfig, *, include_done: bool = False) -> list[Group]:
     if rest:
         groups.append(Group(f"fb, {rest_txt} deg, published protocol, BPTT and BPTT+c",
                             _adapt_units("fb", cfg.fb_seeds, rest, bptt_c, "published", cfg.trials)))
+    groups += last
     for g in groups:
         if not include_done and not (g.units and g.units[0].stage == "network"):   # network groups come filtered
             g.units = [u for u in g.units if not _done(cfg, u)]

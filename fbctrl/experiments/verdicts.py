@@ -346,6 +346,8 @@ CLAIMS = (
           short="efficiency RFLO+c > RFLO", rotation=30.0),
 ) + tuple(Claim(f"final_loss_rflo_{r:g}", "Fig 3b", f"RFLO+c ends with a lower test loss than RFLO ({r:g} deg)",
                 _final_loss(RFLO, RFLO_C, r), short=f"loss RFLO+c < RFLO, {r:g}°", rotation=r) for r in (40.0, 50.0, 60.0)) + tuple(
+    Claim(f"final_loss_bptt_{r:g}", "Fig 3b", f"BPTT+c ends with a lower test loss than BPTT ({r:g} deg)",
+          _final_loss(BPTT, BPTT_C, r), short=f"loss BPTT+c < BPTT, {r:g}°", rotation=r) for r in (40.0, 50.0, 60.0)) + tuple(
     Claim(f"efficiency_{r:g}", "Fig 5a", f"RFLO+c's weight updates are more efficient than RFLO's ({r:g} deg)",
           _efficiency(r), short=f"efficiency RFLO+c > RFLO, {r:g}°", rotation=r) for r in (40.0, 50.0, 60.0)) + NETWORK_CLAIMS
 
