@@ -371,3 +371,21 @@ def test_wrec_damping_table_pools_to_the_fair_cell(dry_run):
     assert set(nvg) == set(steps) and all(-1 <= x <= 1 for pair in nvg.values() for x in pair)
     text = paper_report.wrec_damping_sentence(eff, d, nvg)
     assert all(f"{x:g}: " in text for x in grid) and f"At damping {d:g}" in text
+
+
+def test_a_flip_is_judged_only_on_two_seeds_or_more():
+    """A robustness row whose change has run on one network is inconclusive by rule: it is not
+    called a flip; a row on fewer networks than the as-published cell says so."""
+    from fbctrl.book.paper_report import _flips
+    from fbctrl.experiments import verdicts as V
+    from fbctrl.experiments.stats import paired_effect, verdict
+
+    def result(values):
+        e = paired_effect(values, log=True)
+        return V.ClaimResult("k", "Fig", "claim", "col", "", e, verdict(e, +1), tuple(range(len(values))))
+
+    base = result([2.0, 3.0, 2.5, 4.0])
+    assert base.verdict.value == "agrees"
+    assert _flips(base, result([0.5])) == "—"
+    assert _flips(base, result([0.5, 0.6, 0.55])) == "**flips** (on 3 of 4 networks)"
+    assert _flips(base, result([2.1, 2.9, 2.4, 3.5])) == "no"

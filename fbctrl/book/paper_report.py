@@ -365,6 +365,17 @@ def multiplicity_sentence(results) -> str:
         "; ".join(parts) + "."
 
 
+def _flips(base, changed) -> str:
+    """Does one change flip the as-published verdict? Not judged ("—") while either side rests on
+    fewer than two seeds (a verdict that is inconclusive by rule, not by the data); a comparison
+    on fewer networks than the as-published cell says so."""
+    nb, nc = base.effect.n, changed.effect.n
+    if min(nb, nc) < 2:
+        return "—"
+    text = "**flips**" if changed.verdict != base.verdict else "no"
+    return text + (f" (on {nc} of {nb} networks)" if nc < nb else "")
+
+
 def robustness_rows(cfg: PaperConfig) -> list[list[str]]:
     """Rows claim | change | effect | verdict | flips? of ``fbctrl.experiments.verdicts.robustness_table``:
     for every claim, its as-published cell and each single change that applies to it."""
@@ -372,8 +383,7 @@ def robustness_rows(cfg: PaperConfig) -> list[list[str]]:
     for base, changed in robustness_table(cfg):
         rows.append([f"{base.figure}: {base.claim}", "as published", format_cell(base), base.verdict.value, ""])
         for r in changed:
-            flips = "—" if r.effect.n == 0 or base.effect.n == 0 else ("**flips**" if r.verdict != base.verdict else "no")
-            rows.append(["", r.column, format_cell(r), r.verdict.value, flips])
+            rows.append(["", r.column, format_cell(r), r.verdict.value, _flips(base, r)])
     return rows
 
 
