@@ -389,3 +389,24 @@ def test_a_flip_is_judged_only_on_two_seeds_or_more():
     assert _flips(base, result([0.5])) == "—"
     assert _flips(base, result([0.5, 0.6, 0.55])) == "**flips** (on 3 of 4 networks)"
     assert _flips(base, result([2.1, 2.9, 2.4, 3.5])) == "no"
+
+
+def test_variant_rows_are_the_paired_ratio_of_the_final_losses(dry_run):
+    """The effect of each published-code variant on the final loss: per network, the final loss
+    with the change over the one without, read from the unit files."""
+    from fbctrl.book import paper_report
+    from fbctrl.experiments.stats import paired_effect
+    from fbctrl.experiments.verdicts import format_effect
+
+    cfg = dry_run
+    rows = paper_report.variant_rows(cfg)
+    assert [(r[0], r[1]) for r in rows] == (
+        [("integrated error from e_0", c.name) for c in CONDITIONS]
+        + [("online BPTT with the current weights", c.name) for c in (BPTT_C, BPTT)])
+    f = {}
+    for v in (paper.Variant.NONE, paper.Variant.ERROR_START_E0):
+        units = [paper.AdaptUnit("fb", s, 30.0, RFLO_C, Protocol.PUBLISHED, cfg.trials, variant=v) for s in cfg.fb_seeds]
+        rec, _ = paper.load_runs(cfg, units)
+        f[v] = rec["test_loss"][:, -min(10, cfg.trials):].mean(axis=1)
+    expect = paired_effect(f[paper.Variant.ERROR_START_E0], f[paper.Variant.NONE], log=True)
+    assert rows[0][4] == format_effect(expect)

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..experiments.network_units import damping_index, smallest_converged_damping, wrec_convergence, wrec_values
 from ..experiments.metrics import final_loss
-from ..experiments.paper import (AdaptUnit, PaperConfig, PretrainUnit, _done, _read_meta, best_swept_rates,
+from ..experiments.paper import (AdaptUnit, PaperConfig, PretrainUnit, Variant, _done, _read_meta, best_swept_rates,
                                  load_network_units, load_runs, plan, sweep_table)
 from ..experiments.protocol import CONDITIONS, Protocol
 from ..experiments.stats import mean_ci, paired_effect, verdict
@@ -118,11 +118,12 @@ def networks_markdown(nets: list[dict]) -> str:
 
 
 def test_loss_runs(cfg: PaperConfig, rotation: float, condition, protocol=Protocol.PUBLISHED,
-                   kind: str = "fb") -> tuple[list[int], np.ndarray]:
-    """The seeds with a finished, non-diverged run of ``condition`` at ``rotation`` and their test
-    losses per trial ([seeds, trials]); ([], empty) when none has finished."""
-    units = [AdaptUnit(kind, int(s), float(rotation), condition, Protocol.parse(protocol), cfg.trials)
-             for s in cfg.seeds(kind)]
+                   kind: str = "fb", variant: Variant = Variant.NONE) -> tuple[list[int], np.ndarray]:
+    """The seeds with a finished, non-diverged run of ``condition`` at ``rotation`` (with
+    ``variant``) and their test losses per trial ([seeds, trials]); ([], empty) when none has
+    finished."""
+    units = [AdaptUnit(kind, int(s), float(rotation), condition, Protocol.parse(protocol), cfg.trials,
+                       variant=variant) for s in cfg.seeds(kind)]
     units = [u for u in units if _done(cfg, u)]
     if not units:
         return [], np.zeros((0, cfg.trials))
@@ -485,3 +486,27 @@ def wrec_damping_sentence(effects: list[dict], fair_damping: float | None, newto
         text += (f" There, cos(gradient, damped Newton step), controller on vs off: "
                  + "; ".join(f"step {k} {on:.2f} vs {off:.2f}" for k, (on, off) in newton_vs_gradient.items()) + ".")
     return text
+
+
+def variant_rows(cfg: PaperConfig, window: int = 10) -> list[list[str]]:
+    """Rows change | condition | final loss as published | with the change | ratio (change /
+    published), paired per network, mean [95% t interval], n, p: how much each variant of the
+    published code (the integrated error from e_0, online BPTT with the current weights) moves
+    the final test loss itself, at the robustness rotation, for the conditions it was run on."""
+    rows = []
+    for variant, label in ((Variant.ERROR_START_E0, "integrated error from e_0"),
+                           (Variant.BPTT_CURRENT, "online BPTT with the current weights")):
+        for c in CONDITIONS:
+            if variant is Variant.BPTT_CURRENT and c.rule.value != "bptt":
+                continue
+            s0, base = test_loss_runs(cfg, cfg.sweep_rotation, c)
+            s1, changed = test_loss_runs(cfg, cfg.sweep_rotation, c, variant=variant)
+            common = [s for s in s1 if s in s0]
+            if not common:
+                rows.append([label, c.name, "—", "no runs yet", "—"])
+                continue
+            f0 = final_loss(base[[s0.index(s) for s in common]], min(window, base.shape[1]))
+            f1 = final_loss(changed[[s1.index(s) for s in common]], min(window, changed.shape[1]))
+            rows.append([label, c.name, fmt_num(float(np.exp(np.log(f0).mean())), 3),
+                         fmt_num(float(np.exp(np.log(f1).mean())), 3), format_effect(paired_effect(f1, f0, log=True))])
+    return rows
