@@ -59,6 +59,16 @@ def _stages(s):
     return got
 
 
+def _shard(s):
+    try:
+        i, n = (int(x) for x in str(s).split("/"))
+    except ValueError:
+        i, n = -1, 0
+    if not (n >= 1 and 0 <= i < n):
+        raise argparse.ArgumentTypeError(f"shard must be I/N with integers 0 <= I < N (e.g. 0/2 and 1/2), got {s!r}")
+    return i, n
+
+
 _angle = number("rotation", "a finite number of degrees")
 _density = number("density", "a number in [0, 1]", ok=lambda v: 0.0 <= v <= 1.0)
 
@@ -124,6 +134,9 @@ def _add_paper(sub) -> None:
     p.add_argument("--only", type=_stages, default=None, metavar="STAGE[,STAGE]",
                    help="run (and print) only the groups of these stages: pretrain, network, adapt, sweep "
                         "(e.g. --only network: the measures that need only the networks)")
+    p.add_argument("--shard", type=_shard, default=None, metavar="I/N",
+                   help="run only the units of network seeds s with s %% N == I, so that N processes (e.g. one per "
+                        "core: --shard 0/2 and --shard 1/2) share the plan without computing a unit twice")
     p.add_argument("--save", default=None, help="with --plan: also write the plan's cost per stage (measured, "
                    "and the published code's for the same work) to this .json file")
     p.add_argument("--no-progress", action="store_true")
@@ -301,7 +314,7 @@ def cmd_paper(a) -> int:
     if a.save is not None and (not a.plan or not str(a.save).endswith(".json")):
         raise ValueError(f"save needs --plan and a .json file name, got {a.save!r}")
     costs = {} if a.no_calibrate else paper.calibrate(cfg, a.device, gpu_model=a.plan and a.device == "cpu")
-    groups = [g for g in paper.plan(cfg) if a.only is None or (g.units and g.units[0].stage in a.only)]
+    groups = [paper.shard_units(g, a.shard) for g in paper.plan(cfg) if a.only is None or (g.units and g.units[0].stage in a.only)]
     print(paper.format_plan(cfg, groups, costs), flush=True)
     if a.plan:
         if a.save is not None:
@@ -315,7 +328,8 @@ def cmd_paper(a) -> int:
         return 0
     cmd = "python -m fbctrl " + " ".join(shlex.quote(x) for x in sys.argv[1:])
     res = paper.run_plan(cfg, device=a.device, budget_minutes=a.budget_minutes, max_runs=a.max_runs,
-                         costs=costs.get("measured"), progress=not a.no_progress, command=cmd, stages=a.only)
+                         costs=costs.get("measured"), progress=not a.no_progress, command=cmd, stages=a.only,
+                         shard=a.shard)
     print(json.dumps(res))
     return 0
 

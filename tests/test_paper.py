@@ -129,6 +129,23 @@ def test_finished_units_are_skipped_and_a_lost_file_is_recomputed_identically(dr
         np.testing.assert_allclose(rec1[k], rec0[k], rtol=1e-5, atol=1e-9, err_msg=k)
 
 
+def test_shards_split_the_plan_by_network_seed_without_overlap(dry_run):
+    cfg = dry_run
+    lost = [paper.AdaptUnit("fb", s, 30.0, RFLO, Protocol.PUBLISHED, cfg.trials) for s in (0, 1)]
+    for u in lost:
+        u.path(cfg).unlink()
+    full = [u for g in paper.plan(cfg) for u in g.units]
+    parts = [[u for g in paper.plan(cfg) for u in paper.shard_units(g, (i, 2)).units] for i in range(2)]
+    assert sorted(map(str, full)) == sorted(map(str, lost)) and parts == [[lost[0]], [lost[1]]]
+    out = paper.run_plan(cfg, progress=False, log=lambda *_: None, shard=(1, 2))
+    assert (out["units_done"], out["units_left"]) == (1, 0)
+    assert lost[1].path(cfg).is_file() and not lost[0].path(cfg).is_file()
+    assert paper.run_plan(cfg, progress=False, log=lambda *_: None, shard=(0, 2))["units_done"] == 1
+    assert [g.units for g in paper.plan(cfg) if g.units] == []
+    with pytest.raises(ValueError, match="shard must be I/N"):
+        paper.shard_units(paper.plan(cfg, include_done=True)[0], (2, 2))
+
+
 def test_budget_stops_cleanly_before_a_batch_that_does_not_fit(tmp_path):
     cfg = paper.PaperConfig.tiny(str(tmp_path / "ck"), str(tmp_path / "res"))
     costs = paper.Costs(pretrain_batch=60.0, run_trial={"rflo": 1.0, "bptt": 1.0}, source="test")
@@ -196,6 +213,9 @@ def test_cli_paper_bad_arguments_exit_2(capsys, tmp_path):
     assert "--tiny needs --checkpoint-dir and --results-dir" in capsys.readouterr().err
     assert main(["paper", "--budget-minutes", "-3"]) == 2
     assert "budget-minutes must be a positive number" in capsys.readouterr().err
+    for bad in ("2/2", "1", "a/b", "0/0"):
+        assert main(["paper", "--shard", bad, "--plan", "--no-calibrate"]) == 2
+        assert "shard must be I/N with integers 0 <= I < N" in capsys.readouterr().err
 
 
 def test_verdict_table_from_the_dry_run(dry_run):

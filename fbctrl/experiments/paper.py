@@ -790,11 +790,13 @@ def _hms(s: float) -> str:
 
 def run_plan(cfg: PaperConfig, *, device="cpu", budget_minutes: float | None = None, max_runs: int | None = None,
              costs: Costs | None = None, progress: bool = True, command: str = "", log=print,
-             stages=None) -> dict:
+             stages=None, shard: tuple[int, int] | None = None) -> dict:
     """Run the groups of :func:`plan` in order, one lockstep batch at a time, re-planning after
     each (the sweep's extensions and best rates appear when their inputs exist). With a budget,
     stop before a batch whose estimate would not fit, with everything finished saved.
-    ``stages``: only the groups of these stages (:data:`STAGES`), e.g. ``["network"]``."""
+    ``stages``: only the groups of these stages (:data:`STAGES`), e.g. ``["network"]``.
+    ``shard=(i, n)``: only the units of network seeds ``s`` with ``s % n == i`` (see
+    :func:`shard_units`), so that n processes share the plan without computing a unit twice."""
     if stages is not None:
         bad = [x for x in stages if x not in STAGES]
         if bad or not stages:
@@ -802,7 +804,7 @@ def run_plan(cfg: PaperConfig, *, device="cpu", budget_minutes: float | None = N
     t0 = time.perf_counter()
     done, stopped = 0, None
     while True:
-        groups = [g for g in plan(cfg) if stages is None or (g.units and g.units[0].stage in stages)]
+        groups = [shard_units(g, shard) for g in plan(cfg) if stages is None or (g.units and g.units[0].stage in stages)]
         g = next((g for g in groups if g.units and not g.blocked), None)
         if g is None:
             left = [f"{x.title} ({x.blocked})" for x in groups if x.units]
@@ -821,8 +823,21 @@ def run_plan(cfg: PaperConfig, *, device="cpu", budget_minutes: float | None = N
             + (f" and {len(units) - 3} more" if len(units) > 3 else "") + (f" (about {_hms(est)})" if costs else ""))
         run_batch(cfg, units, device=device, progress=progress, command=command)
         done += len(units)
-    left = sum(len(x.units) for x in plan(cfg) if stages is None or (x.units and x.units[0].stage in stages))
+    left = sum(len(shard_units(x, shard).units) for x in plan(cfg)
+               if stages is None or (x.units and x.units[0].stage in stages))
     return {"units_done": done, "units_left": left, "wall_time_s": time.perf_counter() - t0, "stopped": stopped}
+
+
+def shard_units(g: Group, shard: tuple[int, int] | None) -> Group:
+    """The group's units whose network seed ``s`` has ``s % n == i`` for ``shard=(i, n)`` (all of
+    them for ``None``). Seeds split the plan into disjoint parts of nearly equal cost: every stage
+    runs the same work per seed. A group blocked for all stays blocked for each shard."""
+    if shard is None:
+        return g
+    i, n = shard
+    if not (isinstance(n, int) and isinstance(i, int) and n >= 1 and 0 <= i < n):
+        raise ValueError(f"shard must be I/N with integers 0 <= I < N, got {i}/{n}")
+    return replace(g, units=[u for u in g.units if u.seed % n == i])
 
 
 def _pretrain_group(device, g: Group) -> int:
