@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy import stats as st
 
-from fbctrl.experiments import metrics
+from fbctrl.experiments import metrics, verdicts
 from fbctrl.experiments.protocol import CONDITIONS, Condition, Protocol, Rule, effective_rate, feedback_output_ratio
 from fbctrl.experiments.stats import Verdict, paired_effect, verdict
 
@@ -199,6 +199,9 @@ def test_verdict_cells_print_an_interval_only_where_there_is_one():
 
     cell = lambda e: format_cell(ClaimResult("k", "Fig", "c", "as published", "", e, verdict(e, 1), ()))  # noqa: E731
     assert cell(paired_effect([])) == "no data"
+    empty = ClaimResult("k", "Fig", "c", "as published", f"cos(...): {verdicts.NOT_CONVERGED} 0.001 (...), so not judged",
+                        paired_effect([]), Verdict.INCONCLUSIVE, ())
+    assert format_cell(empty) == "not judged (no solve converged)"
     assert cell(paired_effect([2.0], [1.0], log=True)) == "2, n 1 (no interval)"
     e = paired_effect([1.0, 2.0, 3.0])
     lo, hi = st.t.interval(0.95, 2, loc=2.0, scale=1.0 / math.sqrt(3))

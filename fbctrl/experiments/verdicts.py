@@ -266,7 +266,7 @@ def _wrec_text(cfg: PaperConfig, col: Column, damping: float, cells: list[int], 
         res = [network_units.wrec_convergence(r, tol)[network_units.damping_index(r, damping)] for r in recs]
         lo = min(x["median_residual"] for x in res) if res else float("nan")
         hi = max(x["max_residual"] for x in res) if res else float("nan")
-        return (f"{head}: no solve converged at damping {damping:g} (true relative residual above {tol:g} after at "
+        return (f"{head}: {NOT_CONVERGED} {damping:g} (true relative residual above {tol:g} after at "
                 f"most {m.wrec_maxiter} MINRES iterations; median {lo:.2g}, largest {hi:.2g}), so not judged")
     return (f"{head}, only (target, step) cells whose solves converged (true relative residual <= {tol:g}; "
             f"largest used {max(used_res):.2g}): {sum(cells)} of {total * len(recs)} cells")
@@ -442,8 +442,15 @@ def multiplicity(results: list[ClaimResult], column: str = "as published", alpha
     return out
 
 
+# what a W_rec definition says where no MINRES solve converged (the cell then says why it is empty)
+NOT_CONVERGED = "no solve converged at damping"
+
+
 def format_cell(r: ClaimResult, digits: int = 3) -> str:
-    """'1.74 [1.21, 2.50], n 10, p 0.003' (a ratio for log effects, a difference otherwise)."""
+    """'1.74 [1.21, 2.50], n 10, p 0.003' (a ratio for log effects, a difference otherwise);
+    'not judged (no solve converged)' where the measure exists but no solve it needs converged."""
+    if r.effect.n == 0 and NOT_CONVERGED in r.definition:
+        return "not judged (no solve converged)"
     return format_effect(r.effect, digits)
 
 
