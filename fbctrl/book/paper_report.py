@@ -297,16 +297,19 @@ def summary_sentence(rows: list[ProgressRow], nets: list[dict], results) -> str:
     total = sum(r.total for r in rows)
     fb = sum(1 for d in nets if d["kind"] == "fb")
     nofb = sum(1 for d in nets if d["kind"] == "nofb")
-    ns = [r.effect.n for r in results]
-    most = max(ns) if ns else 0
+    ns = sorted({r.effect.n for r in results if r.effect.n})
     hours = float(np.nansum([d["hours"] for d in nets]))
     compute = float(sum(r.hours for r in rows))
-    state = "complete" if done == total else "in progress"
+    state, so_far = ("complete", "") if done == total else ("in progress", " so far")
+    if not ns:
+        seeds = "no verdict rests on a network seed yet"
+    elif len(ns) == 1:
+        seeds = f"every verdict with data rests on {ns[0]} network seed{'s' if ns[0] != 1 else ''}"
+    else:
+        seeds = f"the verdicts below rest on {ns[0]} to {ns[-1]} network seeds"
     return (f"The protocol is {state}: {done} of {total} units are computed ({fb} of 10 networks with feedback "
-            f"and {nofb} of 10 without; {compute:.1f} h of compute on one core each so far, {hours:.1f} h of it "
-            f"pre-training); the verdicts below rest on at most "
-            f"{most} network seed{'s' if most != 1 else ''}, and a verdict with fewer than two seeds is "
-            f"inconclusive by rule.")
+            f"and {nofb} of 10 without; {compute:.1f} h of compute{so_far}, each unit on one CPU core, {hours:.1f} h "
+            f"of it pre-training); {seeds}, and a verdict with fewer than two seeds is inconclusive by rule.")
 
 
 COLUMN_KEYS = {"as published": "pub", "fair": "fair"}
