@@ -168,6 +168,27 @@ def test_figure_intervals_are_the_verdicts_intervals():
     assert m[0] == 1.0 and np.isnan(lo[0]) and np.isnan(hi[0]) and m[1] == pytest.approx(5.0)
 
 
+def test_sweep_figure_range_covers_every_network_and_keeps_its_tick_labels():
+    """An interval over two surviving networks spans many decades; the panel's range is set by the
+    single networks (all inside it, diverged ones left out) and its log axis keeps labelled ticks."""
+    import matplotlib.pyplot as plt
+    from fbctrl.viz import paper_figures
+
+    rates = np.array([1e-5, 1e-4, 1e-3])
+    final = np.array([[0.01, 0.012, 0.011], [0.002, 0.003, 0.0025], [5.0, 3.0e4, np.nan]])
+    div = np.isnan(final)
+    tables = {"BPTT+c": {"rates": rates, "final": final, "diverged": div, "complete": True}}
+    fig = paper_figures.plot_paper_sweep(tables, {"BPTT+c": {"lr": 1e-4, "bracketed": True}})
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    lo, hi = ax.get_ylim()
+    ok = final[np.isfinite(final)]
+    assert lo < ok.min() and ok.max() < hi < 1e6
+    labels = [t.get_text() for t in ax.get_yticklabels() if lo <= t.get_position()[1] <= hi]
+    assert len([x for x in labels if x]) >= 3 and ax.get_legend() is not None
+    plt.close(fig)
+
+
 def test_multiplicity_adjusts_a_columns_p_values_by_benjamini_hochberg():
     """Hand case: p = 0.01, 0.04, 0.03, 0.5 (and one claim without a test) give BH-adjusted
     0.04, 0.0533, 0.0533, 0.5; only the first verdict survives at 0.05. And the premise: a

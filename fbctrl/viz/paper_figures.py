@@ -31,7 +31,7 @@ def plot_paper_adaptation(curves: dict, finals: dict, *, rotation_deg: float = 3
 
     ``curves``: {condition: [seeds, trials]}; ``finals``: {condition: {rotation: per-seed values}};
     ``initial``: {rotation: per-seed loss before adaptation} (grey)."""
-    fig, axes = plt.subplots(1, 2, figsize=(8.6, 3.3))
+    fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.3))
     ax = axes[0]
     for cond in [c for c in CONDITION_ORDER if c in curves]:
         Y = np.asarray(curves[cond], dtype=np.float64)
@@ -74,7 +74,7 @@ def plot_paper_adaptation(curves: dict, finals: dict, *, rotation_deg: float = 3
     ax.set_xticks(rots)
     ax.set_xticklabels([f"{r:g}°" for r in rots])
     label(ax, "rotation", "final test loss (a.u.$^2$)", "final loss (last 10 of the trials)")
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
     return fig
 
 
@@ -162,7 +162,7 @@ def plot_paper_sweep(tables: dict, best: dict, published_lr: dict | None = None,
     ``tables``: {condition: ``paper.sweep_table``}; ``best``: ``paper.best_swept_rates``;
     ``published_lr``: {condition: per-network rates}; ``trials``: {"RFLO": n, "BPTT": n}."""
     rules = [r for r in ("RFLO", "BPTT") if any(c.startswith(r) for c in tables)]
-    fig, axes = plt.subplots(1, max(len(rules), 1), figsize=(4.3 * max(len(rules), 1), 3.3), squeeze=False)
+    fig, axes = plt.subplots(1, max(len(rules), 1), figsize=(4.3 * max(len(rules), 1), 4.2), squeeze=False)
     for ax, rule in zip(axes[0], rules):
         for cond in [c for c in CONDITION_ORDER if c.startswith(rule) and c in tables]:
             tab, col = tables[cond], COND_COLORS[cond]
@@ -188,8 +188,14 @@ def plot_paper_sweep(tables: dict, best: dict, published_lr: dict | None = None,
                 ax.plot(pub, np.full(len(pub), 0.03), "^", color=col, mfc=_marker_face(cond), ms=6, ls="none",
                         transform=ax.get_xaxis_transform(), label=f"{cond} as published")
         ax.set_xscale("log")
-        if any(np.isfinite(tables[c]["final"]).any() for c in tables if c.startswith(rule)):
+        dots = np.concatenate([np.ravel(np.where(tables[c]["diverged"], np.nan, tables[c]["final"]))
+                               for c in tables if c.startswith(rule)])
+        dots = dots[np.isfinite(dots) & (dots > 0)]
+        if dots.size:
             _log_plain(ax)
+            # the single networks set the range: an interval over few surviving networks can span
+            # decades beyond them (it is clipped at the edge rather than squeezing every curve)
+            ax.set_ylim(dots.min() / 1.6, dots.max() * 1.6)
         else:
             ax.text(0.5, 0.5, "no finished runs yet", transform=ax.transAxes, ha="center", va="center",
                     color=COLORS["grey"])
@@ -197,5 +203,5 @@ def plot_paper_sweep(tables: dict, best: dict, published_lr: dict | None = None,
         n = (trials or {}).get(rule)
         label(ax, "learning rate", "final test loss (a.u.$^2$)" if ax is axes[0, 0] else None,
               f"{rule}, {rotation_deg:g}°" + (f", {n} trials" if n else ""))
-        ax.legend(fontsize=6.5, loc="best")
+        ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
     return fig
