@@ -5,8 +5,9 @@ import pytest
 import torch
 from torch.func import hessian
 
+from fbctrl.analysis import gradients
 from fbctrl.analysis.gradients import (activity_gradients, activity_newton, gradient_horizon, jacobian_norms,
-                             wrec_second_order)
+                             one_thread, solve_each, wrec_second_order)
 from fbctrl.core.model import NetworkConfig, draw_x0, init_network
 from fbctrl.core.task import TaskConfig, centre_out_reaches
 
@@ -83,6 +84,42 @@ def test_activity_hessian_and_newton_match_torch_func(pairing):
         newton = -torch.linalg.solve(H + 1e-3 * torch.eye(net.cfg.n, dtype=D64), g)
         np.testing.assert_allclose(res["grad"][i], g.numpy(), rtol=1e-8, atol=1e-14)
         np.testing.assert_allclose(res["newton"][i], newton.numpy(), rtol=1e-7, atol=1e-12)
+
+
+def test_solve_each_is_right_where_the_batched_solve_breaks_on_threads():
+    """After torch.set_num_threads(2), the batched CPU LU of 400 x 400 matrices fails or errs
+    (pytorch/pytorch issue 142815); solve_each solves each system to machine precision, on any
+    thread count, and the activity Newton step uses it."""
+    g = torch.Generator().manual_seed(0)
+    A = torch.randn(3, 400, 400, generator=g, dtype=D64)
+    A = A @ A.mT + torch.eye(400, dtype=D64)
+    b = torch.randn(3, 400, generator=g, dtype=D64)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        x = solve_each(A, b)
+    finally:
+        torch.set_num_threads(before)
+    ref = np.stack([np.linalg.solve(A[i].numpy(), b[i].numpy()) for i in range(3)])
+    np.testing.assert_allclose(x.numpy(), ref, rtol=1e-9, atol=1e-12)
+    assert solve_each(A[:0], b[:0]).shape == (0, 400)
+
+
+def test_wrec_newton_runs_on_one_thread_and_restores_the_count(monkeypatch):
+    seen = []
+    hvp = gradients.WrecHessian.hvp
+    monkeypatch.setattr(gradients.WrecHessian, "hvp", lambda self, V: (seen.append(torch.get_num_threads()), hvp(self, V))[1])
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        net, tr, x0 = setup(n=6, seed=5)
+        wrec_second_order(net, tr, x0, 5, maxiter=5)
+        assert seen and set(seen) == {1} and torch.get_num_threads() == 2
+        with one_thread():
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("closed_loop", [False, True])

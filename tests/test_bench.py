@@ -37,6 +37,12 @@ def test_floor_returns_positive_finite_seconds(floor, R, kw):
     assert positive_finite(floor(8, 5, R, "cpu", 1, **kw))
 
 
+def test_wrec_newton_floor_returns_positive_finite_seconds_on_one_thread_and_restores_threads():
+    before = torch.get_num_threads()
+    assert positive_finite(bench.floor_wrec_newton(8, 5, 3, "cpu"))
+    assert torch.get_num_threads() == before
+
+
 def test_step_shapes_flops_counts_the_step_products():
     n, T, R, B, m = 10, 3, 2, 4, 16   # m = n + n_in + 3
     assert bench.step_shapes_flops(n, T, R, B) == 2 * R * (T * B * m * n + T * B * n * n + (n + 2) * T * B * m)
@@ -47,7 +53,7 @@ def test_bench_adapt_json_has_floors_and_ratios(capsys, tmp_path):
     assert main(["bench", "adapt", "--n", "12", "--T", "12", "--repeats", "1", "--json", "--save", str(out)]) == 0
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert ADAPT_KEYS_BEFORE <= res.keys()
-    for k in ("bptt_c", "rflo_c", "bptt_c_batch32"):
+    for k in ("bptt_c", "rflo_c", "bptt_c_batch32", "wrec_newton_step"):
         assert positive_finite(res[k]) and positive_finite(res[f"{k}_floor"])
         assert res[f"{k}_ratio"] == pytest.approx(res[k] / res[f"{k}_floor"], rel=1e-12)
     assert (res["n"], res["T"]) == (12, 12)

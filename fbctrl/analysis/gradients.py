@@ -12,7 +12,9 @@ plot. Conventions (see the book's Methods):
 
 from __future__ import annotations
 
+import functools
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +28,8 @@ from ..learning.rules import OnlineBPTT, TrialState
 
 __all__ = [
     "PAIRINGS", "ActivityGradients", "activity_gradients", "activity_newton", "jacobian_norms", "step_jacobians",
-    "gradient_horizon", "WrecSecondOrder", "WrecHessian", "wrec_second_order", "cosine",
+    "gradient_horizon", "WrecSecondOrder", "WrecHessian", "wrec_second_order", "cosine", "solve_each", "one_thread",
+    "on_one_thread",
 ]
 
 
@@ -161,6 +164,40 @@ def activity_hessians(net: Network, fwd: Forward, steps) -> tuple[torch.Tensor, 
 
 
 @torch.no_grad()
+def solve_each(A: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """x_i = A_i^-1 b_i for a stack A [B, n, n], b [B, n], one matrix at a time. Not the batched
+    ``torch.linalg.solve``: on a CPU, once ``torch.set_num_threads`` has been called with more than one
+    thread, its batched LU runs MKL's getrf on several threads at once and fails ("Pivots given to
+    lu_solve must all be greater or equal to 1") or returns wrong numbers for n above about 14
+    (pytorch/pytorch issue 142815). A single matrix takes the safe path at the same cost."""
+    return torch.stack([torch.linalg.solve(A[i], b[i]) for i in range(A.shape[0])]) if A.shape[0] else b.clone()
+
+
+@contextmanager
+def one_thread():
+    """CPU intra-op threads set to 1 inside, restored after. For chains of batch-1 products such as
+    the W_rec Hessian-vector products (a 400 x 400 matrix times a vector, two per step and MINRES
+    iteration), where waking another thread for each product costs more than it saves
+    (``python -m fbctrl bench adapt``, ``wrec_newton_step``; the Performance chapter)."""
+    n = torch.get_num_threads()
+    if n > 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if n > 1:
+            torch.set_num_threads(n)
+
+
+def on_one_thread(f):
+    """``f`` run inside :func:`one_thread`."""
+    @functools.wraps(f)
+    def run(*args, **kwargs):
+        with one_thread():
+            return f(*args, **kwargs)
+    return run
+
+
 def activity_newton(net: Network, trials: Trials, x0: torch.Tensor, *, controller_on: bool = True,
                     damping: float = 1e-3, delay: int | None = None, steps=None,
                     pairing: str = "next") -> dict[str, np.ndarray]:
@@ -183,7 +220,7 @@ def activity_newton(net: Network, trials: Trials, x0: torch.Tensor, *, controlle
     H, g = activity_hessians(net, fwd, [k + shift for k in steps])
     n = H.shape[-1]
     eye = torch.eye(n, dtype=H.dtype, device=H.device)
-    newton = -torch.linalg.solve(H + damping * eye, g.unsqueeze(-1)).squeeze(-1)
+    newton = -solve_each(H + damping * eye, g)
     u = _control_inputs(net, fwd, True, d)[:, 0][steps]
     return {"step": np.asarray(steps), "cos_newton": cosine(u, newton).cpu().numpy(),
             "cos_first_order": cosine(u, -g).cpu().numpy(), "newton": newton.cpu().numpy(),
@@ -363,6 +400,7 @@ class WrecHessian:
         return GAd.mT @ self.R[: t + 1] + self.GA.mT @ Rd[: t + 1]
 
 
+@on_one_thread
 def wrec_second_order(net: Network, trials: Trials, x0: torch.Tensor, t: int, *, controller_on: bool = True,
                       damping: float = 1e-3, maxiter: int = 500, rtol: float = 1e-6, n_eigs: int = 0,
                       delay: int | None = None) -> WrecSecondOrder:
@@ -372,7 +410,8 @@ def wrec_second_order(net: Network, trials: Trials, x0: torch.Tensor, t: int, *,
     ``(H + damping I) x = g`` (H may be indefinite); ``n_eigs`` > 0 also gives the largest-
     magnitude Hessian eigenvalues by Lanczos (scipy eigsh). The Gauss-Newton direction uses
     GN = J^T J (l_t = |E[t+1]|^2 / 2, J = dE[t+1]/dW_rec, rank 2), solved in closed form by
-    Woodbury: (GN + lam I)^-1 J^T E = J^T (J J^T + lam I)^-1 E."""
+    Woodbury: (GN + lam I)^-1 J^T E = J^T (J J^T + lam I)^-1 E. Runs on one CPU thread
+    (:func:`one_thread`): its products are batch-1 and a second thread only adds overhead."""
     t0 = time.perf_counter()
     d = net.cfg.delay if delay is None else delay
     fwd = _single(net, trials, x0, controller_on)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..analysis.gradients import wrec_second_order
+from ..analysis.gradients import one_thread, wrec_second_order
 from ..core.checkpoint import load_checkpoint
 from ..core.model import NetworkConfig, init_network
 from ..core.task import TaskConfig, centre_out_reaches
@@ -325,14 +325,44 @@ def _adapt_network(n: int, device):
 def bench_wrec_newton(net, task: TaskConfig, device, maxiter: int = 100) -> dict:
     """The W_rec Newton analysis (SPEC 5, finding 3): seconds for one time step (60; T // 2 for
     shorter trials) with ``maxiter`` MINRES iterations of exact Hessian-vector products (float64),
-    plus the gradient and the Gauss-Newton direction."""
+    plus the gradient and the Gauss-Newton direction, on one thread as the analysis runs; its floor
+    (:func:`floor_wrec_newton`) and ratio; and the same step on all ``wrec_newton_threads`` threads."""
     net64 = net.to(dtype=torch.float64)
     tr = centre_out_reaches(task, dtype=torch.float64).rotated(30.0).select(slice(0, 1))
     x0 = torch.zeros(1, net.cfg.n, dtype=torch.float64, device=net64.device)
-    out = {}
+    out, t = {}, min(60, task.T // 2)
     secs = _timed(lambda: out.setdefault("w", wrec_second_order(
-        net64, tr, x0, min(60, task.T // 2), controller_on=True, maxiter=maxiter, rtol=0.0)), device)
-    return {"wrec_newton_step": secs, "wrec_newton_iters": int(out["w"].minres_iters)}
+        net64, tr, x0, t, controller_on=True, maxiter=maxiter, rtol=0.0)), device)
+    iters = int(out["w"].minres_iters)
+    floor = floor_wrec_newton(net.cfg.n, t, iters + 1, device)
+    # the same step on all of the machine's threads (the analysis itself runs on one)
+    threads = _timed(lambda: wrec_second_order.__wrapped__(net64, tr, x0, t, controller_on=True, maxiter=maxiter,
+                                                            rtol=0.0), device)
+    return {"wrec_newton_step": secs, "wrec_newton_iters": iters, "wrec_newton_step_floor": floor,
+            "wrec_newton_step_ratio": secs / floor, "wrec_newton_step_all_threads": threads,
+            "wrec_newton_threads": torch.get_num_threads()}
+
+
+def floor_wrec_newton(n: int, t: int, hvps: int, device, repeats: int = 1) -> float:
+    """The matrix products of ``hvps`` W_rec Hessian-vector products at step ``t`` and nothing else
+    (:class:`~fbctrl.analysis.gradients.WrecHessian`): per product 2 (t + 1) vector-matrix products
+    (the R-forward and adjoint recursions, batch 1) and 4 products of a (t + 1) x n by an n x n
+    matrix, float64, one thread, as the analysis runs. An orthogonal W keeps the chained vectors at
+    norm 1 (no overflow, no denormals)."""
+    g = torch.Generator().manual_seed(0)
+    W = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))[0].to(device)
+    R = torch.randn(t + 1, n, generator=g, dtype=torch.float64).to(device)
+
+    def run():
+        for _ in range(hvps):
+            v = R[0]
+            for _ in range(2 * (t + 1)):
+                v = v @ W
+            for _ in range(4):
+                R @ W
+
+    with one_thread():
+        return _median_seconds(run, repeats, device)
 
 
 def bench_adapt(device="cpu", trials: int = 20, repeats: int = 5, *, n: int = 400, T: int = 125) -> dict:
@@ -383,7 +413,9 @@ def _print_adapt(res: dict) -> None:
     if "adapt_tests" in res:
         print(f"{'adapt_tests':22s} {res['adapt_tests']:.4f} s per trial (16 test reaches, controller off)")
     print(f"{'wrec_newton_step':22s} {res['wrec_newton_step']:.2f} s per time step "
-          f"({res['wrec_newton_iters']} MINRES iterations, n = {res['n']})")
+          f"= {res['wrec_newton_step_ratio']:.2f} x its floor ({res['wrec_newton_step_floor']:.2f} s; "
+          f"{res['wrec_newton_iters']} MINRES iterations, n = {res['n']}; "
+          f"{res['wrec_newton_step_all_threads']:.2f} s on {res['wrec_newton_threads']} threads)")
 
 
 # ---- memory -----------------------------------------------------------------------------------

@@ -149,6 +149,13 @@ def glue_adapt(ch: Chapter) -> None:
     else:
         glue_text("wrec_step_s", "n/a")
         glue_text("wrec_iters", "n/a")
+    if "wrec_newton_step_floor" in r:
+        glue_text("wrec_floor_text", f"{fmt_num(r['wrec_newton_step_ratio'], 2)} times its floor (the matrix "
+                  f"products alone, {fmt_num(r['wrec_newton_step_floor'], 2)} s), on one thread: on all "
+                  f"{r['wrec_newton_threads']} threads of this machine the same step takes "
+                  f"{fmt_num(r['wrec_newton_step_all_threads'], 2)} s")
+    else:
+        glue_text("wrec_floor_text", "no floor in this benchmark file (an older one)")
 
 
 def provenance_table(ch: Chapter):
