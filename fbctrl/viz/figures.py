@@ -48,10 +48,26 @@ def _rate_label(r: float) -> str:
     return f"{r:.2g}".replace("e-0", "e-").replace("e+0", "e")
 
 
+class _PlainLogLocator(LogLocator):
+    """Ticks at 1, 2, 5 x 10^k over up to ``wide`` decades, at 10^k beyond (matplotlib's LogLocator
+    with three subs per decade drops every tick once the axis spans more decades than ``numticks``)."""
+
+    def __init__(self, wide: float = 6.0):
+        super().__init__(base=10, subs=(1.0, 2.0, 5.0), numticks=12)
+        self.wide = wide
+
+    def tick_values(self, vmin, vmax):
+        lo, hi = sorted((vmin, vmax))
+        span = np.log10(hi / lo) if lo > 0 and np.isfinite(hi / lo) else 0.0
+        self.set_params(subs=(1.0, 2.0, 5.0) if span <= self.wide else (1.0,))
+        return super().tick_values(vmin, vmax)
+
+
 def _log_plain(ax):
-    """Log y axis with plain tick labels at 1, 2, 5 x 10^k (0.2, 5, 1e+07 rather than 2 × 10⁻¹)."""
+    """Log y axis with plain tick labels at 1, 2, 5 x 10^k (0.2, 5, 1e+07 rather than 2 × 10⁻¹),
+    at 10^k alone on an axis wider than six decades."""
     ax.set_yscale("log")
-    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=8))
+    ax.yaxis.set_major_locator(_PlainLogLocator())
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.yaxis.set_minor_formatter(NullFormatter())
 
