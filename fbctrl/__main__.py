@@ -17,6 +17,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from .book.paper_report import config_at
 from .cli import OneLineParser, device, existing_file, number
@@ -136,7 +137,8 @@ def _add_paper(sub) -> None:
                         "(e.g. --only network: the measures that need only the networks)")
     p.add_argument("--shard", type=_shard, default=None, metavar="I/N",
                    help="run only the units of network seeds s with s %% N == I, so that N processes (e.g. one per "
-                        "core: --shard 0/2 and --shard 1/2) share the plan without computing a unit twice")
+                        "core: --shard 0/2 and --shard 1/2) share the plan without computing a unit twice; on a CPU each "
+                        "takes cores / N threads unless OMP_NUM_THREADS is set")
     p.add_argument("--save", default=None, help="with --plan: also write the plan's cost per stage (measured, "
                    "and the published code's for the same work) to this .json file")
     p.add_argument("--no-progress", action="store_true")
@@ -327,6 +329,10 @@ def cmd_paper(a) -> int:
                                        **provenance({"command": cmd, "cpu": bench.cpu_name(), "cores": os.cpu_count()})})
         return 0
     cmd = "python -m fbctrl " + " ".join(shlex.quote(x) for x in sys.argv[1:])
+    threads = paper.shard_threads(a.shard, os.cpu_count(), os.environ) if a.device == "cpu" else None
+    if threads is not None:
+        torch.set_num_threads(threads)
+        print(f"shard {a.shard[0]}/{a.shard[1]}: {threads} CPU thread(s) of {os.cpu_count()}", flush=True)
     res = paper.run_plan(cfg, device=a.device, budget_minutes=a.budget_minutes, max_runs=a.max_runs,
                          costs=costs.get("measured"), progress=not a.no_progress, command=cmd, stages=a.only,
                          shard=a.shard)

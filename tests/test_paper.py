@@ -142,6 +142,9 @@ def test_shards_split_the_plan_by_network_seed_without_overlap(dry_run):
     assert lost[1].path(cfg).is_file() and not lost[0].path(cfg).is_file()
     assert paper.run_plan(cfg, progress=False, log=lambda *_: None, shard=(0, 2))["units_done"] == 1
     assert [g.units for g in paper.plan(cfg) if g.units] == []
+    assert paper.shard_threads((0, 2), 2, {}) == 1 and paper.shard_threads((1, 2), 16, {}) == 8
+    assert paper.shard_threads((0, 4), 2, {}) == 1                      # never fewer than one thread
+    assert paper.shard_threads(None, 16, {}) is None and paper.shard_threads((0, 2), 16, {"OMP_NUM_THREADS": "3"}) is None
     with pytest.raises(ValueError, match="shard must be I/N"):
         paper.shard_units(paper.plan(cfg, include_done=True)[0], (2, 2))
 

@@ -828,6 +828,15 @@ def run_plan(cfg: PaperConfig, *, device="cpu", budget_minutes: float | None = N
     return {"units_done": done, "units_left": left, "wall_time_s": time.perf_counter() - t0, "stopped": stopped}
 
 
+def shard_threads(shard: tuple[int, int] | None, cores: int | None, env: dict) -> int | None:
+    """CPU threads for one of N shard processes: the cores split evenly (at least one), so that N
+    processes do not oversubscribe them; None (leave torch's default) without a shard or where the
+    user chose with OMP_NUM_THREADS."""
+    if shard is None or "OMP_NUM_THREADS" in env:
+        return None
+    return max(1, (cores or 1) // shard[1])
+
+
 def shard_units(g: Group, shard: tuple[int, int] | None) -> Group:
     """The group's units whose network seed ``s`` has ``s % n == i`` for ``shard=(i, n)`` (all of
     them for ``None``). Seeds split the plan into disjoint parts of nearly equal cost: every stage
