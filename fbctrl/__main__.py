@@ -63,11 +63,10 @@ def _stages(s):
 def _shard(s):
     try:
         i, n = (int(x) for x in str(s).split("/"))
+        return paper.check_shard((i, n))
     except ValueError:
-        i, n = -1, 0
-    if not (n >= 1 and 0 <= i < n):
-        raise argparse.ArgumentTypeError(f"shard must be I/N with integers 0 <= I < N (e.g. 0/2 and 1/2), got {s!r}")
-    return i, n
+        raise argparse.ArgumentTypeError(f"shard must be I/N with integers 0 <= I < N (e.g. 0/2 and 1/2), "
+                                         f"got {s!r}") from None
 
 
 _angle = number("rotation", "a finite number of degrees")

@@ -163,13 +163,12 @@ def activity_hessians(net: Network, fwd: Forward, steps) -> tuple[torch.Tensor, 
     return H, g
 
 
-@torch.no_grad()
 def solve_each(A: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """x_i = A_i^-1 b_i for a stack A [B, n, n], b [B, n], one matrix at a time. Not the batched
     ``torch.linalg.solve``: on a CPU, once ``torch.set_num_threads`` has been called with more than one
     thread, its batched LU runs MKL's getrf on several threads at once and fails ("Pivots given to
     lu_solve must all be greater or equal to 1") or returns wrong numbers for n above about 14
-    (pytorch/pytorch issue 142815). A single matrix takes the safe path at the same cost."""
+    (pytorch/pytorch issue 142815). A single matrix takes the safe path (the same LU work)."""
     return torch.stack([torch.linalg.solve(A[i], b[i]) for i in range(A.shape[0])]) if A.shape[0] else b.clone()
 
 
@@ -198,6 +197,7 @@ def on_one_thread(f):
     return run
 
 
+@torch.no_grad()
 def activity_newton(net: Network, trials: Trials, x0: torch.Tensor, *, controller_on: bool = True,
                     damping: float = 1e-3, delay: int | None = None, steps=None,
                     pairing: str = "next") -> dict[str, np.ndarray]:

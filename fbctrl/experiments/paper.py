@@ -843,10 +843,16 @@ def shard_units(g: Group, shard: tuple[int, int] | None) -> Group:
     runs the same work per seed. A group blocked for all stays blocked for each shard."""
     if shard is None:
         return g
+    i, n = check_shard(shard)
+    return replace(g, units=[u for u in g.units if u.seed % n == i])
+
+
+def check_shard(shard) -> tuple[int, int]:
+    """``(i, n)`` with integers 0 <= i < n, else a one-line ValueError."""
     i, n = shard
     if not (isinstance(n, int) and isinstance(i, int) and n >= 1 and 0 <= i < n):
-        raise ValueError(f"shard must be I/N with integers 0 <= I < N, got {i}/{n}")
-    return replace(g, units=[u for u in g.units if u.seed % n == i])
+        raise ValueError(f"shard must be I/N with integers 0 <= I < N (e.g. 0/2 and 1/2), got {i}/{n}")
+    return i, n
 
 
 def _pretrain_group(device, g: Group) -> int:
