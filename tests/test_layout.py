@@ -15,7 +15,7 @@ PKG = Path(__file__).resolve().parent.parent / "fbctrl"
 
 # Layers, lowest first: a module may import its own layer and the layers below it, never above.
 LAYERS = [
-    {"fbctrl.paths", "fbctrl.fmt", "fbctrl.cli"},
+    {"fbctrl.paths", "fbctrl.fmt", "fbctrl.cli", "fbctrl.interrupts"},
     {"fbctrl.core"},
     {"fbctrl.learning"},
     {"fbctrl.analysis"},

@@ -324,3 +324,29 @@ def test_config_validation():
             NetworkConfig(**bad)
     assert NetworkConfig().alpha == pytest.approx(0.2)
     assert NetworkConfig().n == 400
+
+
+def test_sparse_masks_are_nested_fixed_and_leave_the_dense_weights_and_batches_alone():
+    """A density-p network of seed s: the mask has about p of its entries set, comes from its own
+    stream (the same seed gives the same mask), the masks of one seed are nested across densities,
+    and every weight and every later draw of the seed's generator equals the dense network's, so
+    sparse and dense networks of one seed are paired (same start, same training batches)."""
+    n = 2000
+    dense_g, g1, g3 = (torch.Generator().manual_seed(7) for _ in range(3))
+    dense = init_network(NetworkConfig(n=n, feedback_density=1.0), dense_g)
+    p1 = init_network(NetworkConfig(n=n, feedback_density=0.1), g1)
+    p3 = init_network(NetworkConfig(n=n, feedback_density=0.3), g3)
+    for net, p in ((p1, 0.1), (p3, 0.3)):
+        frac = float(net.mask.mean())
+        assert abs(frac - p) < 4 * (p * (1 - p) / (2 * n)) ** 0.5, (p, frac)
+        assert set(net.mask.unique().tolist()) == {0.0, 1.0}
+        assert torch.equal(net.W_fb, dense.W_fb * net.mask)
+        for k in ("W_in", "W_rec", "b", "W_out", "b_out"):
+            assert torch.equal(getattr(net, k), getattr(dense, k)), k
+    assert bool((p1.mask <= p3.mask).all())                      # nested
+    nxt = [torch.rand(5, generator=g) for g in (dense_g, g1, g3)]  # the batches that follow agree
+    assert torch.equal(nxt[0], nxt[1]) and torch.equal(nxt[0], nxt[2])
+    again = init_network(NetworkConfig(n=n, feedback_density=0.1), torch.Generator().manual_seed(7))
+    assert torch.equal(again.mask, p1.mask)
+    other = init_network(NetworkConfig(n=n, feedback_density=0.1), torch.Generator().manual_seed(8))
+    assert not torch.equal(other.mask, p1.mask)

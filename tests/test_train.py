@@ -2,6 +2,8 @@
 trainer (lockstep equivalence, reproducibility, resume)."""
 
 import math
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -262,3 +264,52 @@ def test_workspace_reuse_gives_the_same_training_bit_for_bit():
         assert all(torch.equal(a.params[k], b.params[k]) for k in a.params)
         assert a.workspace._bufs and float((a.params["W_rec"] - Trainer(cfg, [0, 1], task_cfg=SHORT).params["W_rec"]).abs().max()) > 0
 
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_inside_a_batch_resumes_to_identical_weights(tmp_path, monkeypatch, signum):
+    """A Ctrl-C or SIGTERM that lands *inside* a batch (after the batch was drawn, before the
+    optimiser step) is deferred to the batch's end: the resume file then holds that batch's
+    parameters with the generators' state after it, and the resumed run equals an
+    uninterrupted one bit for bit. (Saving the generators advanced by the draw with the
+    parameters of the batch before resumes to a different network.)"""
+    cfg = small_cfg(batches=7, eval_every=3)
+    full = pretrain(cfg, [0, 1], tmp_path / "full", progress=False, task_cfg=SHORT)
+    draw = Trainer.draw_batch
+    calls = {"n": 0}
+
+    def draw_then_signal(self):
+        out = draw(self)
+        calls["n"] += 1
+        if calls["n"] == 4:
+            os.kill(os.getpid(), signum)
+        return out
+
+    monkeypatch.setattr(Trainer, "draw_batch", draw_then_signal)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(cfg, [0, 1], tmp_path / "part", progress=False, task_cfg=SHORT)
+    monkeypatch.setattr(Trainer, "draw_batch", draw)
+    (rfile,) = (tmp_path / "part").glob(".resume-*.pt")
+    assert torch.load(rfile, weights_only=True)["batch"] == 4    # the interrupted batch was finished
+    done = pretrain(cfg, [0, 1], tmp_path / "part", progress=False, task_cfg=SHORT)
+    for k in PARAM_NAMES:
+        assert torch.equal(done.params[k], full.params[k]), k
+    assert done.curves == full.curves and done.evals == full.evals
+
+
+def test_damaged_resume_file_is_refused_by_name_without_unpickling(tmp_path):
+    cfg = small_cfg(batches=6)
+    pretrain(cfg, [0], tmp_path, progress=False, task_cfg=SHORT, stop_after=2)
+    rfile = next(tmp_path.glob(".resume-*.pt"))
+    rfile.write_bytes(rfile.read_bytes()[:200])
+    with pytest.raises(ValueError, match=f"{rfile.name}.*damaged.*delete it"):
+        pretrain(cfg, [0], tmp_path, progress=False, task_cfg=SHORT)
+
+    class Evil:                                  # a pickle that would run code when loaded unsafely
+        def __reduce__(self):
+            return (os.system, ("echo unpickled > " + str(tmp_path / "ran"),))
+
+    torch.save({"x": Evil()}, rfile)
+    with pytest.raises(ValueError, match="damaged or not a resume file"):
+        pretrain(cfg, [0], tmp_path, progress=False, task_cfg=SHORT)
+    assert not (tmp_path / "ran").exists()

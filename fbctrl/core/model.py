@@ -130,11 +130,26 @@ def _uniform(shape, bound, generator, dtype):
     return (torch.rand(shape, generator=generator, dtype=torch.float64) * 2 - 1).mul_(bound).to(dtype)
 
 
+MASK_STREAM = 0x6D61736B  # "mask": offsets the seed of the feedback mask's own random stream
+
+
+def feedback_mask_uniforms(n: int, n_out: int, generator: torch.Generator) -> torch.Tensor:
+    """The uniforms [n, n_out] a sparse feedback mask thresholds: M = (U < density).
+
+    They come from their own stream, seeded from the network's seed (``generator.initial_seed()``)
+    and not from ``generator`` itself, so that a sparse network of seed s starts from the same
+    weights and sees the same training batches as the dense network of seed s (only M differs),
+    and the masks of one seed are nested: density 0.1's ones are a subset of density 0.3's."""
+    g = torch.Generator().manual_seed((int(generator.initial_seed()) + MASK_STREAM) % (2 ** 63))
+    return torch.rand(n, n_out, generator=g, dtype=torch.float64)
+
+
 def init_network(cfg: NetworkConfig, generator: torch.Generator, *, device=None,
                  dtype=torch.float32) -> Network:
     """Initialise as SPEC 1 (PyTorch-default ranges of the original):
     W_in, W_rec, W_out, b_out ~ U(+-1/sqrt(n)); W_fb, b ~ U(+-1/sqrt(2));
-    mask entries ~ Bernoulli(feedback_density) (all ones at density 1, all zeros at 0)."""
+    mask entries ~ Bernoulli(feedback_density) (all ones at density 1, all zeros at 0), drawn
+    from the mask's own stream (:func:`feedback_mask_uniforms`)."""
     n = cfg.n
     k_n = 1.0 / math.sqrt(n)
     k_2 = 1.0 / math.sqrt(2.0)
@@ -149,8 +164,7 @@ def init_network(cfg: NetworkConfig, generator: torch.Generator, *, device=None,
     elif cfg.feedback_density <= 0.0:
         mask = torch.zeros(n, cfg.n_out, dtype=dtype)
     else:
-        mask = (torch.rand(n, cfg.n_out, generator=generator, dtype=torch.float64)
-                < cfg.feedback_density).to(dtype)
+        mask = (feedback_mask_uniforms(n, cfg.n_out, generator) < cfg.feedback_density).to(dtype)
     net = Network(cfg, W_in, W_rec, W_fb * mask, mask, b, W_out, b_out)
     return net.to(device=device)
 

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..interrupts import deferred
 from ..paths import git_commit
 from .bptt import Regularisation, Workspace, loss_and_grads
 from .checkpoint import atomic_torch_save, atomic_write_bytes, save_checkpoint
@@ -204,8 +205,50 @@ class Trainer:
         self.wall_time = st["wall_time"]
 
 
+def load_resume(path: Path) -> dict:
+    """A resume file, read without unpickling arbitrary objects (tensors, numbers, strings only)."""
+    try:
+        st = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(st, dict) or not {"cfg", "seeds", "batch", "params", "opt", "generators"} <= set(st):
+            raise ValueError("not a pre-training resume file")
+        return st
+    except Exception as exc:  # noqa: BLE001 -- any failure to read is the same advice
+        raise ValueError(f"resume file {path} is damaged or not a resume file ({type(exc).__name__}); "
+                         "delete it to start that run again") from None
+
+
 def _resume_path(out: Path, cfg: PretrainConfig, seeds) -> Path:
     return out / f".resume-{network_tag(cfg)}-seeds-{'-'.join(map(str, seeds))}.pt"
+
+
+def _train_loop(tr: Trainer, bar, interrupt, save_resume, stop_after: int | None) -> None:
+    """Batches until the run is complete, ``stop_after`` batches were done here, or a deferred
+    signal is pending (checked only between batches, so a saved state is always consistent)."""
+    cfg, seeds, done_here = tr.cfg, tr.seeds, 0
+    while tr.batch < cfg.batches:
+        interrupt.check()
+        t0 = time.perf_counter()
+        st = tr.step()
+        tr.curves["batch"].append(tr.batch)
+        tr.curves["loss"].append(st["loss"].cpu().tolist())
+        tr.curves["task_loss"].append(st["task_loss"].cpu().tolist())
+        if not torch.isfinite(st["loss"]).all():
+            bad = [s for s, ok in zip(seeds, torch.isfinite(st["loss"]).tolist()) if not ok]
+            raise FloatingPointError(f"pre-training diverged at batch {tr.batch} (seeds {bad}): loss is NaN/inf")
+        if tr.batch % cfg.eval_every == 0 or tr.batch == cfg.batches:
+            ev = tr.record_eval()
+            bar.set_postfix(loss=f"{float(st['loss'].mean()):.3g}",
+                            centre_out=f"{float(ev['centre_out'].mean()):.3g}",
+                            push=f"{float(ev['random_push'].mean()):.3g}")
+        tr.wall_time += time.perf_counter() - t0
+        bar.update(1)
+        done_here += 1
+        if tr.batch % cfg.checkpoint_every == 0 and tr.batch < cfg.batches:
+            save_resume()
+        if stop_after is not None and done_here >= stop_after and tr.batch < cfg.batches:
+            save_resume()
+            return
+    interrupt.check()
 
 
 def pretrain(cfg: PretrainConfig, seeds: list[int], out: str | Path | None = None, *, device: str = "cpu",
@@ -221,7 +264,7 @@ def pretrain(cfg: PretrainConfig, seeds: list[int], out: str | Path | None = Non
     out = Path(out) if out is not None else None
     rpath = _resume_path(out, cfg, seeds) if out is not None else None
     if out is not None and resume and rpath.exists():
-        tr.load_state(torch.load(rpath, map_location="cpu", weights_only=False), rpath)
+        tr.load_state(load_resume(rpath), rpath)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
 
@@ -229,38 +272,23 @@ def pretrain(cfg: PretrainConfig, seeds: list[int], out: str | Path | None = Non
         if rpath is not None:
             atomic_torch_save(tr.state(), rpath)
 
-    done_here = 0
     bar = tqdm(total=cfg.batches, initial=tr.batch, disable=not progress, desc=f"pretrain {network_tag(cfg)} "
                f"seeds {','.join(map(str, seeds))}", unit="batch", dynamic_ncols=True)
-    try:
-        if tr.batch == 0:
-            tr.record_eval()
-        while tr.batch < cfg.batches:
-            t0 = time.perf_counter()
-            st = tr.step()
-            tr.curves["batch"].append(tr.batch)
-            tr.curves["loss"].append(st["loss"].cpu().tolist())
-            tr.curves["task_loss"].append(st["task_loss"].cpu().tolist())
-            if not torch.isfinite(st["loss"]).all():
-                bad = [s for s, ok in zip(seeds, torch.isfinite(st["loss"]).tolist()) if not ok]
-                raise FloatingPointError(f"pre-training diverged at batch {tr.batch} (seeds {bad}): loss is NaN/inf")
-            if tr.batch % cfg.eval_every == 0 or tr.batch == cfg.batches:
-                ev = tr.record_eval()
-                bar.set_postfix(loss=f"{float(st['loss'].mean()):.3g}",
-                                centre_out=f"{float(ev['centre_out'].mean()):.3g}",
-                                push=f"{float(ev['random_push'].mean()):.3g}")
-            tr.wall_time += time.perf_counter() - t0
-            bar.update(1)
-            done_here += 1
-            if tr.batch % cfg.checkpoint_every == 0 and tr.batch < cfg.batches:
+    with deferred() as interrupt:
+        try:
+            if tr.batch == 0:
+                tr.record_eval()
+            _train_loop(tr, bar, interrupt, save_resume, stop_after)
+        except KeyboardInterrupt:
+            # a deferred signal raises at a batch boundary, where the state is the one the next batch
+            # starts from; a second Ctrl-C inside a batch leaves the last periodic resume file, also exact
+            if interrupt.at_boundary:
                 save_resume()
-            if stop_after is not None and done_here >= stop_after and tr.batch < cfg.batches:
-                save_resume()
-                return tr
-    except KeyboardInterrupt:
-        save_resume()
+            bar.close()
+            raise
+    if tr.batch < cfg.batches:          # stopped by ``stop_after``
         bar.close()
-        raise
+        return tr
     bar.close()
     if out is not None:
         write_outputs(tr, out, device=device, command=command)
