@@ -10,7 +10,7 @@ from scipy import stats as st
 
 from fbctrl.experiments import metrics, verdicts
 from fbctrl.experiments.protocol import CONDITIONS, Condition, Protocol, Rule, effective_rate, feedback_output_ratio
-from fbctrl.experiments.stats import Verdict, paired_effect, verdict
+from fbctrl.experiments.stats import Band, Verdict, equivalence_test, paired_effect, verdict
 
 RFLO_C, RFLO, BPTT_C, BPTT = CONDITIONS
 
@@ -114,6 +114,53 @@ def test_verdict_rule():
     assert all(v > 0 for v in wide.values) and verdict(wide, +1) is Verdict.INCONCLUSIVE
     with pytest.raises(ValueError, match="paper_sign must be"):
         verdict(up, 0)
+
+
+def test_four_word_rule_on_hand_cases():
+    band = Band(0.1)                                       # differences within +-0.1 are negligible
+    tiny = paired_effect([0.01, 0.02, 0.015, 0.012])       # excludes 0, but the interval lies inside the band
+    big = paired_effect([1.0, 1.2, 0.9, 1.1])              # excludes 0 and lies past the band
+    straddle = paired_effect([0.05, 0.2, 0.08, 0.15])      # excludes 0 and reaches past +0.1: material possible
+    flat = paired_effect([0.02, -0.03, 0.01, -0.01])       # covers 0, inside the band
+    wide = paired_effect([1.21, 0.69, -0.71, 1.01])        # covers 0, leaves the band
+    assert verdict(tiny, +1, band) is Verdict.NEGLIGIBLE and verdict(tiny, -1, band) is Verdict.NEGLIGIBLE
+    assert verdict(tiny, +1) is Verdict.AGREES             # the three-word rule would call it agrees
+    assert verdict(big, +1, band) is Verdict.AGREES and verdict(big, -1, band) is Verdict.DISAGREES
+    assert straddle.ci_low > 0 and straddle.ci_high > 0.1 and verdict(straddle, +1, band) is Verdict.AGREES
+    assert verdict(flat, +1, band) is Verdict.NEGLIGIBLE
+    assert verdict(wide, +1, band) is Verdict.INCONCLUSIVE
+    # a ratio band is symmetric on the log scale: [1/1.05, 1.05]
+    r = Band.ratio(1.05)
+    assert r.edges(True) == pytest.approx((1 / 1.05, 1.05))
+    near = paired_effect([0.996, 0.995, 0.997, 0.994], log=True)
+    far = paired_effect([0.92, 0.91, 0.93, 0.915], log=True)
+    assert verdict(near, -1, r) is Verdict.NEGLIGIBLE and verdict(far, -1, r) is Verdict.AGREES
+    # halving the band turns the negligible straddle case into inconclusive-or-material cases
+    assert verdict(tiny, +1, Band(0.01)) is Verdict.AGREES
+    with pytest.raises(ValueError, match="margin must be a positive finite number"):
+        Band(0.0)
+    with pytest.raises(ValueError, match="within must be a ratio above 1"):
+        Band.ratio(0.9)
+
+
+def test_equivalence_test_is_two_one_sided_t_tests_and_matches_the_interval():
+    d = np.array([0.03, -0.01, 0.02, 0.05, 0.0, 0.01])
+    m, se, df = d.mean(), d.std(ddof=1) / math.sqrt(d.size), d.size - 1
+    for margin in (0.02, 0.04, 0.06, 0.1):
+        # by hand: t statistics against both edges and the t distribution's tails
+        p_low = st.t.sf((m + margin) / se, df)
+        p_high = st.t.cdf((m - margin) / se, df)
+        e = paired_effect(d)
+        p = equivalence_test(e, Band(margin))
+        assert p == pytest.approx(max(p_low, p_high), rel=1e-10)
+        # TOST at 2.5% per side <=> the 95% interval inside the band <=> "negligible"
+        assert (p < 0.025) == (-margin < e.ci_low and e.ci_high < margin)
+        assert (p < 0.025) == (verdict(e, 1, Band(margin)) is Verdict.NEGLIGIBLE)
+    # ratios: the test runs on log ratios
+    ratios = np.exp(d)
+    e = paired_effect(ratios, log=True)
+    assert equivalence_test(e, Band(0.06)) == pytest.approx(equivalence_test(paired_effect(d), Band(0.06)), rel=1e-9)
+    assert math.isnan(equivalence_test(paired_effect([0.1]), Band(0.1)))
 
 
 # ---- efficiency on a hand-made two-trial run ------------------------------------------------

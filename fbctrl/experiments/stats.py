@@ -13,12 +13,20 @@ or ``log(a_i / b_i)`` for a ratio of positive quantities). Over the n seeds we r
 A ratio is analysed on the log scale and reported back-transformed (the geometric-mean ratio and
 its interval; no effect = 1).
 
-Verdict (stated before any number was seen, never tuned): with ``paper_sign`` the direction the
-paper claims (+1: the effect is positive, -1: negative),
+Verdict: with ``paper_sign`` the direction the paper claims (+1: the effect is positive, -1:
+negative) and, where the claim declares one, a band of negligible effects around no effect
+(:class:`Band`, the smallest effect of interest; on the log scale for ratios),
 
-* **agrees** when the 95% interval excludes no effect on the paper's side,
-* **disagrees** when it excludes no effect on the other side,
+* **negligible** when the whole 95% interval lies inside the band (the equivalence test: two
+  one-sided t-tests against the band's edges, :func:`equivalence_test`, each at level 2.5%, which
+  is the same event as the 95% interval inside the band),
+* **agrees** when the 95% interval excludes no effect on the paper's side and reaches past the
+  band's edge on that side (the effect may be material),
+* **disagrees** likewise on the other side,
 * **inconclusive** otherwise, and whenever fewer than 2 seeds are finite.
+
+Without a band (``band=None``) the rule has three words: the interval excluding no effect is
+enough for agrees or disagrees.
 """
 
 from __future__ import annotations
@@ -33,7 +41,8 @@ from scipy import stats as _st
 
 from ..fmt import fmt_num
 
-__all__ = ["Verdict", "PairedEffect", "paired_effect", "verdict", "format_ci", "verdict_text", "CONFIDENCE", "mean_ci"]
+__all__ = ["Verdict", "PairedEffect", "paired_effect", "verdict", "format_ci", "verdict_text", "CONFIDENCE", "mean_ci",
+           "Band", "equivalence_test"]
 
 CONFIDENCE = 0.95
 
@@ -42,6 +51,40 @@ class Verdict(str, enum.Enum):
     AGREES = "agrees"
     DISAGREES = "disagrees"
     INCONCLUSIVE = "inconclusive"
+    NEGLIGIBLE = "negligible"
+
+
+@dataclass(frozen=True)
+class Band:
+    """The smallest effect of interest of a claim: effects within ``margin`` of no effect on the
+    analysis scale are negligible (a difference within +-margin; with ``log``, a ratio within
+    [exp(-margin), exp(margin)]). ``reason``: why that size, in a sentence."""
+
+    margin: float
+    reason: str = ""
+
+    def __post_init__(self):
+        if not (self.margin > 0 and math.isfinite(self.margin)):
+            raise ValueError(f"margin must be a positive finite number, got {self.margin!r}")
+
+    @classmethod
+    def ratio(cls, within: float, reason: str = "") -> "Band":
+        """A ratio within [1 / within, within] is negligible (``within`` > 1, e.g. 1.05)."""
+        if not (within > 1 and math.isfinite(within)):
+            raise ValueError(f"within must be a ratio above 1, got {within!r}")
+        return cls(math.log(within), reason)
+
+    def scaled(self, factor: float) -> "Band":
+        """The same band with its margin multiplied by ``factor`` (0.5: halved, 2: doubled)."""
+        return Band(self.margin * factor, self.reason)
+
+    def edges(self, log: bool) -> tuple[float, float]:
+        """(low, high) on the reported scale: ratios for ``log``, differences otherwise."""
+        return (math.exp(-self.margin), math.exp(self.margin)) if log else (-self.margin, self.margin)
+
+    def text(self, log: bool, digits: int = 3) -> str:
+        lo, hi = self.edges(log)
+        return f"[{fmt_num(lo, digits)}, {fmt_num(hi, digits)}]" if log else f"+-{fmt_num(self.margin, digits)}"
 
 
 @dataclass(frozen=True)
@@ -137,12 +180,44 @@ def mean_ci(Y, axis: int = 0, *, log: bool = False, confidence: float = CONFIDEN
     return m, lo, hi
 
 
-def verdict(effect: PairedEffect, paper_sign: int) -> Verdict:
+def _analysis_scale(effect: PairedEffect) -> np.ndarray:
+    v = np.asarray(effect.values, dtype=np.float64)
+    return np.log(v) if effect.log else v
+
+
+def equivalence_test(effect: PairedEffect, band: Band) -> float:
+    """The p-value of the equivalence test (TOST: two one-sided one-sample t-tests of the per-seed
+    effects d_i, on the log scale for ratios): H0_low: mean <= -margin against mean > -margin,
+    H0_high: mean >= margin against mean < margin (``scipy.stats.ttest_1samp`` with
+    ``alternative``); p = the larger of the two. p < 0.025 is the same event as the 95% Student-t
+    interval lying inside (-margin, margin). NaN with fewer than 2 seeds."""
+    d = _analysis_scale(effect)
+    if d.size < 2:
+        return float("nan")
+    if float(d.std(ddof=1)) == 0.0:          # every seed the same: inside the band or not, exactly
+        return 0.0 if abs(float(d.mean())) < band.margin else 1.0
+    p_low = _st.ttest_1samp(d, -band.margin, alternative="greater").pvalue
+    p_high = _st.ttest_1samp(d, band.margin, alternative="less").pvalue
+    return float(max(p_low, p_high))
+
+
+def _inside(effect: PairedEffect, band: Band) -> bool:
+    lo, hi = band.edges(effect.log)
+    return bool(math.isfinite(effect.ci_low) and math.isfinite(effect.ci_high) and lo < effect.ci_low
+                and effect.ci_high < hi)
+
+
+def verdict(effect: PairedEffect, paper_sign: int, band: Band | None = None) -> Verdict:
     """The rule of the module docstring. ``paper_sign``: +1 if the paper claims an effect above no
-    effect (difference > 0, ratio > 1), -1 if below."""
+    effect (difference > 0, ratio > 1), -1 if below; ``band``: the claim's negligible effects
+    (None: the three-word rule)."""
     if paper_sign not in (1, -1):
         raise ValueError(f"paper_sign must be +1 or -1, got {paper_sign!r}")
-    side = effect.excludes_null() if effect.n >= 2 else 0
+    if effect.n < 2:
+        return Verdict.INCONCLUSIVE
+    if band is not None and _inside(effect, band):
+        return Verdict.NEGLIGIBLE
+    side = effect.excludes_null()
     if side == 0:
         return Verdict.INCONCLUSIVE
     return Verdict.AGREES if side == paper_sign else Verdict.DISAGREES
