@@ -73,3 +73,78 @@ def test_matched_alignment_pairs_both_settings_and_equals_autograd():
             assert out["global"][p, i, 0] == pytest.approx(glob, abs=1e-6)
     # the two settings really differ (the controller changes the trajectory)
     assert not np.allclose(out["local"][:, 0], out["local"][:, 1])
+
+
+# ---- both conventions of the exact gradient, and the matched-state efficiency ------------------
+
+def _rollout_reference(net, W, tgt, x0, controller_on, loop, rotation_deg=30.0):
+    """The rollout written out step by step (float64): step losses l_k = mean E[k+1]^2 as functions
+    of W, the fed-back error kept in the graph (``loop``) or detached; RFLO's updates at fixed W."""
+    tr = centre_out_reaches(TC, [tgt], dtype=torch.float64).rotated(rotation_deg)
+    a, dt = net.cfg.alpha, net.cfg.dt
+    B, W_f = feedback_matrix(net), net.W_fb * net.mask
+    x, E, P = x0, [torch.zeros(2, dtype=torch.float64)], torch.zeros_like(W)
+    dWs, losses = [], []
+    for k in range(TC.T):
+        e_fb = E[k] if loop else E[k].detach()
+        u = W_f @ e_fb if controller_on else 0
+        x_new = (1 - a) * x + a * (net.W_in @ tr.inputs[k, 0] + net.b + W @ torch.relu(x) + u)
+        E.append(E[k] + dt * (tr.vref[k, 0] - (net.W_out @ torch.relu(x_new) + net.b_out)))
+        P = (1 - a) * P + a * torch.outer((x_new > 0).double(), torch.relu(x)).detach()
+        dWs.append((B @ E[k + 1].detach())[:, None] * P)
+        losses.append(E[k + 1].pow(2).mean())
+        x = x_new
+    return torch.stack(dWs), losses
+
+
+def test_loop_kept_gradient_equals_autograd_and_finite_differences_of_the_whole_rollout():
+    from fbctrl.analysis.matched import evaluation_trials, trial_alignment
+    net = _net(2)
+    (tgt,), x0s = evaluation_trials(7, 1, net.cfg.n, TC.n_targets)
+    trial = centre_out_reaches(TC, [tgt], dtype=torch.float64).rotated(30.0)
+    for loop in (False, True):
+        got = trial_alignment(net, trial, x0s[0], controller_on=True, loop=loop)
+        Wv = net.W_rec.clone().requires_grad_(True)
+        dWs, losses = _rollout_reference(net, Wv, tgt, x0s[0], True, loop)
+        ref = torch.stack([torch.autograd.grad(l, Wv, retain_graph=True)[0] for l in losses])
+        torch.testing.assert_close(got["step_gradients"], ref, rtol=1e-10, atol=1e-13)
+        cos = torch.nn.functional.cosine_similarity
+        ref_local = np.array([float(cos(d.flatten(), -g.flatten(), dim=0)) for d, g in zip(dWs, ref)])
+        np.testing.assert_allclose(got["local"], ref_local, rtol=1e-9, atol=1e-12)
+        assert got["global"] == pytest.approx(float(cos(dWs.sum(0).flatten(), -ref.sum(0).flatten(), dim=0)), abs=1e-10)
+        eff = float(dWs.sum(0).norm() / sum(d.norm() for d in dWs))
+        assert got["efficiency"] == pytest.approx(eff, rel=1e-10)
+    # the loop-kept gradient is the derivative of the closed-loop trial loss: central differences
+    i, j, h = 3, 5, 1e-6
+    L = lambda W: float(sum(_rollout_reference(net, W, tgt, x0s[0], True, True)[1]))  # noqa: E731
+    Wp, Wm = net.W_rec.clone(), net.W_rec.clone()
+    Wp[i, j] += h
+    Wm[i, j] -= h
+    loop_grad = trial_alignment(net, trial, x0s[0], controller_on=True, loop=True)["step_gradients"].sum(0)
+    det_grad = trial_alignment(net, trial, x0s[0], controller_on=True, loop=False)["step_gradients"].sum(0)
+    assert float(loop_grad[i, j]) == pytest.approx((L(Wp) - L(Wm)) / (2 * h), rel=1e-5)
+    assert not torch.allclose(loop_grad, det_grad)       # the two conventions are different gradients
+
+
+def test_loop_alignment_gives_both_settings_the_same_weights_targets_and_x0():
+    from fbctrl.analysis.matched import evaluation_trials, loop_alignment
+    net = _net(3)
+    out = loop_alignment(net, seed=4, trials=3, go_step=TC.go_step, task_cfg=TC)
+    ref = matched_alignment(net, net.W_rec[None], seed=4, trials=3, go_step=TC.go_step, task_cfg=TC)
+    # the same targets as the matched-state evaluation, on and off
+    np.testing.assert_array_equal(out["targets"], ref["targets"][0, 0])
+    np.testing.assert_array_equal(out["targets"], ref["targets"][0, 1])
+    # detached: the matched-state alignment of the same weights, both settings (same W, target, x0)
+    np.testing.assert_allclose(out["local_detached"], ref["local"][0], atol=1e-6)
+    np.testing.assert_allclose(out["global_detached"], ref["global"][0], atol=1e-6)
+    # controller off: nothing is fed back, so both conventions coincide; on: they differ
+    np.testing.assert_array_equal(out["local_loop"][1], out["local_detached"][1])
+    assert not np.allclose(out["local_loop"][0], out["local_detached"][0])
+    # the efficiency of each setting from the written-out rollout with the same target and x0
+    targets, x0s = evaluation_trials(4, 3, net.cfg.n, TC.n_targets)
+    for c, on in enumerate((True, False)):
+        dWs, _ = _rollout_reference(net, net.W_rec.clone(), targets[1], x0s[1], on, False)
+        assert out["efficiency"][c, 1] == pytest.approx(float(dWs.sum(0).norm() / sum(d.norm() for d in dWs)),
+                                                        rel=1e-10)
+    with pytest.raises(ValueError, match="loop_alignment takes one network"):
+        loop_alignment(type(net).stack([net, net]), seed=0, trials=1, task_cfg=TC)

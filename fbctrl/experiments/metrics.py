@@ -43,12 +43,24 @@ def _2d(x) -> np.ndarray:
     return x.reshape(1, -1) if x.ndim == 1 else x
 
 
-def efficiency(rec: dict, definition: str, lr=None) -> np.ndarray:
+def efficiency(rec: dict, definition: str, lr=None, trials: tuple | None = None) -> np.ndarray:
     """Efficiency per run [runs] under ``definition`` ('published', 'per_trial', 'whole_run';
     'equal_path' needs two runs: :func:`efficiency_equal_path`). ``lr``: the effective rate of
-    each run (scalar or [runs]), needed for 'published'."""
+    each run (scalar or [runs]), needed for 'published'. ``trials`` = (first, stop): the per-trial
+    definitions averaged over those trials only (the stage of learning).
+
+    Per run, published = lr x per_trial exactly (the mean over trials of lr dW_trial / dW_path),
+    so the published ratio of two runs is their rate ratio times their scale-free ratio."""
     path, total = _2d(rec["dW_path"]), _2d(rec["dW_total"])
     trial = _2d(rec["dW_trial"]) if definition in ("published", "per_trial") else None
+    if trials is not None:
+        if definition not in ("published", "per_trial"):
+            raise ValueError(f"trials needs a per-trial definition (published, per_trial), got {definition!r}")
+        first, stop = (int(x) for x in trials)
+        if not 0 <= first < min(stop, path.shape[1]):
+            raise ValueError(f"trials must be (first, stop) with 0 <= first < stop and first below "
+                             f"{path.shape[1]}, got {trials!r}")
+        path, trial = path[:, first:stop], trial[:, first:stop]
     with np.errstate(divide="ignore", invalid="ignore"):
         if definition == "published":
             if lr is None:

@@ -20,6 +20,11 @@ Measures, each on the first trial of a 30 degree rotation with frozen weights:
   first), with the true relative residual |(H + lambda I) x - g| / |g| of every solve. A solve
   counts as *converged* when MINRES reports success and that true residual is at most
   ``wrec_converged``; the verdicts use converged solves only.
+* ``matched_loop`` (Figures 4b, 4c, 5a at matched states): at the pre-trained weights, on the
+  matched-state evaluation trials (``matched_trials``, the targets and initial states of
+  ``analysis.matched.matched_alignment``), controller on and off: RFLO's local and global
+  alignment with the exact gradient with the fed-back error detached and with the loop kept, and
+  the scale-free per-trial efficiency of its updates (``analysis.matched.loop_alignment``).
 
 ``source``: ``published`` (``checkpoints/published``, random reaches without pushes, SPEC 7) or
 ``shipped`` (``checkpoints/``, the book's older networks, pre-trained with pushes: a robustness
@@ -45,6 +50,7 @@ import torch
 
 from ..analysis import network
 from ..analysis.gradients import PAIRINGS, wrec_second_order
+from ..analysis.matched import EVAL_SEED_OFFSET, loop_alignment
 from ..core.model import Network
 from ..core.task import TaskConfig
 from ..core.train import network_tag
@@ -53,12 +59,13 @@ __all__ = ["MEASURES", "SOURCES", "PAPER_DAMPING", "NetMeasureConfig", "NetworkU
            "shipped_seeds", "file_sha256", "activity_values", "activity_newton_values", "jacobian_values",
            "damping_index", "wrec_converged", "wrec_values", "wrec_convergence", "smallest_converged_damping", "MEASURE_SECONDS"]
 
-MEASURES = ("activity", "activity_newton", "jacobian", "wrec_newton")
+MEASURES = ("activity", "activity_newton", "jacobian", "wrec_newton", "matched_loop")
 SOURCES = ("published", "shipped")
 PAPER_DAMPING = 1e-3          # the paper's damping of both Newton directions (SPEC 5)
 
 # rough seconds per unit at n 400 on one core of a 2-core CPU (measured once, for the plan's estimate)
-MEASURE_SECONDS = {"activity": 1.0, "activity_newton": 10.0, "jacobian": 25.0, "wrec_newton": 300.0}
+MEASURE_SECONDS = {"activity": 1.0, "activity_newton": 10.0, "jacobian": 25.0, "wrec_newton": 300.0,
+                   "matched_loop": 180.0}
 
 
 def _positive_ints(name, v, *, zero=False):
@@ -85,6 +92,7 @@ class NetMeasureConfig:
     wrec_maxiter: int = 1000
     wrec_rtol: float = 1e-8        # MINRES's own stopping tolerance (its recurrence estimate of the residual)
     wrec_converged: float = 1e-6   # converged: MINRES succeeded and the true relative residual <= this
+    matched_trials: int = 32       # matched_loop: evaluation trials per controller setting (as the matched states)
 
     def __post_init__(self):
         if not math.isfinite(self.rotation_deg):
@@ -96,7 +104,7 @@ class NetMeasureConfig:
         if 1 not in self.jacobian_lags:
             raise ValueError(f"jacobian_lags must hold lag 1 (Figure 4a), got {self.jacobian_lags!r}")
         _positive_ints("wrec_steps", self.wrec_steps)
-        for name in ("jacobian_stride", "newton_stride", "wrec_maxiter"):
+        for name in ("jacobian_stride", "newton_stride", "wrec_maxiter", "matched_trials"):
             _positive_ints(name, (getattr(self, name),))
         d = tuple(self.wrec_dampings)
         if not d or any(not (x > 0 and math.isfinite(x)) for x in d) or list(d) != sorted(set(d)):
@@ -112,7 +120,7 @@ class NetMeasureConfig:
     def tiny(cls) -> "NetMeasureConfig":
         """For the dry run (trials of 30 steps): steps inside the trial, a short solve."""
         return cls(jacobian_targets=(0, 4), jacobian_lags=(1, 5, 10), jacobian_stride=3, newton_targets=(0, 4),
-                   newton_stride=3, wrec_targets=(1,), wrec_steps=(10, 20), wrec_maxiter=200)
+                   newton_stride=3, wrec_targets=(1,), wrec_steps=(10, 20), wrec_maxiter=200, matched_trials=2)
 
 
 def settings(s: NetMeasureConfig, measure: str, task_cfg: TaskConfig) -> dict:
@@ -133,6 +141,9 @@ def settings(s: NetMeasureConfig, measure: str, task_cfg: TaskConfig) -> dict:
                         "dampings": [float(x) for x in s.wrec_dampings], "maxiter": s.wrec_maxiter,
                         "rtol": s.wrec_rtol, "converged_residual": s.wrec_converged, "dtype": "float64",
                         "solver": "scipy.sparse.linalg.minres, exact Hessian-vector products"},
+        "matched_loop": {"trials": s.matched_trials, "eval_seed_offset": EVAL_SEED_OFFSET,
+                         "gradients": ["detached", "loop"], "controllers": [True, False], "dtype": "float64",
+                         "weights": "pre-trained"},
     }[measure]
     return json.loads(json.dumps({**common, **own}))
 
@@ -268,8 +279,13 @@ def _wrec_newton(net: Network, seed: int, s: NetMeasureConfig, task_cfg: TaskCon
     return out
 
 
+def _matched_loop(net: Network, seed: int, s: NetMeasureConfig, task_cfg: TaskConfig) -> dict:
+    return loop_alignment(net, seed=seed, trials=s.matched_trials, go_step=task_cfg.go_step,
+                          rotation_deg=s.rotation_deg, task_cfg=task_cfg)
+
+
 _COMPUTE = {"activity": _activity, "activity_newton": _activity_newton, "jacobian": _jacobian,
-            "wrec_newton": _wrec_newton}
+            "wrec_newton": _wrec_newton, "matched_loop": _matched_loop}
 
 
 def compute(measure: str, net: Network, seed: int, s: NetMeasureConfig, task_cfg: TaskConfig) -> tuple[dict, float]:

@@ -330,11 +330,14 @@ def plan(cfg: PaperConfig, *, include_done: bool = False) -> list[Group]:
     groups = [
         Group("pre-train the networks with feedback", [PretrainUnit("fb", int(s)) for s in cfg.fb_seeds]),
         _network_group(cfg, "network measures (Figs 2c, 4a, 5b) of the published networks", "published",
-                       [m for m in MEASURES if m != "wrec_newton"], include_done),
+                       [m for m in MEASURES if m not in ("wrec_newton", "matched_loop")], include_done),
         _network_group(cfg, "W_rec Newton and its damping scan, published networks", "published", ["wrec_newton"],
                        include_done),
+        _network_group(cfg, "pre-trained weights, both controller settings: alignment with the loop kept in the "
+                            "gradient and matched-state efficiency (Figs 4b, 4c, 5a)", "published", ["matched_loop"],
+                       include_done),
         _network_group(cfg, "robustness: network measures of the networks pre-trained with pushes", "shipped",
-                       MEASURES, include_done),
+                       [m for m in MEASURES if m != "matched_loop"], include_done),
         Group(f"fb, {r30[0]:g} deg, published protocol", _adapt_units("fb", cfg.fb_seeds, r30, fb_c, "published", cfg.trials)),
         Group("pre-train the networks without feedback", [PretrainUnit("nofb", int(s)) for s in cfg.nofb_seeds]),
         Group(f"nofb, {cfg.nofb_rotation:g} deg, published protocol",

@@ -26,7 +26,7 @@ the robustness table only says whether the verdict differs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -35,11 +35,12 @@ from . import metrics, network_units
 from .network_units import PAPER_DAMPING
 from .paper import AdaptUnit, PaperConfig, Variant, load_network_units, load_runs
 from .protocol import CONDITIONS, Condition, Protocol
-from .stats import PairedEffect, Verdict, paired_effect, verdict
+from .stats import Band, PairedEffect, Verdict, equivalence_test, paired_effect, verdict
 
 __all__ = ["Claim", "ClaimResult", "CLAIMS", "NETWORK_CLAIMS", "RATE_CLAIMS", "Column", "AS_PUBLISHED", "FAIR",
            "FAIR_HELD_OUT", "ROBUSTNESS", "COLUMNS", "verdict_table", "robustness_table", "format_effect", "Adjusted", "multiplicity",
-           "format_cell", "table_rows", "markdown_table"]
+           "format_cell", "table_rows", "markdown_table", "Mark", "MARKS", "mark_results", "footnotes", "BANDS",
+           "claim_band"]
 
 RFLO_C, RFLO, BPTT_C, BPTT = CONDITIONS
 
@@ -54,6 +55,10 @@ class ClaimResult:
     effect: PairedEffect
     verdict: Verdict
     seeds: tuple
+    band: tuple = ()                  # the negligible band's edges on the reported scale (ratio or difference)
+    band_reason: str = ""
+    equivalence_p: float = float("nan")   # the equivalence test's p (TOST; < 0.025: negligible)
+    marks: tuple = ()                 # Marks: what the verdict rests on (mark_results)
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,7 @@ class Claim:
     network: str | None = None        # the fbctrl.experiments.network_units measure of a claim that needs only the networks
     short: str = ""                   # a label for figures ("RFLO+c < RFLO, 30°")
     rotation: float | None = None     # the rotation of the runs it reads (None: it needs only the networks)
+    band: Band | None = None          # the smallest effect of interest (None: the three-word rule)
 
 
 @dataclass(frozen=True)
@@ -96,11 +102,18 @@ class Column:
     solves: str = "converged"          # "all": also the solves that did not converge
     wrec_direction: str = "newton"     # "gradient": RFLO's update against the first-order direction
     held_out: bool = False             # only the networks the learning-rate sweep did not use (runs at best rates)
+    band_scale: float = 1.0            # the claim's negligible band times this (robustness: halved, doubled)
+    jacobian: str = "open"             # "closed": through the closed loop; "closed, largest": at the lag of the largest effect
+    trial_window: tuple | None = None  # (first, stop): per-trial alignment or efficiency over these trials only
+    matched_point: int | None = None   # alignment at one matched point (index of PaperConfig.matched_points)
+    gradient: str = "detached"         # "loop": the fed-back error kept in the exact gradient (pre-trained weights)
+    group: str = ""                    # what kind of change a robustness row is (MARKS; "" for the two columns)
 
     def network_change(self) -> bool:
         """Does this column change a network-level measure (and nothing of the runs)?"""
         return (self.networks != "published" or self.pairing != "next" or self.lag != 1
-                or self.damping != PAPER_DAMPING or self.solves != "converged" or self.wrec_direction != "newton")
+                or self.damping != PAPER_DAMPING or self.solves != "converged" or self.wrec_direction != "newton"
+                or self.jacobian != "open")
 
 
 AS_PUBLISHED = Column("as published")
@@ -110,20 +123,44 @@ FAIR_HELD_OUT = Column("fair, held-out networks", protocol=Protocol.BEST, effici
                        damping="smallest converged", held_out=True)
 _WREC_GRID = network_units.NetMeasureConfig().wrec_dampings
 _JAC_LAGS = network_units.NetMeasureConfig().jacobian_lags
+# the trial windows of the stage-of-learning rows (first trial, stop)
+TRIAL_WINDOWS = ((0, 10), (10, 50), (50, 200), (200, 1000))
+_MATCHED_POINTS = PaperConfig().matched_points
 ROBUSTNESS = (
-    Column("paper-text rates (no ÷10, no |W_fb|/|W_out|)", protocol=Protocol.PAPER_TEXT),
-    Column("integrated error from e_0 (published quirk)", variant=Variant.ERROR_START_E0),
-    Column("online BPTT with the current weights", variant=Variant.BPTT_CURRENT),
-    Column("final window 50 trials", window=50),
-    Column("after 500 trials", at_trial=500),
-    Column("learning-curve area", curve_area=True),
-    Column("efficiency per trial, scale-free", efficiency="per_trial"),
-    Column("efficiency whole run", efficiency="whole_run"),
-    Column("networks pre-trained with pushes (the shipped networks, not paired)", networks="shipped"),
-    Column("u_k paired with r_k instead of r_{k+1}", pairing="same"),
-) + tuple(Column(f"Jacobian lag {L}", lag=int(L)) for L in _JAC_LAGS if L != 1) + tuple(Column(f"W_rec Newton at damping {d:g}", damping=float(d)) for d in _WREC_GRID if d != PAPER_DAMPING) + (
-    Column(f"W_rec Newton at damping {PAPER_DAMPING:g}, every solve (converged or not)", solves="all"),
-    Column("W_rec: the gradient (first order) instead of the Newton step", wrec_direction="gradient"),
+    Column("paper-text rates (no ÷10, no |W_fb|/|W_out|)", protocol=Protocol.PAPER_TEXT, group="protocol"),
+    Column("integrated error from e_0 (published quirk)", variant=Variant.ERROR_START_E0, group="protocol"),
+    Column("online BPTT with the current weights", variant=Variant.BPTT_CURRENT, group="protocol"),
+    Column("final window 50 trials", window=50, group="stage"),
+    Column("after 500 trials", at_trial=500, group="stage"),
+    Column("learning-curve area", curve_area=True, group="stage"),
+    Column("efficiency per trial, scale-free", efficiency="per_trial", group="convention"),
+    Column("efficiency whole run", efficiency="whole_run", group="convention"),
+    Column("the published efficiency's rate factor alone: lr(RFLO+c) / lr(RFLO)", efficiency="rate_factor",
+           group="artefact"),
+) + tuple(Column(f"efficiency per trial, scale-free, trials {a}-{b - 1}", efficiency="per_trial", trial_window=(a, b),
+                 group="stage") for a, b in TRIAL_WINDOWS) + (
+    Column("efficiency at matched states, pre-trained weights (scale-free, per trial)", efficiency="matched",
+           group="stage"),
+) + tuple(Column(f"alignment along the runs, trials {a}-{b - 1}", trial_window=(a, b), group="stage")
+          for a, b in TRIAL_WINDOWS) + tuple(
+    Column(f"alignment at matched states, trial {t} weights", matched=True, matched_point=i, group="stage")
+    for i, t in enumerate(_MATCHED_POINTS)) + (
+    Column("alignment at the pre-trained weights, fed-back error detached", gradient="detached-pretrained",
+           group="convention"),
+    Column("alignment at the pre-trained weights, loop kept in the gradient", gradient="loop", group="convention"),
+    Column("networks pre-trained with pushes (the shipped networks, not paired)", networks="shipped", group="protocol"),
+    Column("u_k paired with r_k instead of r_{k+1}", pairing="same", group="convention"),
+) + tuple(Column(f"Jacobian lag {L}", lag=int(L), group="convention") for L in _JAC_LAGS if L != 1) + tuple(
+    Column(f"closed-loop Jacobian lag {L}", lag=int(L), jacobian="closed", group="convention") for L in _JAC_LAGS) + (
+    Column("closed-loop Jacobian at the lag of the largest effect", jacobian="closed, largest", group="convention"),
+) + tuple(Column(f"W_rec Newton at damping {d:g}", damping=float(d), group="damping") for d in _WREC_GRID
+          if d != PAPER_DAMPING) + (
+    Column(f"W_rec Newton at damping {PAPER_DAMPING:g}, every solve (converged or not)", solves="all",
+           group="damping"),
+    Column("W_rec: the gradient (first order) instead of the Newton step", wrec_direction="gradient",
+           group="check"),
+    Column("smallest effect of interest halved", band_scale=0.5, group="band"),
+    Column("smallest effect of interest doubled", band_scale=2.0, group="band"),
 )
 COLUMNS = {c.name: c for c in (AS_PUBLISHED, FAIR, FAIR_HELD_OUT) + ROBUSTNESS}
 ROBUSTNESS_ROTATION = 30.0   # the rotation of the runs with another protocol or a variant (paper-text, e_0, current weights)
@@ -176,34 +213,67 @@ def _final_loss(a: Condition, b: Condition, rotation: float):
 
 
 def _alignment(which: str):
-    """Local (steps >= go) or global alignment of RFLO+c vs RFLO: along each run (as published),
-    or from the same weights (the RFLO+c run's at each matched point) with both settings (fair)."""
+    """Local (steps >= go) or global alignment of RFLO+c vs RFLO: along each run (as published;
+    ``trial_window``: its aligned trials in that window), or from the same weights (the RFLO+c
+    run's at each matched point, or at one) with both settings (fair); ``gradient`` "loop" /
+    "detached-pretrained": at the pre-trained weights from the network unit ``matched_loop``."""
     def measure(cfg, col):
         col = _column(col)
+        if col.gradient != "detached":
+            return _alignment_pretrained(cfg, col, which)
         prot = Protocol.PUBLISHED if col.protocol is Protocol.BEST else col.protocol
         ra, rb, seeds, _ = _paired(cfg, RFLO_C, RFLO, prot, 30.0, variant=col.variant)
         if ra is None:
             return [], [], (), "no runs yet"
         if not col.matched:
             go = cfg.task.go_step
-            return (_along_run(ra, which, go), _along_run(rb, which, go), seeds,
-                    f"{which} alignment along each run, every {cfg.align_every}th trial, {prot.value} rates")
+            win = col.trial_window
+            where = f"trials {win[0]}-{win[1] - 1}" if win else "each run"
+            a, b = _along_run(ra, which, go, win), _along_run(rb, which, go, win)
+            if not np.isfinite(a).any():
+                return [], [], (), f"no aligned trial in {where} (alignment every {cfg.align_every}th trial)"
+            return (a, b, seeds, f"{which} alignment along {where}, every {cfg.align_every}th trial, {prot.value} rates")
         key = f"matched_{which}"
         if key not in ra:
             return [], [], (), "no matched-state records"
         m = ra[key]                                   # [seeds, points, 2 (on, off), trials]
+        pts = ra["matched_points"][0]
+        if col.matched_point is not None:
+            if col.matched_point >= m.shape[1]:
+                return [], [], (), f"no matched point {col.matched_point} (the files hold {m.shape[1]})"
+            m = m[:, col.matched_point:col.matched_point + 1]
+            pts = pts[col.matched_point:col.matched_point + 1]
         return (m[:, :, 0].mean(axis=(1, 2)), m[:, :, 1].mean(axis=(1, 2)), seeds,
-                f"{which} alignment at matched states: the RFLO+c run's weights at trials "
-                f"{', '.join(map(str, ra['matched_points'][0]))}, {cfg.matched_trials} trials per setting")
+                f"{which} alignment at matched states: the RFLO+c run's weights at trial"
+                f"{'s' if len(pts) > 1 else ''} {', '.join(map(str, pts))}, {cfg.matched_trials} trials per setting, "
+                f"fed-back error detached")
     return measure
 
 
-def _along_run(rec: dict, which: str, go_step: int) -> np.ndarray:
-    """Per run: the mean over the aligned trials (those with a global alignment) of the trial's
-    mean local alignment over steps >= go_step, or of its global alignment."""
+def _alignment_pretrained(cfg: PaperConfig, col: Column, which: str):
+    """At the pre-trained weights (network unit ``matched_loop``): the exact gradient with the
+    fed-back error detached, or with the loop kept (``col.gradient``)."""
+    seeds, recs, _ = load_network_units(cfg, "matched_loop", "published")
+    if not seeds:
+        return [], [], (), "not computed yet (python -m fbctrl paper --only network)"
+    grad = "loop" if col.gradient == "loop" else "detached"
+    a = np.array([float(np.mean(r[f"{which}_{grad}"][0])) for r in recs])
+    b = np.array([float(np.mean(r[f"{which}_{grad}"][1])) for r in recs])
+    what = "kept in the gradient" if grad == "loop" else "detached from the gradient"
+    return (a, b, tuple(seeds), f"{which} alignment at the pre-trained weights, {recs[0][f'{which}_{grad}'].shape[1]} "
+            f"trials per setting (the matched states' targets and initial states), fed-back error {what}")
+
+
+def _along_run(rec: dict, which: str, go_step: int, window: tuple | None = None) -> np.ndarray:
+    """Per run: the mean over the aligned trials (those with a global alignment; within
+    ``window`` = (first, stop) if given) of the trial's mean local alignment over steps >= go_step,
+    or of its global alignment."""
     out = []
     for loc, glo in zip(rec["align_local"], rec["align_global"]):
         aligned = np.isfinite(glo)
+        if window is not None:
+            idx = np.arange(aligned.size)
+            aligned &= (idx >= window[0]) & (idx < window[1])
         vals = loc[aligned, go_step:].mean(axis=1) if which == "local" else glo[aligned]
         out.append(vals.mean() if vals.size else np.nan)
     return np.asarray(out)
@@ -214,6 +284,10 @@ EFFICIENCY_TEXT = {
     "per_trial": "per trial, scale-free (|W_end - W_start| / sum |dW_k|)",
     "whole_run": "whole run (|W_final - W_initial| / sum of every |dW_k|)",
     "equal_path": "whole run at equal path length (scale-free)",
+    "rate_factor": ("the ratio of the two runs' learning rates, the factor by which the published definition "
+                    "differs from the scale-free one (published = rate ratio x scale-free ratio)"),
+    "matched": ("per trial at matched states, scale-free (|sum_k dW_k| / sum_k |dW_k| of RFLO's updates with the "
+                "weights frozen), at the pre-trained weights, same targets and initial states on and off"),
 }
 
 
@@ -226,6 +300,8 @@ def _best_rates_text(cfg: PaperConfig, col: Column, rotation: float) -> str:
 def _efficiency(rotation: float):
     def measure(cfg, col):
         col = _column(col)
+        if col.efficiency == "matched":
+            return _matched_efficiency(cfg)
         ra, rb, seeds, metas = _paired(cfg, RFLO_C, RFLO, col.protocol, rotation, variant=col.variant,
                                        held_out=col.held_out)
         if ra is None:
@@ -234,11 +310,29 @@ def _efficiency(rotation: float):
         if col.efficiency == "equal_path":
             ea, eb, _ = metrics.efficiency_equal_path(ra, rb)
             return ea, eb, seeds, what
-        lra = [m["lr"] for m in metas[0]]
-        lrb = [m["lr"] for m in metas[1]]
+        lra = np.array([m["lr"] for m in metas[0]], dtype=np.float64)
+        lrb = np.array([m["lr"] for m in metas[1]], dtype=np.float64)
+        if col.efficiency == "rate_factor":
+            return lra, lrb, seeds, what
+        if col.trial_window is not None:
+            a, b = col.trial_window
+            what += f", trials {a}-{min(b, ra['dW_trial'].shape[-1]) - 1} only"
+            return (metrics.efficiency(ra, col.efficiency, lr=lra, trials=col.trial_window),
+                    metrics.efficiency(rb, col.efficiency, lr=lrb, trials=col.trial_window), seeds, what)
         return (metrics.efficiency(ra, col.efficiency, lr=lra), metrics.efficiency(rb, col.efficiency, lr=lrb), seeds,
                 what)
     return measure
+
+
+def _matched_efficiency(cfg: PaperConfig):
+    """Scale-free per-trial efficiency at the pre-trained weights, controller on and off from the
+    same weights, targets and initial states (network unit ``matched_loop``)."""
+    seeds, recs, _ = load_network_units(cfg, "matched_loop", "published")
+    if not seeds:
+        return [], [], (), "not computed yet (python -m fbctrl paper --only network)"
+    a = np.array([float(np.mean(r["efficiency"][0])) for r in recs])
+    b = np.array([float(np.mean(r["efficiency"][1])) for r in recs])
+    return a, b, tuple(seeds), f"{EFFICIENCY_TEXT['matched']}, {recs[0]['efficiency'].shape[1]} trials per setting"
 
 
 def _source_text(col: Column) -> str:
@@ -272,6 +366,29 @@ def _wrec_text(cfg: PaperConfig, col: Column, damping: float, cells: list[int], 
             f"largest used {max(used_res):.2g}): {sum(cells)} of {total * len(recs)} cells")
 
 
+def _jacobian_claim(recs: list[dict], col: Column, go: int, trial: str):
+    """Figure 4a's (on, off) per network: the open-loop Jacobian at ``col.lag``, the closed-loop one
+    (the error state included) at that lag, or the closed-loop one at the stored lag where the
+    geometric-mean ratio on / off over the networks is smallest (the lag is stated)."""
+    lags = [int(L) for L in recs[0]["lags"]]
+    closed = col.jacobian != "open"
+    if closed and any("norm_loop_L1" not in r for r in recs):
+        return None, "closed-loop Jacobian not stored (a network with a feedback delay)"
+    lag = col.lag
+    if col.jacobian == "closed, largest":
+        eff = {L: np.mean([np.log(np.divide(*network_units.jacobian_values(r, L, go, closed_loop=True)))
+                           for r in recs]) for L in lags}
+        lag = min(eff, key=eff.get)
+    if any(lag not in [int(L) for L in r["lags"]] for r in recs):
+        return None, f"lag {lag} not measured (the files hold lags {', '.join(map(str, lags))})"
+    vals = [network_units.jacobian_values(r, lag, go, closed_loop=closed) for r in recs]
+    kind = "closed loop: the product of the augmented one-step Jacobians of (x, e)" if closed else "open loop"
+    what = (f"spectral norm of dx_(k+{lag})/dx_k ({kind}), controller on / off, mean over the movement of the {trial}")
+    if col.jacobian == "closed, largest":
+        what = f"at lag {lag}, the largest effect among the stored lags {', '.join(map(str, lags))}: " + what
+    return vals, what
+
+
 def _network_claim(measure: str):
     """A claim that needs only the networks: per network (a, b) from its unit file."""
     def run(cfg, col):
@@ -291,11 +408,9 @@ def _network_claim(measure: str):
             what = (f"cos(u_k, Newton direction -(H + {PAPER_DAMPING:g} I)^-1 g w.r.t. {j}) minus cos(u_k, -g), "
                     f"controller on, movement of the {trial}")
         elif measure == "jacobian":
-            if any(col.lag not in np.asarray(r["lags"]) for r in recs):
-                return [], [], (), f"lag {col.lag} not measured (the files hold lags {', '.join(map(str, recs[0]['lags']))})"
-            vals = [network_units.jacobian_values(r, col.lag, go) for r in recs]
-            what = (f"spectral norm of dx_(k+{col.lag})/dx_k (open loop), controller on / off, mean over the movement "
-                    f"of the {trial}")
+            vals, what = _jacobian_claim(recs, col, go, trial)
+            if vals is None:
+                return [], [], (), what
         else:
             tol = cfg.network_measures.wrec_converged
             damping = col.damping
@@ -318,55 +433,85 @@ def _network_claim(measure: str):
     return run
 
 
+# The smallest effect of interest of each kind of claim (set after the effects were seen; the
+# robustness table shows each verdict with the band halved and doubled). Methods gives the reasons.
+BANDS = {
+    "loss": Band.ratio(1.05, "a final test loss within 5% of the other condition's is not the several-fold "
+                             "difference the paper's Figure 3b shows, and no reader would call it better adaptation"),
+    "cosine": Band(0.01, "at the cosines measured (up to about 0.7) a difference of 0.01 turns the angle between "
+                         "two directions by less than one degree"),
+    "norm": Band.ratio(1.05, "a Jacobian norm within 5% at the lag it is read at; the rows at longer lags and "
+                             "through the closed loop show whether a small one-step effect compounds"),
+    "efficiency": Band.ratio(1.05, "an efficiency within 5%: the weight change would need at most 5% more path "
+                                   "for the same displacement"),
+}
+
+
+def claim_band(claim: Claim, col: Column | None = None) -> Band | None:
+    """The claim's band, scaled by the column's ``band_scale``."""
+    if claim.band is None:
+        return None
+    return claim.band.scaled(col.band_scale) if col is not None and col.band_scale != 1.0 else claim.band
+
+
 NETWORK_CLAIMS = (
     Claim("activity_fig2c", "Fig 2c", "The control input points down the activity gradient, more than a random "
           "feedback matrix's", _network_claim("activity"), log=False, network="activity",
-          short="cos(u, -grad) above null"),
+          short="cos(u, -grad) above null", band=BANDS["cosine"]),
     Claim("jacobian_fig4a", "Fig 4a", "With the controller on, the activity depends less on its previous step "
           "(smaller Jacobian norm)", _network_claim("jacobian"), paper_sign=-1, network="jacobian",
-          short="Jacobian norm, on < off"),
+          short="Jacobian norm, on < off", band=BANDS["norm"]),
     Claim("activity_newton_fig5b", "Fig 5b", "The control input is closer to the activity-space Newton direction "
           "than to the gradient", _network_claim("activity_newton"), log=False,
-          network="activity_newton", short="u closer to Newton than to grad"),
+          network="activity_newton", short="u closer to Newton than to grad", band=BANDS["cosine"]),
     Claim("wrec_newton", "W_rec Newton (code)", "With the controller on, RFLO's update is closer to the Newton step "
           "for W_rec", _network_claim("wrec_newton"), log=False, network="wrec_newton",
-          short="RFLO vs W_rec Newton, on > off"),
+          short="RFLO vs W_rec Newton, on > off", band=BANDS["cosine"]),
 )
 
 CLAIMS = (
     Claim("final_loss_rflo_30", "Fig 3b", "RFLO+c ends with a lower test loss than RFLO (30 deg)",
-          _final_loss(RFLO, RFLO_C, 30.0), short="loss RFLO+c < RFLO, 30°", rotation=30.0),
+          _final_loss(RFLO, RFLO_C, 30.0), short="loss RFLO+c < RFLO, 30°", rotation=30.0, band=BANDS["loss"]),
     Claim("final_loss_bptt_30", "Fig 3b", "BPTT+c ends with a lower test loss than BPTT (30 deg)",
-          _final_loss(BPTT, BPTT_C, 30.0), short="loss BPTT+c < BPTT, 30°", rotation=30.0),
+          _final_loss(BPTT, BPTT_C, 30.0), short="loss BPTT+c < BPTT, 30°", rotation=30.0, band=BANDS["loss"]),
     Claim("align_local", "Fig 4b", "RFLO+c's updates align better with each step's exact gradient than RFLO's",
-          _alignment("local"), log=False, short="local alignment, +c > off", rotation=30.0),
+          _alignment("local"), log=False, short="local alignment, +c > off", rotation=30.0, band=BANDS["cosine"]),
     Claim("align_global", "Fig 4c", "RFLO+c's trial update aligns better with the trial's exact gradient",
-          _alignment("global"), log=False, short="global alignment, +c > off", rotation=30.0),
+          _alignment("global"), log=False, short="global alignment, +c > off", rotation=30.0, band=BANDS["cosine"]),
     Claim("efficiency", "Fig 5a", "RFLO+c's weight updates are more efficient than RFLO's", _efficiency(30.0),
-          short="efficiency RFLO+c > RFLO", rotation=30.0),
+          short="efficiency RFLO+c > RFLO", rotation=30.0, band=BANDS["efficiency"]),
 ) + tuple(Claim(f"final_loss_rflo_{r:g}", "Fig 3b", f"RFLO+c ends with a lower test loss than RFLO ({r:g} deg)",
-                _final_loss(RFLO, RFLO_C, r), short=f"loss RFLO+c < RFLO, {r:g}°", rotation=r) for r in (40.0, 50.0, 60.0)) + tuple(
+                _final_loss(RFLO, RFLO_C, r), short=f"loss RFLO+c < RFLO, {r:g}°", rotation=r, band=BANDS["loss"])
+          for r in (40.0, 50.0, 60.0)) + tuple(
     Claim(f"final_loss_bptt_{r:g}", "Fig 3b", f"BPTT+c ends with a lower test loss than BPTT ({r:g} deg)",
-          _final_loss(BPTT, BPTT_C, r), short=f"loss BPTT+c < BPTT, {r:g}°", rotation=r) for r in (40.0, 50.0, 60.0)) + tuple(
+          _final_loss(BPTT, BPTT_C, r), short=f"loss BPTT+c < BPTT, {r:g}°", rotation=r, band=BANDS["loss"])
+    for r in (40.0, 50.0, 60.0)) + tuple(
     Claim(f"efficiency_{r:g}", "Fig 5a", f"RFLO+c's weight updates are more efficient than RFLO's ({r:g} deg)",
-          _efficiency(r), short=f"efficiency RFLO+c > RFLO, {r:g}°", rotation=r) for r in (40.0, 50.0, 60.0)) + NETWORK_CLAIMS
+          _efficiency(r), short=f"efficiency RFLO+c > RFLO, {r:g}°", rotation=r, band=BANDS["efficiency"])
+    for r in (40.0, 50.0, 60.0)) + NETWORK_CLAIMS
 
 
 # the claims whose fair cells run at the swept rates (the others have no rate to choose)
 RATE_CLAIMS = tuple(c for c in CLAIMS if c.key.startswith(("final_loss", "efficiency")))
 
 
-def verdict_table(cfg: PaperConfig, claims=CLAIMS, columns=("as published", "fair")) -> list[ClaimResult]:
-    """Every claim in every column (a claim without runs yet is inconclusive with n = 0)."""
+def verdict_table(cfg: PaperConfig, claims=CLAIMS, columns=("as published", "fair"), *,
+                  marks: bool = False) -> list[ClaimResult]:
+    """Every claim in every column (a claim without runs yet is inconclusive with n = 0), judged by
+    the four-word rule with the claim's band (``stats.verdict``). ``marks``: also say what each
+    verdict rests on (:func:`mark_results`; reads the robustness rows too)."""
     out = []
     for c in claims:
         for col in columns:
             col = _column(col)
             a, b, seeds, definition = c.measure(cfg, col)
             eff = paired_effect(a, b, log=c.log) if len(seeds) else paired_effect([], [])
-            out.append(ClaimResult(c.key, c.figure, c.claim, col.name, definition, eff, verdict(eff, c.paper_sign),
-                                   tuple(seeds)))
-    return out
+            band = claim_band(c, col)
+            out.append(ClaimResult(c.key, c.figure, c.claim, col.name, definition, eff,
+                                   verdict(eff, c.paper_sign, band), tuple(seeds),
+                                   band=band.edges(c.log) if band else (), band_reason=band.reason if band else "",
+                                   equivalence_p=equivalence_test(eff, band) if band and eff.n >= 2 else float("nan")))
+    return mark_results(cfg, out, claims) if marks else out
 
 
 # Which robustness columns change a claim's measurement at all (the others would repeat the
@@ -375,6 +520,14 @@ def verdict_table(cfg: PaperConfig, claims=CLAIMS, columns=("as published", "fai
 # network-level claims (the pairing Figs 2c and 5b, the lag Fig 4a, damping, solves and direction
 # the W_rec comparison, the shipped networks all of them), and no change to the runs touches those.
 def _applies(claim: Claim, col: Column) -> bool:
+    if col.band_scale != 1.0:                  # the band applies to every claim that has one
+        return claim.band is not None
+    if col.gradient != "detached" or col.matched_point is not None:
+        return claim.key in ("align_local", "align_global")
+    if col.trial_window is not None and col.efficiency == "published":
+        return claim.key in ("align_local", "align_global")
+    if col.efficiency in ("matched", "rate_factor") or col.trial_window is not None:
+        return claim.key == "efficiency" or (col.efficiency == "rate_factor" and claim.key.startswith("efficiency"))
     if claim.network is not None:              # network-level claims: only the network-level changes
         if col.networks != "published":
             return True
@@ -382,7 +535,7 @@ def _applies(claim: Claim, col: Column) -> bool:
             return False
         if col.pairing != "next":
             return claim.network in ("activity", "activity_newton")
-        if col.lag != 1:
+        if col.lag != 1 or col.jacobian != "open":
             return claim.network == "jacobian"
         return claim.network == "wrec_newton"
     if col.network_change():
@@ -411,6 +564,122 @@ def robustness_table(cfg: PaperConfig, claims=CLAIMS) -> list[tuple[ClaimResult,
 
 
 @dataclass(frozen=True)
+class Mark:
+    """What a verdict cell rests on: ``symbol`` (printed after the verdict), ``kind`` (a key of
+    :data:`MARKS`) and ``note``, the cell's footnote."""
+
+    symbol: str
+    kind: str
+    note: str
+
+
+# kind -> (symbol, what the mark means); the robustness rows of the same group are compared
+MARKS = {
+    "convention": ("†", "rests on one convention: another reasonable definition of the measure gives another verdict"),
+    "damping": ("‡", "rests on some dampings: the verdict is not the same at every damping where the solves converged"),
+    "artefact": ("§", "an artefact: the published metric carries the learning-rate ratio of the two runs"),
+    "stage": ("‖", "rests on the stage of learning: other trial windows or matched points give another verdict"),
+    "band": ("¶", "rests on the band: halving or doubling the smallest effect of interest changes the verdict"),
+}
+
+
+def _differing(cell: ClaimResult, rows: list[ClaimResult], group: str) -> list[ClaimResult]:
+    return [r for r in rows if COLUMNS[r.column].group == group and r.effect.n >= 2 and r.verdict != cell.verdict]
+
+
+def _rows_of_cell(claim: Claim, cell: ClaimResult, rows: list[ClaimResult]) -> list[ClaimResult]:
+    """The robustness rows that vary the cell's own measure: every row for the as-published cell
+    (and for the fair cell of a network-level claim other than W_rec, the same measure); for a
+    fair cell only the rows of a fair measure (matched states, the loop-kept gradient, the
+    matched-state efficiency, the W_rec dampings and direction)."""
+    if cell.column == AS_PUBLISHED.name or (claim.network is not None and claim.network != "wrec_newton"):
+        return rows
+
+    def fair_like(col: Column) -> bool:
+        return (col.matched or col.gradient != "detached" or col.efficiency == "matched"
+                or (claim.network == "wrec_newton" and col.group == "damping"))
+    return [r for r in rows if fair_like(COLUMNS[r.column])]
+
+
+def _band_mark(claim: Claim, cell: ClaimResult) -> Mark | None:
+    """The cell's own effect judged with the band halved and doubled."""
+    if claim.band is None or cell.effect.n < 2:
+        return None
+    other = [(f, verdict(cell.effect, claim.paper_sign, claim.band.scaled(f))) for f in (0.5, 2.0)]
+    diff = [f"band {'halved' if f < 1 else 'doubled'} ({claim.band.scaled(f).text(claim.log)}): {v.value}"
+            for f, v in other if v != cell.verdict]
+    if not diff:
+        return None
+    return Mark(MARKS["band"][0], "band", f"{cell.verdict.value} with the band {claim.band.text(claim.log)}; "
+                + "; ".join(diff))
+
+
+def _list(rows: list[ClaimResult], most: int = 4) -> str:
+    parts = [f"{r.column}: {r.verdict.value}" for r in rows[:most]]
+    return "; ".join(parts) + (f"; and {len(rows) - most} more" if len(rows) > most else "")
+
+
+def _damping_mark(cell: ClaimResult, base: ClaimResult, rows: list[ClaimResult]) -> Mark | None:
+    judged = [r for r in [base] + rows if (r.column == base.column or COLUMNS[r.column].group == "damping")
+              and COLUMNS[r.column].solves == "converged" and r.effect.n >= 2]
+    same = [r for r in judged if r.verdict == cell.verdict]
+    if not judged or len(same) == len(judged):
+        return None
+    at = ", ".join(r.column.replace("W_rec Newton at damping ", "") if r.column != base.column else f"{PAPER_DAMPING:g}"
+                   for r in same) or "none"
+    return Mark(MARKS["damping"][0], "damping", f"{cell.verdict.value} at {len(same)} of the {len(judged)} dampings "
+                f"where every used solve converged (at {at}); the others: {_list([r for r in judged if r not in same])}")
+
+
+def _artefact_mark(cell: ClaimResult, rows: list[ClaimResult]) -> Mark | None:
+    rate = next((r for r in rows if COLUMNS[r.column].efficiency == "rate_factor" and r.effect.n), None)
+    free = next((r for r in rows if r.column == "efficiency per trial, scale-free" and r.effect.n), None)
+    if cell.column != AS_PUBLISHED.name or rate is None or abs(np.log(rate.effect.mean)) < 1e-9:
+        return None
+    tail = f" x the scale-free ratio {free.effect.mean:.3g} ({free.verdict.value})" if free else ""
+    return Mark(MARKS["artefact"][0], "artefact", f"the published metric is the rate ratio {rate.effect.mean:.3g}"
+                f"{tail}: with the rates this different it compares the learning rates, not the updates")
+
+
+def mark_results(cfg: PaperConfig, results: list[ClaimResult], claims=CLAIMS) -> list[ClaimResult]:
+    """The results with their :class:`Mark` s: for each cell, the robustness rows that vary its own
+    measure (:data:`ROBUSTNESS`, :func:`_rows_of_cell`) grouped by kind; a group in which some row
+    (on at least 2 networks) gives another verdict marks the cell (convention, stage); the cell's
+    effect judged with its band halved and doubled (band); the W_rec claim where its verdict is
+    not the same at every converged damping; Figure 5a's published cell where the two runs'
+    rates differ (artefact)."""
+    by_key = {c.key: c for c in claims}
+    cache = {}
+    out = []
+    for r in results:
+        c = by_key.get(r.key)
+        if c is None:
+            out.append(r)
+            continue
+        if r.key not in cache:
+            cache[r.key] = (verdict_table(cfg, (c,), (AS_PUBLISHED,))[0],
+                            verdict_table(cfg, (c,), tuple(col for col in ROBUSTNESS if _applies(c, col))))
+        base, rows = cache[r.key]
+        own = _rows_of_cell(c, r, rows)
+        marks = []
+        for kind in ("convention", "stage"):
+            diff = _differing(r, own, kind)
+            if diff:
+                marks.append(Mark(MARKS[kind][0], kind, _list(diff)))
+        for m in ((_damping_mark(r, base, own) if c.network == "wrec_newton" else None),
+                  (_artefact_mark(r, rows) if r.key.startswith("efficiency") else None), _band_mark(c, r)):
+            if m is not None:
+                marks.append(m)
+        out.append(replace(r, marks=tuple(marks)))
+    return out
+
+
+def footnotes(results: list[ClaimResult]) -> list[str]:
+    """One line per mark: '† Fig 4a (claim), as published: <note>'."""
+    return [f"{m.symbol} {r.figure} ({r.claim}), {r.column}: {m.note}" for r in results for m in r.marks]
+
+
+@dataclass(frozen=True)
 class Adjusted:
     """One claim's test within a column's family of tests: its p-value, the Benjamini-Hochberg
     adjusted p-value over the family, and its verdict once the adjusted p must be below 0.05."""
@@ -427,7 +696,8 @@ def multiplicity(results: list[ClaimResult], column: str = "as published", alpha
     that column with a test (n >= 2 and a finite p). A verdict holds under the correction when its
     adjusted p is below ``alpha`` (the paired t-test's p < 0.05 is the same event as the 95%
     interval excluding no effect, so the uncorrected verdicts are those of ``p < alpha``); it
-    becomes inconclusive otherwise. Claims without a test keep their verdict (inconclusive)."""
+    becomes inconclusive otherwise. Claims without a test keep their verdict (inconclusive), and a
+    negligible verdict (the equivalence test's, not this test's) keeps its word."""
     from scipy.stats import false_discovery_control
 
     rs = [r for r in results if r.column == column]
@@ -437,7 +707,8 @@ def multiplicity(results: list[ClaimResult], column: str = "as published", alpha
     out = []
     for r in rs:
         pa = float(adj.get(r.key, float("nan")))
-        keep = r.verdict is not Verdict.INCONCLUSIVE and pa < alpha
+        # negligible rests on the equivalence test, not on this test of an effect: it keeps its word
+        keep = r.verdict is Verdict.NEGLIGIBLE or (r.verdict is not Verdict.INCONCLUSIVE and pa < alpha)
         out.append(Adjusted(r, float(r.effect.p_value), pa, r.verdict if keep else Verdict.INCONCLUSIVE))
     return out
 
@@ -476,7 +747,7 @@ def table_rows(results: list[ClaimResult]) -> list[list[str]]:
         cells = [fig, claim]
         for col in ("as published", "fair"):
             r = cols.get(col)
-            cells += [format_cell(r), r.verdict.value] if r else ["", ""]
+            cells += [format_cell(r), r.verdict.value + "".join(f" {m.symbol}" for m in r.marks)] if r else ["", ""]
         out.append(cells)
     return out
 
@@ -485,4 +756,5 @@ def markdown_table(results: list[ClaimResult]) -> str:
     """Paper figure | claim | as published | verdict | fair | verdict."""
     lines = ["| figure | claim | as published | verdict | fair | verdict |", "|---|---|---|---|---|---|"]
     lines += ["| " + " | ".join(row) + " |" for row in table_rows(results)]
-    return "\n".join(lines)
+    notes = footnotes(results)
+    return "\n".join(lines + ([""] + notes if notes else []))
