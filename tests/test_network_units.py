@@ -53,7 +53,7 @@ def test_every_network_unit_is_written_once_with_its_provenance(tiny):
     assert len(groups) == 3 and all(not g.units for g in groups)
     for source, seeds in (("published", cfg.fb_seeds), ("shipped", (0, 1))):
         for s in seeds:
-            for m in nu.MEASURES:
+            for m in (nu.MEASURES if source == "published" else nu.SHIPPED_MEASURES):
                 u = nu.NetworkUnit(m, "fb", s, source)
                 meta = _meta(u.path(cfg))
                 assert meta["kind"] == paper.UNIT_KIND and meta["unit"] == paper._unit_dict(u)
@@ -224,14 +224,32 @@ def test_robustness_rows_of_the_network_claims(tiny):
     base, rows = table["activity_fig2c"]
     names = [r.column for r in rows]
     assert names == ["networks pre-trained with pushes (the shipped networks, not paired)",
-                     "u_k paired with r_k instead of r_{k+1}"]
+                     "u_k paired with r_k instead of r_{k+1}", "smallest effect of interest halved",
+                     "smallest effect of interest doubled"]
+    # the band rows judge the as-published effect with the band halved and doubled
+    for r in rows[2:]:
+        assert r.effect == base.effect and r.band == pytest.approx(
+            tuple(x * verdicts.COLUMNS[r.column].band_scale for x in base.band))
     shipped = rows[0]
     assert shipped.seeds == (0, 1) and "not paired" in shipped.definition
     vals = [np.subtract(*nu.activity_values(_records(nu.NetworkUnit("activity", "fb", s, "shipped").path(cfg)),
                                             "next", cfg.task.go_step)) for s in (0, 1)]
     assert shipped.effect.values == pytest.approx(vals, rel=1e-12)
     _, jrows = table["jacobian_fig4a"]
-    assert [r.column for r in jrows][1:] == ["Jacobian lag 5", "Jacobian lag 10"]
+    assert [r.column for r in jrows if r.column.startswith("Jacobian lag")] == ["Jacobian lag 5", "Jacobian lag 10"]
+    closed = {r.column: r for r in jrows if r.column.startswith("closed-loop")}
+    assert set(closed) == {"closed-loop Jacobian lag 1", "closed-loop Jacobian lag 5", "closed-loop Jacobian lag 10",
+                           "closed-loop Jacobian at the lag of the largest effect"}
+    recs = [_records(nu.NetworkUnit("jacobian", "fb", s, "published").path(cfg)) for s in cfg.fb_seeds]
+    for L in (1, 5, 10):
+        want = [np.divide(*nu.jacobian_values(r, L, cfg.task.go_step, closed_loop=True)) for r in recs]
+        assert closed[f"closed-loop Jacobian lag {L}"].effect.values == pytest.approx(want, rel=1e-12)
+    # the largest effect: the lag with the smallest geometric-mean ratio, stated in the definition
+    gm = {L: np.mean(np.log(closed[f"closed-loop Jacobian lag {L}"].effect.values)) for L in (1, 5, 10)}
+    best = min(gm, key=gm.get)
+    largest = closed["closed-loop Jacobian at the lag of the largest effect"]
+    assert largest.definition.startswith(f"at lag {best},")
+    assert largest.effect.values == closed[f"closed-loop Jacobian lag {best}"].effect.values
     _, wrows = table["wrec_newton"]
     wnames = [r.column for r in wrows]
     assert "u_k paired with r_k instead of r_{k+1}" not in wnames and "final window 50 trials" not in wnames
@@ -241,7 +259,8 @@ def test_robustness_rows_of_the_network_claims(tiny):
     for b, rs in all_rows:
         net = any(c.key == b.key for c in verdicts.NETWORK_CLAIMS)
         for r in rs:
-            assert verdicts.COLUMNS[r.column].network_change() == net or r.column.startswith("networks pre-trained")
+            col = verdicts.COLUMNS[r.column]
+            assert col.network_change() == net or r.column.startswith("networks pre-trained") or col.band_scale != 1
 
 
 def test_wrec_verdict_uses_converged_solves_and_says_so(tiny):

@@ -247,7 +247,7 @@ def test_cli_verdicts_prints_the_table(dry_run, capsys):
     assert main(["verdicts", "--tiny", "--checkpoint-dir", dry_run.checkpoint_dir,
                  "--results-dir", dry_run.results_dir, "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert {r["verdict"] for r in rows} <= {"agrees", "disagrees", "inconclusive"}
+    assert {r["verdict"] for r in rows} <= {"agrees", "disagrees", "inconclusive", "negligible"}
     assert all(r["effect"]["method"].startswith("paired t") for r in rows)
 
 
@@ -341,7 +341,8 @@ def test_robustness_table_changes_one_thing_per_row(dry_run):
     assert {r.column for r in erows} >= {"efficiency per trial, scale-free", "efficiency whole run"}
     # at 40 deg only the published protocol's runs exist: no rows for changes that ran at 30 deg only
     _, r40 = by["final_loss_rflo_40"]
-    assert {r.column for r in r40} == {"final window 50 trials", "after 500 trials", "learning-curve area"}
+    assert {r.column for r in r40} == {"final window 50 trials", "after 500 trials", "learning-curve area",
+                                       "smallest effect of interest halved", "smallest effect of interest doubled"}
     assert all(r.effect.n == len(cfg.fb_seeds) for r in r40)
     assert all(len(r) == 5 for r in paper_report.robustness_rows(cfg))
 

@@ -292,3 +292,28 @@ def test_verdict_cells_print_an_interval_only_where_there_is_one():
     e = paired_effect([1.0, 2.0, 3.0])
     lo, hi = st.t.interval(0.95, 2, loc=2.0, scale=1.0 / math.sqrt(3))
     assert cell(e) == f"2 [{lo:.3g}, {hi:.3g}], n 3, p {e.p_value:.2g}"
+
+
+def test_published_efficiency_is_the_rate_ratio_times_the_scale_free_ratio_on_a_hand_run():
+    # two runs of three trials: |W_end - W_start| of each trial (rate included) and its path
+    a = {"dW_trial": np.array([[0.3, 0.2, 0.1]]), "dW_path": np.array([[0.5, 0.4, 0.4]]),
+         "dW_total": np.array([[0.3, 0.4, 0.45]])}
+    b = {"dW_trial": np.array([[0.02, 0.03, 0.01]]), "dW_path": np.array([[0.025, 0.05, 0.04]]),
+         "dW_total": np.array([[0.02, 0.04, 0.05]])}
+    lr_a, lr_b = 5e-5, 5e-6
+    # by hand: published = mean_t lr * trial_t / path_t; scale-free = mean_t trial_t / path_t
+    pub_a = lr_a * np.mean([0.3 / 0.5, 0.2 / 0.4, 0.1 / 0.4])
+    pub_b = lr_b * np.mean([0.02 / 0.025, 0.03 / 0.05, 0.01 / 0.04])
+    assert metrics.efficiency(a, "published", lr=lr_a)[0] == pytest.approx(pub_a, rel=1e-12)
+    assert metrics.efficiency(b, "published", lr=lr_b)[0] == pytest.approx(pub_b, rel=1e-12)
+    ratio_pub = metrics.efficiency(a, "published", lr=lr_a)[0] / metrics.efficiency(b, "published", lr=lr_b)[0]
+    ratio_free = metrics.efficiency(a, "per_trial")[0] / metrics.efficiency(b, "per_trial")[0]
+    assert ratio_pub == pytest.approx((lr_a / lr_b) * ratio_free, rel=1e-12)
+    assert ratio_free == pytest.approx(np.mean([0.6, 0.5, 0.25]) / np.mean([0.8, 0.6, 0.25]), rel=1e-12)
+    # a trial window: trials 1-2 only
+    assert metrics.efficiency(a, "per_trial", trials=(1, 3))[0] == pytest.approx(np.mean([0.5, 0.25]), rel=1e-12)
+    assert metrics.efficiency(a, "published", lr=lr_a, trials=(0, 1))[0] == pytest.approx(lr_a * 0.6, rel=1e-12)
+    with pytest.raises(ValueError, match="trials needs a per-trial definition"):
+        metrics.efficiency(a, "whole_run", trials=(0, 1))
+    with pytest.raises(ValueError, match="trials must be \\(first, stop\\)"):
+        metrics.efficiency(a, "per_trial", trials=(3, 5))

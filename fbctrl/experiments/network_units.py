@@ -55,11 +55,12 @@ from ..core.model import Network
 from ..core.task import TaskConfig
 from ..core.train import network_tag
 
-__all__ = ["MEASURES", "SOURCES", "PAPER_DAMPING", "NetMeasureConfig", "NetworkUnit", "settings", "compute",
+__all__ = ["MEASURES", "SHIPPED_MEASURES", "SOURCES", "PAPER_DAMPING", "NetMeasureConfig", "NetworkUnit", "settings", "compute",
            "shipped_seeds", "file_sha256", "activity_values", "activity_newton_values", "jacobian_values",
            "damping_index", "wrec_converged", "wrec_values", "wrec_convergence", "smallest_converged_damping", "MEASURE_SECONDS"]
 
 MEASURES = ("activity", "activity_newton", "jacobian", "wrec_newton", "matched_loop")
+SHIPPED_MEASURES = ("activity", "activity_newton", "jacobian", "wrec_newton")   # the robustness networks' measures
 SOURCES = ("published", "shipped")
 PAPER_DAMPING = 1e-3          # the paper's damping of both Newton directions (SPEC 5)
 

@@ -337,7 +337,7 @@ def plan(cfg: PaperConfig, *, include_done: bool = False) -> list[Group]:
                             "gradient and matched-state efficiency (Figs 4b, 4c, 5a)", "published", ["matched_loop"],
                        include_done),
         _network_group(cfg, "robustness: network measures of the networks pre-trained with pushes", "shipped",
-                       [m for m in MEASURES if m != "matched_loop"], include_done),
+                       network_units.SHIPPED_MEASURES, include_done),
         Group(f"fb, {r30[0]:g} deg, published protocol", _adapt_units("fb", cfg.fb_seeds, r30, fb_c, "published", cfg.trials)),
         Group("pre-train the networks without feedback", [PretrainUnit("nofb", int(s)) for s in cfg.nofb_seeds]),
         Group(f"nofb, {cfg.nofb_rotation:g} deg, published protocol",
