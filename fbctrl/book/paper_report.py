@@ -215,6 +215,34 @@ def sweep_figure_data(cfg: PaperConfig) -> dict:
             "trials": {r.upper(): int(n) for r, n in cfg.sweep_trials.items()}, "rotation_deg": cfg.sweep_rotation}
 
 
+def sweep_heatmap_data(cfg: PaperConfig) -> dict:
+    """What :func:`fbctrl.viz.paper_figures.plot_sweep_heatmaps` draws (Figure 8): per condition
+    and swept rotation (the sweep rotation and ``sweep_rotations_beyond``) the geometric mean of
+    the final test loss over the swept networks at every rate of its rule (NaN where no network
+    finished), where any diverged, and the best rate; plus the runs done and planned."""
+    rots = [cfg.sweep_rotation, *cfg.sweep_rotations_beyond]
+    tabs = {(c.name, r): sweep_table(cfg, c, r) for c in CONDITIONS for r in rots}
+    out = {"rotations": rots, "conditions": {}, "done": 0, "planned": 0}
+    for c in CONDITIONS:
+        rates = sorted({float(x) for r in rots for x in tabs[(c.name, r)]["rates"]})
+        F = np.full((len(rots), len(rates)), np.nan)
+        D = np.zeros((len(rots), len(rates)), dtype=bool)
+        best = []
+        for i, r in enumerate(rots):
+            t = tabs[(c.name, r)]
+            fin = np.where(t["diverged"], np.nan, t["final"])
+            for lr, row, div in zip(t["rates"], fin, t["diverged"]):
+                j = rates.index(float(lr))
+                D[i, j] = bool(div.any())
+                if np.isfinite(row).any():
+                    F[i, j] = float(mean_ci(row[np.isfinite(row)][:, None], log=True)[0][0])
+            out["done"] += int(np.isfinite(t["final"]).sum() + t["diverged"].sum())
+            out["planned"] += int(t["final"].size)
+            best.append(best_swept_rates(cfg, r)[c.name]["lr"])
+        out["conditions"][c.name] = {"rates": rates, "final": F, "diverged": D, "best": best}
+    return out
+
+
 def best_rate_rows(data: dict) -> list[list[str]]:
     """Rows condition | swept rates | best rate | bracketed | mean final loss at it | published rate(s)."""
     rows = []

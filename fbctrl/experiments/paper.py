@@ -83,6 +83,9 @@ class PaperConfig:
     matched_trials: int = 32                       # evaluation trials per point and controller setting
     matched_rotations: tuple = (30.0,)
     sweep_rotation: float = 30.0
+    # Figure 8: the sweep also at these rotations (same grid, seeds and trials), and the fair runs
+    # there at each rotation's own best rate (Variant.OWN_BEST), after everything else
+    sweep_rotations_beyond: tuple = (40.0, 50.0, 60.0)
     sweep_seeds: tuple = tuple(range(5))
     sweep_rates: dict = field(default_factory=lambda: {
         "rflo": (1.5e-6, 5e-6, 1.5e-5, 5e-5, 1.5e-4, 5e-4, 1.5e-3),
@@ -106,6 +109,9 @@ class PaperConfig:
                 raise ValueError(f"{name} must be non-negative integers, got {getattr(self, name)!r}")
         for p in self.extra_protocols_30:
             Protocol.parse(p)
+        if any(not math.isfinite(r) or r == self.sweep_rotation for r in self.sweep_rotations_beyond):
+            raise ValueError(f"sweep_rotations_beyond must be finite rotations other than the sweep rotation "
+                             f"{self.sweep_rotation:g}, got {self.sweep_rotations_beyond!r}")
 
     @classmethod
     def tiny(cls, checkpoint_dir: str, results_dir: str, shipped_dir: str | None = None) -> "PaperConfig":
@@ -114,6 +120,7 @@ class PaperConfig:
         ``checkpoint_dir``."""
         return cls(n=20, pretrain_batches=4, batch_size=8, eval_every=2, checkpoint_every=2, fb_seeds=(0, 1),
                    nofb_seeds=(0, 1), rotations=(30.0, 40.0), trials=4, align_every=2, sweep_seeds=(0, 1),
+                   sweep_rotations_beyond=(40.0,),
                    matched_points=(0, 4), matched_trials=2,
                    sweep_rates={"rflo": (5e-5, 5e-4), "bptt": (1e-5, 1e-4)}, sweep_trials={"rflo": 3, "bptt": 2},
                    sweep_final_window=2, max_sweep_extensions=1, checkpoint_dir=checkpoint_dir,
@@ -154,6 +161,7 @@ class Variant(str, enum.Enum):
     NONE = ""
     ERROR_START_E0 = "e0"              # the integrated error starts at W_out r_0 + b_out (published quirk)
     BPTT_CURRENT = "bptt-current"      # online BPTT sweeps back with the current weights
+    OWN_BEST = "own-rotation"          # protocol "best" at the best rate of the run's own rotation's sweep (Figure 8)
 
     @property
     def error_start(self) -> str:
@@ -276,10 +284,19 @@ def _adapt_units(kind, seeds, rotations, conditions, protocol, trials, variant: 
             for r in rotations for c in conditions for s in seeds]
 
 
-def _sweep_grid(cfg: PaperConfig, cond: Condition) -> list[float]:
-    """The condition's swept rates: the configured grid plus extensions found on disk."""
+def _sweep_rotation(cfg: PaperConfig, rotation: float | None) -> float:
+    rot = cfg.sweep_rotation if rotation is None else float(rotation)
+    if rot != cfg.sweep_rotation and rot not in cfg.sweep_rotations_beyond:
+        swept = ", ".join(f"{r:g}" for r in (cfg.sweep_rotation, *cfg.sweep_rotations_beyond))
+        raise ValueError(f"rotation must be a swept rotation ({swept} deg), got {rotation!r}")
+    return rot
+
+
+def _sweep_grid(cfg: PaperConfig, cond: Condition, rotation: float | None = None) -> list[float]:
+    """The condition's swept rates at ``rotation`` (None: the sweep rotation): the configured
+    grid plus extensions found on disk."""
     base = list(cfg.sweep_rates[cond.rule.value])
-    folder = Path(cfg.results_dir) / "sweep" / _rot(cfg.sweep_rotation)
+    folder = Path(cfg.results_dir) / "sweep" / _rot(_sweep_rotation(cfg, rotation))
     extra = set()
     for p in folder.glob(f"{cond.slug}_lr*_seed*.npz"):
         try:
@@ -291,9 +308,10 @@ def _sweep_grid(cfg: PaperConfig, cond: Condition) -> list[float]:
     return sorted(base + sorted(extra))
 
 
-def _sweep_units(cfg: PaperConfig, cond: Condition, rates) -> list[SweepUnit]:
+def _sweep_units(cfg: PaperConfig, cond: Condition, rates, rotation: float | None = None) -> list[SweepUnit]:
     trials = int(cfg.sweep_trials[cond.rule.value])
-    return [SweepUnit(int(s), cfg.sweep_rotation, cond, float(lr), trials) for lr in rates for s in cfg.sweep_seeds]
+    rot = _sweep_rotation(cfg, rotation)
+    return [SweepUnit(int(s), rot, cond, float(lr), trials) for lr in rates for s in cfg.sweep_seeds]
 
 
 def _sweep_and_best_groups(cfg: PaperConfig, r30: float, rest: list) -> tuple[list[Group], list, list[Group]]:
@@ -318,6 +336,26 @@ def _sweep_and_best_groups(cfg: PaperConfig, r30: float, rest: list) -> tuple[li
             (groups if rule is Rule.RFLO else last).append(other)
             waiting.append((other, sweep))
     return groups, waiting, last
+
+
+def _figure8_groups(cfg: PaperConfig) -> tuple[list[Group], list]:
+    """Figure 8 at every rotation: per rotation of ``sweep_rotations_beyond`` and rule (RFLO first),
+    its sweep (the 30 deg grid and seeds, extended at an edge like it), then the fair runs at that
+    rotation's own best rate (``Variant.OWN_BEST``) on every network, so the held-out check
+    (rates chosen on the sweep seeds, judged on the others) holds at every rotation."""
+    groups, waiting = [], []
+    for rule in (Rule.RFLO, Rule.BPTT):
+        conds = [c for c in CONDITIONS if c.rule is rule]
+        name = rule.value.upper()
+        for rot in cfg.sweep_rotations_beyond:
+            sweep = [u for c in conds
+                     for u in _sweep_units(cfg, c, _sweep_grid(cfg, c, rot) + sweep_extension(cfg, c, rot), rot)]
+            groups.append(Group(f"Figure 8: learning-rate sweep at {rot:g} deg, {name} and {name}+c", sweep))
+            own = Group(f"fb, {rot:g} deg, {name} and {name}+c at the best rate of the {rot:g} deg sweep",
+                        _adapt_units("fb", cfg.fb_seeds, [rot], conds, "best", cfg.trials, Variant.OWN_BEST))
+            groups.append(own)
+            waiting.append((own, sweep))
+    return groups, waiting
 
 
 def plan(cfg: PaperConfig, *, include_done: bool = False) -> list[Group]:
@@ -364,6 +402,9 @@ def plan(cfg: PaperConfig, *, include_done: bool = False) -> list[Group]:
         groups.append(Group(f"fb, {rest_txt} deg, published protocol, BPTT and BPTT+c",
                             _adapt_units("fb", cfg.fb_seeds, rest, bptt_c, "published", cfg.trials)))
     groups += last
+    beyond, waiting_beyond = _figure8_groups(cfg)
+    groups += beyond
+    waiting += waiting_beyond
     for g in groups:
         if not include_done and not (g.units and g.units[0].stage == "network"):   # network groups come filtered
             g.units = [u for u in g.units if not _done(cfg, u)]
@@ -379,17 +420,17 @@ def plan(cfg: PaperConfig, *, include_done: bool = False) -> list[Group]:
 # The sweep: best rates, and an extension when the best lies at an edge of the grid
 # ---------------------------------------------------------------------------------------------
 
-def sweep_table(cfg: PaperConfig, cond: Condition) -> dict:
+def sweep_table(cfg: PaperConfig, cond: Condition, rotation: float | None = None) -> dict:
     """Final test loss (controller off, mean of the last ``sweep_final_window`` trials) of every
-    swept rate and seed: {"rates", "final" [rates, seeds] (NaN: missing or diverged),
-    "diverged" [rates, seeds], "complete"}."""
-    rates = _sweep_grid(cfg, cond)
+    swept rate and seed at ``rotation`` (None: the sweep rotation): {"rates", "final" [rates,
+    seeds] (NaN: missing or diverged), "diverged" [rates, seeds], "complete"}."""
+    rates = _sweep_grid(cfg, cond, rotation)
     S = len(cfg.sweep_seeds)
     fin = np.full((len(rates), S), np.nan)
     div = np.zeros((len(rates), S), dtype=bool)
     complete = True
     for a, lr in enumerate(rates):
-        for b, u in enumerate(_sweep_units(cfg, cond, [lr])):
+        for b, u in enumerate(_sweep_units(cfg, cond, [lr], rotation)):
             if not _done(cfg, u):
                 complete = False
                 continue
@@ -410,9 +451,9 @@ def _best_index(tab: dict) -> int | None:
     return int(np.argmin(m))
 
 
-def sweep_extension(cfg: PaperConfig, cond: Condition) -> list[float]:
+def sweep_extension(cfg: PaperConfig, cond: Condition, rotation: float | None = None) -> list[float]:
     """[one more rate beyond the edge] when the finished grid's best rate lies at an edge, else []."""
-    tab = sweep_table(cfg, cond)
+    tab = sweep_table(cfg, cond, rotation)
     rates = tab["rates"]
     if not tab["complete"] or len(rates) < 2:
         return []
@@ -425,12 +466,13 @@ def sweep_extension(cfg: PaperConfig, cond: Condition) -> list[float]:
     return []
 
 
-def best_swept_rates(cfg: PaperConfig) -> dict[str, dict]:
+def best_swept_rates(cfg: PaperConfig, rotation: float | None = None) -> dict[str, dict]:
     """Per condition: {"lr": best rate or None, "bracketed": the best has a swept rate on both sides,
-    "rates", "mean_final" over seeds, "complete"}."""
+    "rates", "mean_final" over seeds, "complete"} of the sweep at ``rotation`` (None: the sweep
+    rotation)."""
     out = {}
     for c in CONDITIONS:
-        tab = sweep_table(cfg, c)
+        tab = sweep_table(cfg, c, rotation)
         i = _best_index(tab) if tab["complete"] else None
         fin = np.where(tab["diverged"], np.nan, tab["final"])
         ok = np.isfinite(fin).any(axis=1)
@@ -580,7 +622,8 @@ def _effective(cfg: PaperConfig, unit, W_fb, W_out):
     if unit.stage == "sweep":
         return effective_rate("best", unit.condition, has_feedback=unit.kind == "fb", best_lr=unit.lr)
     has_fb = unit.kind == "fb"
-    best = best_swept_rates(cfg)[unit.condition.name]["lr"] if unit.protocol is Protocol.BEST else None
+    own = unit.rotation_deg if getattr(unit, "variant", Variant.NONE) is Variant.OWN_BEST else None
+    best = best_swept_rates(cfg, own)[unit.condition.name]["lr"] if unit.protocol is Protocol.BEST else None
     return effective_rate(unit.protocol, unit.condition, has_feedback=has_fb,
                           fb_out_ratio=feedback_output_ratio(W_fb, W_out) if has_fb else None, best_lr=best)
 

@@ -199,15 +199,27 @@ def _loss(rec: dict, cfg: PaperConfig, col: Column) -> tuple[np.ndarray, str]:
             f"test loss (controller off, 8 rotated targets), mean of the last {w} of {end} trials")
 
 
+def _paired_runs(cfg: PaperConfig, a: Condition, b: Condition, col: Column, rotation: float):
+    """``_paired`` for a column; a fair cell at a rotation of the Figure 8 sweep reads the runs at
+    that rotation's own best rates where they exist (``Variant.OWN_BEST``), else those at the
+    sweep rotation's. -> (ra, rb, seeds, metas, own: whether the own rates were read)."""
+    if col.protocol is Protocol.BEST and col.variant is Variant.NONE and rotation in cfg.sweep_rotations_beyond:
+        ra, rb, seeds, metas = _paired(cfg, a, b, col.protocol, rotation, variant=Variant.OWN_BEST,
+                                       held_out=col.held_out)
+        if ra is not None:
+            return ra, rb, seeds, metas, True
+    return (*_paired(cfg, a, b, col.protocol, rotation, variant=col.variant, held_out=col.held_out), False)
+
+
 def _final_loss(a: Condition, b: Condition, rotation: float):
     def measure(cfg, col):
         col = _column(col)
-        ra, rb, seeds, _ = _paired(cfg, a, b, col.protocol, rotation, variant=col.variant, held_out=col.held_out)
+        ra, rb, seeds, _, own = _paired_runs(cfg, a, b, col, rotation)
         if ra is None:
             return [], [], (), "no runs yet"
         la, what = _loss(ra, cfg, col)
         lb, _ = _loss(rb, cfg, col)
-        return la, lb, seeds, f"{what}, {_best_rates_text(cfg, col, rotation)}" + (
+        return la, lb, seeds, f"{what}, {_best_rates_text(cfg, col, rotation, own)}" + (
             f", {col.variant.value}" if col.variant is not Variant.NONE else "")
     return measure
 
@@ -291,9 +303,12 @@ EFFICIENCY_TEXT = {
 }
 
 
-def _best_rates_text(cfg: PaperConfig, col: Column, rotation: float) -> str:
+def _best_rates_text(cfg: PaperConfig, col: Column, rotation: float, own: bool = False) -> str:
+    if own:
+        return f"each condition at its best rate of the {rotation:g} deg sweep"
     if col.protocol is Protocol.BEST and rotation != cfg.sweep_rotation:
-        return f"each condition at its best rate of the {cfg.sweep_rotation:g} deg sweep (none ran at {rotation:g} deg)"
+        return (f"each condition at its best rate of the {cfg.sweep_rotation:g} deg sweep (the {rotation:g} deg "
+                f"sweep's own best rates have no runs yet)")
     return f"{col.protocol.value} rates"
 
 
@@ -302,11 +317,10 @@ def _efficiency(rotation: float):
         col = _column(col)
         if col.efficiency == "matched":
             return _matched_efficiency(cfg)
-        ra, rb, seeds, metas = _paired(cfg, RFLO_C, RFLO, col.protocol, rotation, variant=col.variant,
-                                       held_out=col.held_out)
+        ra, rb, seeds, metas, own = _paired_runs(cfg, RFLO_C, RFLO, col, rotation)
         if ra is None:
             return [], [], (), "no runs yet"
-        what = f"{EFFICIENCY_TEXT[col.efficiency]}, {_best_rates_text(cfg, col, rotation)}"
+        what = f"{EFFICIENCY_TEXT[col.efficiency]}, {_best_rates_text(cfg, col, rotation, own)}"
         if col.efficiency == "equal_path":
             ea, eb, _ = metrics.efficiency_equal_path(ra, rb)
             return ea, eb, seeds, what

@@ -17,7 +17,7 @@ from ..experiments.stats import mean_ci
 from .figures import COND_COLORS, COND_LS, COND_MARKERS, _log_plain, _marker_face, _quiet
 from .plots import COLORS, label
 
-__all__ = ["plot_paper_adaptation", "plot_verdict_forest", "plot_paper_sweep"]
+__all__ = ["plot_paper_adaptation", "plot_verdict_forest", "plot_paper_sweep", "plot_sweep_heatmaps"]
 
 CONDITION_ORDER = ("RFLO+c", "RFLO", "BPTT+c", "BPTT")
 
@@ -204,4 +204,42 @@ def plot_paper_sweep(tables: dict, best: dict, published_lr: dict | None = None,
         label(ax, "learning rate", "final test loss (a.u.$^2$)" if ax is axes[0, 0] else None,
               f"{rule}, {rotation_deg:g}°" + (f", {n} trials" if n else ""))
         ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
+    return fig
+
+
+@_quiet
+def plot_sweep_heatmaps(data: dict):
+    """The paper's Figure 8: per condition a heatmap of the final test loss (controller off,
+    geometric mean over the swept networks; log colour scale shared by all panels) over learning
+    rate (columns) and rotation (rows); grey where no run finished, a cross where a network
+    diverged, a star at each rotation's best rate.
+
+    ``data``: {"rotations": [deg], "conditions": {condition: {"rates": [every rate swept at any
+    rotation], "final": [rotations, rates] geometric means (NaN: not run), "diverged": [rotations,
+    rates] bool, "best": [rotations] best rate or None}}} (``paper_report.sweep_heatmap_data``)."""
+    conds = [c for c in CONDITION_ORDER if c in data["conditions"]]
+    rots = list(data["rotations"])
+    fig, axes = plt.subplots(1, max(len(conds), 1), figsize=(3.3 * max(len(conds), 1), 2.9), squeeze=False)
+    vals = np.concatenate([np.ravel(data["conditions"][c]["final"]) for c in conds]) if conds else np.array([])
+    vals = vals[np.isfinite(vals) & (vals > 0)]
+    norm = plt.matplotlib.colors.LogNorm(vmin=vals.min(), vmax=vals.max()) if vals.size else None
+    im = None
+    for ax, cond in zip(axes[0], conds):
+        d = data["conditions"][cond]
+        rates = np.asarray(d["rates"], dtype=np.float64)
+        F = np.ma.masked_invalid(np.asarray(d["final"], dtype=np.float64))
+        ax.set_facecolor("#d9d9d9")
+        im = ax.imshow(F, norm=norm, cmap="viridis", aspect="auto", origin="lower")
+        for i, j in zip(*np.nonzero(np.asarray(d["diverged"], dtype=bool))):
+            ax.plot(j, i, "x", color="#b00000", ms=7, mew=1.5)
+        for i, b in enumerate(d["best"]):
+            if b is not None:
+                ax.plot(int(np.argmin(np.abs(np.log(rates / b)))), i, "*", color="#f2c14e", mec="k", mew=0.5, ms=11)
+        ax.set_xticks(range(len(rates)), [f"{r:.2g}" for r in rates], rotation=60, fontsize=6.5)
+        ax.set_yticks(range(len(rots)), [f"{r:g}°" for r in rots])
+        label(ax, "learning rate", "rotation" if ax is axes[0, 0] else None, cond)
+    if im is not None and vals.size:
+        fig.colorbar(im, ax=axes[0].tolist(), shrink=0.85, label="final test loss (a.u.$^2$)")
+    elif not conds:
+        axes[0, 0].text(0.5, 0.5, "no sweep yet", transform=axes[0, 0].transAxes, ha="center", va="center")
     return fig
