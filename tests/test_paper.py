@@ -40,8 +40,8 @@ def test_dry_run_completes_every_stage(dry_run):
     files = list((paper.Path(cfg.results_dir) / "adapt").rglob("*.npz"))
     # 8 fb runs x (30 published, 30 paper-text, 40 published, 30 best, 40 at the best 30 deg rates)
     # + 4 nofb runs, and the robustness runs at 30: 8 with the integrated error from e_0, 4 BPTT runs
-    # with current weights
-    assert len(files) == 8 * 5 + 4 + 8 + 4
+    # with current weights; and Figure 8's 8 fb runs at 40 deg at that rotation's own best rates
+    assert len(files) == 8 * 5 + 4 + 8 + 4 + 8
     variants = {}
     for p in files:
         m = _meta(p)
@@ -52,7 +52,7 @@ def test_dry_run_completes_every_stage(dry_run):
         assert m["bptt_weights"] == ("current" if v == "bptt-current" else "history")
         assert m["error_start"] == ("published" if v == "e0" else "zero")
         assert ("+" in p.parent.parent.name) == bool(v)
-    assert variants == {"": 44, "e0": 8, "bptt-current": 4}
+    assert variants == {"": 44, "e0": 8, "bptt-current": 4, "own-rotation": 8}
 
 
 def test_published_rates_in_the_files_follow_the_published_code(dry_run):
@@ -434,3 +434,43 @@ def test_variant_rows_are_the_paired_ratio_of_the_final_losses(dry_run):
         f[v] = rec["test_loss"][:, -min(10, cfg.trials):].mean(axis=1)
     expect = paired_effect(f[paper.Variant.ERROR_START_E0], f[paper.Variant.NONE], log=True)
     assert rows[0][4] == format_effect(expect)
+
+
+def test_figure8_sweeps_every_rotation_and_the_fair_cells_use_each_rotations_own_best_rate(dry_run):
+    """The sweep at the other rotations (tiny: 40 deg) on the sweep's networks, then every network
+    at that rotation's own best rate; the fair cells there read those runs and say so; the
+    held-out column judges them on the networks that did not choose the rate."""
+    from fbctrl.book import paper_report
+    from fbctrl.experiments import metrics, verdicts as V
+    from fbctrl.viz.paper_figures import plot_sweep_heatmaps
+
+    cfg = dry_run
+    titles = [g.title for g in paper.plan(cfg, include_done=True)]
+    fig8 = [i for i, t in enumerate(titles) if t.startswith("Figure 8") or "at the best rate of the 40 deg sweep" in t]
+    assert fig8 and fig8 == list(range(len(titles) - len(fig8), len(titles)))       # last in the plan
+    best40 = paper.best_swept_rates(cfg, 40.0)
+    for c in CONDITIONS:
+        tab = paper.sweep_table(cfg, c, 40.0)
+        assert tab["complete"] and tab["final"].shape[1] == len(cfg.sweep_seeds)
+        for s in cfg.fb_seeds:
+            u = paper.AdaptUnit("fb", s, 40.0, c, Protocol.BEST, cfg.trials, variant=paper.Variant.OWN_BEST)
+            m = _meta(u.path(cfg))
+            assert m["lr"] == best40[c.name]["lr"] and "own-rotation" in str(u.path(cfg))
+    with pytest.raises(ValueError, match="rotation must be a swept rotation \\(30, 40 deg\\), got 50"):
+        paper.sweep_table(cfg, RFLO_C, 50.0)
+    claim = next(c for c in V.CLAIMS if c.key == "final_loss_rflo_40")
+    fair = V.verdict_table(cfg, (claim,), ("fair",))[0]
+    assert "best rate of the 40 deg sweep" in fair.definition and fair.effect.n == len(cfg.fb_seeds)
+    own = [paper.AdaptUnit("fb", s, 40.0, c, Protocol.BEST, cfg.trials, variant=paper.Variant.OWN_BEST)
+           for c in (RFLO, RFLO_C) for s in cfg.fb_seeds]
+    recs, _ = paper.load_runs(cfg, own)
+    n = len(cfg.fb_seeds)
+    w = min(10, cfg.trials)
+    want = np.log(metrics.final_loss(recs["test_loss"][:n], w) / metrics.final_loss(recs["test_loss"][n:], w))
+    assert np.log(fair.effect.values) == pytest.approx(want, rel=1e-9)
+    data = paper_report.sweep_heatmap_data(cfg)
+    assert data["rotations"] == [30.0, 40.0] and data["done"] == data["planned"]
+    for c in CONDITIONS:
+        d = data["conditions"][c.name]
+        assert d["final"].shape == (2, len(d["rates"])) and d["best"][1] == best40[c.name]["lr"]
+    plot_sweep_heatmaps(data)

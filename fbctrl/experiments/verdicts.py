@@ -330,6 +330,8 @@ def _efficiency(rotation: float):
             return lra, lrb, seeds, what
         if col.trial_window is not None:
             a, b = col.trial_window
+            if a >= ra["dW_trial"].shape[-1]:
+                return [], [], (), f"no trials {a}-{b - 1} (the runs have {ra['dW_trial'].shape[-1]})"
             what += f", trials {a}-{min(b, ra['dW_trial'].shape[-1]) - 1} only"
             return (metrics.efficiency(ra, col.efficiency, lr=lra, trials=col.trial_window),
                     metrics.efficiency(rb, col.efficiency, lr=lrb, trials=col.trial_window), seeds, what)
