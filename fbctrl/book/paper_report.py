@@ -25,9 +25,9 @@ from ..experiments.paper import (AdaptUnit, PaperConfig, PretrainUnit, Variant, 
                                  load_network_units, load_runs, plan, sweep_table)
 from ..experiments.protocol import CONDITIONS, Protocol
 from ..experiments.stats import mean_ci, paired_effect, verdict
-from ..experiments.verdicts import (FAIR, FAIR_HELD_OUT, RATE_CLAIMS, format_cell, format_effect, multiplicity,
-                                    robustness_table,
-                                    table_rows, verdict_table)
+from ..experiments.verdicts import (BANDS, CLAIMS, COLUMNS, FAIR, FAIR_HELD_OUT, MARKS, RATE_CLAIMS, ROBUSTNESS,
+                                    TRIAL_WINDOWS, _applies, footnotes, format_cell, format_effect, multiplicity,
+                                    robustness_table, table_rows, verdict_table)
 from ..fmt import fmt_num
 from .glue import glue_text
 
@@ -309,9 +309,28 @@ def nofb_rows(cfg: PaperConfig, window: int = 10) -> list[list[str]]:
     return rows
 
 
-def verdicts(cfg: PaperConfig):
-    """The verdict table's results (``fbctrl.experiments.verdicts.verdict_table``) from the unit files."""
-    return verdict_table(cfg)
+def verdicts(cfg: PaperConfig, marks: bool = True):
+    """The verdict table's results (``fbctrl.experiments.verdicts.verdict_table``) from the unit
+    files, each cell with the marks of what its verdict rests on (``marks``)."""
+    return verdict_table(cfg, marks=marks)
+
+
+def footnotes_markdown(results) -> str:
+    """The marks' legend and one footnote per marked cell, as Markdown lines."""
+    notes = footnotes(results)
+    if not notes:
+        return "No verdict rests on a single convention, damping, stage or band, and none is an artefact."
+    legend = "; ".join(f"{sym} {text}" for sym, text in MARKS.values())
+    return f"Marks: {legend}.\n\n" + "\n".join(f"- {n}" for n in notes)
+
+
+def band_rows() -> list[list[str]]:
+    """Rows claims | negligible when | why: each kind of claim's smallest effect of interest."""
+    kinds = {"loss": ("Fig 3b (final test loss ratios)", True), "cosine": (
+        "Figs 2c, 4b, 4c, 5b, W_rec Newton (cosine differences)", False),
+        "norm": ("Fig 4a (Jacobian norm ratio)", True), "efficiency": ("Fig 5a (efficiency ratios)", True)}
+    return [[what, (f"ratio within {BANDS[k].text(True)}" if log else f"difference within {BANDS[k].text(False)}"),
+             BANDS[k].reason] for k, (what, log) in kinds.items()]
 
 
 def verdict_rows(results) -> list[list[str]]:
@@ -354,6 +373,7 @@ def glue_verdict_cells(results) -> None:
     for r in results:
         glue_text(glue_key(r.key, r.column), format_cell(r))
         glue_text(glue_key(r.key, r.column, "verdict"), r.verdict.value)
+        glue_text(glue_key(r.key, r.column) + "_marked", r.verdict.value + "".join(f" {m.symbol}" for m in r.marks))
 
 
 def held_out_rows(cfg: PaperConfig) -> list[list[str]]:
@@ -541,3 +561,117 @@ def variant_rows(cfg: PaperConfig, window: int = 10) -> list[list[str]]:
             rows.append([label, c.name, fmt_num(float(np.exp(np.log(f0).mean())), 3),
                          fmt_num(float(np.exp(np.log(f1).mean())), 3), format_effect(paired_effect(f1, f0, log=True))])
     return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# The stage of learning (Figures 4b, 4c, 5a per trial window and at matched states)
+# ---------------------------------------------------------------------------------------------
+
+STAGE_CLAIMS = ("align_local", "align_global", "efficiency")
+
+
+def stage_results(cfg: PaperConfig) -> dict:
+    """{claim key: (as-published result, [results of its stage and gradient-convention rows])}:
+    per trial window along the runs, at each matched point, at the pre-trained weights with the
+    fed-back error detached and kept, and the matched-state efficiency."""
+    out = {}
+    for key in STAGE_CLAIMS:
+        c = next(x for x in CLAIMS if x.key == key)
+        cols = [col for col in ROBUSTNESS if _applies(c, col) and (col.group == "stage" or col.gradient != "detached"
+                                                                     or col.efficiency in ("matched", "per_trial"))]
+        res = verdict_table(cfg, (c,), ("as published",) + tuple(cols))
+        out[key] = (res[0], res[1:])
+    return out
+
+
+def stage_rows(stage: dict) -> list[list[str]]:
+    """Rows claim | stage or convention | effect | verdict."""
+    rows = []
+    for key, (base, rs) in stage.items():
+        rows.append([f"{base.figure}: {base.claim}", "as published (whole run)", format_cell(base), base.verdict.value])
+        rows += [["", r.column, format_cell(r), r.verdict.value] for r in rs
+                 if not r.definition.startswith("no aligned trial")]
+    return rows
+
+
+def _words(rs) -> list[str]:
+    return [r.verdict.value for r in rs if r.effect.n >= 2]
+
+
+def _conclusion(matched: list, what: str) -> str:
+    """What the matched-state verdicts say about the stage of learning, by rule."""
+    words = _words(matched)
+    if not words:
+        return (f"the matched-state {what} has not been computed yet (python -m fbctrl paper --only network), so "
+                "the stage of learning is not separated from the controller")
+    if all(w == "negligible" for w in words):
+        return (f"from the same weights the controller makes no material difference to {what} at any point: "
+                "what differs along the runs is the stage of learning, not the controller")
+    if len(set(words)) == 1:
+        return (f"from the same weights {what} {words[0]} with the paper at every point, so the effect is not "
+                "only a difference of stage")
+    pts = ", ".join(f"{r.column.split('trial ')[-1].replace(' weights', '')}: {r.verdict.value}" for r in matched
+                    if r.effect.n >= 2)
+    return f"from the same weights the verdict on {what} changes with the stage ({pts})"
+
+
+def stage_sentence(key: str, stage: dict) -> str:
+    """One sentence per claim: the effect per trial window along the runs, at matched states, and
+    what the pattern means (:func:`_conclusion`)."""
+    base, rs = stage[key]
+    if base.effect.n == 0:
+        return f"{base.figure}: no runs yet."
+    along = [r for r in rs if COLUMNS[r.column].trial_window is not None and r.effect.n >= 2]
+    matched = [r for r in rs if COLUMNS[r.column].matched_point is not None
+               or COLUMNS[r.column].efficiency == "matched"]
+    fmt = lambda r: f"{fmt_num(r.effect.mean, 2)} ({r.verdict.value})"  # noqa: E731
+    win = "; ".join(f"{r.column.split('trials ')[-1]}: {fmt(r)}" for r in along)
+    what = {"align_local": "local alignment", "align_global": "global alignment",
+            "efficiency": "scale-free efficiency"}[key]
+    unit = "RFLO+c / RFLO" if key == "efficiency" else "RFLO+c minus RFLO"
+    head = f"{base.figure}, {what} ({unit}) along the runs by trials: {win}" if win else f"{base.figure}: {what}"
+    mt = "; ".join(f"{r.column.split(', ')[-1] if COLUMNS[r.column].matched_point is not None else 'pre-trained'}: "
+                   f"{fmt(r)}" for r in matched if r.effect.n >= 2)
+    return f"{head}" + (f"; at matched states, {mt}" if mt else "") + f". So {_conclusion(matched, what)}" + \
+        _stage_gap(along, matched, key == "efficiency") + "."
+
+
+def _stage_gap(along: list, matched: list, log: bool) -> str:
+    """Where the gap along the runs is larger than at any matched point: say in which window."""
+    size = (lambda r: abs(np.log(r.effect.mean))) if log else (lambda r: abs(r.effect.mean))  # noqa: E731
+    m = [r for r in matched if r.effect.n >= 2]
+    if not along or not m:
+        return ""
+    top = max(along, key=size)
+    if size(top) <= 2 * max(size(r) for r in m):
+        return ""
+    return (f"; the gap along the runs is largest in trials {top.column.split('trials ')[-1]} "
+            f"({fmt_num(top.effect.mean, 2)}), more than twice the largest at matched states: there the two runs "
+            "are at different stages of learning (the published protocol runs RFLO+c at ten times RFLO's rate, so "
+            "after the same trials it has learned more), and that difference of stage carries most of the published "
+            "effect")
+
+
+def loop_sentence(stage: dict) -> str:
+    """Figures 4b and 4c at the pre-trained weights under both conventions of the exact gradient."""
+    parts = []
+    for key in ("align_local", "align_global"):
+        rs = {COLUMNS[r.column].gradient: r for r in stage[key][1] if COLUMNS[r.column].gradient != "detached"}
+        det, loop = rs.get("detached-pretrained"), rs.get("loop")
+        if loop is None or loop.effect.n < 2:
+            parts.append(f"{stage[key][0].figure}: not computed yet")
+            continue
+        flip = "the same verdict" if loop.verdict == det.verdict else f"{det.verdict.value} becomes {loop.verdict.value}"
+        parts.append(f"{stage[key][0].figure}: {fmt_num(det.effect.mean, 2)} detached, {fmt_num(loop.effect.mean, 2)} "
+                     f"with the loop kept ({flip})")
+    return ("At the pre-trained weights, the controller's effect on the alignment (on minus off) with the fed-back "
+            "error detached from the exact gradient, as the published code does, and with the loop kept: "
+            + "; ".join(parts) + ". The run to compute it: python -m fbctrl paper --only network.")
+
+
+def figure8_sentence(data: dict) -> str:
+    """How far Figure 8's sweep has got, and each condition's best rate per rotation."""
+    best = "; ".join(f"{c}: " + ", ".join(f"{r:g}° {fmt_num(b, 2) if b else '—'}" for r, b in
+                                          zip(data["rotations"], d["best"])) for c, d in data["conditions"].items())
+    return (f"{data['done']} of {data['planned']} sweep runs at {', '.join(f'{r:g}°' for r in data['rotations'])} "
+            f"have finished. Best rates so far: {best}.")
