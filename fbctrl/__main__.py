@@ -300,10 +300,12 @@ def _paper_config(a):
 
 
 def cmd_verdicts(a) -> int:
-    table = verdicts.verdict_table(_paper_config(a))
+    table = verdicts.verdict_table(_paper_config(a), marks=True)
     if a.json:
         print(json.dumps([{"key": r.key, "figure": r.figure, "column": r.column, "definition": r.definition,
-                           "verdict": r.verdict.value, "effect": r.effect.as_dict(), "seeds": list(r.seeds)}
+                           "verdict": r.verdict.value, "effect": r.effect.as_dict(), "seeds": list(r.seeds),
+                           "band": list(r.band), "band_reason": r.band_reason, "equivalence_p": r.equivalence_p,
+                           "marks": [{"symbol": m.symbol, "kind": m.kind, "note": m.note} for m in r.marks]}
                           for r in table]))
     else:
         print(verdicts.markdown_table(table))

@@ -84,7 +84,7 @@ class Band:
 
     def text(self, log: bool, digits: int = 3) -> str:
         lo, hi = self.edges(log)
-        return f"[{fmt_num(lo, digits)}, {fmt_num(hi, digits)}]" if log else f"+-{fmt_num(self.margin, digits)}"
+        return f"[{fmt_num(lo, digits)}, {fmt_num(hi, digits)}]" if log else f"±{fmt_num(self.margin, digits)}"
 
 
 @dataclass(frozen=True)

@@ -738,6 +738,8 @@ def format_cell(r: ClaimResult, digits: int = 3) -> str:
     'not judged (no solve converged)' where the measure exists but no solve it needs converged."""
     if r.effect.n == 0 and NOT_CONVERGED in r.definition:
         return "not judged (no solve converged)"
+    if r.effect.n == 0 and r.definition.startswith("not computed yet"):
+        return "not computed yet"
     return format_effect(r.effect, digits)
 
 
