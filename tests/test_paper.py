@@ -474,3 +474,41 @@ def test_figure8_sweeps_every_rotation_and_the_fair_cells_use_each_rotations_own
         d = data["conditions"][c.name]
         assert d["final"].shape == (2, len(d["rates"])) and d["best"][1] == best40[c.name]["lr"]
     plot_sweep_heatmaps(data)
+
+
+def test_marks_say_what_each_verdict_rests_on(dry_run):
+    """The band mark appears exactly where halving or doubling the band changes the verdict, the
+    artefact mark on Figure 5a's published cell exactly where the two runs' rates differ, every
+    convention/stage mark names rows of its group whose verdict differs, and the table prints
+    each cell's symbols after its verdict with one footnote per mark."""
+    from fbctrl.experiments import verdicts as V
+    from fbctrl.experiments.stats import verdict
+
+    cfg = dry_run
+    res = V.verdict_table(cfg, marks=True)
+    claims = {c.key: c for c in V.CLAIMS}
+    for r in res:
+        c = claims[r.key]
+        kinds = [m.kind for m in r.marks]
+        assert set(kinds) <= set(V.MARKS) and len(kinds) == len(set(kinds))
+        moved = r.effect.n >= 2 and c.band is not None and any(
+            verdict(r.effect, c.paper_sign, c.band.scaled(f)) != r.verdict for f in (0.5, 2.0))
+        assert ("band" in kinds) == moved
+        if r.key == "efficiency" and r.column == "as published":
+            rate = V.verdict_table(cfg, (c,), ("the published efficiency's rate factor alone: lr(RFLO+c) / lr(RFLO)",))[0]
+            assert rate.effect.mean == pytest.approx(10.0) and "artefact" in kinds
+        if r.key == "efficiency" and r.column == "fair":
+            assert "artefact" not in kinds
+        for m in r.marks:
+            assert m.symbol == V.MARKS[m.kind][0] and m.note
+    rows = V.table_rows(res)
+    by = {(r.figure, r.claim): {} for r in res}
+    for r in res:
+        by[(r.figure, r.claim)][r.column] = r
+    for row in rows:
+        pub = by[(row[0], row[1])]["as published"]
+        assert row[3] == pub.verdict.value + "".join(f" {m.symbol}" for m in pub.marks)
+    assert len(V.footnotes(res)) == sum(len(r.marks) for r in res)
+    # without marks the table is what it was (the API stays backward compatible)
+    plain = V.verdict_table(cfg)
+    assert all(not r.marks for r in plain) and [r.verdict for r in plain] == [r.verdict for r in res]
