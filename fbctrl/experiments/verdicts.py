@@ -8,8 +8,16 @@ columns, computed from the paper protocol's unit files (``fbctrl.experiments.pap
 
 Every effect is paired per network seed (both conditions ran on the same network with the same
 target sequence) and summarised by ``stats.paired_effect``; the verdict follows ``stats.verdict``
-(the 95% interval must exclude no effect). Ratios are effects on the log scale. Seeds for which
-either side's file is missing (or whose run diverged) are left out, and n says how many remain.
+with the claim's band of negligible effects (:data:`BANDS`): negligible, agrees, disagrees or
+inconclusive. Ratios are effects on the log scale. Seeds for which either side's file is missing
+(or whose run diverged) are left out, and n says how many remain.
+
+The robustness table (:data:`ROBUSTNESS`) repeats each claim under every reasonable convention
+of its measure (open- and closed-loop Jacobian, the fed-back error detached or kept in the exact
+gradient, the efficiency's definitions and its rate factor, trial windows and matched points for
+the stage of learning, every W_rec damping, the band halved and doubled); :func:`mark_results`
+marks a verdict cell that rests on one convention, some dampings, one stage, its band, or a
+learning-rate artefact (:data:`MARKS`, :func:`footnotes`).
 
 The fair cells that run at the swept rates are also computed on the networks the sweep did not
 use (``FAIR_HELD_OUT``), and :func:`multiplicity` adjusts each column's p-values over its claims
