@@ -26,7 +26,7 @@ from ..experiments.paper import (AdaptUnit, PaperConfig, PretrainUnit, Variant, 
 from ..experiments.protocol import CONDITIONS, Protocol
 from ..experiments.stats import mean_ci, paired_effect, verdict
 from ..experiments.verdicts import (BANDS, CLAIMS, COLUMNS, FAIR, FAIR_HELD_OUT, MARKS, RATE_CLAIMS, ROBUSTNESS,
-                                    TRIAL_WINDOWS, _applies, footnotes, format_cell, format_effect, multiplicity,
+                                    applies, footnotes, format_cell, format_effect, multiplicity,
                                     robustness_table, table_rows, verdict_table)
 from ..fmt import fmt_num
 from .glue import glue_text
@@ -577,7 +577,7 @@ def stage_results(cfg: PaperConfig) -> dict:
     out = {}
     for key in STAGE_CLAIMS:
         c = next(x for x in CLAIMS if x.key == key)
-        cols = [col for col in ROBUSTNESS if _applies(c, col) and (col.group == "stage" or col.gradient != "detached"
+        cols = [col for col in ROBUSTNESS if applies(c, col) and (col.group == "stage" or col.gradient != "detached"
                                                                      or col.efficiency in ("matched", "per_trial"))]
         res = verdict_table(cfg, (c,), ("as published",) + tuple(cols))
         out[key] = (res[0], res[1:])

@@ -47,7 +47,7 @@ from .stats import Band, PairedEffect, Verdict, equivalence_test, paired_effect,
 
 __all__ = ["Claim", "ClaimResult", "CLAIMS", "NETWORK_CLAIMS", "RATE_CLAIMS", "Column", "AS_PUBLISHED", "FAIR",
            "FAIR_HELD_OUT", "ROBUSTNESS", "COLUMNS", "verdict_table", "robustness_table", "format_effect", "Adjusted", "multiplicity",
-           "format_cell", "table_rows", "markdown_table", "Mark", "MARKS", "mark_results", "footnotes", "BANDS",
+           "format_cell", "table_rows", "markdown_table", "applies", "Mark", "MARKS", "mark_results", "footnotes", "BANDS",
            "claim_band"]
 
 RFLO_C, RFLO, BPTT_C, BPTT = CONDITIONS
@@ -543,7 +543,7 @@ def verdict_table(cfg: PaperConfig, claims=CLAIMS, columns=("as published", "fai
 # the efficiency, the loss windows only the final losses; the network-level changes only the
 # network-level claims (the pairing Figs 2c and 5b, the lag Fig 4a, damping, solves and direction
 # the W_rec comparison, the shipped networks all of them), and no change to the runs touches those.
-def _applies(claim: Claim, col: Column) -> bool:
+def applies(claim: Claim, col: Column) -> bool:
     if col.band_scale != 1.0:                  # the band applies to every claim that has one
         return claim.band is not None
     if col.gradient != "detached" or col.matched_point is not None:
@@ -582,7 +582,7 @@ def robustness_table(cfg: PaperConfig, claims=CLAIMS) -> list[tuple[ClaimResult,
     out = []
     for c in claims:
         base = verdict_table(cfg, (c,), (AS_PUBLISHED,))[0]
-        rows = verdict_table(cfg, (c,), tuple(col for col in ROBUSTNESS if _applies(c, col)))
+        rows = verdict_table(cfg, (c,), tuple(col for col in ROBUSTNESS if applies(c, col)))
         out.append((base, rows))
     return out
 
@@ -682,7 +682,7 @@ def mark_results(cfg: PaperConfig, results: list[ClaimResult], claims=CLAIMS) ->
             continue
         if r.key not in cache:
             cache[r.key] = (verdict_table(cfg, (c,), (AS_PUBLISHED,))[0],
-                            verdict_table(cfg, (c,), tuple(col for col in ROBUSTNESS if _applies(c, col))))
+                            verdict_table(cfg, (c,), tuple(col for col in ROBUSTNESS if applies(c, col))))
         base, rows = cache[r.key]
         own = _rows_of_cell(c, r, rows)
         marks = []
