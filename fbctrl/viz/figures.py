@@ -3,9 +3,10 @@ learning-rate sweep). Same conventions as :mod:`fbctrl.viz.plots`: labelled axes
 SEM bands over network seeds (:func:`fbctrl.viz.plots.band`), controller on = solid, off = dashed.
 Each function returns the figure.
 
-Conditions: RFLO in teal, online BPTT in purple; "+c" (controller on during adaptation) solid,
-without dashed. Grey: references (the controller-off test of Figure 3a, first-order directions,
-null models, pre-adaptation losses).
+Colours and line styles: :mod:`fbctrl.viz.style` (RFLO teal, online BPTT purple; "+c", the
+controller on during adaptation, solid, without dashed; grey: references, such as the
+controller-off test of Figure 3a, first-order directions, null models, pre-adaptation losses).
+Every figure is drawn at the content column's width, with its legend below the panels.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 
 from ..experiments.metrics import cumulative_efficiency, efficiency, final
 from ..fmt import fmt_rate, mean_sem
-from .plots import COLORS, LS, TARGET_COLORS, band, label
+from .plots import TARGET_COLORS, band, label
+from .style import (COLORS, COND_COLORS, COND_LS, COND_MARKERS, FULL_WIDTH, LS, NOFB_LS, legend_below,
+                    marker_face)
 
 __all__ = ["COND_COLORS", "COND_LS", "plot_activity_cosines", "plot_adaptation_curves", "plot_rotations",
            "plot_nofb", "plot_explorer", "plot_jacobians", "plot_alignment", "plot_horizon", "plot_efficiency",
@@ -72,13 +75,6 @@ def _log_plain(ax):
     ax.yaxis.set_minor_formatter(NullFormatter())
 
 
-RULE_COLORS = {"RFLO": "#1b8a7a", "BPTT": "#7b3fa0"}
-COND_COLORS = {"RFLO+c": RULE_COLORS["RFLO"], "RFLO": RULE_COLORS["RFLO"], "BPTT+c": RULE_COLORS["BPTT"],
-               "BPTT": RULE_COLORS["BPTT"]}
-COND_LS = {"RFLO+c": LS["on"], "RFLO": LS["off"], "BPTT+c": LS["on"], "BPTT": LS["off"]}
-COND_MARKERS = {"RFLO+c": "o", "RFLO": "o", "BPTT+c": "s", "BPTT": "s"}
-
-
 def _go_line(ax, go_s: float | None):
     if go_s is not None:
         ax.axvline(go_s, color=COLORS["grey"], lw=0.8, ls=":")
@@ -88,10 +84,6 @@ def _per_seed(x):
     """[S, targets, K] -> [S, K] (mean over targets)."""
     x = np.asarray(x, dtype=np.float64)
     return x.mean(axis=1) if x.ndim == 3 else x
-
-
-def _marker_face(cond: str):
-    return COND_COLORS[cond] if cond.endswith("+c") else "white"
 
 
 def _points(ax, xs, per_seed_values, cond, *, offset=0.0, label_text=None, connect=True, show_seeds=True):
@@ -104,7 +96,7 @@ def _points(ax, xs, per_seed_values, cond, *, offset=0.0, label_text=None, conne
         ss.append(float(s))
     col = COND_COLORS.get(cond, COLORS["fb"])
     ax.errorbar(xs, ms, yerr=ss, color=col, ls=COND_LS.get(cond, "-") if connect else "none",
-                marker=COND_MARKERS.get(cond, "o"), mfc=_marker_face(cond) if cond in COND_COLORS else col,
+                marker=COND_MARKERS.get(cond, "o"), mfc=marker_face(cond) if cond in COND_COLORS else col,
                 ms=5, capsize=2.5, lw=1.1, label=label_text)
     if show_seeds:
         for x, v in zip(xs, per_seed_values):
@@ -119,16 +111,17 @@ def _points(ax, xs, per_seed_values, cond, *, offset=0.0, label_text=None, conne
 
 @_quiet
 def plot_activity_cosines(t, on: dict, off: dict | None = None, curves: dict | None = None, *,
-                          go_s: float | None = None, rotation_deg: float = 30.0):
-    """Figure 2c, extended. (a) cos(u_k, -dL/dr_k), whole-trial loss; (b) the same with the
-    instantaneous loss; controller on (solid), controller off (dashed; u = what the controller
+                          go_s: float | None = None, rotation_deg: float = 30.0, pairing: str = "next"):
+    """Figure 2c, extended. (a) cos(u_k, -dL/dr_j), whole-trial loss, j = k+1 (``pairing``
+    "next", as published) or k ("same"); (b) the same with the step loss l_j; controller on (solid), controller off (dashed; u = what the controller
     would inject), random feedback weights (grey, dotted). (c) cos(W_fb, W_out^T) over
     pre-training (``curves`` from :func:`fbctrl.book.load_curves`). ``on``/``off``: outputs of
     :func:`fbctrl.network.activity_cosines`; ``t`` the times of steps k = 1..T-1 (s)."""
     ncol = 3 if curves is not None else 2
-    fig, axes = plt.subplots(1, ncol, figsize=(3.0 * ncol + 0.4, 3.0))
-    for ax, key, title in [(axes[0], "cos_trial", "whole-trial loss $\\mathcal{L}$"),
-                           (axes[1], "cos_inst", "instantaneous loss $\\ell_k$")]:
+    fig, axes = plt.subplots(1, ncol, figsize=(FULL_WIDTH, 3.4))
+    j = "k+1" if pairing == "next" else "k"
+    for ax, key, title, loss in [(axes[0], "cos_trial", "whole-trial loss", "\\mathcal{L}"),
+                                 (axes[1], "cos_inst", "step loss", f"\\ell_{{{j}}}")]:
         band(ax, t, _per_seed(on[key]), color=COLORS["fb"], ls=LS["on"], label="controller on")
         if off is not None:
             band(ax, t, _per_seed(off[key]), color=COLORS["fb"], ls=LS["off"], label="controller off")
@@ -136,15 +129,14 @@ def plot_activity_cosines(t, on: dict, off: dict | None = None, curves: dict | N
         ax.axhline(0, color="k", lw=0.5)
         _go_line(ax, go_s)
         ax.set_ylim(-1.05, 1.05)
-        label(ax, "time in trial (s)", r"cos($u_k$, $-\partial / \partial r_k$)",
-              f"{title}, {rotation_deg:g}° rotation")
-    axes[0].legend(loc="lower right")
+        label(ax, "time in trial (s)", f"cos($u_k$, $-\\partial {loss} / \\partial r_{{{j}}}$)",
+              f"{title}, {rotation_deg:g}°")
     if curves is not None:
         ax = axes[2]
         band(ax, curves["eval_batch"], curves["eval_cos_Wfb_WoutT"], color=COLORS["fb"], label="with feedback")
         ax.axhline(0, color="k", lw=0.5)
-        label(ax, "pre-training batch", r"cos($W_{fb}$, $W_{out}^\top$)", "feedback vs readout weights",
-              legend=True, loc="lower right")
+        label(ax, "pre-training batch", r"cos($W_{fb}$, $W_{out}^\top$)", "$W_{fb}$ vs $W_{out}^\top$")
+    legend_below(fig)
     return fig
 
 
@@ -169,7 +161,7 @@ def plot_adaptation_curves(ad, init: dict | None = None):
     experiences) and test loss (8 rotated targets, controller off) per trial; (b) test loss of
     every condition. ``ad``: :class:`fbctrl.data.AdaptSet`; ``init``: pre-adaptation losses
     (:func:`fbctrl.adapt_mod.initial_test_losses`) drawn at trial 0."""
-    fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.2), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(FULL_WIDTH, 3.6), sharey=True)
     ini = init["test"] if init is not None else None
     ax = axes[0]
     first = "RFLO+c" if "RFLO+c" in ad.results else ad.conditions[0]
@@ -179,15 +171,14 @@ def plot_adaptation_curves(ad, init: dict | None = None):
     band(ax, _trial_axis(n, ini is not None), _with_initial(rec["test_loss"], ini), color=COLORS["grey"],
          label=f"{first}: test, controller off")
     _log_plain(ax)
-    label(ax, "trial", "loss (mean $e^2$, a.u.$^2$)", f"{first}, {ad.rotation_deg:g}° rotation", legend=True,
-          loc="upper right")
+    label(ax, "trial", "loss (mean $e^2$, a.u.$^2$)", f"{first}, {ad.rotation_deg:g}° rotation")
     ax = axes[1]
     for cond in ad.conditions:
         r = ad[cond]
         band(ax, _trial_axis(n, ini is not None), _with_initial(r["test_loss"], ini), color=COND_COLORS[cond],
              ls=COND_LS[cond], label=cond)
     _log_plain(ax)
-    label(ax, "trial", None, f"test loss, controller off, {ad.rotation_deg:g}°", legend=True, loc="upper right")
+    label(ax, "trial", None, f"test loss, controller off, {ad.rotation_deg:g}°", legend=True)
     for a in axes:
         _int_ticks(a)
     return fig
@@ -202,7 +193,7 @@ def plot_rotations(sets: dict, inits: dict | None = None, *, live: set | None = 
     rotations computed live at a reduced size (drawn with open grey circles around them)."""
 
     rots = sorted(sets)
-    fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.2))
+    fig, axes = plt.subplots(1, 2, figsize=(FULL_WIDTH, 3.6))
     conds = [c for c in ("RFLO+c", "RFLO", "BPTT+c", "BPTT") if any(c in s.results for s in sets.values())]
     width = 1.2 if len(rots) > 1 else 0.06
     for ax, key, init_key, title in [(axes[0], "test_loss", "test", "rotated targets (test)"),
@@ -223,7 +214,7 @@ def plot_rotations(sets: dict, inits: dict | None = None, *, live: set | None = 
         ax.set_xticks(rots)
         ax.set_xticklabels([f"{r:g}°" for r in rots])
         label(ax, "rotation", "final loss (mean $e^2$, a.u.$^2$)" if key == "test_loss" else None, title)
-    axes[0].legend(loc="best", fontsize=7)
+    legend_below(fig)
     return fig
 
 
@@ -232,7 +223,7 @@ def plot_nofb(ad_nofb, ad_fb=None, init_nofb=None, init_fb=None):
     """Adaptation of networks pre-trained without feedback (RFLO with B = W_out^T, BPTT; no
     controller) next to the networks with feedback adapting with the controller off: test loss
     (controller off) per trial."""
-    fig, ax = plt.subplots(figsize=(4.6, 3.2))
+    fig, ax = plt.subplots(figsize=(0.7 * FULL_WIDTH, 3.8))
     for kind, ad, ini in (("nofb", ad_nofb, init_nofb), ("fb", ad_fb, init_fb)):
         if ad is None:
             continue
@@ -240,17 +231,16 @@ def plot_nofb(ad_nofb, ad_fb=None, init_nofb=None, init_fb=None):
             if cond not in ad.results:
                 continue
             r = ad[cond]["test_loss"]
-            ls = "-" if cond == "RFLO" else "--"
             name = "without feedback" if kind == "nofb" else "with feedback, controller off"
             band(ax, _trial_axis(r.shape[1], ini is not None), _with_initial(r, None if ini is None else ini["test"]),
-                 color=COLORS[kind], ls=ls, label=f"{cond}, {name}")
+                 color=COND_COLORS[cond], ls=NOFB_LS if kind == "nofb" else COND_LS[cond], label=f"{cond}, {name}")
     _log_plain(ax)
     rot = (ad_nofb or ad_fb).rotation_deg
     if ad_nofb is None:
         ax.text(0.5, 0.95, "no network pre-trained without feedback found", transform=ax.transAxes, ha="center",
-                va="top", fontsize=8, color=COLORS["nofb"])
+                va="top", color=COLORS["nofb"])
     label(ax, "trial", "test loss (mean $e^2$, a.u.$^2$)", f"{rot:g}° rotation, test with controller off",
-          legend=True, loc="upper right", fontsize=7)
+          legend=True, ncol=2)
     _int_ticks(ax)
     return fig
 
@@ -261,7 +251,7 @@ def plot_explorer(run: dict):
     with the controller off before (grey, dashed) and after (colour) adaptation (right)."""
     st = run["state"]
     cond = st.rule.upper() + ("+c" if st.controller_on else "")
-    fig, (a0, a1) = plt.subplots(1, 2, figsize=(7.8, 3.3), gridspec_kw={"width_ratios": [1.35, 1]})
+    fig, (a0, a1) = plt.subplots(1, 2, figsize=(FULL_WIDTH, 3.8), gridspec_kw={"width_ratios": [1.35, 1]})
     n = len(run["train_loss"])
     a0.plot(np.arange(1, n + 1), run["train_loss"], color=COND_COLORS[cond], ls=COND_LS[cond],
             label=f"training loss ({'controller on' if st.controller_on else 'controller off'})")
@@ -270,8 +260,7 @@ def plot_explorer(run: dict):
     _log_plain(a0)
     div = " (diverged)" if run["diverged"] >= 0 else ""
     label(a0, "trial", "loss (mean $e^2$, a.u.$^2$)",
-          f"{cond}, rate {fmt_rate(st.rate())}, {st.rotation_deg:g}°{div}", legend=True, loc="upper right",
-          fontsize=7)
+          f"{cond}, rate {fmt_rate(st.rate())}, {st.rotation_deg:g}°{div}")
     ref, hb, ha = run["ref"], run["hand_before"], run["hand_after"]
     for b in range(ref.shape[1]):
         col = TARGET_COLORS[b % len(TARGET_COLORS)]
@@ -285,8 +274,7 @@ def plot_explorer(run: dict):
     a1.set_xlim(-r, r)
     a1.set_ylim(-r, r)
     _int_ticks(a0)
-    label(a1, "x position (a.u.)", "y position (a.u.)", "hand paths, controller off", legend=True,
-          loc="lower left", fontsize=7)
+    label(a1, "x (a.u.)", "y (a.u.)", "hand paths, controller off", legend=True, ncol=2)
     return fig
 
 
@@ -300,7 +288,7 @@ def plot_jacobians(prof: dict, dt: float = 0.01, *, go_s: float | None = None, n
     """Figure 4a: |dx_{k+L}/dx_k| along the trial for each lag L (one panel each), controller on
     (solid) and off (dashed); ``prof`` from :func:`fbctrl.network.jacobian_profile`."""
     lags = sorted({k[1] for k in prof if isinstance(k, tuple)})
-    fig, axes = plt.subplots(1, len(lags), figsize=(2.9 * len(lags) + 0.4, 3.0))
+    fig, axes = plt.subplots(1, len(lags), figsize=(FULL_WIDTH, 3.5))
     axes = np.atleast_1d(axes)
     t = prof["steps"] * dt
     sym = r"\|\cdot\|_2" if norm == "spectral" else r"\|\cdot\|_F"
@@ -321,8 +309,8 @@ def plot_jacobians(prof: dict, dt: float = 0.01, *, go_s: float | None = None, n
         label(ax, "time in trial (s)", f"${sym}$ of $\\partial x_{{k+{L}}} / \\partial x_k$" if L > 1 else
               f"${sym}$ of $\\partial x_{{k+1}} / \\partial x_k$", f"lag {L} step{'s' if L > 1 else ''}"
               f" ({L * dt * 1000:g} ms)")
-    axes[0].legend(loc="best")
-    fig.suptitle(f"{norm} norm of the Jacobian, {rotation_deg:g}° rotation, first trial", fontsize=9)
+    legend_below(fig)
+    fig.suptitle(f"{norm} norm of the Jacobian, {rotation_deg:g}° rotation, first trial")
     return fig
 
 
@@ -332,7 +320,7 @@ def plot_alignment(summ: dict, *, dt: float = 0.01, go_step: int = 20):
     (mean over aligned trials); (b) local alignment (mean over movement steps) per aligned trial;
     (c) global alignment cos(sum_t dW_rule(t), -dL/dW) per aligned trial. ``summ``: {cond:
     :func:`fbctrl.experiments.metrics.alignment_summary`}."""
-    fig, axes = plt.subplots(1, 3, figsize=(9.6, 3.1))
+    fig, axes = plt.subplots(1, 3, figsize=(FULL_WIDTH, 3.3))
     for cond, s in summ.items():
         if s is None:
             continue
@@ -347,10 +335,10 @@ def plot_alignment(summ: dict, *, dt: float = 0.01, go_step: int = 20):
     _go_line(axes[0], go_step * dt)
     for ax in axes:
         ax.axhline(0, color="k", lw=0.5)
-    label(axes[0], "time in trial (s)", "cosine with the exact gradient", "local: each step's update")
-    label(axes[1], "trial", None, "local, mean over movement")
-    label(axes[2], "trial", None, "global: whole-trial update")
-    axes[0].legend(loc="best")
+    label(axes[0], "time in trial (s)", "cos with exact gradient", "local, each step")
+    label(axes[1], "trial", None, "local, movement mean")
+    label(axes[2], "trial", None, "global, whole trial")
+    legend_below(fig)
     _int_ticks(axes[1])
     _int_ticks(axes[2])
     return fig
@@ -360,7 +348,7 @@ def plot_alignment(summ: dict, *, dt: float = 0.01, go_step: int = 20):
 def plot_horizon(hp: dict):
     """How much of the exact gradient of a step's loss comes from the last K steps: norm ratio
     |G^K| / |G| and cos(G^K, G) vs K, controller on (solid) and off (dashed)."""
-    fig, axes = plt.subplots(1, 2, figsize=(6.6, 2.9))
+    fig, axes = plt.subplots(1, 2, figsize=(FULL_WIDTH, 3.2))
     K = hp["horizons"]
     for ax, key, yl in [(axes[0], "norm_ratio", r"$\|G^K\| / \|G\|$"), (axes[1], "cos", r"cos($G^K$, $G$)")]:
         for on in (True, False):
@@ -370,8 +358,8 @@ def plot_horizon(hp: dict):
         ax.axhline(1, color=COLORS["grey"], lw=0.6, ls=":")
         ax.set_xscale("log")
         label(ax, "last K steps kept", yl)
-    axes[0].legend(loc="lower right")
-    fig.suptitle("exact gradient of a step's loss, truncated to its last K steps", fontsize=9)
+    legend_below(fig)
+    fig.suptitle("exact gradient of a step's loss, truncated to its last K steps")
     return fig
 
 
@@ -389,7 +377,7 @@ def plot_efficiency(sets: dict, rotation_deg: float, drops: dict | None = None, 
 
     rots = sorted(sets)
     ncol = 3 if drops else 2
-    fig, axes = plt.subplots(1, ncol, figsize=(3.1 * ncol + 0.4, 3.1))
+    fig, axes = plt.subplots(1, ncol, figsize=(FULL_WIDTH, 3.6))
     conds = [c for c in ("RFLO+c", "RFLO", "BPTT+c", "BPTT") if any(c in s.results for s in sets.values())]
     width = 1.2 if len(rots) > 1 else 0.06
     for j, cond in enumerate(conds):
@@ -400,7 +388,7 @@ def plot_efficiency(sets: dict, rotation_deg: float, drops: dict | None = None, 
     axes[0].set_xticklabels([f"{r:g}°" for r in rots])
     axes[0].set_ylim(0, None)
     label(axes[0], "rotation", r"$\|W_{end} - W_{start}\| \,/\, \sum_t \|\Delta W_t\|$", "efficiency ratio")
-    axes[0].legend(loc="best", fontsize=7)
+    legend_below(fig)
     ad = run if run is not None else sets[rotation_deg]
     for cond in ad.conditions:
         ce = cumulative_efficiency(ad[cond])
@@ -413,13 +401,13 @@ def plot_efficiency(sets: dict, rotation_deg: float, drops: dict | None = None, 
         for i, cond in enumerate([c for c in conds if c in drops]):
             v = drops[cond]["per_path"]
             m, s = mean_sem(v)
-            ax.bar(i, m, yerr=s, color=_marker_face(cond), edgecolor=COND_COLORS[cond], lw=1.2, capsize=3,
+            ax.bar(i, m, yerr=s, color=marker_face(cond), edgecolor=COND_COLORS[cond], lw=1.2, capsize=3,
                    hatch=None if cond.endswith("+c") else "///")
             ax.plot(np.full(len(v), i), v, ".", color="k", ms=3)
         ax.set_xticks(range(len([c for c in conds if c in drops])))
-        ax.set_xticklabels([c for c in conds if c in drops])
+        ax.set_xticklabels([c for c in conds if c in drops], rotation=45)
         ax.axhline(0, color="k", lw=0.5)
-        label(ax, None, r"$\Delta$ test loss / $\sum_t \|\Delta W_t\|$", f"loss drop per weight change, {rotation_deg:g}°")
+        label(ax, None, r"$\Delta$ test loss / $\sum_t \|\Delta W_t\|$", f"loss drop per path, {rotation_deg:g}°")
     return fig
 
 
@@ -428,15 +416,15 @@ def plot_activity_newton(res: dict, dt: float = 0.01, *, go_s: float | None = No
     """Figure 5b: cos(u_k, Newton direction in activity space) over the trial (blue) with the
     first-order cos(u_k, -dL/dr_k) in grey; ``res`` from
     :func:`fbctrl.network.activity_newton_cosines`."""
-    fig, ax = plt.subplots(figsize=(4.6, 3.1))
+    fig, ax = plt.subplots(figsize=(0.7 * FULL_WIDTH, 3.6))
     t = res["steps"] * dt
     band(ax, t, _per_seed(res["cos_newton"]), color=COLORS["fb"], label=r"Newton: $-(H + \lambda I)^{-1} g$")
     band(ax, t, _per_seed(res["cos_first_order"]), color=COLORS["grey"], label="first order: $-g$")
     ax.axhline(0, color="k", lw=0.5)
     _go_line(ax, go_s)
     ax.set_ylim(-1.05, 1.05)
-    label(ax, "time in trial (s)", r"cos($u_k$, direction)", f"control signal vs activity-space steps, {rotation_deg:g}°",
-          legend=True, loc="lower right")
+    label(ax, "time in trial (s)", r"cos($u_k$, direction)", f"control vs activity-space steps, {rotation_deg:g}°",
+          legend=True, ncol=2)
     return fig
 
 
@@ -447,7 +435,7 @@ def plot_wrec_newton(rows: list[dict]):
     gradient with it (right), one line per time step analysed (mean over targets), controller on
     (solid) and off (dashed); grey: cos(RFLO, -g) (dotted) and cos(RFLO, Gauss-Newton)
     (dash-dotted) for reference, mean over rows."""
-    fig, axes = plt.subplots(1, 2, figsize=(7.6, 3.1))
+    fig, axes = plt.subplots(1, 2, figsize=(FULL_WIDTH, 4.2))
     steps = sorted({r["step"] for r in rows})
     shades = np.linspace(1.0, 0.45, max(len(steps), 1))
     for on in (True, False):
@@ -476,7 +464,7 @@ def plot_wrec_newton(rows: list[dict]):
         ax.axhline(0, color="k", lw=0.5)
     label(axes[0], "MINRES iterations", "cos(RFLO update, Newton step)", "RFLO vs Newton for $W_{rec}$")
     label(axes[1], "MINRES iterations", "cos($-g$, Newton step)", "gradient vs Newton for $W_{rec}$")
-    axes[0].legend(loc="best", fontsize=6.5)
+    legend_below(fig, ncol=3)
     return fig
 
 
@@ -505,8 +493,12 @@ def plot_sweep(sw, best: dict):
     vals = np.concatenate([m[np.isfinite(m)].ravel() for m in means.values()] + [np.array([])])
     norm = LogNorm(vmin=float(vals.min()), vmax=float(vals.max())) if vals.size else None
     nrot = len(sw.rotations)
-    fig, axes = plt.subplots(1, len(conds), figsize=(1.2 + (1.1 + 0.55 * nrot) * len(conds), 3.4), squeeze=False)
-    axes = axes[0]
+    ncol = 2 if len(conds) > 2 else len(conds)
+    fig, axes = plt.subplots(-(-len(conds) // ncol), ncol, figsize=(FULL_WIDTH, 2.6 * -(-len(conds) // ncol) + 0.4),
+                             squeeze=False)
+    for ax in axes.flat[len(conds):]:
+        ax.set_visible(False)
+    axes = axes.flat[:len(conds)]
     im = None
     for ax, cond in zip(axes, conds):
         m = means[cond]
@@ -516,9 +508,9 @@ def plot_sweep(sw, best: dict):
         for i in range(m.shape[0]):
             for j in range(m.shape[1]):
                 if div[i, j]:
-                    ax.text(j, i, "×\ndiverged", ha="center", va="center", fontsize=6.5, color="#b00000")
+                    ax.text(j, i, "×\ndiverged", ha="center", va="center", color="#b00000")
                 elif np.isfinite(m[i, j]):
-                    ax.text(j, i, f"{m[i, j]:.2g}", ha="center", va="center", fontsize=6.5,
+                    ax.text(j, i, f"{m[i, j]:.2g}", ha="center", va="center",
                             color="white" if norm is not None and norm(m[i, j]) < 0.55 else "black")
         b = best[cond]
         for j, bi in enumerate(b["best"]):
@@ -531,7 +523,7 @@ def plot_sweep(sw, best: dict):
         ax.set_yticklabels([_rate_label(r) for r in rates])
         ax.set_xticks(range(nrot))
         ax.set_xticklabels([f"{r:g}°" for r in sw.rotations])
-        label(ax, "rotation", "learning rate" if ax is axes[0] else None, cond)
+        label(ax, "rotation", "learning rate", cond)
     if im is not None and norm is not None:
         fig.colorbar(im, ax=list(axes), label="final test loss (mean $e^2$, a.u.$^2$)", shrink=0.9)
     return fig
@@ -544,7 +536,7 @@ def plot_best_vs_paper(sw, best: dict, rotation_deg: float):
     best rates."""
     j = next(i for i, r in enumerate(sw.rotations) if abs(r - rotation_deg) < 1e-9)
     conds = sw.conditions
-    fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.2))
+    fig, axes = plt.subplots(1, 2, figsize=(FULL_WIDTH, 3.8))
     ax = axes[0]
     for i, cond in enumerate(conds):
         b = best[cond]
@@ -558,10 +550,9 @@ def plot_best_vs_paper(sw, best: dict, rotation_deg: float):
                         capsize=2.5, ls="none", label=name if i == 0 else None)
             ax.plot(np.full(v.shape, i + dx), v, ".", color=col, ms=3, alpha=0.6)
     ax.set_xticks(range(len(conds)))
-    ax.set_xticklabels(conds)
+    ax.set_xticklabels(conds, rotation=45)
     _log_plain(ax)
-    label(ax, None, "final test loss (mean $e^2$, a.u.$^2$)", f"paper's vs best rate, {rotation_deg:g}°", legend=True,
-          loc="best", fontsize=7)
+    label(ax, None, "final test loss (mean $e^2$, a.u.$^2$)", f"paper's vs best rate, {rotation_deg:g}°")
     ax = axes[1]
     for cond in conds:
         bi = best[cond]["best"][j]
@@ -571,7 +562,6 @@ def plot_best_vs_paper(sw, best: dict, rotation_deg: float):
         band(ax, np.arange(1, c.shape[1] + 1), c, color=COND_COLORS[cond], ls=COND_LS[cond],
              label=f"{cond} ({_rate_label(sw.rule_rates(cond)[bi])})")
     _log_plain(ax)
-    label(ax, "trial", "test loss (mean $e^2$, a.u.$^2$)", "learning curves at the best rates", legend=True,
-          loc="upper right", fontsize=7)
+    label(ax, "trial", "test loss (mean $e^2$, a.u.$^2$)", "curves at the best rates", legend=True, ncol=2)
     _int_ticks(ax)
     return fig
