@@ -17,6 +17,7 @@ seeds of the store, default all), ``rotations`` (3b, 5a), ``rotation`` (1a, 3a),
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -32,9 +33,10 @@ from ..experiments.paper import (AdaptUnit, PaperConfig, best_swept_rates, load_
                                  sweep_table, unit_seconds, published_costs)
 from ..experiments.protocol import CONDITIONS, Condition, Protocol
 from ..viz import paper_figures, plots, scale as viz_scale
+from ..viz.style import use_style
 
 __all__ = ["FIGURES", "FigureSpec", "store_config", "check_options", "draw", "caption", "command", "load_data",
-           "missing_units", "estimate_seconds", "verdict_lines", "activity_data", "learning_data", "finals_data",
+           "missing_units", "estimate_seconds", "verdict_lines", "save_figure", "use_style", "activity_data", "learning_data", "finals_data",
            "jacobian_data", "alignment_data", "efficiency_data", "newton_data", "sweep_data", "online_data"]
 
 CONDITION_NAMES = tuple(c.name for c in CONDITIONS)
@@ -468,3 +470,20 @@ def estimate_seconds(cfg: PaperConfig, units: list) -> float:
     """The protocol's cost model for ``units`` on one core of the reference CPU."""
     costs = published_costs()
     return float(sum(unit_seconds(cfg, costs, u) for u in units))
+
+
+def save_figure(fig, path, text: str) -> Path:
+    """Write ``fig`` to ``path`` (.png, .pdf or .svg) atomically, with its caption and the
+    commit it was drawn at in the file's metadata."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    meta = {".png": {"Description": text, "Software": f"fbctrl {paths.git_commit() or 'unknown commit'}"},
+            ".pdf": {"Subject": text, "Creator": f"fbctrl {paths.git_commit() or 'unknown commit'}"},
+            ".svg": {"Description": text}}
+    if suffix not in meta:
+        raise ValueError(f"out must be a file ending in .png, .pdf or .svg, got {str(path)!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{suffix}")
+    fig.savefig(tmp, metadata=meta[suffix])
+    os.replace(tmp, path)
+    return path
