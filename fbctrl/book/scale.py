@@ -27,7 +27,7 @@ from .. import paths
 from ..analysis import online
 from ..core.checkpoint import find_checkpoints, load_checkpoint
 from ..core.task import TaskConfig
-from ..experiments import metrics, verdicts
+from ..experiments import metrics, stats, verdicts
 from ..experiments.network_units import NetworkUnit, shipped_seeds
 from ..experiments.paper import (AdaptUnit, PaperConfig, best_swept_rates, load_network_units, load_runs,
                                  sweep_table, unit_seconds, published_costs)
@@ -36,7 +36,7 @@ from ..viz import paper_figures, plots, scale as viz_scale
 from ..viz.style import use_style
 
 __all__ = ["FIGURES", "FigureSpec", "store_config", "check_options", "draw", "caption", "command", "load_data",
-           "missing_units", "estimate_seconds", "verdict_lines", "save_figure", "use_style", "activity_data", "learning_data", "finals_data",
+           "missing_units", "estimate_seconds", "verdict_lines", "save_figure", "use_style", "chapter_verdicts", "chapter_figure", "online_verdict_lines", "activity_data", "learning_data", "finals_data",
            "jacobian_data", "alignment_data", "efficiency_data", "newton_data", "sweep_data", "online_data"]
 
 CONDITION_NAMES = tuple(c.name for c in CONDITIONS)
@@ -269,7 +269,7 @@ FIGURES = {f.name: f for f in (
     FigureSpec("5a", "Fig. 5a", "second_order", ("seeds", "rotations"),
                ("efficiency", "efficiency_40", "efficiency_50", "efficiency_60"), _GEO),
     FigureSpec("5b", "Fig. 5b", "second_order", ("seeds", "source", "pairing"), ("activity_newton_fig5b",), _MEAN),
-    FigureSpec("sweep", "Fig. 8", "lr_sweep", ("rule",), (), "geometric mean over the swept networks, bars: "
+    FigureSpec("sweep", "Fig. 8", "lr_sweep", ("rule",), ("final_loss_rflo_30", "final_loss_bptt_30"), "geometric mean over the swept networks, bars: "
                "its 95% t interval"),
 )}
 
@@ -487,3 +487,32 @@ def save_figure(fig, path, text: str) -> Path:
     fig.savefig(tmp, metadata=meta[suffix])
     os.replace(tmp, path)
     return path
+
+
+def online_verdict_lines(d: dict) -> list[str]:
+    """Figure 1a's claim, per kind of reach: the loss with the controller off over the loss with
+    it on, paired per network (``stats.paired_effect`` on the log scale; > 1 favours the paper)."""
+    out = []
+    for name, title in d["titles"].items():
+        on, off = d["losses"]["fb"][(name, True)], d["losses"]["fb"][(name, False)]
+        eff = stats.paired_effect(off, on, log=True)
+        out.append(f"{title}: loss off / on {verdicts.format_effect(eff)}, **{stats.verdict(eff, 1).value}**")
+    return out
+
+
+def chapter_verdicts(name: str, cfg: PaperConfig, d: dict | None = None) -> str:
+    """The verdicts a chapter states under figure ``name``, as a Markdown list: the verdict
+    table's cells of the figure's claims (the introduction's numbers), or for Figure 1a the
+    controller's effect on the loss of the figure's networks."""
+    lines = online_verdict_lines(d) if name == "1a" else verdict_lines(cfg, FIGURES[name].claims)
+    return "\n".join(f"- {line}" for line in lines) or "- no claim of the verdict table rests on this figure"
+
+
+def chapter_figure(name: str, paper_seeds=None, **opts):
+    """What a chapter's paper-scale cell draws: (figure, data, options, caption) of figure
+    ``name`` on the store of this repository, the networks ``paper_seeds`` (None: all)."""
+    cfg = store_config()
+    if "seeds" in FIGURES[name].options:
+        opts["seeds"] = paper_seeds
+    fig, d, o = draw(name, cfg, **opts)
+    return fig, d, o, caption(name, d, o, cfg)

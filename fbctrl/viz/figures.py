@@ -210,6 +210,7 @@ def plot_rotations(sets: dict, inits: dict | None = None, *, live: set | None = 
             _points(ax, xs, vals, cond, offset=(j - (len(conds) - 1) / 2) * width, label_text=cond)
         for r in (live or ()):
             ax.axvspan(r - 2.6 * width, r + 2.6 * width, color=COLORS["grey"], alpha=0.12, lw=0)
+            ax.text(r, 0.98, "live", transform=ax.get_xaxis_transform(), ha="center", va="top", color=COLORS["grey"])
         _log_plain(ax)
         ax.set_xticks(rots)
         ax.set_xticklabels([f"{r:g}°" for r in rots])
