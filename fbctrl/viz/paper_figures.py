@@ -14,7 +14,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 import numpy as np
 
 from ..experiments.stats import mean_ci
-from .figures import _log_plain, _quiet
+from .chapters.common import _log_plain, _quiet
 from .plots import label
 from .style import (COLORS, COND_COLORS, COND_LS, COND_MARKERS, FONT_PT, FULL_WIDTH, legend_below, legend_right,
                     marker_face)

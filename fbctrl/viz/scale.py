@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..experiments.stats import mean_ci
-from .figures import _log_plain, _quiet
+from .chapters.common import _log_plain, _quiet
 from .plots import label
 from .style import (COLORS, COND_COLORS, COND_LS, COND_MARKERS, CONDITIONS, CONTROLLER_LS, FULL_WIDTH, NULL_LS,
                     REFERENCE, legend_below, marker_face)

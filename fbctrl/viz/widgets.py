@@ -24,7 +24,7 @@ from ..core.model import Network, draw_x0
 from ..core.task import TaskConfig, centre_out_reaches
 from ..learning.adapt import TEST_X0_SEED, RunSpec, adapt, initial_test_losses, paper_lr
 from . import plots
-from .figures import plot_explorer
+from .chapters.adaptation import plot_explorer
 
 __all__ = ["ExplorerState", "explorer_figure", "trajectory_explorer", "TrajectoryExplorer"]
 
