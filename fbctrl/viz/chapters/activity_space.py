@@ -38,6 +38,6 @@ def plot_activity_cosines(t, on: dict, off: dict | None = None, curves: dict | N
         ax = axes[2]
         band(ax, curves["eval_batch"], curves["eval_cos_Wfb_WoutT"], color=COLORS["fb"], label="with feedback")
         ax.axhline(0, color="k", lw=0.5)
-        label(ax, "pre-training batch", r"cos($W_{fb}$, $W_{out}^\top$)", "$W_{fb}$ vs $W_{out}^\top$")
+        label(ax, "pre-training batch", r"cos($W_{fb}$, $W_{out}^\top$)", r"$W_{fb}$ vs $W_{out}^\top$")
     legend_below(fig)
     return fig
