@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fbctrl import __main__ as cli
 from fbctrl.__main__ import main
 from fbctrl.book import scale
 from fbctrl.experiments.paper import AdaptUnit
@@ -133,3 +134,20 @@ def test_missing_units_only_lists_absent_files(tmp_path):
     miss = scale.missing_units("3b", empty, scale.check_options("3b", empty, seeds=[0], rotations=[30.0]))
     assert len(miss) == 4 and all(u.rotation_deg == 30.0 for u in miss)
     assert scale.estimate_seconds(empty, miss) > 0
+
+
+def test_compute_runs_only_the_missing_units_grouped_by_rule(tmp_path, monkeypatch, capsys):
+    ran = []
+    monkeypatch.setattr(cli.paper, "run_batch", lambda cfg, units, **kw: ran.append([u.describe() for u in units]))
+    out = tmp_path / "f.png"
+    assert main(["figure", "4b", "--seeds", "0", "--root", str(tmp_path), "--compute", "--out", str(out)]) == 0
+    assert ran == [["fb RFLO+c 30 deg seed 0 (published)", "fb RFLO 30 deg seed 0 (published)"]]
+    err = capsys.readouterr().err
+    assert "computing 2 missing unit(s): about" in err and "2 unit file(s) of figure 4b are missing" in err
+    assert out.is_file()
+
+
+def test_without_compute_nothing_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(cli.paper, "run_batch", lambda *a, **k: pytest.fail("computed without --compute"))
+    assert main(["figure", "4c", "--seeds", "0", "--root", str(tmp_path), "--out", str(tmp_path / "g.png")]) == 0
+    assert "--compute runs them" in capsys.readouterr().err
