@@ -151,3 +151,12 @@ def test_without_compute_nothing_runs(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(cli.paper, "run_batch", lambda *a, **k: pytest.fail("computed without --compute"))
     assert main(["figure", "4c", "--seeds", "0", "--root", str(tmp_path), "--out", str(tmp_path / "g.png")]) == 0
     assert "--compute runs them" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kw, words", [
+    ({"paper_seeds": (99,)}, "paper_seeds must be None or distinct values among 0, 1"),
+    ({"rotations": (35.0,)}, "paper_rotations must be None or distinct values among 30, 40, 50, 60"),
+])
+def test_chapter_parameters_name_themselves(kw, words):
+    with pytest.raises(ValueError, match=words):
+        scale.chapter_figure("3b", **kw)

@@ -514,5 +514,10 @@ def chapter_figure(name: str, paper_seeds=None, **opts):
     cfg = store_config()
     if "seeds" in FIGURES[name].options:
         opts["seeds"] = paper_seeds
+    for param, key in (("paper_seeds", "seeds"), ("paper_rotations", "rotations")):
+        try:
+            _check_one(cfg, key, opts[key], "published") if opts.get(key) is not None else None
+        except ValueError as exc:
+            raise ValueError(f"{param} must be None or {str(exc).split(' must be ', 1)[1]}") from None
     fig, d, o = draw(name, cfg, **opts)
     return fig, d, o, caption(name, d, o, cfg)
