@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .book import scale
 from .book.paper_report import config_at
 from .cli import OneLineParser, device, existing_file, number
 from .core.checkpoint import atomic_write_json, load_checkpoint
@@ -84,7 +85,34 @@ def build_parser() -> argparse.ArgumentParser:
     _add_reproduce(sub)
     _add_sweep(sub)
     _add_bench(sub)
+    _add_figure(sub)
     return p
+
+
+FIGURE_FORMATS = (".png", ".pdf", ".svg")
+
+
+def _figure_out(s):
+    if Path(str(s)).suffix.lower() not in FIGURE_FORMATS:
+        raise argparse.ArgumentTypeError(f"out must be a file ending in {', '.join(FIGURE_FORMATS)}, got {s!r}")
+    return Path(s)
+
+
+def _add_figure(sub) -> None:
+    p = sub.add_parser("figure", help="redraw a figure of the book from the paper protocol's unit files")
+    p.add_argument("name", choices=list(scale.FIGURES), help="the paper's figure (sweep: Figure 8)")
+    p.add_argument("--seeds", type=_nonneg_int("seeds"), nargs="+", default=None, help="network seeds (default all)")
+    p.add_argument("--rotations", type=_angle, nargs="+", default=None, help="rotations in degrees (3b, 5a)")
+    p.add_argument("--rotation", type=_angle, default=None, help="one rotation in degrees (1a, 3a)")
+    p.add_argument("--conditions", nargs="+", default=None, help="among RFLO+c RFLO BPTT+c BPTT (3a, 3b)")
+    p.add_argument("--rule", default=None, help="rflo or bptt (sweep)")
+    p.add_argument("--source", default=None, help="published, or shipped: networks pre-trained with pushes (2c, 4a, 5b)")
+    p.add_argument("--lag", type=_positive_int("lag"), default=None, help="Jacobian lag in steps (4a)")
+    p.add_argument("--pairing", default=None, help="next (u_k with r_{k+1}, as published) or same (2c, 5b)")
+    p.add_argument("--out", type=_figure_out, required=True, help="file.png, file.pdf or file.svg")
+    p.add_argument("--compute", action="store_true", help="first run the unit files the figure lacks")
+    p.add_argument("--root", default=None, help="a clone of the book's repository (default: this one)")
+    p.add_argument("--device", type=device, default="cpu")
 
 
 def _add_pretrain(sub) -> None:
@@ -372,6 +400,43 @@ INTERRUPTED = {
 }
 
 
+FIGURE_OPTIONS = ("seeds", "rotations", "rotation", "conditions", "rule", "source", "lag", "pairing")
+
+
+def _compute_missing(cfg, name: str, opts: dict, device) -> None:
+    """Run the unit files figure ``name`` lacks (adaptation runs grouped by rule), with an estimate."""
+    units = scale.missing_units(name, cfg, opts)
+    if not units:
+        return
+    est = scale.estimate_seconds(cfg, units)
+    print(f"computing {len(units)} missing unit(s): about {est / 60:.0f} min on one core of the reference CPU",
+          file=sys.stderr)
+    groups = {}
+    for u in units:
+        groups.setdefault((u.stage, getattr(getattr(u, "condition", None), "rule", None)), []).append(u)
+    for g in groups.values():
+        paper.run_batch(cfg, g, device=device, progress=True, command=shlex.join(sys.argv))
+
+
+def cmd_figure(a) -> int:
+    """Redraw one figure from the store; nothing is computed unless --compute."""
+    cfg = scale.store_config(a.root)
+    opts = {k: getattr(a, k) for k in FIGURE_OPTIONS}
+    checked = scale.check_options(a.name, cfg, **opts)
+    if a.compute:
+        _compute_missing(cfg, a.name, checked, a.device)
+    missing = scale.missing_units(a.name, cfg, checked)
+    if missing:
+        print(f"fbctrl: {len(missing)} unit file(s) of figure {a.name} are missing (drawn without them; "
+              f"--compute runs them)", file=sys.stderr)
+    scale.use_style()
+    fig, d, checked = scale.draw(a.name, cfg, device=a.device, **opts)
+    text = scale.caption(a.name, d, checked, cfg)
+    scale.save_figure(fig, a.out, text)
+    print(f"{a.out}: {text}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     if argv is None:
@@ -381,7 +446,7 @@ def main(argv=None) -> int:
         a = parser.parse_args(argv)
         return {"pretrain": cmd_pretrain, "evaluate": cmd_evaluate, "adapt": cmd_adapt,
                 "reproduce": cmd_reproduce, "sweep": cmd_sweep, "bench": cmd_bench,
-                "paper": cmd_paper, "verdicts": cmd_verdicts}[a.cmd](a)
+                "paper": cmd_paper, "verdicts": cmd_verdicts, "figure": cmd_figure}[a.cmd](a)
     except CLIError as exc:
         print(f"fbctrl: error: {exc}", file=sys.stderr)
         return 2

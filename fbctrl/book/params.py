@@ -293,6 +293,8 @@ _RULES: dict[str, Callable[[str, Any], Any]] = {
     "device": check_device,
     "checkpoint_dir": _check_dir,
     "seeds": _check_seeds,
+    "paper_seeds": _check_seeds,          # networks of the store (paper-scale figures); None: all
+    "paper_rotations": _check_angles,
     "rotation_deg": _check_angle,
     "rotations_deg": _check_angles,
     "target": _check_target,

@@ -3,7 +3,7 @@
 Command line::
 
     python -m fbctrl.book run [--profile default|paper] [--device cpu|cuda] [--only NAME ...]
-                              [--checkpoint-dir DIR]
+                              [--checkpoint-dir DIR] [--no-protocol]
     python -m fbctrl.book list
 
 ``run`` executes the book's notebooks (those listed in ``_toc.yml``, in that order) in place with
@@ -11,6 +11,11 @@ papermill (kernel ``python3``, working directory ``book/``), injecting the param
 and ``device`` (and ``checkpoint_dir`` if given). A notebook that fails leaves the committed
 notebook untouched; the failed copy goes to ``_build/failed/``. Bad arguments end with one line
 ``fbctrl.book: error: ...`` and exit code 2.
+
+With ``--profile paper`` it first runs (or resumes) the paper's protocol, what ``python -m fbctrl
+paper`` runs (:func:`fbctrl.experiments.paper.run_plan` on the repository's store), so that the
+verdict table and every paper-scale figure rest on finished units; units already in the store are
+skipped (``--no-protocol`` skips the step).
 
 Conventions for a notebook (see the Introduction of the book):
 
@@ -41,8 +46,10 @@ import yaml
 from tqdm.auto import tqdm
 
 from ..cli import OneLineParser, device, existing_dir
+from ..experiments.paper import run_plan
 from ..paths import SOURCE_ROOT
 from .params import PROFILES, get_profile
+from .scale import store_config
 
 __all__ = ["ROOT", "BOOK_DIR", "TOC", "BookError", "toc_files", "book_notebooks", "run_notebook", "run_notebooks",
            "build_parser", "main"]
@@ -155,10 +162,23 @@ def run_notebook(path: Path, parameters: dict) -> None:
     os.replace(tmp, path)
 
 
+def run_protocol(device: str = "cpu", progress: bool = True) -> dict:
+    """Run or resume the paper's protocol on the repository's store (``python -m fbctrl paper``)."""
+    print("the paper's protocol: running what the store lacks (python -m fbctrl paper)", file=sys.stderr, flush=True)
+    res = run_plan(store_config(), device=device, progress=progress,
+                   command="python -m fbctrl.book run --profile paper", log=lambda m: print(m, file=sys.stderr))
+    print(f"the paper's protocol: {res['units_done']} unit(s) run, {res['units_left']} left"
+          + (f" ({res['stopped']})" if res["stopped"] else ""), file=sys.stderr, flush=True)
+    return res
+
+
 def run_notebooks(profile: str = "default", device: str = "cpu", only: list[str] | None = None,
-                  checkpoint_dir: str | None = None, progress: bool = True) -> list[Path]:
-    """Execute the book's notebooks in place (see module docstring)."""
+                  checkpoint_dir: str | None = None, progress: bool = True, protocol: bool = True) -> list[Path]:
+    """Execute the book's notebooks in place (see module docstring); with the ``paper`` profile
+    (and ``protocol``), first run or resume the paper's protocol."""
     get_profile(profile)
+    if profile == "paper" and protocol:
+        run_protocol(device, progress)
     nbs = book_notebooks()
     if only:
         by_name = {p.stem: p for p in nbs}
@@ -197,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--checkpoint-dir", type=existing_dir, default=None,
                    help="folder of pre-trained networks (default: the repository's checkpoints/)")
     r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--no-protocol", action="store_true",
+                   help="with --profile paper: do not run or resume python -m fbctrl paper first")
     sub.add_parser("list", help="list the notebooks in book order")
     return p
 
@@ -208,7 +230,8 @@ def main(argv=None) -> int:
             for p in book_notebooks():
                 print(p.relative_to(ROOT))
             return 0
-        run_notebooks(a.profile, a.device, a.only, a.checkpoint_dir, progress=not a.no_progress)
+        run_notebooks(a.profile, a.device, a.only, a.checkpoint_dir, progress=not a.no_progress,
+                      protocol=not a.no_protocol)
         return 0
     except BookError as exc:
         print(f"fbctrl.book: error: {exc}", file=sys.stderr)

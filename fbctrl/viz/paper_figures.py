@@ -1,5 +1,5 @@
 """Figures of the chapter "The paper's protocol": the paper's Figure 3b at its own scale, and the
-verdict table as a forest plot. Same conventions as :mod:`fbctrl.viz.figures` (RFLO teal, BPTT
+verdict table as a forest plot. Colours and line styles of :mod:`fbctrl.viz.style` (RFLO teal, BPTT
 purple; controller on during adaptation solid and filled, off dashed and open), but every band and
 error bar here is the 95% Student-t interval of the mean over network seeds, the interval the
 verdicts use (``fbctrl.experiments.stats``), not ± SEM.
@@ -14,8 +14,10 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 import numpy as np
 
 from ..experiments.stats import mean_ci
-from .figures import COND_COLORS, COND_LS, COND_MARKERS, _log_plain, _marker_face, _quiet
-from .plots import COLORS, label
+from .chapters.common import _log_plain, _quiet
+from .plots import label
+from .style import (COLORS, COND_COLORS, COND_LS, COND_MARKERS, FONT_PT, FULL_WIDTH, legend_below, legend_right,
+                    marker_face)
 
 __all__ = ["plot_paper_adaptation", "plot_verdict_forest", "plot_paper_sweep", "plot_sweep_heatmaps"]
 
@@ -31,7 +33,7 @@ def plot_paper_adaptation(curves: dict, finals: dict, *, rotation_deg: float = 3
 
     ``curves``: {condition: [seeds, trials]}; ``finals``: {condition: {rotation: per-seed values}};
     ``initial``: {rotation: per-seed loss before adaptation} (grey)."""
-    fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.3))
+    fig, axes = plt.subplots(1, 2, figsize=(FULL_WIDTH, 3.8))
     ax = axes[0]
     for cond in [c for c in CONDITION_ORDER if c in curves]:
         Y = np.asarray(curves[cond], dtype=np.float64)
@@ -42,7 +44,6 @@ def plot_paper_adaptation(curves: dict, finals: dict, *, rotation_deg: float = 3
         ax.fill_between(x, lo, hi, color=col, alpha=0.18, lw=0)
     _log_plain(ax)
     label(ax, "trial", "test loss (mean $e^2$, a.u.$^2$)", f"{rotation_deg:g}° rotation, as published")
-    ax.legend(fontsize=7, loc="upper right")
 
     ax = axes[1]
     rots = sorted({r for d in finals.values() for r in d})
@@ -68,13 +69,13 @@ def plot_paper_adaptation(curves: dict, finals: dict, *, rotation_deg: float = 3
             ax.plot(np.full(v.shape, r + off), v, ".", color=col, ms=2.5, alpha=0.6)
         n = max((len(finals[cond][r]) for r in xs), default=0)
         ax.errorbar(np.asarray(xs) + off, ms, yerr=[los, his], color=col, ls=COND_LS[cond],
-                    marker=COND_MARKERS[cond], mfc=_marker_face(cond), ms=5, capsize=2.5, lw=1.1,
-                    label=f"{cond} (n≤{n})")
+                    marker=COND_MARKERS[cond], mfc=marker_face(cond), ms=5, capsize=2.5, lw=1.1,
+                    label=f"{cond} (n={n})" if n == min(len(finals[cond][r]) for r in xs) else f"{cond} (n≤{n})")
     _log_plain(ax)
     ax.set_xticks(rots)
     ax.set_xticklabels([f"{r:g}°" for r in rots])
-    label(ax, "rotation", "final test loss (a.u.$^2$)", "final loss (last 10 of the trials)")
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+    label(ax, "rotation", "final test loss (a.u.$^2$)", "final loss (last 10 trials)")
+    legend_below(fig)
     return fig
 
 
@@ -94,7 +95,7 @@ def plot_verdict_forest(results, claims):
     keys = list(dict.fromkeys(r.key for r in results))
     groups = [[k for k in keys if by_key[k].log], [k for k in keys if not by_key[k].log]]
     groups = [(g, is_log) for g, is_log in zip(groups, (True, False)) if g]
-    fig, axes = plt.subplots(len(groups), 1, figsize=(8.2, 0.36 * len(keys) + 1.6 * len(groups)), squeeze=False,
+    fig, axes = plt.subplots(len(groups), 1, figsize=(FULL_WIDTH, 0.3 * len(keys) + 1.3 * len(groups)), squeeze=False,
                              gridspec_kw={"height_ratios": [len(g) + 1 for g, _ in groups]})
     styles = [dict(marker="o", mfc="black", color="black"), dict(marker="D", mfc="white", color=COLORS["fb"])]
     style = {c: styles[min(j, 1)] for j, c in enumerate(columns)}
@@ -104,23 +105,20 @@ def plot_verdict_forest(results, claims):
             _forest_row(ax, len(ks) - 1 - i, by_key[k], [r for r in results if r.key == k], columns, style, is_log)
         ax.axvline(null, color=COLORS["grey"], lw=0.9, ls=":")
         ax.set_yticks(range(len(ks)))
-        ax.set_yticklabels([f"{by_key[k].figure}: {by_key[k].short or by_key[k].claim}" for k in reversed(ks)],
-                           fontsize=7.5)
+        ax.set_yticklabels([f"{by_key[k].figure}: {by_key[k].short or by_key[k].claim}" for k in reversed(ks)])
         ax.set_ylim(-0.6, len(ks) - 0.4)
         if is_log:
             ax.set_xscale("log")
             ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=10))
             ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
             ax.xaxis.set_minor_formatter(NullFormatter())
-            label(ax, "effect as a ratio, oriented: paper's side → (no effect = 1, log scale)")
+            label(ax, "ratio, paper's side → (no effect = 1)")
         else:
-            label(ax, "effect as a difference of cosines, oriented: paper's side → (no effect = 0)")
-        ax.tick_params(axis="x", labelsize=7)
+            label(ax, "difference of cosines, paper's side → (no effect = 0)")
     handles = [Line2D([], [], marker=style[c]["marker"], mfc=style[c]["mfc"], mec=style[c]["color"],
                       color=style[c]["color"], lw=1.5, label=c) for c in columns]
     handles.append(Line2D([], [], marker="|", color="grey", ls="none", label="single network seeds"))
-    axes[0, 0].legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(0.0, 1.0 + 0.9 / (len(groups[0][0]) + 1)),
-                      ncol=len(handles), frameon=False)
+    legend_below(fig, handles=handles, labels=[h.get_label() for h in handles], ncol=len(handles))
     return fig
 
 
@@ -136,9 +134,9 @@ def _forest_row(ax, y0: float, claim, results, columns, style, is_log: bool, dy:
         y = y0 + dy * ((len(columns) - 1) / 2 - j) * 2 / max(len(columns) - 1, 1)
         r = next((x for x in results if x.column == col), None)
         measured = r is not None and r.effect.n > 0
-        ax.annotate(f"{r.verdict.value} (n {r.effect.n})" if measured else "n 0", (1.0, y),
+        ax.annotate(f"{r.verdict.value} ({r.effect.n})" if measured else "n 0", (1.0, y),
                     xycoords=("axes fraction", "data"), xytext=(5, 0), textcoords="offset points", va="center",
-                    fontsize=6.5, color=VERDICT_COLORS.get(r.verdict.value, "black") if measured else "#aaaaaa")
+                    fontsize=FONT_PT, color=VERDICT_COLORS.get(r.verdict.value, "black") if measured else "#aaaaaa")
         if not measured:
             continue
         e, st = r.effect, style[col]
@@ -162,7 +160,7 @@ def plot_paper_sweep(tables: dict, best: dict, published_lr: dict | None = None,
     ``tables``: {condition: ``paper.sweep_table``}; ``best``: ``paper.best_swept_rates``;
     ``published_lr``: {condition: per-network rates}; ``trials``: {"RFLO": n, "BPTT": n}."""
     rules = [r for r in ("RFLO", "BPTT") if any(c.startswith(r) for c in tables)]
-    fig, axes = plt.subplots(1, max(len(rules), 1), figsize=(4.3 * max(len(rules), 1), 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, max(len(rules), 1), figsize=(FULL_WIDTH, 5.0), squeeze=False)
     for ax, rule in zip(axes[0], rules):
         for cond in [c for c in CONDITION_ORDER if c.startswith(rule) and c in tables]:
             tab, col = tables[cond], COND_COLORS[cond]
@@ -171,7 +169,7 @@ def plot_paper_sweep(tables: dict, best: dict, published_lr: dict | None = None,
             m, lo, hi = mean_ci(fin.T, log=True)
             ok = np.isfinite(m)
             ax.errorbar(rates[ok], m[ok], yerr=[np.nan_to_num(m[ok] - lo[ok]), np.nan_to_num(hi[ok] - m[ok])],
-                        color=col, ls=COND_LS[cond], marker=COND_MARKERS[cond], mfc=_marker_face(cond), ms=5,
+                        color=col, ls=COND_LS[cond], marker=COND_MARKERS[cond], mfc=marker_face(cond), ms=5,
                         capsize=2.5, lw=1.1, label=cond)
             for r, row in zip(rates, fin):
                 ax.plot(np.full(row.shape, r), row, ".", color=col, ms=2.5, alpha=0.5)
@@ -182,10 +180,10 @@ def plot_paper_sweep(tables: dict, best: dict, published_lr: dict | None = None,
             if b is not None:
                 i = int(np.argmin(np.abs(np.log(rates / b))))
                 ax.plot([b], [m[i]], "*", color="#f2c14e", mec="k", mew=0.5, ms=12, zorder=5,
-                        label=f"best {cond}: {b:.2g}" + ("" if best[cond].get("bracketed") else " (at the edge)"))
+                        label=f"best {cond}: {b:.2g}" + ("" if best[cond].get("bracketed") else " (edge)"))
             pub = (published_lr or {}).get(cond, [])
             if len(pub):
-                ax.plot(pub, np.full(len(pub), 0.03), "^", color=col, mfc=_marker_face(cond), ms=6, ls="none",
+                ax.plot(pub, np.full(len(pub), 0.03), "^", color=col, mfc=marker_face(cond), ms=6, ls="none",
                         transform=ax.get_xaxis_transform(), label=f"{cond} as published")
         ax.set_xscale("log")
         dots = np.concatenate([np.ravel(np.where(tables[c]["diverged"], np.nan, tables[c]["final"]))
@@ -203,7 +201,7 @@ def plot_paper_sweep(tables: dict, best: dict, published_lr: dict | None = None,
         n = (trials or {}).get(rule)
         label(ax, "learning rate", "final test loss (a.u.$^2$)" if ax is axes[0, 0] else None,
               f"{rule}, {rotation_deg:g}°" + (f", {n} trials" if n else ""))
-        ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1)
     return fig
 
 

@@ -95,9 +95,9 @@ def plot_floors(saved: list[dict]):
         if e["key"] in GOALS:
             ax.plot([GOALS[e["key"]]] * 2, [yi - 0.4, yi + 0.4], color=COLORS["nofb"], lw=2, label=goal_label)
             goal_label = None
-        ax.text(e["ratio"], yi, f" {e['ratio']:.2f}", va="center", fontsize=8)
+        ax.text(e["ratio"], yi, f" {e['ratio']:.2f}", va="center")
     ax.axvline(1.0, color=COLORS["grey"], lw=0.8)
-    ax.set_yticks(y, [f"{e['label']}\n{e['file']}, {e['machine']}" for e in es], fontsize=7)
+    ax.set_yticks(y, [f"{e['label']}\n{e['file']}, {e['machine']}" for e in es])
     ax.set_xscale("log")
     ax.set_xlim(0.8, max(3.0, 1.6 * max(e["ratio"] for e in es)))
     _plain_ticks(ax.xaxis, [t for t in (1, 1.5, 2, 3, 5, 10, 20, 50, 100) if t <= ax.get_xlim()[1]])

@@ -1,11 +1,11 @@
 """Matplotlib helpers for the book: one style, labelled axes with units, and seed spread drawn
 as mean ± SEM bands.
 
-Conventions used by every chapter:
+Conventions used by every chapter (colours and line styles: :mod:`fbctrl.viz.style`):
 
 * time axes in seconds (``dt`` = 0.01 s per step), losses on log axes;
 * network with feedback control ("fb") in :data:`COLORS` ``["fb"]``, without ("nofb") in
-  ``["nofb"]``; controller on = solid line, controller off = dashed line;
+  ``["nofb"]``; controller on = solid line, controller off = dashed line; legends below the panels;
 * arrays of per-seed curves have the seed axis first (``[S, N]``); :func:`band` draws the mean
   over seeds and a shaded ± SEM band (no band for a single seed), and legends say how many seeds.
 """
@@ -20,14 +20,12 @@ from matplotlib.lines import Line2D
 
 from ..core.task import centre_out_reaches, random_reaches, reach_profile
 from ..fmt import mean_sem
+from .style import COLORS, FULL_WIDTH, KIND_NAMES, LS, legend_below, use_style
 
 __all__ = ["COLORS", "LS", "use_style", "band", "label", "n_seeds_note", "time_axis", "plot_task",
            "plot_training_curves", "plot_error_over_trial", "plot_hand_paths", "TARGET_COLORS",
            "EVAL_LABELS", "KIND_NAMES", "plot_online_errors", "plot_online_paths"]
 
-COLORS = {"fb": "#1f5fa8", "nofb": "#c2452d", "on": "#1f5fa8", "off": "#7f7f7f", "target": "#222222",
-          "push": "#e39b2f", "grey": "#9a9a9a"}
-LS = {"on": "-", "off": "--"}
 TARGET_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 
 EVAL_LABELS = {
@@ -37,25 +35,6 @@ EVAL_LABELS = {
     "eval_random_push": "random reaches, pushed",
     "eval_random_ctrl_off": "random reaches, controller off",
 }
-
-
-def use_style() -> None:
-    """The book's matplotlib settings (deterministic, readable at page width)."""
-    mpl.rcParams.update({
-        "figure.dpi": 110,
-        "savefig.dpi": 110,
-        "font.size": 9,
-        "axes.titlesize": 9,
-        "axes.labelsize": 9,
-        "legend.fontsize": 8,
-        "xtick.labelsize": 8,
-        "ytick.labelsize": 8,
-        "axes.spines.top": False,
-        "axes.spines.right": False,
-        "legend.frameon": False,
-        "lines.linewidth": 1.4,
-        "figure.constrained_layout.use": True,
-    })
 
 
 def n_seeds_note(n: int) -> str:
@@ -71,8 +50,10 @@ def label(ax, xlabel: str | None = None, ylabel: str | None = None, title: str |
         ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
-    if legend:
-        ax.legend(**legend_kw)
+    if legend:                        # below the panels, never on data (``loc`` and sizes are ignored)
+        for old in list(ax.figure.legends):
+            old.remove()
+        legend_below(ax.figure, ncol=legend_kw.get("ncol"))
     return ax
 
 
@@ -117,7 +98,7 @@ def plot_task(task_cfg, *, seed: int = 0, n_random: int = 6):
     t = time_axis(task_cfg.T, task_cfg.dt, with_initial=False) - task_cfg.dt  # step k at k dt
     go = task_cfg.go_step * task_cfg.dt
 
-    fig, axes = plt.subplots(2, 3, figsize=(8.2, 5.0))
+    fig, axes = plt.subplots(2, 3, figsize=(FULL_WIDTH, 5.4))
     for row, (tr, name) in enumerate([(co, "centre-out"), (rnd, "random")]):
         i = 3 if row == 0 else 0  # centre-out: the 135 degree target
         ax = axes[row, 0]
@@ -125,15 +106,14 @@ def plot_task(task_cfg, *, seed: int = 0, n_random: int = 6):
                                          ("input 3: hold", "#555555")]):
             ax.plot(t, tr.inputs[:, i, d].numpy(), color=col, label=lab)
         ax.axvline(go, color=COLORS["grey"], lw=0.8, ls=":")
-        label(ax, "time (s)", "input (a.u.)", f"{name}: inputs of one reach", legend=True, loc="center right")
+        label(ax, "time (s)", "input (a.u.)", f"{name}: inputs")
         ax = axes[row, 1]
         ax.plot(t, tr.vstar[:, i, 0].numpy(), color="#1f77b4", label="target $v^*_x$")
         ax.plot(t, tr.vstar[:, i, 1].numpy(), color="#ff7f0e", label="target $v^*_y$")
         if row == 1:
             ax.plot(t, push[:, 0, 0].numpy(), color=COLORS["push"], ls="--", label="push $p_x$ (example)")
         ax.axvline(go, color=COLORS["grey"], lw=0.8, ls=":")
-        label(ax, "time (s)", "velocity (a.u./s)", f"{name}: target velocity", legend=True,
-              loc="upper right" if row == 0 else "lower left")
+        label(ax, "time (s)", "velocity (a.u./s)", f"{name}: target velocity")
         ax = axes[row, 2]
         start, end = tr.start.numpy(), tr.end.numpy()
         prof = (reach_profile(task_cfg)[:, None, None] * (tr.end - tr.start)).numpy()  # displacement
@@ -147,12 +127,12 @@ def plot_task(task_cfg, *, seed: int = 0, n_random: int = 6):
             pushed = prof[:, b] + (push[:, 0].cumsum(0) * task_cfg.dt).numpy()
             ax.plot(start[b, 0] + pushed[:, 0], start[b, 1] + pushed[:, 1], color=COLORS["push"], ls="--",
                     lw=1.2, label="reach 1 if pushed and not corrected")
-            ax.legend(loc="lower left")
         ax.set_aspect("equal")
         hw = task_cfg.random_halfwidth if row == 1 else task_cfg.centre_out_radius
         ax.set_xlim(-hw * 1.25, hw * 1.25)
         ax.set_ylim(-hw * 1.25, hw * 1.25)
-        label(ax, "x position (a.u.)", "y position (a.u.)", f"{name}: target paths (□ start, ● end)")
+        label(ax, "x (a.u.)", "y (a.u.)", f"{name}: paths (□ start, ● end)")
+    legend_below(fig, ncol=3)
     return fig
 
 
@@ -165,7 +145,7 @@ def plot_training_curves(curves: dict[str, dict | None], *, rotation_key: str = 
     seeds, for each network kind in ``curves`` (``{"fb": load_curves(...), "nofb": ...}``)."""
 
     keys = ["eval_centre_out", rotation_key, "eval_random", "eval_random_push", "eval_random_ctrl_off"]
-    fig, axes = plt.subplots(2, 3, figsize=(8.2, 5.0), sharex=True)
+    fig, axes = plt.subplots(2, 3, figsize=(FULL_WIDTH, 5.4), sharex=True)
     names = {"fb": "with feedback control", "nofb": "without feedback control"}
     for ax, key in zip(axes.flat, keys):
         for kind, c in curves.items():
@@ -190,7 +170,7 @@ def plot_training_curves(curves: dict[str, dict | None], *, rotation_key: str = 
             if l not in labels:
                 handles.append(h)
                 labels.append(l)
-    fig.legend(handles, labels, loc="outside lower center", ncol=max(len(labels), 1))
+    legend_below(fig, handles=handles, labels=labels)
     return fig
 
 
@@ -233,14 +213,11 @@ def plot_hand_paths(ax, hand, targets, *, ls: str = "-", lw: float = 1.2, alpha:
 # Online correction (Figure 1a)
 # ---------------------------------------------------------------------------------------------
 
-KIND_NAMES = {"fb": "with feedback", "nofb": "without feedback"}
-
-
 def plot_online_errors(t, errs: dict, titles: dict[str, str]):
     """Position error over the trial, one panel per condition. ``errs[(kind, cond, on)]`` is
     [S, T+1] (mean over trials per seed); kind "fb" is drawn with the controller on (solid) and
     off (dashed), kind "nofb" (no controller to switch) once."""
-    fig, axes = plt.subplots(1, len(titles), figsize=(3.0 * len(titles) + 0.6, 3.1), sharey=True)
+    fig, axes = plt.subplots(1, len(titles), figsize=(FULL_WIDTH, 3.3), sharey=True)
     axes = np.atleast_1d(axes)
     for ax, (cond, title) in zip(axes, titles.items()):
         if ("fb", cond, True) in errs:
@@ -249,7 +226,7 @@ def plot_online_errors(t, errs: dict, titles: dict[str, str]):
         if ("nofb", cond, True) in errs:
             band(ax, t, errs[("nofb", cond, True)], color=COLORS["nofb"], ls=":", label="without feedback")
         label(ax, "time (s)", "position error |e| (a.u.)" if ax is axes[0] else None, title)
-    axes[0].legend(loc="upper left")
+    legend_below(fig)
     return fig
 
 
@@ -258,7 +235,7 @@ def plot_online_paths(hands: dict, refs: dict, targets: dict, titles: dict[str, 
     (dashed), reference paths dotted. ``hands[(cond, on)]`` [T+1, B, 2], ``refs[cond]``
     [T+1, B, 2], ``targets[cond]`` [B, 2]."""
 
-    fig, axes = plt.subplots(1, len(titles), figsize=(2.9 * len(titles), 3.3))
+    fig, axes = plt.subplots(1, len(titles), figsize=(FULL_WIDTH, 3.2))
     axes = np.atleast_1d(axes)
     for ax, (cond, title) in zip(axes, titles.items()):
         ref = np.asarray(refs[cond])
@@ -271,5 +248,5 @@ def plot_online_paths(hands: dict, refs: dict, targets: dict, titles: dict[str, 
                Line2D([], [], color="k", ls=LS["off"], label="controller off"),
                Line2D([], [], color=COLORS["target"], ls=":", lw=0.7, label="reference path"),
                Line2D([], [], color="k", marker="o", mfc="none", ls="", label="target")]
-    fig.legend(handles=handles, loc="outside lower center", ncol=4)
+    legend_below(fig, handles=handles, labels=[h.get_label() for h in handles], ncol=4)
     return fig

@@ -24,7 +24,7 @@ from ..core.model import Network, draw_x0
 from ..core.task import TaskConfig, centre_out_reaches
 from ..learning.adapt import TEST_X0_SEED, RunSpec, adapt, initial_test_losses, paper_lr
 from . import plots
-from .figures import plot_explorer
+from .chapters.adaptation import plot_explorer
 
 __all__ = ["ExplorerState", "explorer_figure", "trajectory_explorer", "TrajectoryExplorer"]
 
@@ -53,7 +53,7 @@ def explorer_figure(net: Network, state: ExplorerState, *, task_cfg: TaskConfig 
     other = trial_traces(net, tr, x0, controller_on=not state.controller_on, delay=state.delay) if compare_off else None
     t = plots.time_axis(task_cfg.T, task_cfg.dt)
     name = lambda on: "controller on" if on else "controller off"  # noqa: E731
-    fig, (a0, a1) = plt.subplots(1, 2, figsize=(7.6, 3.3), gridspec_kw={"width_ratios": [1, 1.35]})
+    fig, (a0, a1) = plt.subplots(1, 2, figsize=(plots.FULL_WIDTH, 3.8), gridspec_kw={"width_ratios": [1, 1.35]})
     col = plots.COLORS["on"]
     a0.plot(main["ref"][:, 0, 0], main["ref"][:, 0, 1], color=plots.COLORS["target"], lw=0.9, ls=":",
             label="reference path")
@@ -68,8 +68,7 @@ def explorer_figure(net: Network, state: ExplorerState, *, task_cfg: TaskConfig 
     a0.set_xlim(-r, r)
     a0.set_ylim(-r, r)
     a0.set_aspect("equal")
-    plots.label(a0, "x position (a.u.)", "y position (a.u.)", "hand path", legend=True, loc="lower left",
-                fontsize=7)
+    plots.label(a0, "x position (a.u.)", "y position (a.u.)", "hand path")
     a1.plot(t, main["err"][:, 0], color=col, ls=plots.LS["on" if state.controller_on else "off"],
             label=f"{name(state.controller_on)} (loss {main['loss'][0]:.3g})")
     if other is not None:
@@ -82,7 +81,7 @@ def explorer_figure(net: Network, state: ExplorerState, *, task_cfg: TaskConfig 
                    lw=0, label="push")
     plots.label(a1, "time (s)", "position error |e| (a.u.)",
                 f"target {state.target}, rotation {state.rotation_deg:g}°{push_txt}, delay {state.delay} steps",
-                legend=True, loc="upper left", fontsize=7)
+                legend=True, ncol=2)
     if title:
         fig.suptitle(title)
     return fig
