@@ -23,6 +23,7 @@ __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "atomic_writ
            "atomic_torch_save", "atomic_write_json", "CHECKPOINT_KEYS"]
 
 CHECKPOINT_KEYS = ("W_in", "W_rec", "W_fb", "mask", "b", "W_out", "b_out")
+TASK_INPUTS = (2, 3)     # input channels of the tasks (limit cycle, reaching)
 
 
 class CheckpointError(ValueError):
@@ -93,7 +94,8 @@ def load_checkpoint(path, *, n: int | None = None, device=None, dtype=torch.floa
     if W_rec.dim() != 2 or W_rec.shape[0] != W_rec.shape[1]:
         raise CheckpointError(f"checkpoint {path}: W_rec must be square, has shape {tuple(W_rec.shape)}")
     n_file = W_rec.shape[0]
-    n_in = data["W_in"].shape[1] if data["W_in"].dim() == 2 else 3   # 3 for reaching, 2 for the limit cycle
+    # inputs: 3 for reaching, 2 for the limit cycle (``core.tasks``); any other count is an error below
+    n_in = data["W_in"].shape[1] if data["W_in"].dim() == 2 and data["W_in"].shape[1] in TASK_INPUTS else 3
     expected = {"W_in": (n_file, n_in), "W_fb": (n_file, 2), "mask": (n_file, 2), "b": (n_file,),
                 "W_out": (2, n_file), "b_out": (2,)}
     for k, shape in expected.items():

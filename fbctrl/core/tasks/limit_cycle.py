@@ -37,7 +37,8 @@ from ..task import Trials
 from .base import Task, TestSet
 from .perturbations import FrequencyShift, Perturbation
 
-__all__ = ["LimitCycleConfig", "LimitCycle", "cycle_targets", "cycle_trials", "commanded_freq", "spectral_peak_hz", "cycle_metrics"]
+__all__ = ["LimitCycleConfig", "LimitCycle", "cycle_targets", "cycle_trials", "commanded_freq", "spectral_peak_hz",
+           "cycle_metrics"]
 
 
 @dataclass(frozen=True)

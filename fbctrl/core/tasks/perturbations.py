@@ -77,7 +77,8 @@ class FrequencyShift(Perturbation):
         return f"{self.hz:+g} Hz"
 
 
-_NAME_RE = re.compile(r"^(?:(?P<rot>rot)(?P<deg>[-+]?[0-9.]+(?:e[-+]?\d+)?)|(?P<shift>shift)(?P<hz>[-+]?[0-9.]+(?:e[-+]?\d+)?))$")
+_NUMBER = r"[-+]?[0-9.]+(?:e[-+]?\d+)?"
+_NAME_RE = re.compile(rf"^(?:(?P<rot>rot)(?P<deg>{_NUMBER})|(?P<shift>shift)(?P<hz>{_NUMBER}))$")
 
 
 def parse_perturbation(name: str) -> Perturbation:
