@@ -165,7 +165,7 @@ def _add_adapt(sub) -> None:
     p.add_argument("--controller", choices=["on", "off"], default="on")
     p.add_argument("--task", choices=list(TASK_NAMES), default=None,
                    help="the checkpoint's task (default: from its sidecar; a different one is an error)")
-    p.add_argument("--rotation", type=_angle, default=30.0, help="visuomotor rotation in degrees (reaching)")
+    p.add_argument("--rotation", type=_angle, default=None, help="visuomotor rotation in degrees (reaching; default 30)")
     p.add_argument("--shift", type=_shift, default=None, help="frequency shift in Hz (limit cycle; default 0.5)")
     p.add_argument("--trials", type=_positive_int("trials"), default=500)
     p.add_argument("--lr", type=_positive_float("lr"), default=None,

@@ -422,3 +422,34 @@ def test_limit_cycle_pretraining_and_adaptation_run_and_record_their_task(tmp_pa
     assert set(res["target"].ravel().astype(int).tolist()) <= set(range(SMALL_LC.n_test_freqs))
     moving = adapt(net, "rflo", runs[:1], trials=3, task=task, progress=False, dtype=F64)
     assert np.all(np.isfinite(moving["test_loss"])) and moving["dW_total"][0, -1] > 0
+
+
+def test_command_line_takes_the_task_and_its_perturbation(tmp_path, capsys):
+    import json
+
+    from fbctrl.__main__ import main
+
+    lc_cfg = PretrainConfig(n=10, batches=1, batch_size=2, eval_every=1, checkpoint_every=10, train_push=False,
+                            task="limit-cycle")
+    pretrain(lc_cfg, [0], tmp_path, progress=False, task_cfg=SMALL_LC)      # the CLI reads the task from the sidecar
+    pretrain(PretrainConfig(n=10, batches=1, batch_size=2, eval_every=1, checkpoint_every=10, delay=2), [0], tmp_path,
+             progress=False, task_cfg=TC)
+    lc, reach = str(tmp_path / "lc_fb_n10_seed0.pt"), str(tmp_path / "fb_d2_n10_seed0.pt")
+    capsys.readouterr()
+    assert main(["evaluate", lc, "--shift", "0.5", "--controller", "off", "--trials", "8", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["task"] == "limit-cycle" and res["shift_hz"] == 0.5 and res["freq_error_hz"] >= 0
+    assert len(res["freq_error_per_test_freq"]) == SMALL_LC.n_test_freqs
+    assert main(["adapt", lc, "--rule", "rflo", "--trials", "2", "--shift", "-0.5", "--no-progress",
+                 "--out", str(tmp_path / "a.npz")]) == 0
+    meta = json.loads(str(np.load(tmp_path / "a.npz")["meta"]))
+    assert (meta["task"], meta["perturbation"], meta["shift_hz"]) == ("limit-cycle", "shift-0.5", -0.5)
+    for argv, word in ((["adapt", lc, "--rule", "rflo", "--rotation", "30", "--out", str(tmp_path / "b.npz")], "rotation"),
+                       (["adapt", reach, "--rule", "rflo", "--shift", "1", "--out", str(tmp_path / "b.npz")], "shift"),
+                       (["evaluate", reach, "--task", "limit-cycle"], "task"),
+                       (["evaluate", lc, "--shift", "nan"], "shift")):
+        capsys.readouterr()
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"fbctrl: error: {word}") or f"argument --{word}" in err or word in err.split(":")[2]
+        assert "\n" not in err

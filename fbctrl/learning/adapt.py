@@ -623,6 +623,18 @@ def checkpoint_task(path, name: str | None = None) -> Task:
     return make_task(spec.task, task_config_from_dict(spec.task, read_sidecar(path).get("task")))
 
 
+def _cli_perturbation(task: Task, rotation: float | None, shift: float | None) -> Perturbation:
+    """The perturbation the command line asks for: a rotation (reaching, default 30 degrees) or a
+    frequency shift (limit cycle, default the task's); the other one is an error."""
+    if task.name == "reach":
+        if shift is not None:
+            raise ValueError("shift: a frequency shift applies to the limit-cycle task; the reaching task takes --rotation")
+        return Rotation(30.0 if rotation is None else rotation)
+    if rotation is not None:
+        raise ValueError("rotation: a rotation applies to the reaching task; the limit-cycle task takes --shift")
+    return FrequencyShift(shift) if shift is not None else task.default_perturbation()
+
+
 def cli_adapt(a) -> int:
     """``python -m fbctrl adapt CHECKPOINT --rule ... --out FILE.npz`` (reaching: ``--rotation``;
     limit cycle: ``--shift``)."""
@@ -630,16 +642,12 @@ def cli_adapt(a) -> int:
     if Path(a.out).suffix != ".npz":
         raise ValueError(f"out must be a .npz file name, got {a.out!r}")
     task = checkpoint_task(a.checkpoint, getattr(a, "task", None))
-    shift = getattr(a, "shift", None)
-    if task.name == "reach" and shift is not None:
-        raise ValueError("shift: a frequency shift applies to the limit-cycle task; the reaching task takes --rotation")
-    pert = Rotation(a.rotation) if task.name == "reach" else \
-        (FrequencyShift(shift) if shift is not None else task.default_perturbation())
+    pert = _cli_perturbation(task, a.rotation, getattr(a, "shift", None))
     net = load_checkpoint(a.checkpoint, device=a.device)
     ctrl = a.controller == "on"
     lr = a.lr if a.lr is not None else paper_lr(a.rule, ctrl)
-    run = RunSpec(net_index=0, controller_on=ctrl, rotation_deg=a.rotation, lr=lr, seed=a.seed,
-                  perturbation=None if task.name == "reach" else pert)
+    run = RunSpec(net_index=0, controller_on=ctrl, rotation_deg=pert.deg if task.name == "reach" else 0.0, lr=lr,
+                  seed=a.seed, perturbation=None if task.name == "reach" else pert)
     res = adapt(net, a.rule, [run], trials=a.trials, delay=a.delay, progress=not a.no_progress, device=a.device,
                 task=task)
     out = Path(a.out)
@@ -650,7 +658,7 @@ def cli_adapt(a) -> int:
             "network_seed": read_sidecar(a.checkpoint).get("seed"), "wall_time_s": round(res.wall_time, 2),
             "efficiency": float(res.efficiency()[0])}
     if task.name == "reach":
-        meta["rotation_deg"] = a.rotation
+        meta["rotation_deg"] = pert.deg
     else:
         meta["shift_hz"] = pert.hz
     payload["meta"] = np.array(json.dumps(meta))
