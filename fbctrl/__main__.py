@@ -102,7 +102,7 @@ def _add_pretrain(sub) -> None:
     p.add_argument("--lr", type=_positive_float("lr"), default=PretrainConfig.lr)
     p.add_argument("--eval-every", type=_positive_int("eval-every"), default=PretrainConfig.eval_every)
     p.add_argument("--checkpoint-every", type=_positive_int("checkpoint-every"), default=PretrainConfig.checkpoint_every)
-    p.add_argument("--no-push", action="store_true", help="train without pushes (the limit-cycle task never has any)")
+    p.add_argument("--no-push", action="store_true", help="train without pushes")
     p.add_argument("--task", choices=list(TASK_NAMES), default="reach",
                    help="reach (the paper) or limit-cycle (a commanded rhythm; file stems lc_...)")
     p.add_argument("--out", required=True, help="output folder")
@@ -222,7 +222,7 @@ def cmd_pretrain(a) -> int:
     density = a.density if a.density is not None else (1.0 if a.feedback == "on" else 0.0)
     cfg = PretrainConfig(n=a.n, feedback_density=density, delay=a.delay, batches=a.batches,
                          batch_size=a.batch_size, lr=a.lr, eval_every=a.eval_every,
-                         checkpoint_every=a.checkpoint_every, train_push=not a.no_push and a.task == "reach",
+                         checkpoint_every=a.checkpoint_every, train_push=not a.no_push,
                          task=a.task)
     cmd = "python -m fbctrl " + " ".join(shlex.quote(x) for x in sys.argv[1:])
     tr = pretrain(cfg, a.seeds, a.out, device=a.device, progress=not a.no_progress, command=cmd)

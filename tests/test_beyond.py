@@ -89,8 +89,14 @@ def test_training_frequencies_uniform_and_seeded():
     assert scipy.stats.kstest(f, "uniform", args=(LC.freq_low, LC.freq_high - LC.freq_low)).pvalue > 1e-3
     # the commanded frequency is what the input carries
     np.testing.assert_allclose(a.inputs[LC.go_step, :, 0].double().numpy(), f, rtol=1e-6)
-    with pytest.raises(ValueError, match="push"):
-        task.training_batch(4, gen(0), push=True)
+    # pushes, as in reaching: drawn after the frequencies (same cycles), pulses of the task's amplitude
+    pushed = task.training_batch(2000, gen(3), push=True)
+    assert torch.equal(pushed.vstar, a.vstar) and torch.equal(a.push, torch.zeros_like(a.push))
+    assert set(pushed.push.unique().tolist()) == {0.0, LC.push_amplitude}
+    on = (pushed.push != 0).any(0).double()                        # [B, 2]: pushed trials and outputs
+    assert scipy.stats.binomtest(int(on.sum()), on.numel(), LC.push_prob).pvalue > 1e-3
+    first = (pushed.push != 0).double().argmax(0)[on.bool()]
+    assert int(first.min()) >= LC.push_centre_low - LC.push_duration // 2
 
 
 def test_test_conditions_are_evenly_spaced_bin_centres():

@@ -77,8 +77,6 @@ class PretrainConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.task not in TASK_NAMES:
             raise ValueError(f"task must be one of {', '.join(TASK_NAMES)}, got {self.task!r}")
-        if self.task != "reach" and self.train_push:
-            raise ValueError(f"train_push: the {self.task} task has no pushes")
         _ = self.network                  # checks the network's settings
 
     @property

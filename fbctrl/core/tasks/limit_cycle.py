@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from ..model import draw_x0
-from ..task import Trials
+from ..task import Trials, draw_pushes
 from .base import Task, TestSet
 from .perturbations import FrequencyShift, Perturbation
 
@@ -54,6 +54,11 @@ class LimitCycleConfig:
     hold: float = 1.0            # hold input during the warm-up
     input_scale: float = 1.0     # input per Hz of commanded frequency
     n_test_freqs: int = 8        # test conditions, evenly spaced over [freq_low, freq_high]
+    push_prob: float = 0.25      # pushes (training with ``push``): per trial and output, as in reaching (SPEC 2)
+    push_amplitude: float = 1.0  # added to the output for push_duration steps: the cycle's own amplitude
+    push_duration: int = 10
+    push_centre_low: int = 20    # the pulse's centre step, uniform in [low, high]: after the warm-up
+    push_centre_high: int = 169
 
     def __post_init__(self):
         for name in ("T", "n_test_freqs"):
@@ -68,6 +73,10 @@ class LimitCycleConfig:
             raise ValueError(f"LimitCycleConfig needs 0 < freq_low <= freq_high, got {self.freq_low}, {self.freq_high}")
         if not self.amplitude > 0:
             raise ValueError(f"LimitCycleConfig.amplitude must be > 0, got {self.amplitude}")
+        if not 0.0 <= self.push_prob <= 1.0:
+            raise ValueError(f"LimitCycleConfig.push_prob must lie in [0, 1], got {self.push_prob}")
+        if self.push_duration <= 0 or self.push_centre_high < self.push_centre_low:
+            raise ValueError("LimitCycleConfig needs push_duration > 0 and push_centre_high >= push_centre_low")
 
     @property
     def cycles_at_lowest(self) -> float:
@@ -156,14 +165,15 @@ class LimitCycle(Task):
 
     def training_batch(self, batch: int, generator: torch.Generator, *, push: bool = False,
                        dtype=torch.float32) -> Trials:
-        """``batch`` trials at frequencies f ~ U(freq_low, freq_high) from ``generator``."""
-        if push:
-            raise ValueError("push: the limit-cycle task has no pushes (pre-train it with --no-push)")
+        """``batch`` trials at frequencies f ~ U(freq_low, freq_high) from ``generator``; with
+        ``push``, pushes added to the output as in the reaching task (``task.draw_pushes`` with
+        this task's push settings), drawn after the frequencies."""
         if int(batch) != batch or batch <= 0:
             raise ValueError(f"batch must be a positive integer, got {batch}")
         c = self.config
         u = torch.rand(batch, generator=generator, dtype=torch.float64)
-        return cycle_trials(c, c.freq_low + (c.freq_high - c.freq_low) * u, dtype=dtype)
+        tr = cycle_trials(c, c.freq_low + (c.freq_high - c.freq_low) * u, dtype=dtype)
+        return replace(tr, push=draw_pushes(c, batch, generator).to(dtype)) if push else tr
 
     def test_conditions(self, dtype=torch.float32) -> Trials:
         """One trial per test frequency (``LimitCycleConfig.test_freqs``), in order."""
