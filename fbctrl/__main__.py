@@ -232,8 +232,8 @@ def cmd_pretrain(a) -> int:
 
 
 def cmd_evaluate(a) -> int:
+    net = load_checkpoint(a.checkpoint, device=a.device)          # first: says what is wrong with a bad file
     task = checkpoint_task(a.checkpoint, "reach" if a.task in REACH_SETS else a.task)
-    net = load_checkpoint(a.checkpoint, device=a.device)
     if task.name == "limit-cycle":
         if a.rotation or a.push:
             raise ValueError("rotation and push apply to the reaching task; the limit cycle takes --shift")

@@ -198,15 +198,21 @@ def find_checkpoints(checkpoint_dir, kind: str, *, n: int | None = None, seeds: 
 
 
 def network_spec(path) -> NetworkSpec:
-    """What the checkpoint at ``path`` is: from its sidecar where it has one, else from its name."""
+    """What the checkpoint at ``path`` is: from its sidecar where it has one, else from its name,
+    else from its tensors (the task from the input count, the density from the mask)."""
     path = Path(path)
     side = read_sidecar(path)
     if side.get("network") or side.get("config"):
         return NetworkSpec.from_sidecar(side)
     m = _CKPT_RE.match(path.name)
-    if not m:
-        raise CheckpointError(f"checkpoint {path}: neither a sidecar nor a name {{kind}}_seed{{s}}.pt")
-    return NetworkSpec.parse(m["tag"])
+    if m:
+        try:
+            return NetworkSpec.parse(m["tag"])
+        except ValueError:
+            pass
+    cfg = load_checkpoint(path).cfg
+    return NetworkSpec(task="reach" if cfg.n_in == 3 else "limit-cycle", feedback_density=cfg.feedback_density,
+                       delay=cfg.delay, n=cfg.n)
 
 
 def load_networks(checkpoint_dir, kind: str, *, n: int | None = None, seeds=None, max_seeds=None,

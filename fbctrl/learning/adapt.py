@@ -641,9 +641,9 @@ def cli_adapt(a) -> int:
 
     if Path(a.out).suffix != ".npz":
         raise ValueError(f"out must be a .npz file name, got {a.out!r}")
+    net = load_checkpoint(a.checkpoint, device=a.device)          # first: says what is wrong with a bad file
     task = checkpoint_task(a.checkpoint, getattr(a, "task", None))
     pert = _cli_perturbation(task, a.rotation, getattr(a, "shift", None))
-    net = load_checkpoint(a.checkpoint, device=a.device)
     ctrl = a.controller == "on"
     lr = a.lr if a.lr is not None else paper_lr(a.rule, ctrl)
     run = RunSpec(net_index=0, controller_on=ctrl, rotation_deg=pert.deg if task.name == "reach" else 0.0, lr=lr,
