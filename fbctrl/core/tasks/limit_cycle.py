@@ -55,7 +55,7 @@ class LimitCycleConfig:
     input_scale: float = 1.0     # input per Hz of commanded frequency
     n_test_freqs: int = 8        # test conditions, evenly spaced over [freq_low, freq_high]
     push_prob: float = 0.25      # pushes (training with ``push``): per trial and output, as in reaching (SPEC 2)
-    push_amplitude: float = 1.0  # added to the output for push_duration steps: the cycle's own amplitude
+    push_amplitude: float = 10.0 # added to the output for push_duration steps: the reaching task's pushes
     push_duration: int = 10
     push_centre_low: int = 20    # the pulse's centre step, uniform in [low, high]: after the warm-up
     push_centre_high: int = 169
