@@ -23,12 +23,13 @@ from .book import scale
 from .book.paper_report import config_at
 from .cli import OneLineParser, device, existing_file, number
 from .core.checkpoint import atomic_write_json, load_checkpoint
-from .core.evaluate import evaluate
+from .core.evaluate import evaluate, evaluate_cycles
+from .core.tasks import REACH_SETS, TASK_NAMES
 from .core.train import PretrainConfig, pretrain
 from .experiments import paper, verdicts
 from .experiments.runs import (CONDITIONS, SWEEP_RATES, activity_alignment, lr_sweep, provenance, run_conditions,
                                save_results, save_sweep, shipped_networks, summarise)
-from .learning.adapt import DivergenceError, cli_adapt
+from .learning.adapt import DivergenceError, checkpoint_task, cli_adapt
 from .paths import repo_root
 from .perf import bench
 
@@ -72,6 +73,7 @@ def _shard(s):
 
 _angle = number("rotation", "a finite number of degrees")
 _density = number("density", "a number in [0, 1]", ok=lambda v: 0.0 <= v <= 1.0)
+_shift = number("shift", "a finite number of Hz")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,6 +131,8 @@ def _add_pretrain(sub) -> None:
     p.add_argument("--eval-every", type=_positive_int("eval-every"), default=PretrainConfig.eval_every)
     p.add_argument("--checkpoint-every", type=_positive_int("checkpoint-every"), default=PretrainConfig.checkpoint_every)
     p.add_argument("--no-push", action="store_true", help="train without pushes")
+    p.add_argument("--task", choices=list(TASK_NAMES), default="reach",
+                   help="reach (the paper) or limit-cycle (a commanded rhythm; file stems lc_...)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--device", type=device, default="cpu")
     p.add_argument("--no-progress", action="store_true")
@@ -137,8 +141,11 @@ def _add_pretrain(sub) -> None:
 def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="loss of a checkpoint on a test set")
     p.add_argument("checkpoint", type=existing_file)
-    p.add_argument("--task", choices=["centre-out", "random"], default="centre-out")
-    p.add_argument("--rotation", type=_angle, default=0.0, help="visuomotor rotation in degrees")
+    p.add_argument("--task", choices=list(TASK_NAMES) + list(REACH_SETS), default=None,
+                   help="the checkpoint's task (default: from its sidecar); for reaching, the test set: "
+                        "centre-out (also 'reach') or random")
+    p.add_argument("--rotation", type=_angle, default=0.0, help="visuomotor rotation in degrees (reaching)")
+    p.add_argument("--shift", type=_shift, default=0.0, help="frequency shift in Hz (limit cycle)")
     p.add_argument("--controller", choices=["on", "off"], default="on")
     p.add_argument("--push", action="store_true")
     p.add_argument("--trials", type=_positive_int("trials"), default=256)
@@ -184,7 +191,10 @@ def _add_adapt(sub) -> None:
     p.add_argument("checkpoint", type=existing_file)
     p.add_argument("--rule", choices=["bptt", "rflo"], required=True)
     p.add_argument("--controller", choices=["on", "off"], default="on")
-    p.add_argument("--rotation", type=_angle, default=30.0)
+    p.add_argument("--task", choices=list(TASK_NAMES), default=None,
+                   help="the checkpoint's task (default: from its sidecar; a different one is an error)")
+    p.add_argument("--rotation", type=_angle, default=None, help="visuomotor rotation in degrees (reaching; default 30)")
+    p.add_argument("--shift", type=_shift, default=None, help="frequency shift in Hz (limit cycle; default 0.5)")
     p.add_argument("--trials", type=_positive_int("trials"), default=500)
     p.add_argument("--lr", type=_positive_float("lr"), default=None,
                    help="learning rate (default: the paper's rate for the condition)")
@@ -240,7 +250,8 @@ def cmd_pretrain(a) -> int:
     density = a.density if a.density is not None else (1.0 if a.feedback == "on" else 0.0)
     cfg = PretrainConfig(n=a.n, feedback_density=density, delay=a.delay, batches=a.batches,
                          batch_size=a.batch_size, lr=a.lr, eval_every=a.eval_every,
-                         checkpoint_every=a.checkpoint_every, train_push=not a.no_push)
+                         checkpoint_every=a.checkpoint_every, train_push=not a.no_push,
+                         task=a.task)
     cmd = "python -m fbctrl " + " ".join(shlex.quote(x) for x in sys.argv[1:])
     tr = pretrain(cfg, a.seeds, a.out, device=a.device, progress=not a.no_progress, command=cmd)
     last = {k: v[-1] for k, v in tr.evals.items() if k != "batch"}
@@ -249,14 +260,30 @@ def cmd_pretrain(a) -> int:
 
 
 def cmd_evaluate(a) -> int:
-
-    net = load_checkpoint(a.checkpoint, device=a.device)
-    res = evaluate(net, a.task, rotation_deg=a.rotation, controller_on=a.controller == "on", push=a.push,
+    net = load_checkpoint(a.checkpoint, device=a.device)          # first: says what is wrong with a bad file
+    task = checkpoint_task(a.checkpoint, "reach" if a.task in REACH_SETS else a.task)
+    if task.name == "limit-cycle":
+        if a.rotation or a.push:
+            raise ValueError("rotation and push apply to the reaching task; the limit cycle takes --shift")
+        res = evaluate_cycles(net, shift_hz=a.shift, controller_on=a.controller == "on", trials=a.trials,
+                              seed=a.seed, task_cfg=task.config)
+        res.update(checkpoint=a.checkpoint, task=task.name, shift_hz=a.shift, controller=a.controller,
                    trials=a.trials, seed=a.seed)
-    res.update(checkpoint=a.checkpoint, task=a.task, rotation=a.rotation, controller=a.controller,
+        if not a.json:
+            print(f"{a.checkpoint}: limit cycle shift {a.shift:+g} Hz controller {a.controller}: "
+                  f"loss {res['loss']:.4g}, frequency error {res['freq_error_hz']:.3g} Hz")
+        else:
+            print(json.dumps(res))
+        return 0
+    if a.shift:
+        raise ValueError("shift applies to the limit-cycle task; the reaching task takes --rotation")
+    which = "centre-out" if a.task in (None, "reach") else a.task
+    res = evaluate(net, which, rotation_deg=a.rotation, controller_on=a.controller == "on", push=a.push,
+                   trials=a.trials, seed=a.seed)
+    res.update(checkpoint=a.checkpoint, task=which, rotation=a.rotation, controller=a.controller,
                push=a.push, trials=a.trials, seed=a.seed)
     if not a.json:
-        print(f"{a.checkpoint}: {a.task} rotation {a.rotation:g} controller {a.controller}"
+        print(f"{a.checkpoint}: {which} rotation {a.rotation:g} controller {a.controller}"
               f"{' pushed' if a.push else ''}: loss {res['loss']:.4g}, final error {res['final_error']:.3g}")
     if a.json:
         print(json.dumps(res))

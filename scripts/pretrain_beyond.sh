@@ -7,6 +7,10 @@
 # stream), so each variant is paired with it by seed; only the delay or the mask differs.
 # Resumable: a finished network is skipped, an interrupted one resumes from its resume file.
 # With --commit each finished network (checkpoint, sidecar, curve) is committed as it lands.
+# The limit-cycle networks (variants lc-on, lc-off: with and without feedback, random cycles with
+# pushes of amplitude 10 as the book's Methods explain, $LC_BATCHES batches of 256, default 5000)
+# are not in the default list:
+#   bash scripts/pretrain_beyond.sh --variants "lc-on lc-off" --commit
 #   bash scripts/pretrain_beyond.sh [--commit] [--out checkpoints/beyond] [--seeds "0 1 2 3 4"] [--variants "d5 d10 p0.3 p0.1"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +24,7 @@ while [ $# -gt 0 ]; do
     --out) OUT="$2"; shift ;;
     --seeds) SEEDS="$2"; shift ;;
     --variants) VARIANTS="$2"; shift ;;
-    *) echo "pretrain_beyond.sh: error: unknown argument $1 (allowed: --commit, --out DIR, --seeds \"S ...\", --variants \"d5 p0.3 ...\")" >&2; exit 2 ;;
+    *) echo "pretrain_beyond.sh: error: unknown argument $1 (allowed: --commit, --out DIR, --seeds \"S ...\", --variants \"d5 p0.3 lc-on ...\")" >&2; exit 2 ;;
   esac
   shift
 done
@@ -29,14 +33,16 @@ export OMP_NUM_THREADS=${THREADS:-1}   # one steady thread beside the session's 
 for s in $SEEDS; do
   for v in $VARIANTS; do
     case "$v" in
-      d[0-9]*) args=(--feedback on --delay "${v#d}"); tag="fb_d${v#d}" ;;
-      p0.[0-9]*) args=(--density "${v#p}"); tag="fb${v#p}" ;;
-      *) echo "pretrain_beyond.sh: error: variant must be dN (delay of N steps) or p0.X (density), got '$v'" >&2; exit 2 ;;
+      d[0-9]*) args=(--feedback on --delay "${v#d}" --no-push); tag="fb_d${v#d}" ;;
+      p0.[0-9]*) args=(--density "${v#p}" --no-push); tag="fb${v#p}" ;;
+      lc-on) args=(--task limit-cycle --feedback on --batches "${LC_BATCHES:-5000}"); tag="lc_fb" ;;
+      lc-off) args=(--task limit-cycle --feedback off --batches "${LC_BATCHES:-5000}"); tag="lc_nofb" ;;
+      *) echo "pretrain_beyond.sh: error: variant must be dN (delay of N steps), p0.X (density), lc-on or lc-off, got '$v'" >&2; exit 2 ;;
     esac
     stem="$OUT/${tag}_seed$s"
     if [ -f "$stem.pt" ] && [ -f "$stem.json" ] && [ -f "$stem.curve.npz" ]; then continue; fi
     echo "$(date -u +%FT%TZ) start $stem"
-    "$PY" -m fbctrl pretrain "${args[@]}" --no-push --seeds "$s" --out "$OUT" --no-progress || exit $?
+    "$PY" -m fbctrl pretrain "${args[@]}" --seeds "$s" --out "$OUT" --no-progress || exit $?
     echo "$(date -u +%FT%TZ) done $stem"
     if [ "$COMMIT" = 1 ]; then
       for try in 1 2 3 4 5 6 7 8 9 10; do

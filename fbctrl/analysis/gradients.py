@@ -38,10 +38,11 @@ def cosine(a: torch.Tensor, b: torch.Tensor, dim: int = -1, eps: float = 1e-30) 
     return (a * b).sum(dim) / (a.norm(dim=dim) * b.norm(dim=dim)).clamp_min(eps)
 
 
-def _single(net: Network, trials: Trials, x0: torch.Tensor, controller_on: bool) -> Forward:
+def _single(net: Network, trials: Trials, x0: torch.Tensor, controller_on: bool, delay: int | None = None) -> Forward:
+    """The forward pass of one network; ``delay`` overrides the network's feedback delay."""
     if net.stacked:
         raise ValueError("analyses take a single network")
-    return forward(net, trials, x0.to(net.device, net.dtype), controller_on=controller_on)
+    return forward(net, trials, x0.to(net.device, net.dtype), controller_on=controller_on, delay=delay)
 
 
 def _control_inputs(net: Network, fwd: Forward, controller_on: bool, delay: int) -> torch.Tensor:
@@ -109,7 +110,7 @@ def activity_gradients(net: Network, trials: Trials, x0: torch.Tensor, *, contro
     """Figure 2c: does the control signal point along -dL/dr (SPEC 5, finding 1)? ``pairing``:
     which activity u_k is compared with (:data:`PAIRINGS`)."""
     d = net.cfg.delay if delay is None else delay
-    fwd = _single(net, trials, x0, controller_on)
+    fwd = _single(net, trials, x0, controller_on, d)
     E = fwd.E[:, 0]
     T = E.shape[0] - 1
     dLdE = E / (T + 1)  # d/dE of mean over (T+1) x 2 of E^2 = 2E / (2 (T+1))
@@ -209,7 +210,7 @@ def activity_newton(net: Network, trials: Trials, x0: torch.Tensor, *, controlle
     if int(np.prod(trials.batch_shape)) != 1:
         raise ValueError("activity_newton takes one trial (batch 1)")
     d = net.cfg.delay if delay is None else delay
-    fwd = _single(net, trials, x0, controller_on)
+    fwd = _single(net, trials, x0, controller_on, d)
     T = fwd.X.shape[0] - 1
     steps = list(range(1, T)) if steps is None else list(steps)
     if pairing not in PAIRINGS:
@@ -414,7 +415,7 @@ def wrec_second_order(net: Network, trials: Trials, x0: torch.Tensor, t: int, *,
     (:func:`one_thread`): its products are batch-1 and a second thread only adds overhead."""
     t0 = time.perf_counter()
     d = net.cfg.delay if delay is None else delay
-    fwd = _single(net, trials, x0, controller_on)
+    fwd = _single(net, trials, x0, controller_on, d)
     E = fwd.E[:, 0, 0]
     T = E.shape[0] - 1
     if not 0 <= t < T:

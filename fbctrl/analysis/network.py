@@ -83,33 +83,43 @@ def movement_mean(cos: np.ndarray, first_step: int = GO_STEP) -> np.ndarray:
 
 @torch.no_grad()
 def closed_loop_jacobians(net: Network, fwd) -> torch.Tensor:
-    """Step Jacobians with the feedback loop included (controller on, delay 0), one trial
-    [T, n+2, n+2], for the state z_k = (x_k, e_{k-1}): the activity and the error accumulated
-    before it is read out. Reading x_k out adds dt (v^ref - W_out r_k - b_out) to the error that
-    the controller then feeds back, so
+    """Step Jacobians with the feedback loop included (controller on), one trial [T, N, N], for the
+    augmented state z_k = (x_k, e_{k-1}, ..., e_{k-m}) with m = max(d, 1) error blocks for a
+    feedback delay of d steps: the activity and the errors accumulated before it is read out that
+    the controller has still to feed back (e_j = E[j]). Reading x_k out adds
+    dt (v^ref - W_out r_k - b_out) to the error, x_{k+1} receives alpha W_fb e_{k-d}, and the older
+    errors move down one block. With D_k = relu'(x_k)::
 
-        dx_{k+1}/dx_k = (1-alpha) I + alpha (W_rec - dt W_fb W_out) D(x_k),  dx_{k+1}/de_{k-1} = alpha W_fb,
-        de_k/dx_k = -dt W_out D(x_k),                                           de_k/de_{k-1} = I
+        d = 0:  dx_{k+1}/dx_k = (1-alpha) I + alpha (W_rec - dt W_fb W_out) D_k,  dx_{k+1}/de_{k-1} = alpha W_fb
+        d >= 1: dx_{k+1}/dx_k = (1-alpha) I + alpha W_rec D_k,                   dx_{k+1}/de_{k-d} = alpha W_fb
+        de_k/dx_k = -dt W_out D_k,   de_k/de_{k-1} = I,   the block of e_{k-j} in z_{k+1} = that of z_k (shift)
 
-    (at k = 0 the error e_0 = 0 does not depend on x_0). The x-block of their products,
-    d x_{k+L} / d x_k, is the total sensitivity of the activity to its past, the path through the
-    integrated error included: a perturbation of x_k changes the hand velocity, hence every later
-    error the controller feeds back."""
-    if net.cfg.delay != 0:
-        raise ValueError("closed-loop Jacobians are defined here for feedback delay 0")
+    (at k = 0 the error e_0 = 0 does not depend on x_0; errors before the trial are zero and reach
+    no path from an activity). The x-block of their products, d x_{k+L} / d x_k, is the total
+    sensitivity of the activity to its past, the path through the integrated (and delayed) error
+    included: a perturbation of x_k changes the hand velocity, hence every later error the
+    controller feeds back, d steps later."""
+    d = int(net.cfg.delay)
+    m = max(d, 1)
     X = fwd.X[:, 0, 0]
     T, n = X.shape[0] - 1, X.shape[1]
     a, dt = net.cfg.alpha, net.cfg.dt
     W_f = net.W_fb * net.mask
     D = (X[:T] > 0).to(X.dtype)                               # relu'(x_k), k = 0..T-1
     eye = torch.eye(n, dtype=X.dtype, device=X.device)
+    eye2 = torch.eye(2, dtype=X.dtype, device=X.device)
     de_dx = -dt * net.W_out.unsqueeze(0) * D[:, None, :]      # de_k/dx_k [T, 2, n]
     de_dx[0] = 0.0
-    A = torch.zeros(T, n + 2, n + 2, dtype=X.dtype, device=X.device)
-    A[:, :n, :n] = (1 - a) * eye + a * (net.W_rec.unsqueeze(0) * D[:, None, :] + W_f @ de_dx)
-    A[:, :n, n:] = a * W_f
-    A[:, n:, :n] = de_dx
-    A[:, n:, n:] = torch.eye(2, dtype=X.dtype, device=X.device)
+    A = torch.zeros(T, n + 2 * m, n + 2 * m, dtype=X.dtype, device=X.device)
+    inner = net.W_rec.unsqueeze(0) * D[:, None, :]
+    if d == 0:                                                # e_k, fed back at once, is read out from x_k
+        inner = inner + W_f @ de_dx
+    A[:, :n, :n] = (1 - a) * eye + a * inner
+    A[:, :n, n + 2 * (m - 1):n + 2 * m] = a * W_f             # e_{k-d}: block d-1 (block 0 when d = 0)
+    A[:, n:n + 2, :n] = de_dx
+    A[:, n:n + 2, n:n + 2] = eye2
+    for j in range(1, m):                                     # e_{k-j} moves from block j-1 to block j
+        A[:, n + 2 * j:n + 2 * j + 2, n + 2 * (j - 1):n + 2 * j] = eye2
     return A
 
 

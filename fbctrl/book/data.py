@@ -124,7 +124,9 @@ def _lrs_from_meta(meta: dict) -> dict[str, float]:
     return {name: float(r[0]["lr"]) for name, r in runs.items() if r}
 
 
-_ADAPT_RE = re.compile(r"^(?P<paper>paper_)?adapt_(?P<kind>fb|nofb)_rot(?P<rot>-?[0-9.]+)(?:_(?P<tag>[a-z][a-z_]*))?_s(?P<seeds>[0-9_-]+)\.npz$")
+# a network family (``NetworkSpec.family``): fb, nofb, fb0.3, fb_d5, lc_fb, ...
+_KIND = r"(?:lc_)?(?:nofb|fb(?:[0-9.]+)?)(?:_d\d+)?"
+_ADAPT_RE = re.compile(r"^(?P<paper>paper_)?adapt_(?P<kind>" + _KIND + r")_rot(?P<rot>-?[0-9.]+)(?:_(?P<tag>[a-z][a-z_]*))?_s(?P<seeds>[0-9_-]+)\.npz$")
 
 
 @dataclass
@@ -372,7 +374,7 @@ def n_diverged(ad: AdaptSet, cond: str) -> int:
     return int(((d >= 0) & (d < ad.trials)).sum())
 
 
-_SWEEP_RE = re.compile(r"^(?P<paper>paper_)?lr_sweep_(?P<kind>fb|nofb)_rot(?P<rot>[0-9._-]+)_s(?P<seeds>[0-9_-]+)\.npz$")
+_SWEEP_RE = re.compile(r"^(?P<paper>paper_)?lr_sweep_(?P<kind>" + _KIND + r")_rot(?P<rot>[0-9._-]+)_s(?P<seeds>[0-9_-]+)\.npz$")
 
 
 @dataclass

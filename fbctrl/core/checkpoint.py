@@ -17,11 +17,13 @@ from typing import Iterable
 import torch
 
 from .model import Network, NetworkConfig
+from .spec import NetworkSpec
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "atomic_write_bytes",
            "atomic_torch_save", "atomic_write_json", "CHECKPOINT_KEYS"]
 
 CHECKPOINT_KEYS = ("W_in", "W_rec", "W_fb", "mask", "b", "W_out", "b_out")
+TASK_INPUTS = (2, 3)     # input channels of the tasks (limit cycle, reaching)
 
 
 class CheckpointError(ValueError):
@@ -92,7 +94,9 @@ def load_checkpoint(path, *, n: int | None = None, device=None, dtype=torch.floa
     if W_rec.dim() != 2 or W_rec.shape[0] != W_rec.shape[1]:
         raise CheckpointError(f"checkpoint {path}: W_rec must be square, has shape {tuple(W_rec.shape)}")
     n_file = W_rec.shape[0]
-    expected = {"W_in": (n_file, 3), "W_fb": (n_file, 2), "mask": (n_file, 2), "b": (n_file,),
+    # inputs: 3 for reaching, 2 for the limit cycle (``core.tasks``); any other count is an error below
+    n_in = data["W_in"].shape[1] if data["W_in"].dim() == 2 and data["W_in"].shape[1] in TASK_INPUTS else 3
+    expected = {"W_in": (n_file, n_in), "W_fb": (n_file, 2), "mask": (n_file, 2), "b": (n_file,),
                 "W_out": (2, n_file), "b_out": (2,)}
     for k, shape in expected.items():
         if tuple(data[k].shape) != shape:
@@ -105,7 +109,7 @@ def load_checkpoint(path, *, n: int | None = None, device=None, dtype=torch.floa
     meta = read_sidecar(path)
     netmeta = meta.get("network", {}) if meta else {}
     density = float(data["mask"].mean())
-    cfg = NetworkConfig(n=n_file, dt=netmeta.get("dt", 0.01), tau=netmeta.get("tau", 0.05),
+    cfg = NetworkConfig(n=n_file, n_in=n_in, dt=netmeta.get("dt", 0.01), tau=netmeta.get("tau", 0.05),
                         feedback_density=netmeta.get("feedback_density", density),
                         delay=netmeta.get("delay", 0))
     net = Network(cfg, **{k: data[k].to(dtype) for k in CHECKPOINT_KEYS})
@@ -124,33 +128,54 @@ def read_sidecar(path) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
-# Finding checkpoints: fb_seed0.pt, nofb_seed3.pt, fb_n50_seed0.pt (other sizes than 400)
+# Finding checkpoints: fb_seed0.pt, nofb_seed3.pt, fb_n50_seed0.pt (other sizes than 400),
+# fb_d5_seed0.pt, fb0.3_seed0.pt, lc_fb_seed0.pt: {NetworkSpec.tag}_seed{s}.pt
 # ---------------------------------------------------------------------------------------------
 
-KINDS = ("fb", "nofb")     # with feedback / without (W_fb = 0)
-_CKPT_RE = re.compile(r"^(?P<kind>fb|nofb)(?:_n(?P<n>\d+))?_seed(?P<seed>\d+)\.pt$")
+KINDS = ("fb", "nofb")     # the paper's two families: with feedback / without (W_fb = 0)
+_CKPT_RE = re.compile(r"^(?P<tag>[a-z0-9._]+?)_seed(?P<seed>\d+)\.pt$")
+
+
+def _family(kind: str) -> NetworkSpec:
+    """The family asked for by name (any ``NetworkSpec`` stem without a size)."""
+    spec = NetworkSpec.parse(kind)
+    if spec.tag != spec.family:
+        raise ValueError(f"kind must name a network family without its size (e.g. fb, nofb, fb_d5, fb0.3, lc_fb), "
+                         f"got {kind!r}: pass the size as n")
+    return spec
+
+
+def _found_by_size(folder: Path, want: NetworkSpec) -> dict[int, dict[int, Path]]:
+    """{size: {seed: path}} of the checkpoints of family ``want`` in ``folder``."""
+    found: dict[int, dict[int, Path]] = {}
+    for p in folder.iterdir():
+        m = _CKPT_RE.match(p.name)
+        if not m:
+            continue
+        try:
+            spec = NetworkSpec.parse(m["tag"])
+        except ValueError:
+            continue
+        if spec.family == want.family:
+            found.setdefault(spec.n, {})[int(m["seed"])] = p
+    return found
 
 
 def find_checkpoints(checkpoint_dir, kind: str, *, n: int | None = None, seeds: Iterable[int] | None = None,
                      max_seeds: int | None = None) -> dict[int, Path]:
-    """Pre-trained networks of one kind in ``checkpoint_dir``: ``{seed: path}``, sorted by seed.
+    """Pre-trained networks of one family in ``checkpoint_dir``: ``{seed: path}``, sorted by seed.
 
-    ``kind`` is ``"fb"`` (``fb_seed*.pt``) or ``"nofb"`` (``nofb_seed*.pt``); networks of another
-    size than 400 are named ``fb_n50_seed0.pt`` and are found with ``n=50``. With ``n=None`` the
-    size is 400 if such files exist, else the only size present. ``seeds`` asks for exactly those
-    seeds (an error if one is missing); ``max_seeds`` keeps the lowest ones.
+    ``kind`` is a family (``NetworkSpec.family``): ``"fb"`` (``fb_seed*.pt``), ``"nofb"``,
+    ``"fb_d5"``, ``"fb0.3"``, ``"lc_fb"``, ...; networks of another size than 400 are named
+    ``fb_n50_seed0.pt`` and are found with ``n=50``. With ``n=None`` the size is 400 if such
+    files exist, else the only size present. ``seeds`` asks for exactly those seeds (an error if
+    one is missing); ``max_seeds`` keeps the lowest ones.
     """
-    if kind not in KINDS:
-        raise ValueError(f"kind must be 'fb' or 'nofb', got {kind!r}")
+    want = _family(kind)
     folder = Path(checkpoint_dir)
     if not folder.is_dir():
         raise ValueError(f"checkpoint_dir {str(folder)!r} is not a folder")
-    found: dict[int, dict[int, Path]] = {}
-    for p in folder.iterdir():
-        m = _CKPT_RE.match(p.name)
-        if m and m["kind"] == kind:
-            size = int(m["n"]) if m["n"] else 400
-            found.setdefault(size, {})[int(m["seed"])] = p
+    found = _found_by_size(folder, want)
     if n is None:
         if 400 in found or not found:
             n = 400
@@ -170,6 +195,24 @@ def find_checkpoints(checkpoint_dir, kind: str, *, n: int | None = None, seeds: 
     if max_seeds is not None:
         by_seed = dict(list(by_seed.items())[:max_seeds])
     return by_seed
+
+
+def network_spec(path) -> NetworkSpec:
+    """What the checkpoint at ``path`` is: from its sidecar where it has one, else from its name,
+    else from its tensors (the task from the input count, the density from the mask)."""
+    path = Path(path)
+    side = read_sidecar(path)
+    if side.get("network") or side.get("config"):
+        return NetworkSpec.from_sidecar(side)
+    m = _CKPT_RE.match(path.name)
+    if m:
+        try:
+            return NetworkSpec.parse(m["tag"])
+        except ValueError:
+            pass
+    cfg = load_checkpoint(path).cfg
+    return NetworkSpec(task="reach" if cfg.n_in == 3 else "limit-cycle", feedback_density=cfg.feedback_density,
+                       delay=cfg.delay, n=cfg.n)
 
 
 def load_networks(checkpoint_dir, kind: str, *, n: int | None = None, seeds=None, max_seeds=None,

@@ -1,72 +1,50 @@
 """Test sets and their losses (SPEC 3: centre-out, rotated centre-out, random, random pushed,
-random with the controller off)."""
+random with the controller off; the limit cycle's: ``core.tasks.LimitCycle.test_sets``)."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import torch
 
 from .bptt import forward
 from .model import Network, draw_x0
-from .task import TaskConfig, Trials, centre_out_reaches, random_reaches
+from .task import TaskConfig, Trials
+from .tasks import REACH_SETS, LimitCycle, LimitCycleConfig, Reach, TestSet, cycle_metrics
+from .tasks.perturbations import FrequencyShift
 
-__all__ = ["TestSet", "standard_test_sets", "evaluate_trials", "evaluate", "TASKS"]
+__all__ = ["TestSet", "standard_test_sets", "evaluate_trials", "evaluate", "evaluate_cycles", "TASKS", "make_trials"]
 
-TASKS = ("centre-out", "random")
-
-
-@dataclass
-class TestSet:
-    name: str
-    trials: Trials
-    x0: torch.Tensor
-    controller_on: bool = True
+TASKS = REACH_SETS
 
 
 def make_trials(task: str, trials: int, generator: torch.Generator, *, rotation_deg: float = 0.0,
                 push: bool = False, task_cfg: TaskConfig = TaskConfig()) -> Trials:
-    """``trials`` trials of ``task``; centre-out trials are spread evenly over the targets
-    (target i for trial i mod n_targets)."""
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
-    if trials <= 0:
-        raise ValueError(f"trials must be a positive integer, got {trials}")
-    if task == "random":
-        return random_reaches(task_cfg, trials, generator, push=push, rotation_deg=rotation_deg)
-    targets = torch.arange(trials) % task_cfg.n_targets
-    return centre_out_reaches(task_cfg, targets, push=push, generator=generator, rotation_deg=rotation_deg)
+    """``trials`` reaching trials of the test set ``task`` ('centre-out' or 'random'; ``Reach.make_trials``)."""
+    return Reach(task_cfg).make_trials(task, trials, generator, rotation_deg=rotation_deg, push=push)
 
 
 def standard_test_sets(n: int, *, seed: int = 12345, batch: int = 256, centre_out_repeats: int = 8,
                        rotation_deg: float = 30.0, task_cfg: TaskConfig = TaskConfig()) -> list[TestSet]:
-    """The five test sets of pre-training, drawn once from a fixed generator so that every
-    network and every evaluation sees the same trials and initial states."""
-    g = torch.Generator().manual_seed(seed)
-    co = make_trials("centre-out", task_cfg.n_targets * centre_out_repeats, g, task_cfg=task_cfg)
-    co_x0 = draw_x0(n, co.batch_shape, g)
-    rnd = make_trials("random", batch, g, task_cfg=task_cfg)
-    rnd_x0 = draw_x0(n, rnd.batch_shape, g)
-    push = make_trials("random", batch, g, push=True, task_cfg=task_cfg)
-    push_x0 = draw_x0(n, push.batch_shape, g)
-    return [
-        TestSet("centre_out", co, co_x0),
-        TestSet(f"centre_out_rot{rotation_deg:g}", co.rotated(rotation_deg), co_x0),
-        TestSet("random", rnd, rnd_x0),
-        TestSet("random_push", push, push_x0),
-        TestSet("random_ctrl_off", rnd, rnd_x0, controller_on=False),
-    ]
+    """The five test sets of pre-training on the reaching task (``Reach.test_sets``)."""
+    return Reach(task_cfg).test_sets(n, seed=seed, batch=batch, centre_out_repeats=centre_out_repeats,
+                                     rotation_deg=rotation_deg)
 
 
-def evaluate_trials(net: Network, trials: Trials, x0: torch.Tensor, *, controller_on: bool = True) -> dict:
+def evaluate_trials(net: Network, trials: Trials, x0: torch.Tensor, *, controller_on: bool = True,
+                    keep_outputs: bool = False) -> dict:
     """Loss (mean E^2 over T+1 steps, trials, both dims) per network [S] and the final position
-    error |E[T]| per trial [S, B] (S = 1 for a single network)."""
+    error |E[T]| per trial [S, B] (S = 1 for a single network); with ``keep_outputs`` also the
+    outputs v [T, S, B, 2] (v_k = (E[k] - E[k+1]) / dt + vref_k)."""
     if net.stacked:
         S = net.n_networks
         trials = Trials.stack([trials] * S)
         x0 = x0.unsqueeze(0).expand(S, *x0.shape)
     fwd = forward(net, trials, x0.to(net.device, net.dtype), controller_on=controller_on, keep_x=False)
-    return {"loss": fwd.task_loss(), "final_error": fwd.E[-1].norm(dim=-1)}
+    out = {"loss": fwd.task_loss(), "final_error": fwd.E[-1].norm(dim=-1)}
+    if keep_outputs:
+        vref = trials.vref.to(fwd.E.device, fwd.E.dtype)
+        vref = vref if net.stacked else vref.unsqueeze(1)
+        out["v"] = (fwd.E[:-1] - fwd.E[1:]) / net.cfg.dt + vref
+    return out
 
 
 def evaluate(net: Network, task: str = "centre-out", *, rotation_deg: float = 0.0, controller_on: bool = True,
@@ -82,3 +60,24 @@ def evaluate(net: Network, task: str = "centre-out", *, rotation_deg: float = 0.
         out["final_error_per_target"] = [float(fe[tr.target == i].mean()) if (tr.target == i).any() else None
                                          for i in range(task_cfg.n_targets)]
     return out
+
+
+def evaluate_cycles(net: Network, *, shift_hz: float = 0.0, controller_on: bool = True, trials: int = 64,
+                    seed: int = 0, task_cfg: LimitCycleConfig = LimitCycleConfig()) -> dict:
+    """Evaluate one limit-cycle network on the test frequencies (trial i at frequency i mod
+    n_test_freqs), the target shifted by ``shift_hz``: the loss, and the error of the output's
+    spectral-peak frequency against the target's (Hz; mean and per test frequency)."""
+    task = LimitCycle(task_cfg)
+    g = torch.Generator().manual_seed(seed)
+    base = task.test_conditions()
+    tr = base.select(torch.arange(trials) % base.batch_shape[0])
+    if shift_hz:
+        tr = task.perturb(tr, FrequencyShift(shift_hz))
+    x0 = draw_x0(net.cfg.n, tr.batch_shape, g)
+    res = evaluate_trials(net, tr, x0, controller_on=controller_on, keep_outputs=True)
+    m = cycle_metrics(res["v"][:, 0].cpu(), tr, task_cfg)
+    err = m["freq_error_hz"]
+    return {"loss": float(res["loss"][0]), "freq_error_hz": float(err.mean()),
+            "amplitude": float(m["amplitude"].mean()),
+            "freq_error_per_test_freq": [float(err[tr.target == i].mean()) for i in range(base.batch_shape[0])
+                                         if (tr.target == i).any()]}

@@ -83,7 +83,8 @@ class Trials:
     vref    [T, *B, 2]  lagged reference: vref_k = vstar_{k-1}, vref_0 = 0
     push    [T, *B, 2]  external push added to the output velocity
     start, end [*B, 2]; target [*B] (centre-out target index, -1 for random reaches)
-    x0      [*B, n] or None: initial pre-activations (drawn by the network if None)
+    freq    [*B] or None: the target frequency in Hz of limit-cycle trials (``core.tasks.LimitCycle``;
+            None for reaches)
     """
 
     inputs: torch.Tensor
@@ -94,6 +95,7 @@ class Trials:
     end: torch.Tensor
     target: torch.Tensor
     rotation_deg: float = 0.0
+    freq: torch.Tensor | None = None
 
     @property
     def T(self) -> int:
@@ -118,6 +120,7 @@ class Trials:
             start=mv(self.start),
             end=mv(self.end),
             target=mv(self.target),
+            freq=None if self.freq is None else mv(self.freq),
         )
 
     def rotated(self, rotation_deg: float) -> "Trials":
@@ -143,6 +146,7 @@ class Trials:
             start=self.start[index],
             end=self.end[index],
             target=self.target[index],
+            freq=None if self.freq is None else self.freq[index],
         )
 
     @staticmethod
@@ -158,6 +162,7 @@ class Trials:
             end=torch.stack([t.end for t in trials], 0),
             target=torch.stack([t.target for t in trials], 0),
             rotation_deg=rot.pop() if len(rot) == 1 else float("nan"),
+            freq=None if any(t.freq is None for t in trials) else torch.stack([t.freq for t in trials], 0),
         )
 
 

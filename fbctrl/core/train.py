@@ -23,7 +23,7 @@ import json
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,16 +34,19 @@ from ..interrupts import deferred
 from ..paths import git_commit
 from .bptt import Regularisation, Workspace, loss_and_grads
 from .checkpoint import atomic_torch_save, atomic_write_bytes, save_checkpoint
-from .evaluate import evaluate_trials, standard_test_sets
+from .evaluate import evaluate_trials
 from .model import PARAM_NAMES, Network, NetworkConfig, draw_x0, init_network
-from .task import TaskConfig, Trials, random_reaches
+from .spec import NetworkSpec
+from .task import Trials
+from .tasks import TASK_NAMES, Task, make_task
 
 __all__ = ["PretrainConfig", "pretrain", "network_tag", "Trainer"]
 
 
 @dataclass(frozen=True)
 class PretrainConfig:
-    """Pre-training protocol (SPEC 3). ``train_push``: pushes (SPEC 2) in the training batches."""
+    """Pre-training protocol (SPEC 3). ``train_push``: pushes (SPEC 2) in the training batches;
+    ``task``: 'reach' (the paper) or 'limit-cycle' (``core.tasks``)."""
 
     n: int = NetworkConfig.n
     feedback_density: float = NetworkConfig.feedback_density
@@ -59,6 +62,7 @@ class PretrainConfig:
     train_push: bool = True
     eval_every: int = 100
     checkpoint_every: int = 200
+    task: str = "reach"
 
     def __post_init__(self):
         for name in ("n", "batches", "batch_size", "eval_every", "checkpoint_every"):
@@ -71,11 +75,28 @@ class PretrainConfig:
         for name in ("rate_reg", "weight_reg", "rec_reg"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        NetworkConfig(n=self.n, feedback_density=self.feedback_density, delay=self.delay)
+        if self.task not in TASK_NAMES:
+            raise ValueError(f"task must be one of {', '.join(TASK_NAMES)}, got {self.task!r}")
+        _ = self.network                  # checks the network's settings
 
     @property
     def network(self) -> NetworkConfig:
-        return NetworkConfig(n=self.n, feedback_density=self.feedback_density, delay=self.delay)
+        return NetworkConfig(n=self.n, n_in=make_task(self.task).n_in, feedback_density=self.feedback_density,
+                             delay=self.delay)
+
+    @property
+    def spec(self) -> NetworkSpec:
+        """The network family these settings train (file stem: ``spec.tag``)."""
+        return NetworkSpec(task=self.task, feedback_density=self.feedback_density, delay=self.delay, n=self.n,
+                           pretrain_data="random-pushed" if self.train_push else "random")
+
+    def as_record(self) -> dict:
+        """The settings as recorded in sidecars and resume files; ``task`` only where it is not the
+        reaching task, so that files written before tasks existed compare equal."""
+        rec = asdict(self)
+        if rec["task"] == "reach":
+            rec.pop("task")
+        return rec
 
     @property
     def regularisation(self) -> Regularisation:
@@ -83,18 +104,9 @@ class PretrainConfig:
 
 
 def network_tag(cfg: PretrainConfig) -> str:
-    """File-name stem: 'fb' (density 1), 'nofb' (density 0) or 'fb0.5', plus '_d3' for a delay."""
-    if cfg.feedback_density >= 1:
-        tag = "fb"
-    elif cfg.feedback_density <= 0:
-        tag = "nofb"
-    else:
-        tag = f"fb{cfg.feedback_density:g}"
-    if cfg.delay:
-        tag += f"_d{cfg.delay}"
-    if cfg.n != 400:
-        tag += f"_n{cfg.n}"
-    return tag
+    """File-name stem (``NetworkSpec.tag``): 'fb' (density 1), 'nofb' (density 0) or 'fb0.5',
+    plus '_d3' for a delay, '_n50' for another size, 'lc_' first for the limit-cycle task."""
+    return cfg.spec.tag
 
 
 def _cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -112,9 +124,11 @@ class Trainer:
     seeds: list[int]
     device: str = "cpu"
     dtype: torch.dtype = torch.float32
-    task_cfg: TaskConfig = field(default_factory=TaskConfig)
+    task_cfg: object = None      # the task's configuration (default: its defaults); TaskConfig for reaching
 
     def __post_init__(self):
+        self.task: Task = make_task(self.cfg.task, self.task_cfg)
+        self.task_cfg = self.task.config
         if not self.seeds:
             raise ValueError("seeds must list at least one seed")
         if len(set(self.seeds)) != len(self.seeds):
@@ -127,7 +141,7 @@ class Trainer:
         self.batch = 0
         self.curves: dict[str, list] = {"batch": [], "loss": [], "task_loss": []}
         self.evals: dict[str, list] = {"batch": []}
-        self.test_sets = standard_test_sets(self.cfg.n, task_cfg=self.task_cfg)
+        self.test_sets = self.task.test_sets(self.cfg.n)
         self.wall_time = 0.0
         self.workspace = Workspace()      # the batch's buffers, reused from batch to batch
 
@@ -138,7 +152,7 @@ class Trainer:
     def draw_batch(self) -> tuple[Trials, torch.Tensor]:
         trials, x0s = [], []
         for g in self.generators:
-            tr = random_reaches(self.task_cfg, self.cfg.batch_size, g, push=self.cfg.train_push)
+            tr = self.task.training_batch(self.cfg.batch_size, g, push=self.cfg.train_push)
             trials.append(tr)
             x0s.append(draw_x0(self.cfg.n, tr.batch_shape, g))
         return Trials.stack(trials), torch.stack(x0s)
@@ -176,7 +190,7 @@ class Trainer:
     # ---- resume ----------------------------------------------------------------------------
     def state(self) -> dict:
         return {
-            "cfg": asdict(self.cfg),
+            "cfg": self.cfg.as_record(),
             "seeds": list(self.seeds),
             "batch": self.batch,
             "params": {k: v.cpu() for k, v in self.params.items()},
@@ -191,7 +205,7 @@ class Trainer:
         # compare through JSON on both sides: the saved config holds tuples (betas) that a plain
         # comparison with the JSON form (lists) would always call different
         if (st["seeds"] != list(self.seeds)
-                or json.loads(json.dumps(st["cfg"])) != json.loads(json.dumps(asdict(self.cfg)))):
+                or json.loads(json.dumps(st["cfg"])) != json.loads(json.dumps(self.cfg.as_record()))):
             raise ValueError(f"resume file {source} belongs to another run (seeds {st['seeds']}); "
                              "delete it or use another --out")
         for k, v in st["params"].items():
@@ -238,8 +252,7 @@ def _train_loop(tr: Trainer, bar, interrupt, save_resume, stop_after: int | None
         if tr.batch % cfg.eval_every == 0 or tr.batch == cfg.batches:
             ev = tr.record_eval()
             bar.set_postfix(loss=f"{float(st['loss'].mean()):.3g}",
-                            centre_out=f"{float(ev['centre_out'].mean()):.3g}",
-                            push=f"{float(ev['random_push'].mean()):.3g}")
+                            **{ts.name: f"{float(ev[ts.name].mean()):.3g}" for ts in tr.test_sets[:2]})
         tr.wall_time += time.perf_counter() - t0
         bar.update(1)
         done_here += 1
@@ -253,7 +266,7 @@ def _train_loop(tr: Trainer, bar, interrupt, save_resume, stop_after: int | None
 
 def pretrain(cfg: PretrainConfig, seeds: list[int], out: str | Path | None = None, *, device: str = "cpu",
              dtype: torch.dtype = torch.float32, progress: bool = True, resume: bool = True,
-             task_cfg: TaskConfig = TaskConfig(), command: str | None = None,
+             task_cfg=None, command: str | None = None,
              stop_after: int | None = None) -> Trainer:
     """Pre-train ``seeds`` in lockstep; write ``{tag}_seed{s}.pt/.json/.curve.npz`` into ``out``.
 
@@ -309,7 +322,7 @@ def write_outputs(tr: Trainer, out: Path, *, device: str, command: str | None) -
         meta = {
             "kind": "fbctrl pre-trained network",
             "seed": int(seed),
-            "config": asdict(tr.cfg),
+            "config": tr.cfg.as_record(),
             "task": asdict(tr.task_cfg),
             "final": final_losses,
             "torch": torch.__version__,

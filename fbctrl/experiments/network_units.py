@@ -232,15 +232,13 @@ def _activity_newton(net: Network, seed: int, s: NetMeasureConfig, task_cfg: Tas
 
 
 def _jacobian(net: Network, seed: int, s: NetMeasureConfig, task_cfg: TaskConfig) -> dict:
-    loop = net.cfg.delay == 0
     r = network.jacobian_profile({seed: net}, s.rotation_deg, targets=s.jacobian_targets, lags=s.jacobian_lags,
-                                  stride=s.jacobian_stride, norm="spectral", closed_loop=loop, task_cfg=task_cfg)
+                                  stride=s.jacobian_stride, norm="spectral", closed_loop=True, task_cfg=task_cfg)
     out = {"steps": r["steps"], "lags": np.asarray(s.jacobian_lags)}
     for L in s.jacobian_lags:
         out[f"norm_on_L{L}"] = r[(True, L)][0]                                # [targets, K]
         out[f"norm_off_L{L}"] = r[(False, L)][0]
-        if loop:
-            out[f"norm_loop_L{L}"] = r[("loop", L)][0]
+        out[f"norm_loop_L{L}"] = r[("loop", L)][0]      # any delay: the error history joins the state
     return out
 
 

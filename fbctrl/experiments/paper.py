@@ -45,6 +45,7 @@ from .. import paths
 from ..analysis.matched import matched_alignment
 from ..core.checkpoint import atomic_write_bytes, load_checkpoint, read_sidecar
 from ..core.model import Network, init_network
+from ..core.spec import NetworkSpec
 from ..core.task import TaskConfig
 from ..core.train import PretrainConfig, Trainer, network_tag, pretrain
 from ..learning import ckernels
@@ -129,12 +130,15 @@ class PaperConfig:
                    network_measures=NetMeasureConfig.tiny())
 
     def pretrain_config(self, kind: str) -> PretrainConfig:
-        return PretrainConfig(n=self.n, feedback_density=1.0 if kind == "fb" else 0.0, batches=self.pretrain_batches,
-                              batch_size=self.batch_size, eval_every=self.eval_every,
-                              checkpoint_every=self.checkpoint_every, train_push=False)
+        """The published protocol for the network family ``kind`` (a ``NetworkSpec`` family:
+        'fb', 'nofb', 'fb_d5', 'fb0.3', 'lc_fb', ...)."""
+        spec = NetworkSpec.parse(kind)
+        return PretrainConfig(n=self.n, feedback_density=spec.feedback_density, delay=spec.delay,
+                              batches=self.pretrain_batches, batch_size=self.batch_size, eval_every=self.eval_every,
+                              checkpoint_every=self.checkpoint_every, train_push=False, task=spec.task)
 
     def seeds(self, kind: str) -> tuple:
-        return self.fb_seeds if kind == "fb" else self.nofb_seeds
+        return self.fb_seeds if NetworkSpec.parse(kind).has_feedback else self.nofb_seeds
 
 
 def _rot(deg: float) -> str:
@@ -607,7 +611,8 @@ def _load_networks(cfg: PaperConfig, kind: str, seeds: list[int], device) -> Net
         p = PretrainUnit(kind, s).path(cfg)
         side = read_sidecar(p)
         got = side.get("config", {})
-        bad = [k for k in ("n", "batches", "batch_size", "train_push", "feedback_density") if got.get(k) != want[k]]
+        bad = [k for k in ("n", "batches", "batch_size", "train_push", "feedback_density", "delay")
+               if got.get(k, 0 if k == "delay" else None) != want[k]]
         if bad:
             raise ValueError(f"checkpoint {p} was not pre-trained with this protocol ({', '.join(bad)} differ)")
         nets.append(load_checkpoint(p, n=cfg.n, device=device))
@@ -619,9 +624,9 @@ def _load_networks(cfg: PaperConfig, kind: str, seeds: list[int], device) -> Net
 # ---------------------------------------------------------------------------------------------
 
 def _effective(cfg: PaperConfig, unit, W_fb, W_out):
+    has_fb = NetworkSpec.parse(unit.kind).has_feedback    # a delayed or sparse network has feedback too
     if unit.stage == "sweep":
-        return effective_rate("best", unit.condition, has_feedback=unit.kind == "fb", best_lr=unit.lr)
-    has_fb = unit.kind == "fb"
+        return effective_rate("best", unit.condition, has_feedback=has_fb, best_lr=unit.lr)
     own = unit.rotation_deg if getattr(unit, "variant", Variant.NONE) is Variant.OWN_BEST else None
     best = best_swept_rates(cfg, own)[unit.condition.name]["lr"] if unit.protocol is Protocol.BEST else None
     return effective_rate(unit.protocol, unit.condition, has_feedback=has_fb,

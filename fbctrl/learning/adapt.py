@@ -32,9 +32,10 @@ import torch
 from tqdm.auto import tqdm
 
 from ..core.bptt import forward, forward_open_loop
-from ..core.checkpoint import atomic_write_bytes, load_checkpoint, read_sidecar
+from ..core.checkpoint import atomic_write_bytes, load_checkpoint, network_spec, read_sidecar
 from ..core.model import Network, draw_x0
 from ..core.task import TaskConfig, Trials, centre_out_reaches
+from ..core.tasks import FrequencyShift, Perturbation, Reach, Rotation, Task, make_task, task_config_from_dict
 from . import ckernels
 from .rules import PAPER_LR, RULES, OnlineBPTT, TrialState, make_rule
 
@@ -59,13 +60,21 @@ def paper_lr(rule: str, controller_on: bool) -> float:
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One adaptation run: which network (index into the stacked networks), condition, rate."""
+    """One adaptation run: which network (index into the stacked networks), condition, rate, and
+    the perturbation: ``perturbation`` if given (e.g. a ``FrequencyShift`` on the limit-cycle
+    task), else the rotation by ``rotation_deg`` (the paper)."""
 
     net_index: int = 0
     controller_on: bool = True
     rotation_deg: float = 30.0
     lr: float = 5e-5
     seed: int = 0
+    perturbation: Perturbation | None = None
+
+    @property
+    def applied(self) -> Perturbation:
+        """The perturbation this run adapts to."""
+        return self.perturbation if self.perturbation is not None else Rotation(self.rotation_deg)
 
     def __post_init__(self):
         if not (self.lr > 0 and math.isfinite(self.lr)):
@@ -123,8 +132,8 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
           task_cfg: TaskConfig = TaskConfig(), align: bool = False, align_every: int = 1, test_every: int = 1,
           on_divergence: str = "raise", divergence_factor: float = 100.0, progress: bool = True,
           lr_rescale: bool = False, bptt_weights: str = "history", device=None,
-          dtype=torch.float32, frozen: bool = False, keep_weights: tuple = (),
-          error_start: str = "zero") -> AdaptResult:
+          dtype=torch.float32, frozen: bool = False, keep_weights: tuple = (), error_start: str = "zero",
+          task: Task | None = None) -> AdaptResult:
     """Adapt W_rec of every run for ``trials`` trials, online (SPEC 4).
 
     ``nets``: one network or a stacked set (``RunSpec.net_index`` picks one per run).
@@ -133,8 +142,7 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
     sweep). A run diverges when its training loss is NaN/inf or exceeds ``divergence_factor``
     times the larger of 1 and its first trial's loss.
     ``bptt_weights``: "history" (exact; default) or "current" (see ``rules.OnlineBPTT``).
-    ``lr_rescale``: multiply BPTT rates by |W_fb| / |W_out| as the published code does (off by
-    default; the book's figures use the plain rates).
+    ``lr_rescale``: multiply BPTT rates by |W_fb| / |W_out| as the published code does (off by default).
     ``frozen``: compute every step's update (and the alignment) but never apply it, so every
     trial runs from the same W_rec (matched-state analyses; RFLO only).
     ``keep_weights``: trial indices t at which W_rec (before trial t; t = ``trials``: after the
@@ -144,6 +152,7 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
     e_0 = W_out r_0 + b_out ("published"; a robustness row). No weight gradient flows through
     e_0 (it depends on the random initial state only); the controller feeds it back like any
     later error. Test trials always start from zero.
+    ``task`` (default: reaching, ``task_cfg``): each trial is one of its test conditions at random.
     """
     _check_args(rule, runs, trials, on_divergence, error_start, frozen, keep_weights)
     device = device if device is not None else nets.device
@@ -152,11 +161,13 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
     if d < 0:
         raise ValueError(f"delay must be >= 0 steps, got {d}")
     lr = _learning_rates(net, runs, rule, lr_rescale)
-    base = centre_out_reaches(task_cfg, dtype=dtype).to(device=device)      # [T, 8, .]
-    tests = _TestSets(net, runs, base, task_cfg)
-    eng = _Engine(net, rule, runs, base, task_cfg, delay=d, align=align, frozen=frozen,
+    task = task if task is not None else Reach(task_cfg)
+    base = task.test_conditions(dtype=dtype).to(device=device)              # [T, conditions, .]
+    perturbed = [task.perturb(base, r.applied) for r in runs]               # test loss: perturbed conditions
+    tests = _TestSets(net, perturbed, base)
+    eng = _Engine(net, rule, runs, base, perturbed, delay=d, align=align, frozen=frozen,
                   bptt_weights=bptt_weights, error_start=error_start)
-    rec = _new_records(len(runs), trials, task_cfg.T, align)
+    rec = _new_records(len(runs), trials, base.T, align)
     div = _Divergence(rule, runs, on_divergence, divergence_factor, device=device, dtype=dtype)
     kept = {}
     t_start = time.perf_counter()
@@ -216,22 +227,23 @@ def _new_records(R: int, trials: int, T: int, align: bool) -> dict[str, np.ndarr
 
 
 class _TestSets:
-    """The 8 centre-out reaches of every run, rotated (test loss) and un-rotated (after-effect
-    loss), from the same initial states for every run (``TEST_X0_SEED``), controller off."""
+    """The test conditions of every run (the 8 centre-out reaches), perturbed (test loss: rotated)
+    and not (after-effect loss), from the same initial states for every run (``TEST_X0_SEED``),
+    controller off. ``perturbed``: each run's perturbed conditions."""
 
-    def __init__(self, net: Network, runs: list[RunSpec], base: Trials, task_cfg: TaskConfig):
+    def __init__(self, net: Network, perturbed: list[Trials], base: Trials):
         self.net = net
-        x0 = draw_x0(net.cfg.n, (task_cfg.n_targets,), torch.Generator().manual_seed(TEST_X0_SEED), net.dtype,
+        x0 = draw_x0(net.cfg.n, (base.batch_shape[0],), torch.Generator().manual_seed(TEST_X0_SEED), net.dtype,
                      net.device)
-        rotated = Trials.stack([base.rotated(r.rotation_deg) for r in runs])
-        unrotated = Trials.stack([base] * len(runs))
+        rotated = Trials.stack(perturbed)
+        unrotated = Trials.stack([base] * len(perturbed))
         # both sets as one batch [T, R, 2 x 8, .] (rotated first): one forward pass per test
         self.both = replace(rotated, **{f: torch.cat([getattr(rotated, f), getattr(unrotated, f)], dim=2)
                                         for f in ("inputs", "vstar", "vref", "push")},
                             **{f: torch.cat([getattr(rotated, f), getattr(unrotated, f)], dim=1)
-                               for f in ("start", "end", "target")}, rotation_deg=float("nan"))
+                               for f in ("start", "end", "target")}, rotation_deg=float("nan"), freq=None)
         self.n_rot = base.batch_shape[0]
-        self.x0 = x0.unsqueeze(0).expand(len(runs), -1, -1).repeat(1, 2, 1)
+        self.x0 = x0.unsqueeze(0).expand(len(perturbed), -1, -1).repeat(1, 2, 1)
 
     def losses(self, W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(test loss [R], after-effect loss [R]) with W_rec = W: mean E^2 over each set's trials."""
@@ -249,15 +261,15 @@ class _Engine:
     used through its interface only (``rules``: ``defers_weights``, ``adds_in_place``,
     ``aligns_by_products``, ``computes_exact_gradient``)."""
 
-    def __init__(self, net: Network, rule: str, runs: list[RunSpec], base: Trials, task_cfg: TaskConfig, *,
+    def __init__(self, net: Network, rule: str, runs: list[RunSpec], base: Trials, perturbed: list[Trials], *,
                  delay: int, align: bool, frozen: bool, bptt_weights: str, error_start: str):
         cfg, device, dtype = net.cfg, net.device, net.dtype
-        self.R, self.n, self.T = len(runs), cfg.n, task_cfg.T
-        self.alpha, self.dt, self.d, self.n_targets = cfg.alpha, cfg.dt, delay, task_cfg.n_targets
+        self.R, self.n, self.T = len(runs), cfg.n, base.T
+        self.alpha, self.dt, self.d, self.n_targets = cfg.alpha, cfg.dt, delay, base.batch_shape[0]
         self.align, self.frozen, self.error_start = align, frozen, error_start
         self.device, self.dtype = device, dtype
         ctrl = torch.tensor([float(r.controller_on) for r in runs], dtype=dtype, device=device).reshape(self.R, 1, 1)
-        self.vref_rot = torch.stack([base.rotated(r.rotation_deg).vref for r in runs])  # [R, T, 8, 2]
+        self.vref_rot = torch.stack([p.vref for p in perturbed])          # [R, T, conditions, 2]
         self.gens = [torch.Generator().manual_seed(int(r.seed)) for r in runs]
         self.W_out, W_f = net.W_out, (net.W_fb * net.mask)
         self.W_outT, W_fT = self.W_out.mT.contiguous(), W_f.mT.contiguous()
@@ -558,7 +570,8 @@ class _Divergence:
             r = self.runs[i]
             raise DivergenceError(
                 f"adaptation diverged at trial {t} (rule {self.rule}, lr {r.lr:g}, controller "
-                f"{'on' if r.controller_on else 'off'}, rotation {r.rotation_deg:g}): "
+                f"{'on' if r.controller_on else 'off'}, "
+                f"{f'rotation {r.rotation_deg:g}' if r.perturbation is None else r.applied.label}): "
                 f"training loss {tl[i]:.3g}")
         self.diverged[newly] = t
         m = torch.as_tensor(newly, device=W.device)
@@ -598,23 +611,56 @@ def _trial(t: int, eng: _Engine, tests: _TestSets, div: _Divergence, rec: dict, 
 
 # ---- command line ---------------------------------------------------------------------------
 
+def checkpoint_task(path, name: str | None = None) -> Task:
+    """The task a checkpoint was pre-trained on (its sidecar), with that task's recorded settings
+    (the reaching task: the default ``TaskConfig``, as the paper's networks use); ``name``, if
+    given, must agree."""
+    spec = network_spec(path)
+    if name is not None and name != spec.task:
+        raise ValueError(f"task: checkpoint {path} was pre-trained on the {spec.task} task, got {name!r}")
+    if spec.task == "reach":
+        return Reach(TaskConfig())
+    return make_task(spec.task, task_config_from_dict(spec.task, read_sidecar(path).get("task")))
+
+
+def _cli_perturbation(task: Task, rotation: float | None, shift: float | None) -> Perturbation:
+    """The perturbation the command line asks for: a rotation (reaching, default 30 degrees) or a
+    frequency shift (limit cycle, default the task's); the other one is an error."""
+    if task.name == "reach":
+        if shift is not None:
+            raise ValueError("shift: a frequency shift applies to the limit-cycle task; the reaching task takes --rotation")
+        return Rotation(30.0 if rotation is None else rotation)
+    if rotation is not None:
+        raise ValueError("rotation: a rotation applies to the reaching task; the limit-cycle task takes --shift")
+    return FrequencyShift(shift) if shift is not None else task.default_perturbation()
+
+
 def cli_adapt(a) -> int:
-    """``python -m fbctrl adapt CHECKPOINT --rule ... --out FILE.npz``."""
+    """``python -m fbctrl adapt CHECKPOINT --rule ... --out FILE.npz`` (reaching: ``--rotation``;
+    limit cycle: ``--shift``)."""
 
     if Path(a.out).suffix != ".npz":
         raise ValueError(f"out must be a .npz file name, got {a.out!r}")
-    net = load_checkpoint(a.checkpoint, device=a.device)
+    net = load_checkpoint(a.checkpoint, device=a.device)          # first: says what is wrong with a bad file
+    task = checkpoint_task(a.checkpoint, getattr(a, "task", None))
+    pert = _cli_perturbation(task, a.rotation, getattr(a, "shift", None))
     ctrl = a.controller == "on"
     lr = a.lr if a.lr is not None else paper_lr(a.rule, ctrl)
-    run = RunSpec(net_index=0, controller_on=ctrl, rotation_deg=a.rotation, lr=lr, seed=a.seed)
-    res = adapt(net, a.rule, [run], trials=a.trials, delay=a.delay, progress=not a.no_progress, device=a.device)
+    run = RunSpec(net_index=0, controller_on=ctrl, rotation_deg=pert.deg if task.name == "reach" else 0.0, lr=lr,
+                  seed=a.seed, perturbation=None if task.name == "reach" else pert)
+    res = adapt(net, a.rule, [run], trials=a.trials, delay=a.delay, progress=not a.no_progress, device=a.device,
+                task=task)
     out = Path(a.out)
     payload = {k: v[0] for k, v in res.records.items()}
     payload["target"] = payload["target"].astype(np.int64)
-    meta = {"checkpoint": a.checkpoint, "rule": a.rule, "controller": a.controller, "rotation_deg": a.rotation,
-            "trials": a.trials, "lr": lr, "seed": a.seed, "delay": res.meta["delay"],
+    meta = {"checkpoint": a.checkpoint, "rule": a.rule, "controller": a.controller, "task": task.name,
+            "perturbation": pert.name, "trials": a.trials, "lr": lr, "seed": a.seed, "delay": res.meta["delay"],
             "network_seed": read_sidecar(a.checkpoint).get("seed"), "wall_time_s": round(res.wall_time, 2),
             "efficiency": float(res.efficiency()[0])}
+    if task.name == "reach":
+        meta["rotation_deg"] = pert.deg
+    else:
+        meta["shift_hz"] = pert.hz
     payload["meta"] = np.array(json.dumps(meta))
     buf = io.BytesIO()
     np.savez_compressed(buf, **payload)

@@ -394,7 +394,8 @@ def bench_adapt_tests(net, task: TaskConfig, device, repeats: int = 5, calls: in
     rotated and 8 unrotated centre-out targets, controller off: ``adapt._TestSets.losses``),
     one run; the median of ``repeats`` times ``calls`` calls."""
     one = net if net.stacked else net.replace(**{k: v.unsqueeze(0) for k, v in net.tensors().items()})
-    tests = _TestSets(one, [RunSpec(rotation_deg=30.0)], centre_out_reaches(task, dtype=net.dtype).to(device), task)
+    base = centre_out_reaches(task, dtype=net.dtype).to(device)
+    tests = _TestSets(one, [base.rotated(30.0)], base)
     W = one.W_rec.clone()
 
     def call():
