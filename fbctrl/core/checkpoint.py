@@ -11,15 +11,19 @@ import json
 import os
 import re
 import tempfile
+import zipfile
+import zlib
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
 import torch
 
 from .model import Network, NetworkConfig
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "atomic_write_bytes",
-           "atomic_torch_save", "atomic_write_json", "CHECKPOINT_KEYS"]
+           "atomic_torch_save", "atomic_write_json", "CHECKPOINT_KEYS", "network_files", "check_network_files"]
 
 CHECKPOINT_KEYS = ("W_in", "W_rec", "W_fb", "mask", "b", "W_out", "b_out")
 
@@ -121,6 +125,45 @@ def read_sidecar(path) -> dict:
         return json.loads(side.read_text())
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"checkpoint sidecar {side}: not valid JSON ({exc.msg})") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# A finished network: the checkpoint, its sidecar and its training curves, all readable
+# ---------------------------------------------------------------------------------------------
+
+def network_files(pt) -> tuple[Path, Path, Path]:
+    """A pre-trained network's files: ``X.pt``, ``X.json`` (sidecar), ``X.curve.npz`` (curves)."""
+    pt = Path(pt)
+    return pt, pt.with_suffix(".json"), Path(str(pt)[:-3] + ".curve.npz")
+
+
+@lru_cache(maxsize=256)
+def _check_network(keys: tuple) -> None:
+    pt, side, curve = (Path(k[0]) for k in keys)
+    load_checkpoint(pt)
+    if not read_sidecar(pt):
+        raise CheckpointError(f"checkpoint sidecar {side}: empty")
+    try:
+        with np.load(curve, allow_pickle=False) as z:
+            for k in z.files:
+                z[k]                  # decompress every entry: zip's CRC-32 catches a flipped bit
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"training curves {curve}: damaged ({type(exc).__name__})") from None
+
+
+def check_network_files(pt) -> None:
+    """A finished network has all three files of :func:`network_files` and each is readable:
+    ``FileNotFoundError`` naming a missing one, :class:`CheckpointError` naming a damaged one.
+    A file once validated is remembered by (path, size, modification time)."""
+    files = network_files(pt)
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise FileNotFoundError(f"pre-trained network {pt}: missing {', '.join(missing)}")
+    keys = []
+    for f in files:
+        st = os.stat(f)
+        keys.append((str(f.resolve()), st.st_mtime_ns, st.st_size))
+    _check_network(tuple(keys))
 
 
 # ---------------------------------------------------------------------------------------------

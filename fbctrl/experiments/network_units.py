@@ -30,14 +30,11 @@ This module measures and summarises; it writes nothing (``fbctrl.experiments.pap
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import os
 import re
 import time
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +45,7 @@ from ..analysis.gradients import PAIRINGS, wrec_second_order
 from ..core.model import Network
 from ..core.task import TaskConfig
 from ..core.train import network_tag
+from .store import file_sha256
 
 __all__ = ["MEASURES", "SOURCES", "PAPER_DAMPING", "NetMeasureConfig", "NetworkUnit", "settings", "compute",
            "shipped_seeds", "file_sha256", "activity_values", "activity_newton_values", "jacobian_values",
@@ -176,20 +174,6 @@ def shipped_seeds(cfg) -> list[int]:
         return []
     pat = re.compile(rf"^{re.escape(network_tag(cfg.pretrain_config('fb')))}_seed(\d+)\.pt$")
     return sorted(int(m.group(1)) for f in p.iterdir() if (m := pat.match(f.name)))
-
-
-@lru_cache(maxsize=256)
-def _sha(path: str, mtime_ns: int, size: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def file_sha256(path) -> str:
-    st = os.stat(path)
-    return _sha(str(Path(path).resolve()), st.st_mtime_ns, st.st_size)
 
 
 # ---------------------------------------------------------------------------------------------
