@@ -84,7 +84,8 @@ def load_checkpoint(path, *, n: int | None = None, device=None, dtype=torch.floa
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is "not a checkpoint"
-        raise CheckpointError(f"checkpoint {path}: not a torch checkpoint ({type(exc).__name__})") from None
+        raise CheckpointError(f"checkpoint {path}: damaged or not a torch checkpoint ({type(exc).__name__}); "
+                              "restore it, or pre-train it again (python -m fbctrl pretrain ... --force)") from None
     if not isinstance(data, dict):
         raise CheckpointError(f"checkpoint {path}: expected a dict of tensors, found {type(data).__name__}")
     missing = [k for k in CHECKPOINT_KEYS if k not in data]

@@ -54,7 +54,7 @@ from .protocol import CONDITIONS, Condition, Protocol, Rule, effective_rate, fee
 from .store import UNIT_KIND, DamagedFileError, file_sha256, files_digest, rel_path
 
 __all__ = ["PaperConfig", "PretrainUnit", "AdaptUnit", "SweepUnit", "NetworkUnit", "plan", "run_plan", "load_runs",
-           "load_network_units", "UNIT_KIND", "best_swept_rates", "STAGES", "unit_status", "DamagedFileError"]
+           "load_network_units", "UNIT_KIND", "best_swept_rates", "STAGES", "unit_status", "is_done", "DamagedFileError"]
 
 KINDS = ("fb", "nofb")
 STAGES = ("pretrain", "network", "adapt", "sweep")
@@ -251,8 +251,12 @@ def _freshness(cfg: PaperConfig, unit, meta: dict) -> tuple[str, str]:
     return "done", ""
 
 
-def _done(cfg: PaperConfig, unit) -> bool:
+def is_done(cfg: PaperConfig, unit) -> bool:
+    """The unit's file is whole, describes it, and its inputs are unchanged (:func:`unit_status`)."""
     return unit_status(cfg, unit)[0] == "done"
+
+
+_done = is_done      # the name the book's reports import
 
 
 def _network_settings(cfg: PaperConfig, unit) -> dict:

@@ -47,7 +47,7 @@ from .runs import provenance
 
 __all__ = ["UNIT_KIND", "DamagedFileError", "read_unit", "read_meta", "write_unit", "unit_state", "file_sha256",
            "files_digest", "rel_path", "check_network_files", "network_files", "Claim", "claim", "claim_path", "holder", "claim_is_stale",
-           "find_unit_files", "damaged_unit_files"]
+           "find_unit_files", "damaged_unit_files", "rewrite_meta"]
 
 UNIT_KIND = "fbctrl paper unit"
 
@@ -143,6 +143,18 @@ def write_unit(path, unit: dict, records: dict, meta: dict) -> Path:
     path = Path(path)
     payload = {k: np.asarray(v) for k, v in records.items()}
     payload["meta"] = np.array(json.dumps(provenance({"kind": UNIT_KIND, "unit": unit, **meta})))
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **payload)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def rewrite_meta(path, meta: dict) -> Path:
+    """Replace a unit file's ``meta`` entry (validated first), keeping its records as they are:
+    for a migration of provenance, not for new results (no new provenance is stamped)."""
+    path = Path(path)
+    rec, _ = read_unit(path)
+    payload = {**rec, "meta": np.array(json.dumps(meta))}
     buf = io.BytesIO()
     np.savez_compressed(buf, **payload)
     atomic_write_bytes(path, buf.getvalue())

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..cli import output_file
 from ..core.bptt import forward, forward_open_loop
 from ..core.checkpoint import atomic_write_bytes, load_checkpoint, read_sidecar
 from ..core.model import Network, draw_x0
@@ -601,8 +602,7 @@ def _trial(t: int, eng: _Engine, tests: _TestSets, div: _Divergence, rec: dict, 
 def cli_adapt(a) -> int:
     """``python -m fbctrl adapt CHECKPOINT --rule ... --out FILE.npz``."""
 
-    if Path(a.out).suffix != ".npz":
-        raise ValueError(f"out must be a .npz file name, got {a.out!r}")
+    output_file("out", a.out, ".npz", force=getattr(a, "force", False))
     net = load_checkpoint(a.checkpoint, device=a.device)
     ctrl = a.controller == "on"
     lr = a.lr if a.lr is not None else paper_lr(a.rule, ctrl)
