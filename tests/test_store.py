@@ -134,6 +134,28 @@ def test_network_files_are_checked_whole(tmp_path):
         check_network_files(pt)
 
 
+def test_every_single_byte_corruption_of_a_checkpoint_is_refused_or_loads_the_same_weights(tmp_path):
+    """torch.load checks no checksum (a flipped byte loads other weights); load_checkpoint checks
+    the zip's CRC-32s and the sha256 its sidecar records."""
+    from fbctrl.core.checkpoint import load_checkpoint
+    pt = tmp_path / "net.pt"
+    save_checkpoint(init_network(NetworkConfig(n=4), torch.Generator().manual_seed(0)), pt, {"seed": 0})
+    want = load_checkpoint(pt).tensors()
+    data = pt.read_bytes()
+    refused = 0
+    where = np.random.default_rng(0).choice(len(data), size=300, replace=False)   # of about 3700 bytes
+    for i in where:
+        pt.write_bytes(data[:i] + bytes([data[i] ^ 0x10]) + data[i + 1:])
+        try:
+            got = load_checkpoint(pt).tensors()
+        except CheckpointError as exc:
+            assert str(pt) in str(exc) and "\n" not in str(exc)
+            refused += 1
+            continue
+        assert all(torch.equal(got[k], want[k]) for k in want), i
+    assert refused == len(where)         # the sidecar's sha256 catches even a byte zip does not protect
+
+
 def _dead_pid() -> int:
     p = subprocess.Popen([sys.executable, "-c", "pass"])
     p.wait()

@@ -7,10 +7,12 @@ and provenance. Both are written atomically (temporary file in the same folder, 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import tempfile
+import zipfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable
@@ -71,7 +73,30 @@ def save_checkpoint(net: Network, path, meta: dict) -> None:
     sidecar["network"] = {k: getattr(net.cfg, k) for k in NetworkConfig.__dataclass_fields__}
     sidecar["dtype"] = str(net.dtype).replace("torch.", "")
     atomic_torch_save(tensors, path)
+    sidecar["sha256"] = _sha256(path)      # torch.load checks no checksum: this and the zip's CRCs do
     atomic_write_json(path.with_suffix(".json"), sidecar)
+
+
+def _sha256(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _check_integrity(path: Path) -> None:
+    """The bytes of a checkpoint are the ones written: every member's CRC-32 of the zip archive
+    that torch.save writes (torch.load checks none, so a flipped bit would load other weights),
+    and the sha256 its sidecar records, where it records one."""
+    what = "restore it, or pre-train it again (python -m fbctrl pretrain ... --force)"
+    try:
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except Exception as exc:  # noqa: BLE001 - any unreadable archive is damaged
+        raise CheckpointError(f"checkpoint {path}: damaged or not a torch checkpoint ({type(exc).__name__}); "
+                              f"{what}") from None
+    if bad is not None:
+        raise CheckpointError(f"checkpoint {path}: damaged (checksum of {bad} fails); {what}")
+    want = read_sidecar(path).get("sha256")
+    if want is not None and want != _sha256(path):
+        raise CheckpointError(f"checkpoint {path}: damaged (its sha256 differs from the one in its sidecar); {what}")
 
 
 def load_checkpoint(path, *, n: int | None = None, device=None, dtype=torch.float32) -> Network:
@@ -79,6 +104,7 @@ def load_checkpoint(path, *, n: int | None = None, device=None, dtype=torch.floa
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path}: no such file")
+    _check_integrity(path)
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is "not a checkpoint"
