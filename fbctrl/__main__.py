@@ -332,16 +332,16 @@ def _paper_config(a):
 
 
 def _check_folders(a, cfg, mode: str) -> None:
-    """Pre-flight of ``paper`` and ``verdicts``: the folders they read must exist (``read``), the
-    folders a run writes must be writable (``write``, a probe file), and none may be a file."""
-    for flag, folder in (("checkpoint-dir", cfg.checkpoint_dir), ("results-dir", cfg.results_dir)):
-        given = getattr(a, flag.replace("-", "_")) is not None
-        if mode == "write":
-            writable_folder(flag, folder)
-        elif given and mode == "read":
-            input_folder(flag, folder)
-        elif Path(folder).exists() and not Path(folder).is_dir():
+    """Pre-flight of ``paper`` and ``verdicts``: no folder may be a file; the folders given to read
+    must exist (``read``); the folders a run writes must be writable (``write``, a probe file)."""
+    folders = (("checkpoint-dir", cfg.checkpoint_dir), ("results-dir", cfg.results_dir))
+    for flag, folder in folders:
+        if Path(folder).exists() and not Path(folder).is_dir():
             raise ValueError(f"{flag} {folder!r} is a file, not a folder")
+        if mode == "read" and getattr(a, flag.replace("-", "_")) is not None:
+            input_folder(flag, folder)
+    for flag, folder in folders if mode == "write" else ():
+        writable_folder(flag, folder)
 
 
 def cmd_verdicts(a) -> int:
