@@ -1,7 +1,8 @@
 """The paper's protocol as resumable units of work: ``python -m fbctrl paper``.
 
 Units (each writes its own file atomically, with its provenance, and is skipped when that file
-exists and is valid):
+exists, reads whole and is current: :func:`unit_status`; files are read, written, hashed and
+claimed through :mod:`fbctrl.experiments.store`):
 
 * :class:`PretrainUnit` -- one network, pre-trained as the published code does (SPEC 3 and 7:
   random reaches *without* pushes, 5000 batches of 256): ``{checkpoints}/{fb|nofb}_seed{s}.pt``.
