@@ -71,9 +71,9 @@ def migrate(cfg, write: bool) -> Counter:
         if new == meta:
             count["already current"] += 1
             continue
-        new["migrated"] = {"added": sorted(k for k in ("sweep_sha256",) if k in new and k not in meta)
-                           + ["network.sha256"] * ("sha256" not in meta.get("network", {})),
-                           "network.checkpoint was": meta.get("network", {}).get("checkpoint")}
+        new.setdefault("migrated", {"added": sorted(k for k in ("sweep_sha256",) if k in new and k not in meta)
+                                    + ["network.sha256"] * ("sha256" not in meta.get("network", {})),
+                                    "network.checkpoint was": meta.get("network", {}).get("checkpoint")})
         if write:
             store.rewrite_meta(p, new)
         count[f"{u.stage}{' (best rate)' if 'sweep_sha256' in new else ''} migrated"] += 1

@@ -164,6 +164,28 @@ def test_at_least_as_many_cases_as_the_issue_tried():
     assert len(BAD_INPUTS) >= 47
 
 
+def test_pretrain_keeps_a_finished_network_and_trains_a_damaged_one_again(tmp_path, capsys, monkeypatch):
+    argv = ["pretrain", "--out", str(tmp_path), "--n", "8", "--batches", "2", "--batch-size", "2", "--eval-every", "100",
+            "--no-progress"]
+    assert main(argv) == 0
+    pt, curve = tmp_path / "fb_n8_seed0.pt", tmp_path / "fb_n8_seed0.curve.npz"
+    first, stamp = pt.read_bytes(), pt.stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(argv) == 0                                       # finished: kept, and said so
+    out, err = capsys.readouterr()
+    assert json.loads(out)["done"] is True and f"{pt} is finished, kept (pass --force" in err
+    assert pt.stat().st_mtime_ns == stamp
+    curve.write_bytes(curve.read_bytes()[:50])                   # a damaged curve file: named, trained again
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert f"training curves {curve}: damaged" in err and "training seed 0 again" in err
+    assert torch.equal(torch.load(pt, weights_only=True)["W_rec"], torch.load(io.BytesIO(first), weights_only=True)["W_rec"])
+    trained = []
+    monkeypatch.setattr("fbctrl.__main__.pretrain", lambda cfg, seeds, *a, **k: trained.append(seeds) or
+                        type("T", (), {"evals": {"batch": [0]}})())
+    assert main(argv + ["--force"]) == 0 and trained == [[0]]   # --force trains a finished one again
+
+
 def _table() -> str:
     import tempfile
     rows = ["| # | command | exit | message |", "|--:|:--|--:|:--|"]

@@ -322,10 +322,10 @@ def _sweep_units(cfg: PaperConfig, cond: Condition, rates) -> list[SweepUnit]:
 
 
 def sweep_digest(cfg: PaperConfig, cond: Condition) -> str:
-    """sha256 over the sweep files of ``cond`` that exist (``store.files_digest``): what a run at
-    the sweep's best rate records, and is re-planned when it changes."""
-    files = [u.path(cfg) for u in _sweep_units(cfg, cond, _sweep_grid(cfg, cond))]
-    return files_digest([f for f in files if f.is_file()])
+    """sha256 over every sweep file of ``cond`` in the results folder (``store.files_digest``, in
+    name order): what a run at the sweep's best rate records, and is re-planned when it changes."""
+    folder = Path(cfg.results_dir) / "sweep" / _rot(cfg.sweep_rotation)
+    return files_digest(sorted(folder.glob(f"{cond.slug}_lr*_seed*.npz")))
 
 
 def _sweep_and_best_groups(cfg: PaperConfig, r30: float, rest: list) -> tuple[list[Group], list, list[Group]]:
