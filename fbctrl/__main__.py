@@ -21,12 +21,13 @@ import torch
 
 from .book import scale
 from .book.paper_report import config_at
-from .cli import OneLineParser, device, existing_file, number
-from .core.checkpoint import atomic_write_json, load_checkpoint
+from .cli import OneLineParser, device, existing_file, input_folder, number, output_file, writable_folder
+from .core.checkpoint import CheckpointError, atomic_write_json, check_network_files, load_checkpoint
 from .core.evaluate import evaluate, evaluate_cycles
+from .core.task import TaskConfig
 from .core.tasks import REACH_SETS, TASK_NAMES
-from .core.train import PretrainConfig, pretrain
-from .experiments import paper, verdicts
+from .core.train import PretrainConfig, network_tag, pretrain
+from .experiments import paper, store, verdicts
 from .experiments.runs import (CONDITIONS, SWEEP_RATES, activity_alignment, lr_sweep, provenance, run_conditions,
                                save_results, save_sweep, shipped_networks, summarise)
 from .learning.adapt import DivergenceError, checkpoint_task, cli_adapt
@@ -72,6 +73,9 @@ def _shard(s):
 
 
 _angle = number("rotation", "a finite number of degrees")
+# a delay of a whole trial or more would feed back nothing at all
+_delay = number("delay", f"an integer number of steps in [0, {TaskConfig.T - 1}] (a trial has {TaskConfig.T} steps)",
+                integer=True, ok=lambda v: 0 <= v < TaskConfig.T)
 _density = number("density", "a number in [0, 1]", ok=lambda v: 0.0 <= v <= 1.0)
 _shift = number("shift", "a finite number of Hz")
 
@@ -122,7 +126,7 @@ def _add_pretrain(sub) -> None:
     p.add_argument("--feedback", choices=["on", "off"], default="on",
                    help="on: feedback density 1 (learned W_fb); off: density 0")
     p.add_argument("--density", type=_density, default=None, help="feedback density (overrides --feedback)")
-    p.add_argument("--delay", type=_nonneg_int("delay"), default=0, help="feedback delay in steps")
+    p.add_argument("--delay", type=_delay, default=0, help="feedback delay in steps")
     p.add_argument("--seeds", type=_nonneg_int("seeds"), nargs="+", default=[0])
     p.add_argument("--n", type=_positive_int("n"), default=PretrainConfig.n)
     p.add_argument("--batches", type=_positive_int("batches"), default=PretrainConfig.batches)
@@ -134,6 +138,7 @@ def _add_pretrain(sub) -> None:
     p.add_argument("--task", choices=list(TASK_NAMES), default="reach",
                    help="reach (the paper) or limit-cycle (a commanded rhythm; file stems lc_...)")
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--force", action="store_true", help="train again networks whose files are already finished")
     p.add_argument("--device", type=device, default="cpu")
     p.add_argument("--no-progress", action="store_true")
 
@@ -199,8 +204,9 @@ def _add_adapt(sub) -> None:
     p.add_argument("--lr", type=_positive_float("lr"), default=None,
                    help="learning rate (default: the paper's rate for the condition)")
     p.add_argument("--seed", type=_nonneg_int("seed"), default=0)
-    p.add_argument("--delay", type=_nonneg_int("delay"), default=None)
+    p.add_argument("--delay", type=_delay, default=None)
     p.add_argument("--out", required=True, help="output .npz")
+    p.add_argument("--force", action="store_true", help="replace an existing output file")
     p.add_argument("--device", type=device, default="cpu")
     p.add_argument("--no-progress", action="store_true")
 
@@ -216,6 +222,7 @@ def _add_reproduce(sub) -> None:
     p.add_argument("--bptt-weights", choices=["history", "current"], default="current")
     p.add_argument("--no-activity", action="store_true", help="skip the activity-space alignment")
     p.add_argument("--out", required=True, help="output .npz")
+    p.add_argument("--force", action="store_true", help="replace an existing output file")
     p.add_argument("--device", type=device, default="cpu")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--json", action="store_true")
@@ -230,6 +237,7 @@ def _add_sweep(sub) -> None:
     p.add_argument("--rules", choices=["rflo", "bptt"], nargs="+", default=["rflo", "bptt"])
     p.add_argument("--trials", type=_positive_int("trials"), default=200)
     p.add_argument("--out", required=True, help="output .npz")
+    p.add_argument("--force", action="store_true", help="replace an existing output file")
     p.add_argument("--device", type=device, default="cpu")
     p.add_argument("--no-progress", action="store_true")
 
@@ -252,11 +260,35 @@ def cmd_pretrain(a) -> int:
                          batch_size=a.batch_size, lr=a.lr, eval_every=a.eval_every,
                          checkpoint_every=a.checkpoint_every, train_push=not a.no_push,
                          task=a.task)
+    out = writable_folder("out", a.out)
+    seeds = list(dict.fromkeys(a.seeds)) if a.force else _unfinished(cfg, a.seeds, out)
+    if not seeds:
+        print(f"fbctrl: pretrain: done: {network_tag(cfg)} seeds {' '.join(map(str, a.seeds))} in {a.out} are finished "
+              "(kept; pass --force to train them again)", file=sys.stderr)
+        print(json.dumps({"seeds": a.seeds, "out": a.out, "done": True}))
+        return 0
     cmd = "python -m fbctrl " + " ".join(shlex.quote(x) for x in sys.argv[1:])
-    tr = pretrain(cfg, a.seeds, a.out, device=a.device, progress=not a.no_progress, command=cmd)
+    tr = pretrain(cfg, seeds, out, device=a.device, progress=not a.no_progress, command=cmd)
     last = {k: v[-1] for k, v in tr.evals.items() if k != "batch"}
-    print(json.dumps({"seeds": a.seeds, "out": a.out, "final": last}))
+    print(json.dumps({"seeds": seeds, "out": a.out, "final": last}))
     return 0
+
+
+def _unfinished(cfg: PretrainConfig, seeds, out: Path) -> list[int]:
+    """The seeds whose network in ``out`` is not finished (all three files whole); a damaged one
+    is named and trained again, a finished one is kept (said on stderr)."""
+    todo = []
+    for s in dict.fromkeys(seeds):
+        pt = out / f"{network_tag(cfg)}_seed{s}.pt"
+        try:
+            check_network_files(pt)
+            print(f"fbctrl: pretrain: {pt} is finished, kept (pass --force to train it again)", file=sys.stderr)
+        except FileNotFoundError:
+            todo.append(s)
+        except CheckpointError as exc:
+            print(f"fbctrl: pretrain: {exc}; training seed {s} again", file=sys.stderr)
+            todo.append(s)
+    return todo
 
 
 def cmd_evaluate(a) -> int:
@@ -295,8 +327,8 @@ def cmd_adapt(a) -> int:
 
 
 def cmd_reproduce(a) -> int:
-    if Path(a.out).suffix != ".npz":
-        raise ValueError(f"out must be a .npz file name, got {a.out!r}")
+    input_folder("checkpoints", a.checkpoints)
+    output_file("out", a.out, ".npz", force=a.force)
     nets, seeds = shipped_networks(a.checkpoints, a.kind, a.seeds, device=a.device)
     has_fb = float(nets.mask.abs().sum()) > 0
     conds = CONDITIONS if has_fb else tuple(c for c in CONDITIONS if not c[1])  # no controller without feedback
@@ -322,8 +354,8 @@ def cmd_reproduce(a) -> int:
 
 
 def cmd_sweep(a) -> int:
-    if Path(a.out).suffix != ".npz":
-        raise ValueError(f"out must be a .npz file name, got {a.out!r}")
+    input_folder("checkpoints", a.checkpoints)
+    output_file("out", a.out, ".npz", force=a.force)
     nets, seeds = shipped_networks(a.checkpoints, a.kind, a.seeds, device=a.device)
     sw = lr_sweep(nets, seeds, rates=SWEEP_RATES, rotations=tuple(a.rotations), trials=a.trials,
                   rules=tuple(a.rules), progress=not a.no_progress, device=a.device)
@@ -354,8 +386,24 @@ def _paper_config(a):
                                                          ("results_dir", a.results_dir)) if v is not None})
 
 
+def _check_folders(a, cfg, mode: str) -> None:
+    """Pre-flight of ``paper`` and ``verdicts``: no folder may be a file; the folders given to read
+    must exist (``read``); the folders a run writes must be writable (``write``, a probe file)."""
+    folders = (("checkpoint-dir", cfg.checkpoint_dir), ("results-dir", cfg.results_dir))
+    for flag, folder in folders:
+        if Path(folder).exists() and not Path(folder).is_dir():
+            raise ValueError(f"{flag} {folder!r} is a file, not a folder")
+        if mode == "read" and getattr(a, flag.replace("-", "_")) is not None:
+            input_folder(flag, folder)
+    for flag, folder in folders if mode == "write" else ():
+        writable_folder(flag, folder)
+
+
 def cmd_verdicts(a) -> int:
-    table = verdicts.verdict_table(_paper_config(a), marks=True)
+    cfg = _paper_config(a)
+    _check_folders(a, cfg, "read")
+    damaged = store.damaged_unit_files(cfg.results_dir)
+    table = verdicts.verdict_table(cfg, marks=True)
     if a.json:
         print(json.dumps([{"key": r.key, "figure": r.figure, "column": r.column, "definition": r.definition,
                            "verdict": r.verdict.value, "effect": r.effect.as_dict(), "seeds": list(r.seeds),
@@ -364,25 +412,24 @@ def cmd_verdicts(a) -> int:
                           for r in table]))
     else:
         print(verdicts.markdown_table(table))
+    for line in damaged:              # left out of the table like a missing file, and named
+        print(f"fbctrl: warning: {line}", file=sys.stderr)
     return 0
 
 
 def cmd_paper(a) -> int:
     cfg = _paper_config(a)
-    if a.save is not None and (not a.plan or not str(a.save).endswith(".json")):
-        raise ValueError(f"save needs --plan and a .json file name, got {a.save!r}")
+    if a.save is not None and not a.plan:
+        raise ValueError(f"save needs --plan, got --save {a.save!r} without it")
+    if a.save is not None:
+        output_file("save", a.save, ".json")
+    _check_folders(a, cfg, "plan" if a.plan else "write")
     costs = {} if a.no_calibrate else paper.calibrate(cfg, a.device, gpu_model=a.plan and a.device == "cpu")
     groups = [paper.shard_units(g, a.shard) for g in paper.plan(cfg) if a.only is None or (g.units and g.units[0].stage in a.only)]
     print(paper.format_plan(cfg, groups, costs), flush=True)
     if a.plan:
         if a.save is not None:
-            models = {**costs, "published code": paper.published_costs()}
-            cmd = "python -m fbctrl " + " ".join(shlex.quote(x) for x in sys.argv[1:])
-            res = {"device": str(a.device), "groups": paper.plan_costs(cfg, groups, models),
-                   "costs": {n: {"pretrain_batch": c.pretrain_batch, "run_trial": c.run_trial, "source": c.source}
-                             for n, c in models.items()}}
-            atomic_write_json(a.save, {"benchmark": "paper_plan", "result": res,
-                                       **provenance({"command": cmd, "cpu": bench.cpu_name(), "cores": os.cpu_count()})})
+            _save_plan(a, cfg, groups, costs)
         return 0
     cmd = "python -m fbctrl " + " ".join(shlex.quote(x) for x in sys.argv[1:])
     threads = paper.shard_threads(a.shard, os.cpu_count(), os.environ) if a.device == "cpu" else None
@@ -396,9 +443,19 @@ def cmd_paper(a) -> int:
     return 0
 
 
+def _save_plan(a, cfg, groups, costs) -> None:
+    models = {**costs, "published code": paper.published_costs()}
+    cmd = "python -m fbctrl " + " ".join(shlex.quote(x) for x in sys.argv[1:])
+    res = {"device": str(a.device), "groups": paper.plan_costs(cfg, groups, models),
+           "costs": {n: {"pretrain_batch": c.pretrain_batch, "run_trial": c.run_trial, "source": c.source}
+                     for n, c in models.items()}}
+    atomic_write_json(a.save, {"benchmark": "paper_plan", "result": res,
+                               **provenance({"command": cmd, "cpu": bench.cpu_name(), "cores": os.cpu_count()})})
+
+
 def cmd_bench(a) -> int:
-    if a.save is not None and not str(a.save).endswith(".json"):
-        raise ValueError(f"save must be a .json file name, got {a.save!r}")
+    if a.save is not None:
+        output_file("save", a.save, ".json")       # a measurement: saved again over the last one
     res = bench.run(a.what, device=a.device, batches=a.batches, seeds=a.seeds, n=a.n, T=a.T, repeats=a.repeats)
     if a.save is not None:
         cmd = "python -m fbctrl " + " ".join(shlex.quote(x) for x in sys.argv[1:])
@@ -477,8 +534,9 @@ def main(argv=None) -> int:
     except CLIError as exc:
         print(f"fbctrl: error: {exc}", file=sys.stderr)
         return 2
-    except DivergenceError as exc:  # a run blew up: say which trial, rule and rate, no traceback
-        print(f"fbctrl: diverged: {str(exc).splitlines()[0]}", file=sys.stderr)
+    except (DivergenceError, FloatingPointError) as exc:  # a run blew up: say where, no traceback
+        print(f"fbctrl: diverged: {str(exc).splitlines()[0]}" + (" (try a smaller --lr)" if a.cmd == "pretrain" else ""),
+              file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         kept = INTERRUPTED.get(getattr(a, "cmd", None))

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
+import tempfile
 from pathlib import Path
 from typing import Callable
 
 import torch
 
-__all__ = ["OneLineParser", "check_device", "as_argument", "number", "existing_file", "existing_dir", "device"]
+__all__ = ["OneLineParser", "check_device", "as_argument", "number", "existing_file", "existing_dir", "device",
+           "writable_folder", "output_file", "input_folder"]
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -69,3 +72,61 @@ def _existing(test: Callable[[Path], bool], what: str):
 existing_file = _existing(Path.is_file, "is not a file")
 existing_dir = _existing(Path.is_dir, "is not a folder")
 device = as_argument(lambda s: check_device("device", s))
+
+
+# ---------------------------------------------------------------------------------------------
+# Pre-flight: every output writable and every input of the right kind, before any work
+# ---------------------------------------------------------------------------------------------
+
+def _probe(name: str, folder: Path, shown) -> None:
+    """Write and delete a small file in ``folder``: the one test of writability that holds on
+    every file system (permissions, read-only mounts, /proc, a full disk)."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".fbctrl-probe-", suffix=".tmp", dir=folder)
+        try:
+            os.write(fd, b"probe")
+        finally:
+            os.close(fd)
+            os.unlink(tmp)
+    except OSError as exc:
+        raise ValueError(f"{name} {str(shown)!r} is not writable ({exc.strerror or type(exc).__name__})") from None
+
+
+def writable_folder(name: str, path) -> Path:
+    """An output folder: not an existing file, created if missing (with its parents), and
+    writable (a probe file is written and deleted); else a one-line ValueError naming ``name``."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise ValueError(f"{name} {str(path)!r} is a file, not a folder")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"{name} {str(path)!r} cannot be created ({exc.strerror or type(exc).__name__})") from None
+    _probe(name, p, path)
+    return p
+
+
+def output_file(name: str, path, suffix: str, *, force: bool = True) -> Path:
+    """An output file name: ending in ``suffix``, not a folder, in a folder that exists (none is
+    created silently) and is writable (probe); an existing file only with ``force``."""
+    p = Path(path)
+    if p.suffix != suffix:
+        raise ValueError(f"{name} must be a {suffix} file name, got {str(path)!r}")
+    if p.is_dir():
+        raise ValueError(f"{name} {str(path)!r} is a folder, not a {suffix} file")
+    parent = p.parent
+    if not parent.is_dir():
+        what = "is a file, not a folder" if parent.exists() else "does not exist (create it first)"
+        raise ValueError(f"{name}: the folder {str(parent)!r} {what}")
+    if p.exists() and not force:
+        raise ValueError(f"{name} {str(path)!r} exists: pass --force to replace it")
+    _probe(name, parent, path)
+    return p
+
+
+def input_folder(name: str, path) -> Path:
+    """An input folder that must exist; else a one-line ValueError naming ``name``."""
+    p = Path(path)
+    if not p.is_dir():
+        raise ValueError(f"{name} {str(path)!r} " + ("is a file, not a folder" if p.exists() else "does not exist"))
+    return p

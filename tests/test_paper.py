@@ -189,7 +189,9 @@ def _fake_sweep(cfg, cond, finals):
     for lr, f in zip(cfg.sweep_rates[cond.rule.value], finals):
         for u in paper._sweep_units(cfg, cond, [lr]):
             rec = {"test_loss": np.full(u.trials, f)}
-            paper._write_unit(cfg, u, rec, {"diverged_trial": -1 if math.isfinite(f) else 0})
+            ck = paper.PretrainUnit("fb", u.seed).path(cfg)       # the network it was run on, where there is one
+            net = {"sha256": paper.file_sha256(ck)} if ck.is_file() else {}
+            paper._write_unit(cfg, u, rec, {"diverged_trial": -1 if math.isfinite(f) else 0, "network": net})
 
 
 def test_sweep_is_extended_only_when_its_best_rate_lies_at_an_edge(tmp_path):

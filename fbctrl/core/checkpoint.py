@@ -7,20 +7,24 @@ and provenance. Both are written atomically (temporary file in the same folder, 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import tempfile
+import zipfile
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
 import torch
 
 from .model import Network, NetworkConfig
 from .spec import NetworkSpec
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "atomic_write_bytes",
-           "atomic_torch_save", "atomic_write_json", "CHECKPOINT_KEYS"]
+           "atomic_torch_save", "atomic_write_json", "CHECKPOINT_KEYS", "network_files", "check_network_files"]
 
 CHECKPOINT_KEYS = ("W_in", "W_rec", "W_fb", "mask", "b", "W_out", "b_out")
 TASK_INPUTS = (2, 3)     # input channels of the tasks (limit cycle, reaching)
@@ -71,7 +75,30 @@ def save_checkpoint(net: Network, path, meta: dict) -> None:
     sidecar["network"] = {k: getattr(net.cfg, k) for k in NetworkConfig.__dataclass_fields__}
     sidecar["dtype"] = str(net.dtype).replace("torch.", "")
     atomic_torch_save(tensors, path)
+    sidecar["sha256"] = _sha256(path)      # torch.load checks no checksum: this and the zip's CRCs do
     atomic_write_json(path.with_suffix(".json"), sidecar)
+
+
+def _sha256(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _check_integrity(path: Path) -> None:
+    """The bytes of a checkpoint are the ones written: every member's CRC-32 of the zip archive
+    that torch.save writes (torch.load checks none, so a flipped bit would load other weights),
+    and the sha256 its sidecar records, where it records one."""
+    what = "restore it, or pre-train it again (python -m fbctrl pretrain ... --force)"
+    try:
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except Exception as exc:  # noqa: BLE001 - any unreadable archive is damaged
+        raise CheckpointError(f"checkpoint {path}: damaged or not a torch checkpoint ({type(exc).__name__}); "
+                              f"{what}") from None
+    if bad is not None:
+        raise CheckpointError(f"checkpoint {path}: damaged (checksum of {bad} fails); {what}")
+    want = read_sidecar(path).get("sha256")
+    if want is not None and want != _sha256(path):
+        raise CheckpointError(f"checkpoint {path}: damaged (its sha256 differs from the one in its sidecar); {what}")
 
 
 def load_checkpoint(path, *, n: int | None = None, device=None, dtype=torch.float32) -> Network:
@@ -79,10 +106,12 @@ def load_checkpoint(path, *, n: int | None = None, device=None, dtype=torch.floa
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path}: no such file")
+    _check_integrity(path)
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is "not a checkpoint"
-        raise CheckpointError(f"checkpoint {path}: not a torch checkpoint ({type(exc).__name__})") from None
+        raise CheckpointError(f"checkpoint {path}: damaged or not a torch checkpoint ({type(exc).__name__}); "
+                              "restore it, or pre-train it again (python -m fbctrl pretrain ... --force)") from None
     if not isinstance(data, dict):
         raise CheckpointError(f"checkpoint {path}: expected a dict of tensors, found {type(data).__name__}")
     missing = [k for k in CHECKPOINT_KEYS if k not in data]
@@ -125,6 +154,45 @@ def read_sidecar(path) -> dict:
         return json.loads(side.read_text())
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"checkpoint sidecar {side}: not valid JSON ({exc.msg})") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# A finished network: the checkpoint, its sidecar and its training curves, all readable
+# ---------------------------------------------------------------------------------------------
+
+def network_files(pt) -> tuple[Path, Path, Path]:
+    """A pre-trained network's files: ``X.pt``, ``X.json`` (sidecar), ``X.curve.npz`` (curves)."""
+    pt = Path(pt)
+    return pt, pt.with_suffix(".json"), Path(str(pt)[:-3] + ".curve.npz")
+
+
+@lru_cache(maxsize=256)
+def _check_network(keys: tuple) -> None:
+    pt, side, curve = (Path(k[0]) for k in keys)
+    load_checkpoint(pt)
+    if not read_sidecar(pt):
+        raise CheckpointError(f"checkpoint sidecar {side}: empty")
+    try:
+        with np.load(curve, allow_pickle=False) as z:
+            for k in z.files:
+                z[k]                  # decompress every entry: zip's CRC-32 catches a flipped bit
+    except Exception as exc:  # noqa: BLE001 -- any failure to read a curve file means it is damaged
+        raise CheckpointError(f"training curves {curve}: damaged ({type(exc).__name__})") from None
+
+
+def check_network_files(pt) -> None:
+    """A finished network has all three files of :func:`network_files` and each is readable:
+    ``FileNotFoundError`` naming a missing one, :class:`CheckpointError` naming a damaged one.
+    A file once validated is remembered by (path, size, modification time)."""
+    files = network_files(pt)
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise FileNotFoundError(f"pre-trained network {pt}: missing {', '.join(missing)}")
+    keys = []
+    for f in files:
+        st = os.stat(f)
+        keys.append((str(f.resolve()), st.st_mtime_ns, st.st_size))
+    _check_network(tuple(keys))
 
 
 # ---------------------------------------------------------------------------------------------

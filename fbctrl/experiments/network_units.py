@@ -35,14 +35,11 @@ This module measures and summarises; it writes nothing (``fbctrl.experiments.pap
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import os
 import re
 import time
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +51,7 @@ from ..analysis.matched import EVAL_SEED_OFFSET, loop_alignment
 from ..core.model import Network
 from ..core.task import TaskConfig
 from ..core.train import network_tag
+from .store import file_sha256
 
 __all__ = ["MEASURES", "SHIPPED_MEASURES", "SOURCES", "PAPER_DAMPING", "NetMeasureConfig", "NetworkUnit", "settings", "compute",
            "shipped_seeds", "file_sha256", "activity_values", "activity_newton_values", "jacobian_values",
@@ -188,20 +186,6 @@ def shipped_seeds(cfg) -> list[int]:
         return []
     pat = re.compile(rf"^{re.escape(network_tag(cfg.pretrain_config('fb')))}_seed(\d+)\.pt$")
     return sorted(int(m.group(1)) for f in p.iterdir() if (m := pat.match(f.name)))
-
-
-@lru_cache(maxsize=256)
-def _sha(path: str, mtime_ns: int, size: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def file_sha256(path) -> str:
-    st = os.stat(path)
-    return _sha(str(Path(path).resolve()), st.st_mtime_ns, st.st_size)
 
 
 # ---------------------------------------------------------------------------------------------

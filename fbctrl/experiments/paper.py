@@ -1,7 +1,8 @@
 """The paper's protocol as resumable units of work: ``python -m fbctrl paper``.
 
 Units (each writes its own file atomically, with its provenance, and is skipped when that file
-exists and is valid):
+exists, reads whole and is current: :func:`unit_status`; files are read, written, hashed and
+claimed through :mod:`fbctrl.experiments.store`):
 
 * :class:`PretrainUnit` -- one network, pre-trained as the published code does (SPEC 3 and 7:
   random reaches *without* pushes, 5000 batches of 256): ``{checkpoints}/{fb|nofb}_seed{s}.pt``.
@@ -30,7 +31,6 @@ edge of its grid is extended by one rate beyond that edge (up to ``max_sweep_ext
 from __future__ import annotations
 
 import enum
-import io
 import json
 import math
 import time
@@ -41,9 +41,8 @@ import numpy as np
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from .. import paths
 from ..analysis.matched import matched_alignment
-from ..core.checkpoint import atomic_write_bytes, load_checkpoint, read_sidecar
+from ..core.checkpoint import CheckpointError, check_network_files, load_checkpoint, read_sidecar
 from ..core.model import Network, init_network
 from ..core.spec import NetworkSpec
 from ..core.task import TaskConfig
@@ -51,15 +50,14 @@ from ..core.train import PretrainConfig, Trainer, network_tag, pretrain
 from ..learning import ckernels
 from ..learning.adapt import RunSpec, adapt
 from ..perf.bench import PUBLISHED_CPU, pretrain_flops
-from . import network_units
-from .network_units import MEASURES, NetMeasureConfig, NetworkUnit, file_sha256, shipped_seeds
+from . import network_units, store
+from .network_units import MEASURES, NetMeasureConfig, NetworkUnit, shipped_seeds
 from .protocol import CONDITIONS, Condition, Protocol, Rule, effective_rate, feedback_output_ratio
-from .runs import provenance
+from .store import UNIT_KIND, DamagedFileError, file_sha256, files_digest, rel_path
 
 __all__ = ["PaperConfig", "PretrainUnit", "AdaptUnit", "SweepUnit", "NetworkUnit", "plan", "run_plan", "load_runs",
-           "load_network_units", "UNIT_KIND", "best_swept_rates", "STAGES"]
+           "load_network_units", "UNIT_KIND", "best_swept_rates", "STAGES", "unit_status", "is_done", "DamagedFileError"]
 
-UNIT_KIND = "fbctrl paper unit"
 KINDS = ("fb", "nofb")
 STAGES = ("pretrain", "network", "adapt", "sweep")
 
@@ -228,23 +226,50 @@ class Group:
     blocked: str | None = None      # why the group cannot run yet (e.g. the sweep is not finished)
 
 
-def _done(cfg: PaperConfig, unit) -> bool:
+def unit_status(cfg: PaperConfig, unit) -> tuple[str, str]:
+    """``(state, why)``: ``"done"``; ``"missing"``; ``"damaged"`` (a file that fails validation,
+    ``store.read_unit`` or ``core.checkpoint.check_network_files``, named in ``why``); or
+    ``"stale"``: its inputs changed since it was computed (its network's sha256, the settings of
+    a network measure, the sweep files that chose a best rate). Damaged and stale units are
+    planned again like missing ones."""
     p = unit.path(cfg)
-    if not p.is_file():
-        return False
     if unit.stage == "pretrain":
-        return p.with_suffix(".json").is_file() and Path(str(p)[:-3] + ".curve.npz").is_file()
+        try:
+            check_network_files(p)
+        except FileNotFoundError as exc:
+            return ("damaged", str(exc)) if p.is_file() else ("missing", "")
+        except CheckpointError as exc:
+            return "damaged", str(exc)
+        return "done", ""
     try:
-        meta = _read_meta(p)
-    except (OSError, ValueError, KeyError):
-        return False                  # a damaged file is recomputed
-    if meta.get("unit") != _unit_dict(unit):
-        return False
-    if unit.stage == "network":       # also: the same settings, and the network it measured is still there
-        ck = unit.checkpoint(cfg)
-        return (meta.get("settings") == _network_settings(cfg, unit) and ck.is_file()
-                and meta.get("network", {}).get("sha256") == file_sha256(ck))
-    return True
+        meta = store.read_meta(p, _unit_dict(unit))
+    except FileNotFoundError:
+        return "missing", ""
+    except DamagedFileError as exc:
+        return "damaged", str(exc)
+    return _freshness(cfg, unit, meta)
+
+
+def _freshness(cfg: PaperConfig, unit, meta: dict) -> tuple[str, str]:
+    p = unit.path(cfg)
+    if unit.stage == "network" and meta.get("settings") != _network_settings(cfg, unit):
+        return "stale", f"{p} was computed with other settings of its measure"
+    ck = unit.checkpoint(cfg) if unit.stage == "network" else PretrainUnit(unit.kind, unit.seed).path(cfg)
+    if not ck.is_file():            # a run's network that is gone is compared when it is pre-trained again
+        return ("stale", f"{p}: its network {ck} is not there") if unit.stage == "network" else ("done", "")
+    if meta.get("network", {}).get("sha256") != file_sha256(ck):
+        return "stale", f"{p} was computed from another network than {ck} (sha256 differs)"
+    if getattr(unit, "protocol", None) is Protocol.BEST and meta.get("sweep_sha256") != sweep_digest(cfg, unit.condition):
+        return "stale", f"{p}: the sweep files that chose its rate changed"
+    return "done", ""
+
+
+def is_done(cfg: PaperConfig, unit) -> bool:
+    """The unit's file is whole, describes it, and its inputs are unchanged (:func:`unit_status`)."""
+    return unit_status(cfg, unit)[0] == "done"
+
+
+_done = is_done      # the name the book's reports import
 
 
 def _network_settings(cfg: PaperConfig, unit) -> dict:
@@ -316,6 +341,13 @@ def _sweep_units(cfg: PaperConfig, cond: Condition, rates, rotation: float | Non
     trials = int(cfg.sweep_trials[cond.rule.value])
     rot = _sweep_rotation(cfg, rotation)
     return [SweepUnit(int(s), rot, cond, float(lr), trials) for lr in rates for s in cfg.sweep_seeds]
+
+
+def sweep_digest(cfg: PaperConfig, cond: Condition) -> str:
+    """sha256 over every sweep file of ``cond`` in the results folder (``store.files_digest``, in
+    name order): what a run at the sweep's best rate records, and is re-planned when it changes."""
+    folder = Path(cfg.results_dir) / "sweep" / _rot(cfg.sweep_rotation)
+    return files_digest(sorted(folder.glob(f"{cond.slug}_lr*_seed*.npz")))
 
 
 def _sweep_and_best_groups(cfg: PaperConfig, r30: float, rest: list) -> tuple[list[Group], list, list[Group]]:
@@ -507,28 +539,16 @@ def _unit_dict(unit) -> dict:
 
 
 def _read_meta(path) -> dict:
-    with np.load(path, allow_pickle=False) as z:
-        meta = json.loads(str(z["meta"]))
-    if meta.get("kind") != UNIT_KIND:
-        raise ValueError(f"{path}: not a result file of the paper protocol (kind {meta.get('kind')!r})")
-    return meta
+    """A unit file's meta, the file validated whole (``store.read_meta``)."""
+    return store.read_meta(path)
 
 
 def _read_unit(path) -> tuple[dict, dict]:
-    meta = _read_meta(path)
-    with np.load(path, allow_pickle=False) as z:
-        rec = {k: z[k] for k in z.files if k != "meta"}
-    return rec, meta
+    return store.read_unit(path)
 
 
 def _write_unit(cfg: PaperConfig, unit, records: dict, meta: dict) -> Path:
-    path = unit.path(cfg)
-    payload = {k: np.asarray(v) for k, v in records.items()}
-    payload["meta"] = np.array(json.dumps(provenance({"kind": UNIT_KIND, "unit": _unit_dict(unit), **meta})))
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **payload)
-    atomic_write_bytes(path, buf.getvalue())
-    return path
+    return store.write_unit(unit.path(cfg), _unit_dict(unit), records, meta)
 
 
 def load_runs(cfg: PaperConfig, units: list) -> tuple[dict[str, np.ndarray], list[dict]]:
@@ -536,12 +556,7 @@ def load_runs(cfg: PaperConfig, units: list) -> tuple[dict[str, np.ndarray], lis
     seed axis, and their metas. Every file must exist and describe exactly its unit."""
     recs, metas = [], []
     for u in units:
-        p = u.path(cfg)
-        if not p.is_file():
-            raise FileNotFoundError(f"result file {p} is missing: run `python -m fbctrl paper` to compute it")
-        rec, meta = _read_unit(p)
-        if meta.get("unit") != _unit_dict(u):
-            raise ValueError(f"result file {p} describes another run ({meta.get('unit')})")
+        rec, meta = store.read_unit(u.path(cfg), _unit_dict(u))
         recs.append(rec)
         metas.append(meta)
     keys = set.intersection(*(set(r) for r in recs)) if recs else set()   # a diverged run has no matched records
@@ -580,15 +595,6 @@ def _check_network(cfg: PaperConfig, unit, path: Path) -> dict:
     return side
 
 
-def _rel(path: Path) -> str:
-    """``path`` relative to the repository when inside it (provenance that travels), else absolute."""
-    p = path.resolve()
-    try:
-        return str(p.relative_to(paths.repo_root()))
-    except ValueError:              # outside the repository, or no repository (an installed package)
-        return str(p)
-
-
 def _run_network(cfg: PaperConfig, units: list, device, command: str) -> None:
     """Network-level units, one file each."""
     for u in units:
@@ -597,7 +603,7 @@ def _run_network(cfg: PaperConfig, units: list, device, command: str) -> None:
         net = load_checkpoint(ck, n=cfg.n, device=device)
         rec, secs = network_units.compute(u.measure, net, u.seed, cfg.network_measures, cfg.task)
         meta = {"measure": u.measure, "settings": _network_settings(cfg, u), "source": u.source,
-                "network": {"checkpoint": _rel(ck), "sha256": file_sha256(ck), "seed": u.seed, "source": u.source,
+                "network": {"checkpoint": rel_path(ck), "sha256": file_sha256(ck), "seed": u.seed, "source": u.source,
                             "train_push": side.get("config", {}).get("train_push"), "commit": side.get("commit")},
                 "device": str(device), "wall_time_s": secs, "command": command}
         _write_unit(cfg, u, rec, meta)
@@ -683,12 +689,15 @@ def _run_adapt(cfg: PaperConfig, units: list, device, progress: bool, command: s
         meta = {"protocol": r.protocol, "effective_rate": r.as_dict(), "lr": r.lr, "condition": u.condition.name,
                 "rotation_deg": u.rotation_deg, "trials": u.trials, "bptt_weights": variant.bptt_weights,
                 "error_start": variant.error_start, "variant": variant.value, "test_every": 1, "align_every": cfg.align_every if align else None,
-                "diverged_trial": int(res.diverged[i]), "network": {"checkpoint": str(ck), "seed": u.seed,
-                                                                    "commit": read_sidecar(ck).get("commit")},
+                "diverged_trial": int(res.diverged[i]),
+                "network": {"checkpoint": rel_path(ck), "sha256": file_sha256(ck), "seed": u.seed,
+                            "commit": read_sidecar(ck).get("commit")},
                 "device": str(device), "group_size": len(runs), "compute_path": res.meta["compute_path"],
                 "wall_time_s": res.wall_time / len(runs),
                 "matched_wall_time_s": time.perf_counter() - t_matched,   # the matched-state evaluation, after it
                 "command": command}
+        if getattr(u, "protocol", None) is Protocol.BEST:
+            meta["sweep_sha256"] = sweep_digest(cfg, u.condition)
         _write_unit(cfg, u, records, meta)
 
 
@@ -847,19 +856,24 @@ def run_plan(cfg: PaperConfig, *, device="cpu", budget_minutes: float | None = N
     stop before a batch whose estimate would not fit, with everything finished saved.
     ``stages``: only the groups of these stages (:data:`STAGES`), e.g. ``["network"]``.
     ``shard=(i, n)``: only the units of network seeds ``s`` with ``s % n == i`` (see
-    :func:`shard_units`), so that n processes share the plan without computing a unit twice."""
+    :func:`shard_units`), so that n processes share the plan without computing a unit twice.
+    Each unit is claimed before it runs (``store.claim``): a unit another live process holds is
+    left to it (the run stops saying so when only such units are left), and a unit another
+    process finished meanwhile is not computed again. Damaged and stale units are logged and
+    recomputed."""
     if stages is not None:
         bad = [x for x in stages if x not in STAGES]
         if bad or not stages:
             raise ValueError(f"stages must be some of {', '.join(STAGES)}, got {list(stages)!r}")
     t0 = time.perf_counter()
-    done, stopped = 0, None
+    done, stopped, held = 0, None, {}
     while True:
-        groups = [shard_units(g, shard) for g in plan(cfg) if stages is None or (g.units and g.units[0].stage in stages)]
+        groups = _todo(cfg, stages, shard, held)
         g = next((g for g in groups if g.units and not g.blocked), None)
+        if g is None and _release_dead(held):
+            continue
         if g is None:
-            left = [f"{x.title} ({x.blocked})" for x in groups if x.units]
-            stopped = ("blocked: " + "; ".join(left)) if left else None
+            stopped = _why_stopped(groups, held)
             break
         first = g.units[0]
         limit = (_pretrain_group(device, g) if first.stage == "pretrain" else 1 if first.stage == "network"
@@ -872,11 +886,58 @@ def run_plan(cfg: PaperConfig, *, device="cpu", budget_minutes: float | None = N
             break
         log(f"[{_hms(used)}] {g.title}: {', '.join(u.describe() for u in units[:3])}"
             + (f" and {len(units) - 3} more" if len(units) > 3 else "") + (f" (about {_hms(est)})" if costs else ""))
-        run_batch(cfg, units, device=device, progress=progress, command=command)
-        done += len(units)
+        done += _run_claimed(cfg, units, held, log, device=device, progress=progress, command=command)
     left = sum(len(shard_units(x, shard).units) for x in plan(cfg)
                if stages is None or (x.units and x.units[0].stage in stages))
     return {"units_done": done, "units_left": left, "wall_time_s": time.perf_counter() - t0, "stopped": stopped}
+
+
+def _todo(cfg: PaperConfig, stages, shard, held: dict) -> list[Group]:
+    """The plan's groups of ``stages`` and ``shard``, without the units other processes hold."""
+    groups = [shard_units(g, shard) for g in plan(cfg) if stages is None or (g.units and g.units[0].stage in stages)]
+    return [replace(g, units=[u for u in g.units if u not in held]) if held else g for g in groups]
+
+
+def _run_claimed(cfg: PaperConfig, units: list, held: dict, log, **kw) -> int:
+    """Claim ``units``, run those still to do, release the claims; returns how many ran."""
+    claims, mine = [], []
+    try:
+        for u in units:
+            c = store.claim(u.path(cfg))
+            if c is None:
+                held[u] = u.path(cfg)
+                log(f"  {u.describe()}: claimed by another process ({store.holder(u.path(cfg))}), left to it")
+                continue
+            claims.append(c)
+            state, why = unit_status(cfg, u)
+            if state == "done":
+                continue                      # another process finished it meanwhile
+            if state in ("damaged", "stale"):
+                log(f"  recompute {u.describe()}: {why}")
+            mine.append(u)
+        if mine:
+            run_batch(cfg, mine, **kw)
+    finally:
+        for c in claims:
+            c.release()
+    return len(mine)
+
+
+def _release_dead(held: dict) -> bool:
+    """Forget held units whose claim is gone or belongs to a dead process (they are planned
+    again); True if any was forgotten."""
+    gone = [u for u, p in held.items() if not store.claim_path(p).exists() or store.claim_is_stale(p)]
+    for u in gone:
+        del held[u]
+    return bool(gone)
+
+
+def _why_stopped(groups: list[Group], held: dict) -> str | None:
+    left = [f"{x.title} ({x.blocked})" for x in groups if x.units]
+    if held:
+        hosts = sorted({store.holder(p) for p in held.values()})
+        left.append(f"{len(held)} unit(s) claimed by other processes ({', '.join(hosts)}); they are computing them")
+    return ("blocked: " + "; ".join(left)) if left else None
 
 
 def shard_threads(shard: tuple[int, int] | None, cores: int | None, env: dict) -> int | None:

@@ -41,7 +41,7 @@ import numpy as np
 
 from . import metrics, network_units
 from .network_units import PAPER_DAMPING
-from .paper import AdaptUnit, PaperConfig, Variant, load_network_units, load_runs
+from .paper import AdaptUnit, PaperConfig, Variant, is_done, load_network_units, load_runs
 from .protocol import CONDITIONS, Condition, Protocol
 from .stats import Band, PairedEffect, Verdict, equivalence_test, paired_effect, verdict
 
@@ -189,7 +189,8 @@ def _paired(cfg: PaperConfig, a: Condition, b: Condition, protocol: Protocol, ro
     networks the learning-rate sweep did not use)."""
     unit = lambda s, c: AdaptUnit(kind, s, rotation, c, protocol, cfg.trials, variant=variant)  # noqa: E731
     pool = [s for s in cfg.seeds(kind) if not (held_out and s in cfg.sweep_seeds)]
-    seeds = [s for s in pool if all(unit(s, c).path(cfg).is_file() for c in (a, b))]
+    # files that are whole and current (a damaged or stale one counts as missing; the CLI names it)
+    seeds = [s for s in pool if all(is_done(cfg, unit(s, c)) for c in (a, b))]
     if not seeds:
         return None, None, (), []
     ra, ma = load_runs(cfg, [unit(s, a) for s in seeds])

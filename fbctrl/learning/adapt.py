@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..cli import output_file
 from ..core.bptt import forward, forward_open_loop
 from ..core.checkpoint import atomic_write_bytes, load_checkpoint, network_spec, read_sidecar
 from ..core.model import Network, draw_x0
@@ -639,8 +640,7 @@ def cli_adapt(a) -> int:
     """``python -m fbctrl adapt CHECKPOINT --rule ... --out FILE.npz`` (reaching: ``--rotation``;
     limit cycle: ``--shift``)."""
 
-    if Path(a.out).suffix != ".npz":
-        raise ValueError(f"out must be a .npz file name, got {a.out!r}")
+    output_file("out", a.out, ".npz", force=getattr(a, "force", False))
     net = load_checkpoint(a.checkpoint, device=a.device)          # first: says what is wrong with a bad file
     task = checkpoint_task(a.checkpoint, getattr(a, "task", None))
     pert = _cli_perturbation(task, a.rotation, getattr(a, "shift", None))
