@@ -25,10 +25,10 @@ from ..experiments.paper import (AdaptUnit, PaperConfig, PretrainUnit, Variant, 
                                  load_network_units, load_runs, plan, sweep_table)
 from ..experiments.protocol import CONDITIONS, Protocol
 from ..experiments.stats import mean_ci, paired_effect, verdict
-from ..experiments.verdicts import (FAIR, FAIR_HELD_OUT, RATE_CLAIMS, format_cell, format_effect, multiplicity,
+from ..experiments.verdicts import (CLAIMS, FAIR, FAIR_HELD_OUT, RATE_CLAIMS, format_cell, format_effect, multiplicity,
                                     robustness_table,
                                     table_rows, verdict_table)
-from ..fmt import fmt_num
+from ..fmt import Markup, bold, code, escape_markdown, fmt_num, markdown_table
 from .glue import glue_text
 
 __all__ = ["ProgressRow", "config_at", "progress", "progress_markdown", "networks", "networks_markdown",
@@ -77,14 +77,16 @@ def progress(cfg: PaperConfig) -> list[ProgressRow]:
 
 
 def progress_markdown(rows: list[ProgressRow]) -> str:
-    lines = ["| stage | done | planned | state | compute so far (h, one core) |", "| :-- | --: | --: | :-- | --: |"]
+    """The table stage | done | planned | state | compute so far, with a total row."""
+    body = []
     for r in rows:
         state = "complete" if r.done == r.total and r.total else (
             r.blocked if r.blocked else ("to run" if r.done < r.total else "—"))
-        lines.append(f"| {r.stage} | {r.done} | {r.total} | {state} | {r.hours:.2f} |")
-    tot = sum(r.hours for r in rows)
-    lines.append(f"| **total** | {sum(r.done for r in rows)} | {sum(r.total for r in rows)} | | {tot:.2f} |")
-    return "\n".join(lines)
+        body.append([r.stage, str(r.done), str(r.total), state, f"{r.hours:.2f}"])
+    done, total = sum(r.done for r in rows), sum(r.total for r in rows)
+    body.append([bold("total"), str(done), str(total), "complete" if done == total else "in progress",
+                 f"{sum(r.hours for r in rows):.2f}"])
+    return markdown_table(["stage", "done", "planned", "state", "compute so far (h, one core)"], body, align="lrrlr")
 
 
 def networks(cfg: PaperConfig) -> list[dict]:
@@ -107,14 +109,17 @@ def networks(cfg: PaperConfig) -> list[dict]:
 
 
 def networks_markdown(nets: list[dict]) -> str:
-    lines = ["| network | seed | centre-out loss | rotated 30° (controller on) | controller off | "
-             "cos(W_fb, W_outᵀ) | wall time (h) | commit |", "| :-- | --: | --: | --: | --: | --: | --: | :-- |"]
+    """One row per network: kind, seed, final losses, cos(W_fb, W_out^T), wall time, commit."""
+    body = []
     for d in nets:
-        f = lambda k: fmt_num(d[k]) if d.get(k) is not None else "—"
+        f = lambda k: fmt_num(d[k]) if d.get(k) is not None else "—"  # noqa: E731
         kind = "with feedback" if d["kind"] == "fb" else "without feedback"
-        lines.append(f"| {kind} | {d['seed']} | {f('centre_out')} | {f('centre_out_rot30')} | {f('random_ctrl_off')} | "
-                     f"{f('cos_Wfb_WoutT') if d['kind'] == 'fb' else '—'} | {fmt_num(d['hours'], 2)} | {d['commit']} |")
-    return "\n".join(lines)
+        body.append([kind, str(d["seed"]), f("centre_out"), f("centre_out_rot30"), f("random_ctrl_off"),
+                     f("cos_Wfb_WoutT") if d["kind"] == "fb" else "—", fmt_num(d["hours"], 2), code(d["commit"])])
+    if not body:
+        body.append(["no network has finished yet"] + ["—"] * 7)
+    return markdown_table(["network", "seed", "centre-out loss", "rotated 30° (controller on)", "controller off",
+                           "cos(W_fb, W_outᵀ)", "wall time (h)", "commit"], body, align="lrrrrrrl")
 
 
 def test_loss_runs(cfg: PaperConfig, rotation: float, condition, protocol=Protocol.PUBLISHED,
@@ -349,7 +354,8 @@ def multiplicity_rows(results) -> list[list[str]]:
             r = a.result
             if r.effect.n < 2:
                 continue
-            after = a.verdict_adjusted.value + (" (**changes**)" if a.verdict_adjusted != r.verdict else "")
+            after = (Markup(f"{escape_markdown(a.verdict_adjusted.value)} ({bold('changes')})")
+                     if a.verdict_adjusted != r.verdict else a.verdict_adjusted.value)
             rows.append([f"{r.figure}: {r.claim}", col, fmt_num(a.p, 2), fmt_num(a.p_adjusted, 2), r.verdict.value,
                          after])
     return rows
@@ -376,18 +382,22 @@ def _flips(base, changed) -> str:
     nb, nc = base.effect.n, changed.effect.n
     if min(nb, nc) < 2:
         return "—"
-    text = "**flips**" if changed.verdict != base.verdict else "no"
-    return text + (f" (on {nc} of {nb} networks)" if nc < nb else "")
+    on = f" (on {nc} of {nb} networks)" if nc < nb else ""
+    return Markup(bold("flips") + on) if changed.verdict != base.verdict else "no" + on
 
 
 def robustness_rows(cfg: PaperConfig) -> list[list[str]]:
     """Rows claim | change | effect | verdict | flips? of ``fbctrl.experiments.verdicts.robustness_table``:
-    for every claim, its as-published cell and each single change that applies to it."""
+    for every claim, its as-published cell (the reference of its flips) and each single change
+    that applies to it, each change's row named by the claim's short label."""
+    short = {c.key: c.short for c in CLAIMS}
     rows = []
     for base, changed in robustness_table(cfg):
-        rows.append([f"{base.figure}: {base.claim}", "as published", format_cell(base), base.verdict.value, ""])
+        rows.append([f"{base.figure}: {base.claim}", "as published", format_cell(base), base.verdict.value,
+                     "reference"])
         for r in changed:
-            rows.append(["", r.column, format_cell(r), r.verdict.value, _flips(base, r)])
+            rows.append([f"{base.figure}: {short.get(base.key) or base.claim}", r.column, format_cell(r),
+                         r.verdict.value, _flips(base, r)])
     return rows
 
 

@@ -31,6 +31,7 @@ from typing import Callable
 
 import numpy as np
 
+from .. import fmt
 from . import metrics, network_units
 from .network_units import PAPER_DAMPING
 from .paper import AdaptUnit, PaperConfig, Variant, load_network_units, load_runs
@@ -483,6 +484,5 @@ def table_rows(results: list[ClaimResult]) -> list[list[str]]:
 
 def markdown_table(results: list[ClaimResult]) -> str:
     """Paper figure | claim | as published | verdict | fair | verdict."""
-    lines = ["| figure | claim | as published | verdict | fair | verdict |", "|---|---|---|---|---|---|"]
-    lines += ["| " + " | ".join(row) + " |" for row in table_rows(results)]
-    return "\n".join(lines)
+    return fmt.markdown_table(["figure", "claim", "as published", "verdict", "fair", "verdict"], table_rows(results),
+                              align="llllll")

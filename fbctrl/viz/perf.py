@@ -15,7 +15,7 @@ import numpy as np
 from IPython.display import Markdown
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-from ..fmt import fmt_num, md_table
+from ..fmt import bold, fmt_num, md_table
 from ..perf.bench import FLOORS, GROWTH_KERNELS
 from .plots import COLORS, label
 
@@ -222,6 +222,6 @@ def cost_table(plan_file: dict | None, command: str = "python -m fbctrl paper --
         for m in models:
             totals[m] += g["seconds"][m]
         rows.append([g["title"], str(g["units"])] + [fmt_num(g["seconds"][m] / 3600, 3) for m in models])
-    rows.append(["**total**", str(sum(g["units"] for g in r["groups"]))]
-                + [f"**{fmt_num(totals[m] / 3600, 3)}**" for m in models])
+    rows.append([bold("total"), str(sum(g["units"] for g in r["groups"]))]
+                + [bold(fmt_num(totals[m] / 3600, 3)) for m in models])
     return md_table(["stage", "units"] + [names.get(m, m) for m in models], rows, align="lr" + "r" * len(models))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...fmt import fmt_num, md_table
+from ...fmt import code, fmt_num, md_table
 from ...perf import bench
 from ...viz import perf as perfplots
 from ..glue import glue_int, glue_num, glue_text
@@ -161,7 +161,7 @@ def glue_adapt(ch: Chapter) -> None:
 def provenance_table(ch: Chapter):
     """The file, benchmark, command, commit and time of every saved benchmark."""
     return md_table(["file", "benchmark", "command", "commit", "time"],
-                    [[d["file"], d["benchmark"], f"`{d.get('command', '')}`", d.get("commit", "?"), d.get("time", "?")]
+                    [[d["file"], d["benchmark"], code(d.get("command", "")) if d.get("command") else "—", d.get("commit", "?"), d.get("time", "?")]
                      for d in ch.saved], align="lllll")
 
 
