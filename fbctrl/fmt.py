@@ -6,13 +6,15 @@
 - :func:`fmt_rate`: a learning rate in prose; :func:`fmt_seeds`: the file-name tag of a seed set;
 - :func:`markdown_table`: a Markdown table whose cells cannot break it (what Markdown reads as
   syntax is escaped, :func:`escape_markdown`; a cell meant as Markdown is a :class:`Markup`,
-  e.g. :func:`bold` or :func:`code`); :func:`md_table`: the same, displayable in a notebook.
+  e.g. :func:`bold` or :func:`code`); :func:`md_table`: the same, displayable in a notebook;
+  :func:`html_table`: the same contract in HTML, for a table glued into another page.
 
 Intervals and tests are in :mod:`fbctrl.experiments.runs.stats`.
 """
 
 from __future__ import annotations
 
+import html
 import math
 import warnings
 
@@ -20,7 +22,7 @@ import numpy as np
 from IPython.display import Markdown
 
 __all__ = ["fmt_num", "mean_sem", "fmt_pm", "fmt_rate", "fmt_seeds", "Markup", "escape_markdown", "bold", "code",
-           "markdown_table", "md_table"]
+           "markdown_table", "md_table", "Strong", "html_table"]
 
 
 _SUP = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
@@ -176,3 +178,43 @@ def markdown_table(header, rows, *, align: str | None = None) -> str:
 def md_table(headers, rows, *, align: str | None = None):
     """:func:`markdown_table` as a displayable object (the book renders it as a real table)."""
     return Markdown(markdown_table(headers, rows, align=align))
+
+
+class Strong(str):
+    """A line of an :func:`html_table` cell shown in bold."""
+
+
+def _html_cell(cell) -> str:
+    lines = list(cell) if isinstance(cell, (list, tuple)) else [cell]
+    out = []
+    for line in lines:
+        text = html.escape(" ".join(str(line).splitlines()))
+        out.append(f"<strong>{text}</strong>" if isinstance(line, Strong) else text)
+    if not any(str(x).strip() for x in lines):
+        return ""
+    return "<br>".join(out)
+
+
+def html_table(header, rows, *, align: str | None = None, css_class: str = "") -> str:
+    """An HTML table as text, for a table glued into another page (Markdown cannot be glued
+    across pages): the same contract as :func:`markdown_table` (every cell escaped, here with
+    ``html.escape``; no empty cell, no ragged row), and a cell may be a list of lines shown one
+    under the other, a :class:`Strong` line in bold. ``css_class`` is added to the theme's table
+    classes."""
+    header = list(header)
+    align = align or "l" + "r" * (len(header) - 1)
+    if len(align) != len(header) or set(align) - set(_ALIGN):
+        raise ValueError(f"align must have one of l, r, c per column ({len(header)}), got {align!r}")
+    side = {"l": "left", "r": "right", "c": "center"}
+    head = "".join(f'<th class="head text-{side[a]}">{_html_cell(h)}</th>' for h, a in zip(header, align))
+    body = []
+    for i, row in enumerate(rows):
+        row = list(row)
+        if len(row) != len(header):
+            raise ValueError(f"rows: row {i} has {len(row)} cells, the header {len(header)}")
+        cells = [_html_cell(c) for c in row]
+        if any(not c for c in cells):
+            raise ValueError(f"rows: row {i} has an empty cell (write what it means, e.g. '—'): {row!r}")
+        body.append("<tr>" + "".join(f'<td class="text-{side[a]}">{c}</td>' for c, a in zip(cells, align)) + "</tr>")
+    classes = " ".join(["table", css_class]).strip()
+    return (f'<table class="{classes}"><thead><tr>{head}</tr></thead><tbody>' + "".join(body) + "</tbody></table>")

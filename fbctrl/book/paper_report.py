@@ -9,6 +9,9 @@ the chapter shows how far the protocol has got, and every verdict says on how ma
 * :func:`networks` -- the finished networks: final pre-training losses and wall time.
 * :func:`verdicts` -- the verdict table (``fbctrl.experiments.verdicts``): every claim under the published
   protocol and in its fair version, mean [95% CI], n seeds, p, and the verdict by the stated rule.
+* :func:`verdict_summary_html` -- the introduction's compact verdict table (glued as HTML).
+* :func:`load_report`, :func:`glue_report` and the ``*_table`` functions -- what the notebook
+  calls: one read of the unit files, its sentences glued, each table with its header.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from IPython.display import Markdown
 
 from ..experiments.network_units import damping_index, smallest_converged_damping, wrec_convergence, wrec_values
 from ..experiments.metrics import final_loss
@@ -28,11 +32,13 @@ from ..experiments.stats import mean_ci, paired_effect, verdict
 from ..experiments.verdicts import (CLAIMS, FAIR, FAIR_HELD_OUT, RATE_CLAIMS, format_cell, format_effect, multiplicity,
                                     robustness_table,
                                     table_rows, verdict_table)
-from ..fmt import Markup, bold, code, escape_markdown, fmt_num, markdown_table
-from .glue import glue_text
+from ..fmt import Markup, Strong, bold, code, escape_markdown, fmt_num, html_table, markdown_table, md_table
+from ..paths import repo_root
+from .glue import glue_html, glue_text
 
 __all__ = ["ProgressRow", "config_at", "progress", "progress_markdown", "networks", "networks_markdown",
-           "verdicts", "verdict_rows", "summary_sentence"]
+           "verdicts", "verdict_rows", "summary_sentence", "verdict_summary_rows", "verdict_summary_html", "Report",
+           "load_report", "glue_report"]
 
 
 def config_at(root, cfg: PaperConfig | None = None) -> PaperConfig:
@@ -523,3 +529,156 @@ def variant_rows(cfg: PaperConfig, window: int = 10) -> list[list[str]]:
             rows.append([label, c.name, fmt_num(float(np.exp(np.log(f0).mean())), 3),
                          fmt_num(float(np.exp(np.log(f1).mean())), 3), format_effect(paired_effect(f1, f0, log=True))])
     return rows
+
+
+# The introduction's verdict table: per claim family (a key, or a key prefix followed by the
+# rotation), a short claim and the effect the cells measure, written out. A claim not listed
+# here still gets its row, from the claim's own short label.
+SUMMARY_TEXT = {
+    "final_loss_rflo": ("RFLO+c ends lower", "RFLO / RFLO+c final loss"),
+    "final_loss_bptt": ("BPTT+c ends lower", "BPTT / BPTT+c final loss"),
+    "align_local": ("RFLO+c aligns better, per step", "local alignment, RFLO+c − RFLO"),
+    "align_global": ("RFLO+c aligns better, per trial", "global alignment, RFLO+c − RFLO"),
+    "efficiency": ("RFLO+c more efficient", "efficiency, RFLO+c / RFLO"),
+    "activity_fig2c": ("control follows the activity gradient", "cos(u, −∇) − that of a random W_fb"),
+    "jacobian_fig4a": ("control decouples from the past", "Jacobian norm, on / off"),
+    "activity_newton_fig5b": ("control is closer to Newton", "cos(u, Newton) − cos(u, −∇)"),
+    "wrec_newton": ("RFLO+c closer to the W_rec Newton step", "cos(RFLO, Newton), on − off"),
+}
+FIGURE_ORDER = ("Fig 1a", "Fig 2c", "Fig 3b", "Fig 4a", "Fig 4b", "Fig 4c", "Fig 5a", "Fig 5b")
+SUMMARY_HEADER = ["claim", "effect, and the side that favours the paper", "as published", "fair"]
+
+
+def _summary_text(claim) -> tuple[str, str]:
+    """(short claim, effect with the paper's side) of one claim of ``verdicts.CLAIMS``."""
+    family = next((k for k in SUMMARY_TEXT if claim.key == k or claim.key.startswith(k + "_")), None)
+    short, effect = SUMMARY_TEXT.get(family, (claim.short or claim.claim, claim.short or claim.claim))
+    if family in ("final_loss_rflo", "final_loss_bptt", "efficiency") and claim.rotation is not None:
+        short = f"{short}, {claim.rotation:g}°"
+    null = 1 if claim.log else 0
+    figure = "code" if "(code)" in claim.figure else claim.figure
+    return f"{figure}: {short}", f"{effect}; {'>' if claim.paper_sign > 0 else '<'} {null} favours the paper"
+
+
+def verdict_summary_rows(results, claims=CLAIMS) -> list[list]:
+    """One row per claim: short claim | effect and the paper's side | as published | fair, each
+    effect cell its verdict (bold) over its cell of ``verdicts.table_rows`` (mean [95% CI], n, p),
+    the claims in the paper's figure order."""
+    by_key = {c.key: c for c in claims}
+    keys = [k for k in dict.fromkeys(r.key for r in results) if k in by_key]
+    families = list(SUMMARY_TEXT)
+
+    def order(key):
+        c = by_key[key]
+        family = next((i for i, f in enumerate(families) if key == f or key.startswith(f + "_")), len(families))
+        figure = FIGURE_ORDER.index(c.figure) if c.figure in FIGURE_ORDER else len(FIGURE_ORDER)
+        return figure, family, c.rotation or 0.0, keys.index(key)
+
+    rows = []
+    for key in sorted(keys, key=order):
+        (row,) = table_rows([r for r in results if r.key == key])
+        _, _, pub, pub_verdict, fair, fair_verdict = row
+        short, effect = _summary_text(by_key[key])
+        rows.append([short, effect, [Strong(pub_verdict or "—"), pub or "—"], [Strong(fair_verdict or "—"), fair or "—"]])
+    return rows
+
+
+def verdict_summary_html(results, claims=CLAIMS) -> str:
+    """The introduction's verdict table (:func:`verdict_summary_rows`) as HTML, to glue across pages."""
+    return html_table(SUMMARY_HEADER, verdict_summary_rows(results, claims), align="llll", css_class="verdict-summary")
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything the chapter reads from the unit files once, for its sentences and tables."""
+
+    cfg: PaperConfig
+    progress: list
+    networks: list
+    results: list
+    matched: dict | None
+    wrec: list
+    wrec_damping: float | None
+
+
+def load_report(root=None) -> Report:
+    """Read the unit files under ``root`` (a clone of the book's repository; None: the one this
+    package belongs to) into a :class:`Report`; computes nothing."""
+    if root is not None and not Path(str(root)).is_dir():
+        raise ValueError(f"root must be a folder (a clone of the book's repository) or None, got {root!r}")
+    cfg = config_at(root if root is not None else repo_root())
+    rows, nets = progress(cfg), networks(cfg)
+    return Report(cfg, rows, nets, verdicts(cfg), matched_alignment_summary(cfg), wrec_damping_effects(cfg),
+                  fair_wrec_damping(cfg))
+
+
+def glue_report(rep: Report) -> None:
+    """Glue the chapter's sentences, every verdict cell and the introduction's verdict table."""
+    cfg = rep.cfg
+    glue_text("summary", summary_sentence(rep.progress, rep.networks, rep.results))
+    glue_verdict_cells(rep.results)
+    glue_html("verdict_summary", verdict_summary_html(rep.results))
+    glue_text("multiplicity", multiplicity_sentence(rep.results))
+    glue_text("matched_spread", matched_sentence(rep.matched))
+    glue_text("efficiency_note", efficiency_sentence(cfg))
+    newton_vs_gradient = rep.wrec_damping and wrec_newton_vs_gradient(cfg, rep.wrec_damping)
+    glue_text("wrec_note", wrec_damping_sentence(rep.wrec, rep.wrec_damping, newton_vs_gradient))
+    glue_text("sweep_seeds", ", ".join(map(str, cfg.sweep_seeds)))
+    glue_text("held_out_seeds", ", ".join(str(s) for s in cfg.fb_seeds if s not in cfg.sweep_seeds))
+
+
+# The chapter's tables, each with its header: the notebook shows them with one call.
+def progress_table(rep: Report):
+    return Markdown(progress_markdown(rep.progress))
+
+
+def networks_table(rep: Report):
+    return Markdown(networks_markdown(rep.networks))
+
+
+def nofb_table(rep: Report):
+    return md_table(["condition", "networks without feedback", "networks with feedback"], nofb_rows(rep.cfg),
+                    align="lll")
+
+
+def best_rate_table(sweep: dict):
+    return md_table(["condition", "rates swept", "best rate", "bracketed", "final loss at the best rate",
+                     "published rate"], best_rate_rows(sweep), align="llllll")
+
+
+def verdict_detail_table(rep: Report):
+    return md_table(["figure", "claim", "as published", "verdict", "fair", "verdict"], verdict_rows(rep.results),
+                    align="llllll")
+
+
+def multiplicity_table(rep: Report):
+    return md_table(["claim", "column", "p", "adjusted p", "verdict", "after the correction"],
+                    multiplicity_rows(rep.results), align="llllll")
+
+
+def held_out_table(rep: Report):
+    return md_table(["claim", "fair, all networks", "verdict", "fair, held-out networks", "verdict"],
+                    held_out_rows(rep.cfg), align="lllll")
+
+
+def matched_table(rep: Report):
+    rows = matched_rows(rep.matched) or [["no run with matched states yet", "—", "—"]]
+    return md_table(["weights of trial", "local: on − off", "global: on − off"], rows, align="lll")
+
+
+def robustness_markdown_table(rep: Report):
+    return md_table(["claim", "change", "effect", "verdict", "flips?"], robustness_rows(rep.cfg), align="lllll")
+
+
+def variant_table(rep: Report):
+    return md_table(["change", "condition", "final loss as published", "with the change", "ratio (with / without)"],
+                    variant_rows(rep.cfg), align="llrrl")
+
+
+def wrec_convergence_table(rep: Report):
+    return md_table(wrec_convergence_header(rep.cfg), wrec_convergence_rows(rep.cfg))
+
+
+def wrec_damping_table(rep: Report):
+    header, rows = wrec_damping_rows(rep.wrec)
+    return md_table(header, rows or [["no network's W_rec file yet"]], align="l" * len(header))

@@ -5,6 +5,7 @@ Command line::
     python -m fbctrl.book run [--profile default|paper] [--device cpu|cuda] [--only NAME ...]
                               [--checkpoint-dir DIR]
     python -m fbctrl.book list
+    python -m fbctrl.book repository [OWNER/NAME] [--check]   # the repository URL (fbctrl.book.repository)
 
 ``run`` executes the book's notebooks (those listed in ``_toc.yml``, in that order) in place with
 papermill (kernel ``python3``, working directory ``book/``), injecting the parameters ``profile``
@@ -42,6 +43,7 @@ from tqdm.auto import tqdm
 
 from ..cli import OneLineParser, device, existing_dir
 from ..paths import SOURCE_ROOT
+from . import repository
 from .params import PROFILES, get_profile
 
 __all__ = ["ROOT", "BOOK_DIR", "TOC", "BookError", "toc_files", "book_notebooks", "run_notebook", "run_notebooks",
@@ -198,7 +200,32 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder of pre-trained networks (default: the repository's checkpoints/)")
     r.add_argument("--no-progress", action="store_true")
     sub.add_parser("list", help="list the notebooks in book order")
+    g = sub.add_parser("repository", help="set the book's repository URL everywhere (_config.yml and its copies)")
+    g.add_argument("name", nargs="?", type=_repository_name, metavar="OWNER/NAME",
+                   help="owner/name or https://github.com/owner/name (e.g. $GITHUB_REPOSITORY)")
+    g.add_argument("--check", action="store_true", help="only check that every copy names _config.yml's URL")
     return p
+
+
+def _repository_name(text: str) -> str:
+    try:
+        return repository.github_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("repository must be ")) from None
+
+
+def _repository(a) -> int:
+    """``repository [OWNER/NAME] [--check]``: set the URL, then check every copy of it."""
+    if a.name is None and not a.check:
+        raise BookError("repository: give OWNER/NAME, or --check")
+    if a.name is not None:
+        for path in repository.set_repository(a.name):
+            print(f"{path.relative_to(ROOT)}: now names {a.name}")
+    problems = repository.check()
+    if problems:
+        raise BookError("repository: " + "; ".join(problems) + " (python -m fbctrl.book repository OWNER/NAME)")
+    print(f"repository: {repository.repository_url()} everywhere")
+    return 0
 
 
 def main(argv=None) -> int:
@@ -208,6 +235,8 @@ def main(argv=None) -> int:
             for p in book_notebooks():
                 print(p.relative_to(ROOT))
             return 0
+        if a.cmd == "repository":
+            return _repository(a)
         run_notebooks(a.profile, a.device, a.only, a.checkpoint_dir, progress=not a.no_progress)
         return 0
     except BookError as exc:
