@@ -549,21 +549,21 @@ FIGURE_ORDER = ("Fig 1a", "Fig 2c", "Fig 3b", "Fig 4a", "Fig 4b", "Fig 4c", "Fig
 SUMMARY_HEADER = ["claim", "effect, and the side that favours the paper", "as published", "fair"]
 
 
-def _summary_text(claim) -> tuple[str, str]:
-    """(short claim, effect with the paper's side) of one claim of ``verdicts.CLAIMS``."""
+def _summary_text(claim) -> tuple[str, str, str]:
+    """(figure, short claim, effect with the paper's side) of one claim of ``verdicts.CLAIMS``."""
     family = next((k for k in SUMMARY_TEXT if claim.key == k or claim.key.startswith(k + "_")), None)
     short, effect = SUMMARY_TEXT.get(family, (claim.short or claim.claim, claim.short or claim.claim))
     if family in ("final_loss_rflo", "final_loss_bptt", "efficiency") and claim.rotation is not None:
         short = f"{short}, {claim.rotation:g}°"
     null = 1 if claim.log else 0
     figure = "code" if "(code)" in claim.figure else claim.figure
-    return f"{figure}: {short}", f"{effect}; {'>' if claim.paper_sign > 0 else '<'} {null} favours the paper"
+    return figure, short, f"{effect}; {'>' if claim.paper_sign > 0 else '<'} {null} favours the paper"
 
 
 def verdict_summary_rows(results, claims=CLAIMS) -> list[list]:
-    """One row per claim: short claim | effect and the paper's side | as published | fair, each
-    effect cell its verdict (bold) over its cell of ``verdicts.table_rows`` (mean [95% CI], n, p),
-    the claims in the paper's figure order."""
+    """One row per claim: figure and short claim | effect and the paper's side | as published |
+    fair, each effect cell its verdict (bold) over its cell of ``verdicts.table_rows`` (mean
+    [95% CI], then n and p), the claims in the paper's figure order."""
     by_key = {c.key: c for c in claims}
     keys = [k for k in dict.fromkeys(r.key for r in results) if k in by_key]
     families = list(SUMMARY_TEXT)
@@ -578,9 +578,15 @@ def verdict_summary_rows(results, claims=CLAIMS) -> list[list]:
     for key in sorted(keys, key=order):
         (row,) = table_rows([r for r in results if r.key == key])
         _, _, pub, pub_verdict, fair, fair_verdict = row
-        short, effect = _summary_text(by_key[key])
-        rows.append([short, effect, [Strong(pub_verdict or "—"), pub or "—"], [Strong(fair_verdict or "—"), fair or "—"]])
+        figure, short, effect = _summary_text(by_key[key])
+        rows.append([[Strong(figure), short], effect, _summary_cell(pub_verdict, pub), _summary_cell(fair_verdict, fair)])
     return rows
+
+
+def _summary_cell(word: str, cell: str) -> list:
+    """The verdict (bold) over the effect, its interval on one line and n, p on the next."""
+    head, sep, tail = (cell or "—").partition(", n ")
+    return [Strong(word or "—"), head] + ([f"n {tail}"] if sep else [])
 
 
 def verdict_summary_html(results, claims=CLAIMS) -> str:

@@ -124,7 +124,9 @@ def memory_table(mem: dict | None, command: str = "python -m fbctrl bench memory
             g = r["growth"][k][axis]
             s = sorted(sizes)
             if g["ratio"] is not None:
-                rows.append([f"{MEMORY_LABELS[k]}: {axis} {s[-2]} → {s[-1]}", "", "",
+                grown = f"{s[-2]} → {s[-1]}"
+                rows.append([f"{MEMORY_LABELS[k]}: growth with {axis}", grown if axis == "n" else f"{r['n']}",
+                             grown if axis == "T" else f"{r['T']}",
                              f"× {fmt_num(g['ratio'], 3)} (exponent {fmt_num(g['exponent'], 2)})"])
     return md_table(["kernel", "n", "T", "working memory (MiB)"], rows, align="lrrr")
 
