@@ -118,21 +118,21 @@ class Markup(str):
 
 
 # backslash first, so that the escapes added after it are not escaped again
-_ESCAPED = ("\\", "|", "*", "_", "`", "$", "[", "]")
+_ESCAPED = ("\\", "|", "*", "_", "`", "$")
 _ALIGN = {"l": ":--", "r": "--:", "c": ":-:"}
 
 
 def escape_markdown(text) -> str:
     """``text`` as a literal Markdown (MyST) table cell: the characters that would be read as
-    syntax (``\\ | * _ ` $ [ ]``) get a backslash, ``<`` becomes ``&lt;`` (no HTML), a leading
-    ``#`` or ``>`` is escaped, and line breaks become spaces (a row is one line). A
+    syntax (``\\ | * _ ` $``) get a backslash, ``<`` becomes ``&lt;`` (no HTML), ``](`` becomes
+    ``]\\(`` (no link), a leading ``#`` or ``>`` is escaped, and line breaks become spaces (a row is one line). A
     :class:`Markup` cell is returned unchanged."""
     if isinstance(text, Markup):
         return str(text)
     s = " ".join(str(text).splitlines())
     for ch in _ESCAPED:
         s = s.replace(ch, "\\" + ch)
-    s = s.replace("<", "&lt;")
+    s = s.replace("<", "&lt;").replace("](", "]\\(")     # no link; a bracket alone is text, "[0.4, 0.6]"
     if s.lstrip().startswith(("#", ">")):
         s = "\\" + s.lstrip()
     return s

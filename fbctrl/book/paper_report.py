@@ -622,6 +622,8 @@ def glue_report(rep: Report) -> None:
     """Glue the chapter's sentences, every verdict cell and the introduction's verdict table."""
     cfg = rep.cfg
     glue_text("summary", summary_sentence(rep.progress, rep.networks, rep.results))
+    glue_text("scale", f"{len(cfg.seeds('fb'))} networks with feedback and {len(cfg.seeds('nofb'))} without, "
+              f"pre-trained as the published code does, {cfg.trials} adaptation trials per run")
     glue_verdict_cells(rep.results)
     glue_html("verdict_summary", verdict_summary_html(rep.results))
     glue_text("multiplicity", multiplicity_sentence(rep.results))
