@@ -22,6 +22,7 @@ import pytest
 
 from fbctrl.book import repository, runner
 from fbctrl import book
+from fbctrl.experiments.stats import Verdict
 from fbctrl.experiments.verdicts import CLAIMS
 
 bs4 = pytest.importorskip("bs4")  # comes with jupyter-book's theme
@@ -160,25 +161,39 @@ def _cells(tr) -> list:
     return out
 
 
+VERDICT_WORDS = {v.value for v in Verdict}
+
+
+def _row_problems(k: int, i: int, cells: list, width: int, verdict_columns: list[int]) -> list[str]:
+    """A row of another width than the header, an empty cell, a verdict column without a verdict
+    word (what a cell split by a stray "|" leaves: the pieces shift into the next columns)."""
+    texts = [c.get_text(" ", strip=True) for c in cells]
+    out = []
+    if len(cells) != width:
+        out.append(f"table {k + 1}, row {i}: {len(cells)} cells, the header {width}: " + " | ".join(texts)[:200])
+    empty = [j + 1 for j, (c, t) in enumerate(zip(cells, texts)) if not t and not c.find("img")]
+    if empty:
+        out.append(f"table {k + 1}, row {i}: empty cell(s) in column(s) {empty}")
+    for j in verdict_columns:
+        if j < len(texts) and texts[j] and texts[j].split()[0] not in VERDICT_WORDS:
+            out.append(f"table {k + 1}, row {i}: column {j + 1} is a verdict column but reads {texts[j][:60]!r}")
+    return out
+
+
 def table_problems(soup) -> tuple[list[str], int, int]:
-    """(problems, tables, cells) of every table of a page: a body row with another number of
-    cells than the header, an empty cell."""
+    """(problems, tables, body cells) of every table of a page (:func:`_row_problems`)."""
     problems, n_tables, n_cells = [], 0, 0
     for k, table in enumerate(_article(soup).find_all("table")):
         rows = table.find_all("tr")
         if not rows:
             continue
         n_tables += 1
-        width = len(_cells(rows[0]))
+        head = [c.get_text(" ", strip=True).lower() for c in _cells(rows[0])]
+        verdict_columns = [j for j, h in enumerate(head) if h.startswith("verdict") or h == "after the correction"]
         for i, tr in enumerate(rows[1:], start=1):
             cells = _cells(tr)
             n_cells += len(cells)
-            if len(cells) != width:
-                problems.append(f"table {k + 1}, row {i}: {len(cells)} cells, the header {width}: "
-                                + " | ".join(c.get_text(" ", strip=True) for c in cells)[:200])
-            empty = [j + 1 for j, c in enumerate(cells) if not c.get_text(strip=True) and not c.find("img")]
-            if empty:
-                problems.append(f"table {k + 1}, row {i}: empty cell(s) in column(s) {empty}")
+            problems += _row_problems(k, i, cells, len(head), verdict_columns)
     return problems, n_tables, n_cells
 
 
