@@ -119,12 +119,12 @@ def networks_markdown(nets: list[dict]) -> str:
     body = []
     for d in nets:
         f = lambda k: fmt_num(d[k]) if d.get(k) is not None else "—"  # noqa: E731
-        kind = "with feedback" if d["kind"] == "fb" else "without feedback"
+        kind = "with" if d["kind"] == "fb" else "without"
         body.append([kind, str(d["seed"]), f("centre_out"), f("centre_out_rot30"), f("random_ctrl_off"),
                      f("cos_Wfb_WoutT") if d["kind"] == "fb" else "—", fmt_num(d["hours"], 2), code(d["commit"])])
     if not body:
         body.append(["no network has finished yet"] + ["—"] * 7)
-    return markdown_table(["network", "seed", "centre-out loss", "rotated 30° (controller on)", "controller off",
+    return markdown_table(["feedback", "seed", "centre-out loss", "rotated 30°", "controller off",
                            "cos(W_fb, W_outᵀ)", "wall time (h)", "commit"], body, align="lrrrrrrl")
 
 
@@ -425,8 +425,10 @@ def wrec_convergence_rows(cfg: PaperConfig) -> list[list[str]]:
 
 
 def wrec_convergence_header(cfg: PaperConfig) -> list[str]:
-    return (["networks", "seed"] + [f"damping {d:g}: converged (largest residual)" for d in cfg.network_measures.wrec_dampings]
-            + ["smallest converged damping"])
+    """Networks | seed | one column per damping (converged / solves, largest residual) | the smallest
+    damping at which all converged."""
+    return (["networks", "seed"] + [f"damping {d:g}" for d in cfg.network_measures.wrec_dampings]
+            + ["all converged from damping"])
 
 
 def wrec_damping_effects(cfg: PaperConfig) -> list[dict]:
