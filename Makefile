@@ -26,8 +26,10 @@ book: $(STAMP)
 	$(BIN)/python -m fbctrl.book run --profile $(PROFILE) --device $(DEVICE)
 	$(MAKE) html
 
+# --all: the introduction glues numbers, its table and its figure from the paper-protocol notebook,
+# and Sphinx rewrites only the pages whose own source changed (nor copies _static/ when none did).
 html: $(STAMP) repository
-	$(BIN)/jupyter-book build . -W --keep-going
+	$(BIN)/jupyter-book build . --all -W --keep-going
 
 # The repository URL of the launch buttons, the Colab cells, the footer and the citation is set in
 # one place, repository.url of _config.yml. With GITHUB_REPOSITORY=owner/name (set in every GitHub
