@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv book html run-notebooks test unit nbval bench clean
+.PHONY: venv book html repository run-notebooks test unit nbval bench clean
 
 venv: $(STAMP)
 
@@ -26,8 +26,17 @@ book: $(STAMP)
 	$(BIN)/python -m fbctrl.book run --profile $(PROFILE) --device $(DEVICE)
 	$(MAKE) html
 
-html: $(STAMP)
-	$(BIN)/jupyter-book build . -W --keep-going
+# --all: the introduction glues numbers, its table and its figure from the paper-protocol notebook,
+# and Sphinx rewrites only the pages whose own source changed (nor copies _static/ when none did).
+html: $(STAMP) repository
+	$(BIN)/jupyter-book build . --all -W --keep-going
+
+# The repository URL of the launch buttons, the Colab cells, the footer and the citation is set in
+# one place, repository.url of _config.yml. With GITHUB_REPOSITORY=owner/name (set in every GitHub
+# Actions run) it is set to https://github.com/owner/name first, with every copy of it; without, the
+# copies are only checked against it.
+repository: $(STAMP)
+	$(BIN)/python -m fbctrl.book repository $(if $(GITHUB_REPOSITORY),"$(GITHUB_REPOSITORY)",--check)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests

@@ -199,6 +199,19 @@ def test_notebook_conventions(path):
                 f"{path.name}: a bare return value shown on the page ({text[:60]}); end the line with ';'"
 
 
+MAX_CELL_LINES = 15
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebooks_stay_thin(path):
+    """Every code cell, the Colab cell included, is at most 15 lines: a chapter's logic lives in
+    fbctrl/book/chapters/ (or fbctrl/book/paper_report.py), its table headers included."""
+    nb = json.loads(path.read_text())
+    long = [(i, len("".join(c["source"]).splitlines())) for i, c in enumerate(nb["cells"])
+            if c["cell_type"] == "code" and len("".join(c["source"]).splitlines()) > MAX_CELL_LINES]
+    assert not long, f"{path.name}: code cells longer than {MAX_CELL_LINES} lines (cell index, lines): {long}"
+
+
 # ---- numbers in the prose ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("x, digits, s", [

@@ -66,10 +66,11 @@ def _cells(name: str) -> list[dict]:
 
 
 def _cited_by_module(name: str) -> set[str]:
-    """Keys the markdown cites, less those the notebook glues itself (its set-up cell)."""
+    """Keys the markdown cites, less those the notebook glues itself (its set-up cell) and those
+    of another notebook (``other.ipynb::key``)."""
     cells = _cells(name)
     cited = {k for c in cells if c["cell_type"] == "markdown" for k in re.findall(r"\{glue:text\}`([^`]+)`",
-                                                                                   "".join(c["source"]))}
+                                                                                   "".join(c["source"])) if "::" not in k}
     own = {k for c in cells if c["cell_type"] == "code"
            for k in re.findall(r"glue_\w+\(\"(\w+)\"", "".join(c["source"]))}
     return cited - own

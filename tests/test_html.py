@@ -1,9 +1,12 @@
-"""The built book, as a reader gets it: build the HTML from the committed notebooks into a
-temporary folder (``jupyter-book build --path-output TMP -W --keep-going``, once for this
-module; executes nothing) and walk it. Every chapter of ``_toc.yml`` has its page, every notebook
-page shows at least as many figures as its notebook has image outputs, no glue key, role or
-cross-reference is left unresolved, and the verdict tables of the introduction have every row of
-``book/intro.md`` with every glued cell filled. The build takes seconds to a minute."""
+"""The built book, as a reader gets it: copy the book's sources into a temporary folder, name the
+repository ``someone/something`` there (``python -m fbctrl.book repository``, as the Pages build
+does with its own name), build the HTML from the committed notebooks (``jupyter-book build -W
+--keep-going``, once for this module; executes nothing) and walk it. Every chapter of
+``_toc.yml`` has its page, every notebook page shows at least as many figures as its notebook
+has image outputs, no glue key, role, cross-reference, raw Markdown or "nan" is left in a page,
+every table row has as many cells as its header and no empty cell, the introduction's verdict
+section has its forest plot and one table with a filled row per claim, and every launch button,
+the footer and the cite page name the repository set. The build takes about a minute."""
 
 from __future__ import annotations
 
@@ -17,8 +20,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from fbctrl.book import runner
+from fbctrl.book import repository, runner
 from fbctrl import book
+from fbctrl.experiments.stats import Verdict
+from fbctrl.experiments.verdicts import CLAIMS
 
 bs4 = pytest.importorskip("bs4")  # comes with jupyter-book's theme
 
@@ -30,7 +35,14 @@ WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 HIDDEN_OUTPUT_TAGS = {"remove-output", "remove-cell"}
 # text a reader must never see: raw MyST roles, unresolved references, myst-nb / docutils messages
 RAW_MARKERS = ["{glue:", "{glue}", "{doc}", "{ref}", "{numref}", "{cite", "{eq}", "???",
-               "[myst-nb.", "[myst.", "Pending glue reference"]
+               "[myst-nb.", "[myst.", "Pending glue reference", "**", "| :--", "| --:", "|---"]
+# a number that is not one, in any case, as a word of its own
+NAN = re.compile(r"(?<![\w.])nan(?![\w])", re.I)
+# the repository the build names, and the placeholder the book once named
+REPOSITORY = "someone/something"
+PLACEHOLDER = "github.com/fbctrl/fbctrl-book"
+# what the temporary copy needs to build (the build reads nothing else)
+SOURCES = ("_config.yml", "_toc.yml", "_static", "book", "CITATION.cff", "pyproject.toml", "LICENSE")
 
 
 def _jupyter_book() -> str:
@@ -43,11 +55,19 @@ def _jupyter_book() -> str:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    """(html folder, build result) of a strict build of the book into a temporary folder."""
+    """(html folder, build result) of a strict build of a copy of the book, its repository set to
+    :data:`REPOSITORY`, in a temporary folder."""
     out = tmp_path_factory.mktemp("book-build")
+    for rel in SOURCES:
+        src = ROOT / rel
+        if src.is_dir():
+            shutil.copytree(src, out / rel, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+        else:
+            shutil.copy(src, out / rel)
+    repository.set_repository(REPOSITORY, out)
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    res = subprocess.run([_jupyter_book(), "build", str(ROOT), "--path-output", str(out), "-W", "--keep-going"],
-                         capture_output=True, text=True, timeout=1200, env=env, cwd=ROOT)
+    res = subprocess.run([_jupyter_book(), "build", str(out), "-W", "--keep-going"],
+                         capture_output=True, text=True, timeout=1200, env=env, cwd=out)
     html = out / "_build" / "html"
     if not (html / "index.html").is_file():
         pytest.fail("the build wrote no HTML:\n" + (res.stdout + res.stderr)[-3000:])
@@ -124,40 +144,95 @@ def test_nothing_left_unresolved(built, chapter):
         "; ".join(text[max(0, text.find(m) - 60):text.find(m) + 60].replace("\n", " ") for m in found)
 
 
-def _verdict_tables_md() -> list[list[list[str]]]:
-    """The markdown tables of intro.md's '## Verdict' section: per table, its body rows, as cells."""
-    text = (ROOT / "book" / "intro.md").read_text()
-    m = re.search(r"^## Verdict\s*$(.*?)(?=^## |\Z)", text, re.M | re.S)
-    assert m, "intro.md has no '## Verdict' section"
-    tables, cur = [], None
-    for line in m.group(1).splitlines():
-        if line.lstrip().startswith("|"):
-            if cur is None:
-                cur = []
-                tables.append(cur)
-            cur.append([c.strip() for c in line.strip().strip("|").split("|")])
-        else:
-            cur = None
-    # drop the header and the alignment row of each table
-    return [rows[2:] for rows in tables if len(rows) >= 2 and re.fullmatch(r"[\s:|-]+", "|".join(rows[1]))]
-
-
-def test_verdict_tables_have_every_row_filled(built):
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_no_raw_markup_and_no_nan(built, chapter):
     html, _ = built
-    md_tables = _verdict_tables_md()
-    assert md_tables and sum(map(len, md_tables)) > 0, "no verdict table in intro.md"
+    text = _visible_text(_page(html, chapter))
+    found = [m for m in RAW_MARKERS if m in text] + NAN.findall(text)
+    assert not found, f"{chapter}: {found} in the page: " + "; ".join(
+        text[max(0, text.find(m) - 60):text.find(m) + 60].replace("\n", " ") for m in found)
+
+
+def _cells(tr) -> list:
+    """The cells of one table row, a cell spanning k columns counted k times."""
+    out = []
+    for td in tr.find_all(["td", "th"], recursive=False):
+        out += [td] * int(td.get("colspan", 1))
+    return out
+
+
+VERDICT_WORDS = {v.value for v in Verdict}
+
+
+def _row_problems(k: int, i: int, cells: list, width: int, verdict_columns: list[int]) -> list[str]:
+    """A row of another width than the header, an empty cell, a verdict column without a verdict
+    word (what a cell split by a stray "|" leaves: the pieces shift into the next columns)."""
+    texts = [c.get_text(" ", strip=True) for c in cells]
+    out = []
+    if len(cells) != width:
+        out.append(f"table {k + 1}, row {i}: {len(cells)} cells, the header {width}: " + " | ".join(texts)[:200])
+    empty = [j + 1 for j, (c, t) in enumerate(zip(cells, texts)) if not t and not c.find("img")]
+    if empty:
+        out.append(f"table {k + 1}, row {i}: empty cell(s) in column(s) {empty}")
+    for j in verdict_columns:
+        if j < len(texts) and texts[j] and texts[j].split()[0] not in VERDICT_WORDS:
+            out.append(f"table {k + 1}, row {i}: column {j + 1} is a verdict column but reads {texts[j][:60]!r}")
+    return out
+
+
+def table_problems(soup) -> tuple[list[str], int, int]:
+    """(problems, tables, body cells) of every table of a page (:func:`_row_problems`)."""
+    problems, n_tables, n_cells = [], 0, 0
+    for k, table in enumerate(_article(soup).find_all("table")):
+        rows = table.find_all("tr")
+        if not rows:
+            continue
+        n_tables += 1
+        head = [c.get_text(" ", strip=True).lower() for c in _cells(rows[0])]
+        verdict_columns = [j for j, h in enumerate(head) if h.startswith("verdict") or h == "after the correction"]
+        for i, tr in enumerate(rows[1:], start=1):
+            cells = _cells(tr)
+            n_cells += len(cells)
+            problems += _row_problems(k, i, cells, len(head), verdict_columns)
+    return problems, n_tables, n_cells
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_every_table_row_is_whole(built, chapter):
+    html, _ = built
+    problems, _, _ = table_problems(_page(html, chapter))
+    assert not problems, f"{chapter}: " + "\n".join(problems[:20])
+
+
+def test_the_verdict_section_has_the_forest_plot_and_one_filled_table(built):
+    html, _ = built
     section = _page(html, CHAPTERS[0]).find("section", id="verdict")
     assert section is not None, "the introduction page has no Verdict section"
-    html_tables = section.find_all("table")
-    assert len(html_tables) == len(md_tables), f"{len(html_tables)} verdict tables in the page, {len(md_tables)} in intro.md"
-    for k, (md_rows, table) in enumerate(zip(md_tables, html_tables)):
-        body = table.find("tbody") or table
-        rows = body.find_all("tr")
-        assert len(rows) == len(md_rows), f"verdict table {k + 1}: {len(rows)} rows in the page, {len(md_rows)} in intro.md"
-        for i, (md_cells, tr) in enumerate(zip(md_rows, rows)):
-            cells = tr.find_all(["td", "th"])
-            assert len(cells) == len(md_cells), f"verdict table {k + 1}, row {i + 1}: {len(cells)} cells"
-            for j, (src, td) in enumerate(zip(md_cells, cells)):
-                if "{glue" in src:
-                    assert td.get_text(strip=True), \
-                        f"verdict table {k + 1}, row {i + 1}, column {j + 1}: glued value missing ({src[:80]})"
+    imgs = section.find_all("img")
+    assert len(imgs) == 1 and (html / "book").joinpath(imgs[0]["src"]).resolve().is_file(), \
+        "the verdict section must show the forest plot, glued from the paper-protocol chapter"
+    tables = section.find_all("table")
+    assert len(tables) == 1, f"{len(tables)} tables in the verdict section, one expected"
+    rows = tables[0].find("tbody").find_all("tr")
+    assert len(rows) == len(CLAIMS), f"{len(rows)} rows in the verdict table, {len(CLAIMS)} claims"
+    for tr in rows:
+        cells = [td.get_text(" ", strip=True) for td in tr.find_all("td")]
+        assert len(cells) == 4 and all(cells), f"a verdict row with a missing cell: {cells}"
+        assert "favours the paper" in cells[1], cells
+
+
+def test_links_name_the_repository_set(built):
+    html, _ = built
+    url = f"https://github.com/{REPOSITORY}"
+    for page in sorted(html.rglob("*.html")):
+        assert PLACEHOLDER not in page.read_text(encoding="utf-8"), f"{page.relative_to(html)} names {PLACEHOLDER}"
+    soup = _page(html, "book/adaptation")
+    hrefs = [a.get("href", "") for a in soup.find_all("a")]
+    colab = [h for h in hrefs if "colab.research.google.com" in h]
+    binder = [h for h in hrefs if "mybinder.org" in h]
+    assert colab and all(f"/github/{REPOSITORY}/blob/" in h for h in colab), colab
+    assert binder and all(f"/gh/{REPOSITORY}/" in h for h in binder), binder
+    assert f"{url}/blob/main/LICENSE" in hrefs, "the footer's licence link"
+    assert url in _page(html, "book/cite").get_text(), "the cite page"
+    for nb in (html / "_sources" / "book").glob("*.ipynb"):
+        assert url in nb.read_text(encoding="utf-8"), f"{nb.name}: the downloaded notebook's Colab cell"

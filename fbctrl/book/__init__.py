@@ -14,9 +14,9 @@ are those of the modules above, gathered here so that a chapter needs one import
 
 from ..fmt import fmt_num, fmt_pm, md_table
 from .data import checkpoints, load_curves, networks
-from .glue import glue_int, glue_num, glue_pm, glue_text
+from .glue import glue_figure, glue_html, glue_int, glue_num, glue_pm, glue_text
 from .params import PROFILES, Params, Profile, get_profile, register_param, setup_notebook, validate_params
 
 __all__ = ["PROFILES", "Profile", "Params", "get_profile", "validate_params", "register_param", "setup_notebook",
-           "checkpoints", "networks", "load_curves", "glue_num", "glue_pm", "glue_int", "glue_text",
+           "checkpoints", "networks", "load_curves", "glue_num", "glue_pm", "glue_int", "glue_text", "glue_html", "glue_figure",
            "fmt_num", "fmt_pm", "md_table"]

@@ -37,9 +37,8 @@ TAGS = ["remove-input", "remove-output", TAG]
 ROOT = SOURCE_ROOT
 
 _TEMPLATE = '''\
-# On Colab only (elsewhere this cell does nothing): clone the book's repository, install it with
-# the notebooks' extra and work in its book/ folder. FBCTRL_REPO: another repository or a local
-# clone; FBCTRL_CLONE: where to clone; FBCTRL_FORCE_COLAB=1: run this branch outside Colab too.
+# On Colab only (elsewhere it does nothing): clone the book, install it, work in its book/ folder.
+# FBCTRL_REPO: another repository or clone; FBCTRL_CLONE: where; FBCTRL_FORCE_COLAB=1: run it anyway.
 import os, sys
 if "google.colab" in sys.modules or os.environ.get("FBCTRL_FORCE_COLAB") == "1":
     import importlib, pathlib, site, subprocess

@@ -5,11 +5,13 @@ reproduce the stored text exactly (and keeps nbval's comparison meaningful)."""
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
+from IPython.display import HTML
 from myst_nb import glue
 
 from ..fmt import fmt_num, fmt_pm
 
-__all__ = ["glue_num", "glue_pm", "glue_int", "glue_text"]
+__all__ = ["glue_num", "glue_pm", "glue_int", "glue_text", "glue_html", "glue_figure"]
 
 
 def _glue(name: str, text: str) -> str:
@@ -37,3 +39,17 @@ def glue_int(name: str, k) -> str:
 def glue_text(name: str, text: str) -> str:
     """Glue a short piece of text (a word such as 'lower', a list of seeds, ...)."""
     return _glue(name, str(text))
+
+
+def glue_html(name: str, html: str) -> None:
+    """Store an HTML fragment (a table built with :func:`fbctrl.fmt.html_table`) for another page,
+    which shows it with the ``{glue:any}`` directive and its ``:doc:`` option (a Markdown output
+    cannot be glued across pages; HTML can)."""
+    glue(name, HTML(html), display=False)
+
+
+def glue_figure(name: str, fig) -> None:
+    """Show ``fig`` as this cell's output and store it under ``name``, so another page can show
+    the same image (``{glue:any}`` with ``:doc:``); the figure is closed, so it is shown once."""
+    glue(name, fig, display=True)
+    plt.close(fig)

@@ -9,15 +9,20 @@ the chapter shows how far the protocol has got, and every verdict says on how ma
 * :func:`networks` -- the finished networks: final pre-training losses and wall time.
 * :func:`verdicts` -- the verdict table (``fbctrl.experiments.verdicts``): every claim under the published
   protocol and in its fair version, mean [95% CI], n seeds, p, and the verdict by the stated rule.
+* :func:`verdict_summary_html` -- the introduction's compact verdict table (glued as HTML).
+* :func:`load_report`, :func:`glue_report` and the ``*_table`` functions -- what the notebook
+  calls: one read of the unit files, its sentences glued, each table with its header.
 """
 
 from __future__ import annotations
 
+import html
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from IPython.display import Markdown
 
 from ..experiments.network_units import damping_index, smallest_converged_damping, wrec_convergence, wrec_values
 from ..experiments.metrics import final_loss
@@ -28,11 +33,13 @@ from ..experiments.stats import mean_ci, paired_effect, verdict
 from ..experiments.verdicts import (BANDS, CLAIMS, COLUMNS, FAIR, FAIR_HELD_OUT, MARKS, RATE_CLAIMS, ROBUSTNESS,
                                     applies, footnotes, format_cell, format_effect, multiplicity,
                                     robustness_table, table_rows, verdict_table)
-from ..fmt import fmt_num
-from .glue import glue_text
+from ..fmt import Markup, Strong, bold, code, escape_markdown, fmt_num, html_table, markdown_table, md_table
+from ..paths import repo_root
+from .glue import glue_html, glue_text
 
 __all__ = ["ProgressRow", "config_at", "progress", "progress_markdown", "networks", "networks_markdown",
-           "verdicts", "verdict_rows", "summary_sentence"]
+           "verdicts", "verdict_rows", "summary_sentence", "verdict_summary_rows", "verdict_summary_html", "Report",
+           "load_report", "glue_report"]
 
 
 def config_at(root, cfg: PaperConfig | None = None) -> PaperConfig:
@@ -77,14 +84,16 @@ def progress(cfg: PaperConfig) -> list[ProgressRow]:
 
 
 def progress_markdown(rows: list[ProgressRow]) -> str:
-    lines = ["| stage | done | planned | state | compute so far (h, one core) |", "| :-- | --: | --: | :-- | --: |"]
+    """The table stage | done | planned | state | compute so far, with a total row."""
+    body = []
     for r in rows:
         state = "complete" if r.done == r.total and r.total else (
             r.blocked if r.blocked else ("to run" if r.done < r.total else "—"))
-        lines.append(f"| {r.stage} | {r.done} | {r.total} | {state} | {r.hours:.2f} |")
-    tot = sum(r.hours for r in rows)
-    lines.append(f"| **total** | {sum(r.done for r in rows)} | {sum(r.total for r in rows)} | | {tot:.2f} |")
-    return "\n".join(lines)
+        body.append([r.stage, str(r.done), str(r.total), state, f"{r.hours:.2f}"])
+    done, total = sum(r.done for r in rows), sum(r.total for r in rows)
+    body.append([bold("total"), str(done), str(total), "complete" if done == total else "in progress",
+                 f"{sum(r.hours for r in rows):.2f}"])
+    return markdown_table(["stage", "done", "planned", "state", "compute so far (h, one core)"], body, align="lrrlr")
 
 
 def networks(cfg: PaperConfig) -> list[dict]:
@@ -107,14 +116,17 @@ def networks(cfg: PaperConfig) -> list[dict]:
 
 
 def networks_markdown(nets: list[dict]) -> str:
-    lines = ["| network | seed | centre-out loss | rotated 30° (controller on) | controller off | "
-             "cos(W_fb, W_outᵀ) | wall time (h) | commit |", "| :-- | --: | --: | --: | --: | --: | --: | :-- |"]
+    """One row per network: kind, seed, final losses, cos(W_fb, W_out^T), wall time, commit."""
+    body = []
     for d in nets:
-        f = lambda k: fmt_num(d[k]) if d.get(k) is not None else "—"
-        kind = "with feedback" if d["kind"] == "fb" else "without feedback"
-        lines.append(f"| {kind} | {d['seed']} | {f('centre_out')} | {f('centre_out_rot30')} | {f('random_ctrl_off')} | "
-                     f"{f('cos_Wfb_WoutT') if d['kind'] == 'fb' else '—'} | {fmt_num(d['hours'], 2)} | {d['commit']} |")
-    return "\n".join(lines)
+        f = lambda k: fmt_num(d[k]) if d.get(k) is not None else "—"  # noqa: E731
+        kind = "with" if d["kind"] == "fb" else "without"
+        body.append([kind, str(d["seed"]), f("centre_out"), f("centre_out_rot30"), f("random_ctrl_off"),
+                     f("cos_Wfb_WoutT") if d["kind"] == "fb" else "—", fmt_num(d["hours"], 2), code(d["commit"])])
+    if not body:
+        body.append(["no network has finished yet"] + ["—"] * 7)
+    return markdown_table(["feedback", "seed", "centre-out loss", "rotated 30°", "controller off",
+                           "cos(W_fb, W_outᵀ)", "wall time (h)", "commit"], body, align="lrrrrrrl")
 
 
 def test_loss_runs(cfg: PaperConfig, rotation: float, condition, protocol=Protocol.PUBLISHED,
@@ -315,6 +327,17 @@ def verdicts(cfg: PaperConfig, marks: bool = True):
     return verdict_table(cfg, marks=marks)
 
 
+def footnotes_html(results) -> str:
+    """The marks' legend and one footnote per marked cell, as an HTML list (glued into the
+    introduction under its verdict table)."""
+    notes = footnotes(results)
+    if not notes:
+        return "<p>No verdict rests on a single convention, damping, stage or band, and none is an artefact.</p>"
+    legend = "; ".join(f"{sym} {text}" for sym, text in MARKS.values())
+    items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+    return f'<div class="verdict-footnotes"><p>Marks: {html.escape(legend)}.</p><ul>{items}</ul></div>'
+
+
 def footnotes_markdown(results) -> str:
     """The marks' legend and one footnote per marked cell, as Markdown lines."""
     notes = footnotes(results)
@@ -397,7 +420,8 @@ def multiplicity_rows(results) -> list[list[str]]:
             r = a.result
             if r.effect.n < 2:
                 continue
-            after = a.verdict_adjusted.value + (" (**changes**)" if a.verdict_adjusted != r.verdict else "")
+            after = (Markup(f"{escape_markdown(a.verdict_adjusted.value)} ({bold('changes')})")
+                     if a.verdict_adjusted != r.verdict else a.verdict_adjusted.value)
             rows.append([f"{r.figure}: {r.claim}", col, fmt_num(a.p, 2), fmt_num(a.p_adjusted, 2), r.verdict.value,
                          after])
     return rows
@@ -424,18 +448,22 @@ def _flips(base, changed) -> str:
     nb, nc = base.effect.n, changed.effect.n
     if min(nb, nc) < 2:
         return "—"
-    text = "**flips**" if changed.verdict != base.verdict else "no"
-    return text + (f" (on {nc} of {nb} networks)" if nc < nb else "")
+    on = f" (on {nc} of {nb} networks)" if nc < nb else ""
+    return Markup(bold("flips") + on) if changed.verdict != base.verdict else "no" + on
 
 
 def robustness_rows(cfg: PaperConfig) -> list[list[str]]:
     """Rows claim | change | effect | verdict | flips? of ``fbctrl.experiments.verdicts.robustness_table``:
-    for every claim, its as-published cell and each single change that applies to it."""
+    for every claim, its as-published cell (the reference of its flips) and each single change
+    that applies to it, each change's row named by the claim's short label."""
+    short = {c.key: c.short for c in CLAIMS}
     rows = []
     for base, changed in robustness_table(cfg):
-        rows.append([f"{base.figure}: {base.claim}", "as published", format_cell(base), base.verdict.value, ""])
+        rows.append([f"{base.figure}: {base.claim}", "as published", format_cell(base), base.verdict.value,
+                     "reference"])
         for r in changed:
-            rows.append(["", r.column, format_cell(r), r.verdict.value, _flips(base, r)])
+            rows.append([f"{base.figure}: {short.get(base.key) or base.claim}", r.column, format_cell(r),
+                         r.verdict.value, _flips(base, r)])
     return rows
 
 
@@ -457,8 +485,10 @@ def wrec_convergence_rows(cfg: PaperConfig) -> list[list[str]]:
 
 
 def wrec_convergence_header(cfg: PaperConfig) -> list[str]:
-    return (["networks", "seed"] + [f"damping {d:g}: converged (largest residual)" for d in cfg.network_measures.wrec_dampings]
-            + ["smallest converged damping"])
+    """Networks | seed | one column per damping (converged / solves, largest residual) | the smallest
+    damping at which all converged."""
+    return (["networks", "seed"] + [f"damping {d:g}" for d in cfg.network_measures.wrec_dampings]
+            + ["all converged from damping"])
 
 
 def wrec_damping_effects(cfg: PaperConfig) -> list[dict]:
@@ -589,7 +619,7 @@ def stage_rows(stage: dict) -> list[list[str]]:
     rows = []
     for key, (base, rs) in stage.items():
         rows.append([f"{base.figure}: {base.claim}", "as published (whole run)", format_cell(base), base.verdict.value])
-        rows += [["", r.column, format_cell(r), r.verdict.value] for r in rs
+        rows += [[base.figure, r.column, format_cell(r), r.verdict.value] for r in rs
                  if not r.definition.startswith("no aligned trial")]
     return rows
 
@@ -675,3 +705,177 @@ def figure8_sentence(data: dict) -> str:
                                           zip(data["rotations"], d["best"])) for c, d in data["conditions"].items())
     return (f"{data['done']} of {data['planned']} sweep runs at {', '.join(f'{r:g}°' for r in data['rotations'])} "
             f"have finished. Best rates so far: {best}.")
+
+
+# The introduction's verdict table: per claim family (a key, or a key prefix followed by the
+# rotation), a short claim and the effect the cells measure, written out. A claim not listed
+# here still gets its row, from the claim's own short label.
+SUMMARY_TEXT = {
+    "final_loss_rflo": ("RFLO+c ends lower", "RFLO / RFLO+c final loss"),
+    "final_loss_bptt": ("BPTT+c ends lower", "BPTT / BPTT+c final loss"),
+    "align_local": ("RFLO+c aligns better, per step", "local alignment, RFLO+c − RFLO"),
+    "align_global": ("RFLO+c aligns better, per trial", "global alignment, RFLO+c − RFLO"),
+    "efficiency": ("RFLO+c more efficient", "efficiency, RFLO+c / RFLO"),
+    "activity_fig2c": ("control follows the activity gradient", "cos(u, −∇) − that of a random W_fb"),
+    "jacobian_fig4a": ("control decouples from the past", "Jacobian norm, on / off"),
+    "activity_newton_fig5b": ("control is closer to Newton", "cos(u, Newton) − cos(u, −∇)"),
+    "wrec_newton": ("RFLO+c closer to the W_rec Newton step", "cos(RFLO, Newton), on − off"),
+}
+FIGURE_ORDER = ("Fig 1a", "Fig 2c", "Fig 3b", "Fig 4a", "Fig 4b", "Fig 4c", "Fig 5a", "Fig 5b")
+SUMMARY_HEADER = ["claim", "effect, and the side that favours the paper", "as published", "fair"]
+
+
+def _summary_text(claim) -> tuple[str, str, str]:
+    """(figure, short claim, effect with the paper's side) of one claim of ``verdicts.CLAIMS``."""
+    family = next((k for k in SUMMARY_TEXT if claim.key == k or claim.key.startswith(k + "_")), None)
+    short, effect = SUMMARY_TEXT.get(family, (claim.short or claim.claim, claim.short or claim.claim))
+    if family in ("final_loss_rflo", "final_loss_bptt", "efficiency") and claim.rotation is not None:
+        short = f"{short}, {claim.rotation:g}°"
+    null = 1 if claim.log else 0
+    figure = "code" if "(code)" in claim.figure else claim.figure
+    return figure, short, f"{effect}; {'>' if claim.paper_sign > 0 else '<'} {null} favours the paper"
+
+
+def verdict_summary_rows(results, claims=CLAIMS) -> list[list]:
+    """One row per claim: figure and short claim | effect and the paper's side | as published |
+    fair, each effect cell its verdict (bold) over its cell of ``verdicts.table_rows`` (mean
+    [95% CI], then n and p), the claims in the paper's figure order."""
+    by_key = {c.key: c for c in claims}
+    keys = [k for k in dict.fromkeys(r.key for r in results) if k in by_key]
+    families = list(SUMMARY_TEXT)
+
+    def order(key):
+        c = by_key[key]
+        family = next((i for i, f in enumerate(families) if key == f or key.startswith(f + "_")), len(families))
+        figure = FIGURE_ORDER.index(c.figure) if c.figure in FIGURE_ORDER else len(FIGURE_ORDER)
+        return figure, family, c.rotation or 0.0, keys.index(key)
+
+    rows = []
+    for key in sorted(keys, key=order):
+        (row,) = table_rows([r for r in results if r.key == key])
+        _, _, pub, pub_verdict, fair, fair_verdict = row
+        figure, short, effect = _summary_text(by_key[key])
+        rows.append([[Strong(figure), short], effect, _summary_cell(pub_verdict, pub), _summary_cell(fair_verdict, fair)])
+    return rows
+
+
+def _summary_cell(word: str, cell: str) -> list:
+    """The verdict (bold) over the effect, its interval on one line and n, p on the next."""
+    head, sep, tail = (cell or "—").partition(", n ")
+    return [Strong(word or "—"), head] + ([f"n {tail}"] if sep else [])
+
+
+def verdict_summary_html(results, claims=CLAIMS) -> str:
+    """The introduction's verdict table (:func:`verdict_summary_rows`) as HTML, to glue across pages."""
+    return html_table(SUMMARY_HEADER, verdict_summary_rows(results, claims), align="llll", css_class="verdict-summary")
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything the chapter reads from the unit files once, for its sentences and tables."""
+
+    cfg: PaperConfig
+    progress: list
+    networks: list
+    results: list
+    matched: dict | None
+    wrec: list
+    wrec_damping: float | None
+
+
+def load_report(root=None) -> Report:
+    """Read the unit files under ``root`` (a clone of the book's repository; None: the one this
+    package belongs to) into a :class:`Report`; computes nothing."""
+    if root is not None and not Path(str(root)).is_dir():
+        raise ValueError(f"root must be a folder (a clone of the book's repository) or None, got {root!r}")
+    cfg = config_at(root if root is not None else repo_root())
+    rows, nets = progress(cfg), networks(cfg)
+    return Report(cfg, rows, nets, verdicts(cfg), matched_alignment_summary(cfg), wrec_damping_effects(cfg),
+                  fair_wrec_damping(cfg))
+
+
+def glue_report(rep: Report) -> None:
+    """Glue the chapter's sentences, every verdict cell and the introduction's verdict table."""
+    cfg = rep.cfg
+    glue_text("summary", summary_sentence(rep.progress, rep.networks, rep.results))
+    glue_text("scale", f"{len(cfg.seeds('fb'))} networks with feedback and {len(cfg.seeds('nofb'))} without, "
+              f"pre-trained as the published code does, {cfg.trials} adaptation trials per run")
+    glue_verdict_cells(rep.results)
+    glue_html("verdict_summary", verdict_summary_html(rep.results))
+    glue_html("verdict_footnotes", footnotes_html(rep.results))
+    glue_text("multiplicity", multiplicity_sentence(rep.results))
+    glue_text("matched_spread", matched_sentence(rep.matched))
+    glue_text("efficiency_note", efficiency_sentence(cfg))
+    newton_vs_gradient = rep.wrec_damping and wrec_newton_vs_gradient(cfg, rep.wrec_damping)
+    glue_text("wrec_note", wrec_damping_sentence(rep.wrec, rep.wrec_damping, newton_vs_gradient))
+    glue_text("sweep_seeds", ", ".join(map(str, cfg.sweep_seeds)))
+    glue_text("held_out_seeds", ", ".join(str(s) for s in cfg.fb_seeds if s not in cfg.sweep_seeds))
+
+
+# The chapter's tables, each with its header: the notebook shows them with one call.
+def progress_table(rep: Report):
+    return Markdown(progress_markdown(rep.progress))
+
+
+def networks_table(rep: Report):
+    return Markdown(networks_markdown(rep.networks))
+
+
+def nofb_table(rep: Report):
+    return md_table(["condition", "networks without feedback", "networks with feedback"], nofb_rows(rep.cfg),
+                    align="lll")
+
+
+def best_rate_table(sweep: dict):
+    return md_table(["condition", "rates swept", "best rate", "bracketed", "final loss at the best rate",
+                     "published rate"], best_rate_rows(sweep), align="llllll")
+
+
+def verdict_detail_table(rep: Report):
+    return md_table(["figure", "claim", "as published", "verdict", "fair", "verdict"], verdict_rows(rep.results),
+                    align="llllll")
+
+
+def multiplicity_table(rep: Report):
+    return md_table(["claim", "column", "p", "adjusted p", "verdict", "after the correction"],
+                    multiplicity_rows(rep.results), align="llllll")
+
+
+def held_out_table(rep: Report):
+    return md_table(["claim", "fair, all networks", "verdict", "fair, held-out networks", "verdict"],
+                    held_out_rows(rep.cfg), align="lllll")
+
+
+def matched_table(rep: Report):
+    rows = matched_rows(rep.matched) or [["no run with matched states yet", "—", "—"]]
+    return md_table(["weights of trial", "local: on − off", "global: on − off"], rows, align="lll")
+
+
+def robustness_markdown_table(rep: Report):
+    return md_table(["claim", "change", "effect", "verdict", "flips?"], robustness_rows(rep.cfg), align="lllll")
+
+
+def variant_table(rep: Report):
+    return md_table(["change", "condition", "final loss as published", "with the change", "ratio (with / without)"],
+                    variant_rows(rep.cfg), align="llrrl")
+
+
+def wrec_convergence_table(rep: Report):
+    return md_table(wrec_convergence_header(rep.cfg), wrec_convergence_rows(rep.cfg))
+
+
+def band_table():
+    return md_table(["claims", "negligible when", "why"], band_rows(), align="lll")
+
+
+def stage_table(stage: dict):
+    return md_table(["claim", "stage or convention", "effect", "verdict"], stage_rows(stage), align="llll")
+
+
+def footnotes_table(rep: Report):
+    return Markdown(footnotes_markdown(rep.results))
+
+
+def wrec_damping_table(rep: Report):
+    header, rows = wrec_damping_rows(rep.wrec)
+    return md_table(header, rows or [["no network's W_rec file yet"]], align="l" * len(header))

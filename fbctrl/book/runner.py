@@ -5,6 +5,7 @@ Command line::
     python -m fbctrl.book run [--profile default|paper] [--device cpu|cuda] [--only NAME ...]
                               [--checkpoint-dir DIR] [--no-protocol]
     python -m fbctrl.book list
+    python -m fbctrl.book repository [OWNER/NAME] [--check]   # the repository URL (fbctrl.book.repository)
 
 ``run`` executes the book's notebooks (those listed in ``_toc.yml``, in that order) in place with
 papermill (kernel ``python3``, working directory ``book/``), injecting the parameters ``profile``
@@ -48,6 +49,7 @@ from tqdm.auto import tqdm
 from ..cli import OneLineParser, device, existing_dir
 from ..experiments.paper import run_plan
 from ..paths import SOURCE_ROOT
+from . import repository
 from .params import PROFILES, get_profile
 from .scale import store_config
 
@@ -220,7 +222,32 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-protocol", action="store_true",
                    help="with --profile paper: do not run or resume python -m fbctrl paper first")
     sub.add_parser("list", help="list the notebooks in book order")
+    g = sub.add_parser("repository", help="set the book's repository URL everywhere (_config.yml and its copies)")
+    g.add_argument("name", nargs="?", type=_repository_name, metavar="OWNER/NAME",
+                   help="owner/name or https://github.com/owner/name (e.g. $GITHUB_REPOSITORY)")
+    g.add_argument("--check", action="store_true", help="only check that every copy names _config.yml's URL")
     return p
+
+
+def _repository_name(text: str) -> str:
+    try:
+        return repository.github_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("repository must be ")) from None
+
+
+def _repository(a) -> int:
+    """``repository [OWNER/NAME] [--check]``: set the URL, then check every copy of it."""
+    if a.name is None and not a.check:
+        raise BookError("repository: give OWNER/NAME, or --check")
+    if a.name is not None:
+        for path in repository.set_repository(a.name):
+            print(f"{path.relative_to(ROOT)}: now names {a.name}")
+    problems = repository.check()
+    if problems:
+        raise BookError("repository: " + "; ".join(problems) + " (python -m fbctrl.book repository OWNER/NAME)")
+    print(f"repository: {repository.repository_url()} everywhere")
+    return 0
 
 
 def main(argv=None) -> int:
@@ -230,6 +257,8 @@ def main(argv=None) -> int:
             for p in book_notebooks():
                 print(p.relative_to(ROOT))
             return 0
+        if a.cmd == "repository":
+            return _repository(a)
         run_notebooks(a.profile, a.device, a.only, a.checkpoint_dir, progress=not a.no_progress,
                       protocol=not a.no_protocol)
         return 0

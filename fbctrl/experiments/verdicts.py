@@ -39,6 +39,7 @@ from typing import Callable
 
 import numpy as np
 
+from .. import fmt
 from . import metrics, network_units
 from .network_units import PAPER_DAMPING
 from .paper import AdaptUnit, PaperConfig, Variant, is_done, load_network_units, load_runs
@@ -774,14 +775,14 @@ def table_rows(results: list[ClaimResult]) -> list[list[str]]:
         cells = [fig, claim]
         for col in ("as published", "fair"):
             r = cols.get(col)
-            cells += [format_cell(r), r.verdict.value + "".join(f" {m.symbol}" for m in r.marks)] if r else ["", ""]
+            cells += [format_cell(r), r.verdict.value + "".join(f" {m.symbol}" for m in r.marks)] if r else ["no data", "—"]
         out.append(cells)
     return out
 
 
 def markdown_table(results: list[ClaimResult]) -> str:
     """Paper figure | claim | as published | verdict | fair | verdict."""
-    lines = ["| figure | claim | as published | verdict | fair | verdict |", "|---|---|---|---|---|---|"]
-    lines += ["| " + " | ".join(row) + " |" for row in table_rows(results)]
+    table = fmt.markdown_table(["figure", "claim", "as published", "verdict", "fair", "verdict"],
+                               table_rows(results), align="llllll")
     notes = footnotes(results)
-    return "\n".join(lines + ([""] + notes if notes else []))
+    return "\n".join([table] + ([""] + notes if notes else []))

@@ -15,7 +15,7 @@ import numpy as np
 from IPython.display import Markdown
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-from ..fmt import fmt_num, md_table
+from ..fmt import bold, fmt_num, md_table
 from ..perf.bench import FLOORS, GROWTH_KERNELS
 from .plots import COLORS, label
 
@@ -124,7 +124,9 @@ def memory_table(mem: dict | None, command: str = "python -m fbctrl bench memory
             g = r["growth"][k][axis]
             s = sorted(sizes)
             if g["ratio"] is not None:
-                rows.append([f"{MEMORY_LABELS[k]}: {axis} {s[-2]} → {s[-1]}", "", "",
+                grown = f"{s[-2]} → {s[-1]}"
+                rows.append([f"{MEMORY_LABELS[k]}: growth with {axis}", grown if axis == "n" else f"{r['n']}",
+                             grown if axis == "T" else f"{r['T']}",
                              f"× {fmt_num(g['ratio'], 3)} (exponent {fmt_num(g['exponent'], 2)})"])
     return md_table(["kernel", "n", "T", "working memory (MiB)"], rows, align="lrrr")
 
@@ -222,6 +224,6 @@ def cost_table(plan_file: dict | None, command: str = "python -m fbctrl paper --
         for m in models:
             totals[m] += g["seconds"][m]
         rows.append([g["title"], str(g["units"])] + [fmt_num(g["seconds"][m] / 3600, 3) for m in models])
-    rows.append(["**total**", str(sum(g["units"] for g in r["groups"]))]
-                + [f"**{fmt_num(totals[m] / 3600, 3)}**" for m in models])
+    rows.append([bold("total"), str(sum(g["units"] for g in r["groups"]))]
+                + [bold(fmt_num(totals[m] / 3600, 3)) for m in models])
     return md_table(["stage", "units"] + [names.get(m, m) for m in models], rows, align="lr" + "r" * len(models))
