@@ -286,3 +286,21 @@ def test_validate_params_rules_and_rates():
                      (dict(lrs=[1e-3, 0]), "lrs"), (dict(rotations_deg=[30, "x"]), "rotations_deg")]:
         with pytest.raises(ValueError, match=name):
             book.validate_params(profile="default", **kw)
+
+
+def test_a_failing_notebook_says_one_error_and_no_kernel_warning(tmp_path, capfd):
+    """A notebook that fails leaves itself unchanged and raises one error naming it; the kernel's
+    start-up warnings (its transport) are not printed before it (the kernel runs at log level ERROR)."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("raise ValueError('bad parameter: profile')")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = tmp_path / "fails.ipynb"
+    nbformat.write(nb, path)
+    before = path.read_bytes()
+    with pytest.raises(RuntimeError, match=r"fails\.ipynb failed .*bad parameter: profile"):
+        runner.run_notebook(path, {})
+    assert path.read_bytes() == before
+    out, err = capfd.readouterr()
+    assert "WARNING" not in out + err, (out + err)[:500]

@@ -140,6 +140,11 @@ def _clean_metadata(nb) -> None:
     _renumber_widgets(nb)
 
 
+# the kernel's own start-up warnings (its transport on this machine) are not the reader's concern:
+# a failing run then prints its one error line, nothing before it
+KERNEL_QUIET = ["--IPKernelApp.log_level=ERROR"]
+
+
 def run_notebook(path: Path, parameters: dict) -> None:
     """Execute one notebook in place (cwd = its folder). On failure the notebook is left as it
     was and the failed copy is written to ``_build/failed/``."""
@@ -149,7 +154,7 @@ def run_notebook(path: Path, parameters: dict) -> None:
     try:
         pm.execute_notebook(str(path), str(tmp), parameters=parameters, kernel_name="python3",
                             cwd=str(path.parent), progress_bar=False, log_output=False,
-                            request_save_on_cell_execute=False)
+                            request_save_on_cell_execute=False, extra_arguments=KERNEL_QUIET)
     except Exception as exc:  # noqa: BLE001
         failed = ROOT / "_build" / "failed" / path.name
         failed.parent.mkdir(parents=True, exist_ok=True)
