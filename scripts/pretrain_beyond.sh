@@ -6,7 +6,9 @@
 # same training batches as the published network of seed s (the sparse mask has its own random
 # stream), so each variant is paired with it by seed; only the delay or the mask differs.
 # Resumable: a finished network is skipped, an interrupted one resumes from its resume file.
-# With --commit each finished network (checkpoint, sidecar, curve) is committed as it lands.
+# With --commit each finished network (checkpoint, sidecar, curve) is committed as it lands. A
+# session that must stop mid-network commits its resume file (git add -f OUT/.resume-*.pt), so that
+# the next checkout resumes there; the commit of that network then removes it.
 # The limit-cycle networks (variants lc-on, lc-off: with and without feedback, random cycles with
 # pushes of amplitude 10 as the book's Methods explain, $LC_BATCHES batches of 256, default 5000)
 # are not in the default list:
@@ -45,10 +47,14 @@ for s in $SEEDS; do
     "$PY" -m fbctrl pretrain "${args[@]}" --seeds "$s" --out "$OUT" --no-progress || exit $?
     echo "$(date -u +%FT%TZ) done $stem"
     if [ "$COMMIT" = 1 ]; then
+      # a resume file committed by an interrupted session (git add -f) goes with its network
+      resume="$OUT/.resume-${tag}-seeds-$s.pt"
+      extra=()
+      if git ls-files --error-unmatch "$resume" >/dev/null 2>&1; then git rm -q --cached "$resume"; extra=("$resume"); fi
       for try in 1 2 3 4 5 6 7 8 9 10; do
         if git add "$stem.pt" "$stem.json" "$stem.curve.npz" && \
            git commit -q -m "Beyond-the-paper network ${tag} seed $s (published protocol, from scratch, paired by seed)" \
-             -- "$stem.pt" "$stem.json" "$stem.curve.npz"; then break; fi
+             -- "$stem.pt" "$stem.json" "$stem.curve.npz" "${extra[@]}"; then break; fi
         sleep 5
       done
     fi
