@@ -2,6 +2,7 @@
 so that it cannot fail on a typo), resumability, the budget, the sweep's extension rule, and the
 published protocol's effective rates in the result files."""
 
+import html
 import json
 import math
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from fbctrl.experiments import paper
+from fbctrl.experiments.verdicts import footnotes as verdicts_footnotes
 from fbctrl.__main__ import main
 from fbctrl.core.checkpoint import load_checkpoint, read_sidecar
 from fbctrl.experiments.protocol import CONDITIONS, Condition, Protocol, feedback_output_ratio
@@ -312,10 +314,13 @@ def test_paper_report_reads_the_units_and_glues_every_cell_of_the_introduction(d
     table = paper_report.verdict_rows(results)
     assert len(table) == len(CLAIMS) and all(len(r) == 6 for r in table)
     assert "units are computed" in paper_report.summary_sentence(rows, nets, results)
-    # the introduction shows the forest plot and the whole verdict table, glued from the chapter
+    # the introduction shows the forest plot, the whole verdict table and the marks' footnotes, glued from the chapter
     intro = (Path(__file__).resolve().parent.parent / "book" / "intro.md").read_text()
-    assert re.findall(r"```\{glue:any\} (\w+)\n:doc: paper_protocol\.ipynb", intro) == ["verdict_forest", "verdict_summary"]
+    assert re.findall(r"```\{glue:any\} (\w+)\n:doc: paper_protocol\.ipynb", intro) == [
+        "verdict_forest", "verdict_summary", "verdict_footnotes"]
     assert len(paper_report.verdict_summary_rows(results)) == len(CLAIMS)
+    notes = paper_report.footnotes_html(results)
+    assert all(html.escape(n) in notes for n in verdicts_footnotes(results))
 
 
 def test_robustness_table_changes_one_thing_per_row(dry_run):
