@@ -453,3 +453,41 @@ def test_format_ci_is_the_student_t_interval_and_back_transforms_ratios():
     lo, hi = np.exp(np.log(4) + np.array([-1, 1]) * 12.7062047 * np.log(4) / 2)
     assert format_ci([2, 8], log=True) == f"4.00 [{book.fmt_num(lo)}, {book.fmt_num(hi)}]"
     assert format_ci([0.5]) == "0.500" and format_ci([np.nan]) == "n/a"
+
+
+@pytest.mark.parametrize("closed_loop", [False, True])
+def test_rate_jacobian_is_autograd_of_the_later_rates_wrt_the_active_rates(closed_loop):
+    """dr_(k+L)/dr_k: the rates r_k = relu(x_k) changed on the units active at k (the only change
+    the rates can carry), rolled L steps through the model written out, differentiated by autograd."""
+    from torch.func import jacrev
+
+    net = _net(7).to(dtype=torch.float64)
+    net = net.replace(W_fb=net.W_fb * 20)
+    tc = TaskConfig()
+    tr = centre_out_reaches(tc, [3], dtype=torch.float64).rotated(30.0)
+    x0 = network.activity_x0s(N, tc)[3:4]
+    fwd = forward(net, tr, x0, controller_on=True)
+    X, E = fwd.X[:, 0, 0], fwd.E[:, 0, 0]
+    a, dt = net.cfg.alpha, net.cfg.dt
+    s, vref = tr.inputs[:, 0], tr.vref[:, 0]
+    k, L = 30, 4
+    active = X[k] > 0
+    assert 0 < int(active.sum()) < N
+
+    def r_after(rk):
+        xk = torch.where(active, rk, X[k])
+        e = E[k - 1] + dt * (vref[k - 1] - net.W_out @ torch.relu(xk) - net.b_out) if closed_loop else E[k]
+        x = xk
+        for j in range(k, k + L):
+            x = (1 - a) * x + a * (net.W_in @ s[j] + net.b + net.W_rec @ torch.relu(x) + net.W_fb @ e)
+            e = e + dt * (vref[j] - net.W_out @ torch.relu(x) - net.b_out) if closed_loop else E[j + 1]
+        return torch.relu(x)
+
+    np.testing.assert_allclose(r_after(torch.relu(X[k])).numpy(), torch.relu(X[k + L]).numpy(), rtol=1e-10)
+    ref = jacrev(r_after)(torch.relu(X[k]))
+    prof = network.jacobian_profile({7: net}, 30.0, targets=(3,), lags=(L,), stride=k, closed_loop=True,
+                                     rates=True, norm="frobenius", task_cfg=tc)
+    key = ("rate", "loop" if closed_loop else True, L)
+    np.testing.assert_allclose(prof[key][0, 0, 1], np.linalg.norm(ref.numpy()), rtol=1e-6)
+    x_key = ("loop" if closed_loop else True, L)
+    assert prof[key][0, 0, 1] < prof[x_key][0, 0, 1]     # the masks remove the inactive units' paths

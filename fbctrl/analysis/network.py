@@ -126,13 +126,20 @@ def closed_loop_jacobians(net: Network, fwd) -> torch.Tensor:
 @torch.no_grad()
 def jacobian_profile(nets: dict[int, Network], rotation_deg: float = 30.0, *, targets=(0, 2, 4, 6),
                      lags=(1, 5, 10), stride: int = 5, norm: str = "spectral", controllers=(True, False),
-                     closed_loop: bool = False, task_cfg: TaskConfig = TaskConfig()) -> dict:
+                     closed_loop: bool = False, rates: bool = False,
+                     task_cfg: TaskConfig = TaskConfig()) -> dict:
     """Figure 4a: norms of dx_{k+L}/dx_k = J_{k+L-1} ... J_k (J_k = (1-alpha) I + alpha W_rec
     diag(relu'(x_k)); the fed-back error is an input, as in adaptation) along the first trial of
     a rotation, at every ``stride``-th start step k, for each lag L, controller on and off.
     Returns {"steps": [K], (controller_on, L): array [S, len(targets), K] (NaN where k + L > T)};
     with ``closed_loop`` also ("loop", L): the x-block of the products of the closed-loop
-    Jacobians (:func:`closed_loop_jacobians`) along the controller-on trajectory."""
+    Jacobians (:func:`closed_loop_jacobians`) along the controller-on trajectory; with ``rates``
+    also ("rate", key, L) for each of those keys: the rate Jacobian
+
+        dr_{k+L}/dr_k = D_{k+L} (dx_{k+L}/dx_k) D_k,   D_k = diag(relu'(x_k)),
+
+    the response of the rates L steps later to a change of the rates at k (a change that only
+    the active units can carry, since r_k = relu(x_k); see the Methods page)."""
     ord_ = 2 if norm == "spectral" else "fro"
     T = task_cfg.T
     steps = np.arange(0, T, stride)
@@ -141,6 +148,8 @@ def jacobian_profile(nets: dict[int, Network], rotation_deg: float = 30.0, *, ta
     for on in keys:
         for L in lags:
             out[(on, L)] = np.full((len(nets), len(targets), len(steps)), np.nan)
+            if rates:
+                out[("rate", on, L)] = np.full((len(nets), len(targets), len(steps)), np.nan)
     for s, net in enumerate(nets.values()):
         x0s = activity_x0s(net.cfg.n, task_cfg, net.dtype)
         for i, tgt in enumerate(targets):
@@ -158,6 +167,10 @@ def jacobian_profile(nets: dict[int, Network], rotation_deg: float = 30.0, *, ta
                     for m in range(1, L):
                         prod = J[k0 + m] @ prod
                     out[(on, L)][s, i, ks] = torch.linalg.matrix_norm(prod[:, :n, :n], ord=ord_).cpu().numpy()
+                    if rates:
+                        D = (fwd.X[:, 0, 0] > 0).to(prod.dtype)           # relu'(x_k), k = 0..T
+                        rate = D[k0 + L][:, :, None] * prod[:, :n, :n] * D[k0][:, None, :]
+                        out[("rate", on, L)][s, i, ks] = torch.linalg.matrix_norm(rate, ord=ord_).cpu().numpy()
     return out
 
 

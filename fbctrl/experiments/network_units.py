@@ -81,7 +81,7 @@ class NetMeasureConfig:
 
     rotation_deg: float = 30.0
     jacobian_targets: tuple = (0, 2, 4, 6)
-    jacobian_lags: tuple = (1, 5, 10)
+    jacobian_lags: tuple = tuple(range(1, 11))   # lags 1 to 10 (the conventions of Figure 4a)
     jacobian_stride: int = 5
     newton_targets: tuple = (0, 2, 4, 6)
     newton_stride: int = 4
@@ -135,7 +135,8 @@ def settings(s: NetMeasureConfig, measure: str, task_cfg: TaskConfig) -> dict:
         "activity_newton": {"pairings": list(PAIRINGS), "targets": list(s.newton_targets), "stride": s.newton_stride,
                             "damping": PAPER_DAMPING, "dtype": "float64"},
         "jacobian": {"targets": list(s.jacobian_targets), "lags": list(s.jacobian_lags), "stride": s.jacobian_stride,
-                     "norm": "spectral", "closed_loop": True, "dtype": "float32"},
+                     "norm": "spectral", "closed_loop": True,
+                     "rate_jacobian": "D(x_(k+L)) dx_(k+L)/dx_k D(x_k)", "dtype": "float32"},
         "wrec_newton": {"targets": list(s.wrec_targets), "steps": list(s.wrec_steps),
                         "dampings": [float(x) for x in s.wrec_dampings], "maxiter": s.wrec_maxiter,
                         "rtol": s.wrec_rtol, "converged_residual": s.wrec_converged, "dtype": "float64",
@@ -217,12 +218,15 @@ def _activity_newton(net: Network, seed: int, s: NetMeasureConfig, task_cfg: Tas
 
 def _jacobian(net: Network, seed: int, s: NetMeasureConfig, task_cfg: TaskConfig) -> dict:
     r = network.jacobian_profile({seed: net}, s.rotation_deg, targets=s.jacobian_targets, lags=s.jacobian_lags,
-                                  stride=s.jacobian_stride, norm="spectral", closed_loop=True, task_cfg=task_cfg)
+                                  stride=s.jacobian_stride, norm="spectral", closed_loop=True, rates=True,
+                                  task_cfg=task_cfg)
     out = {"steps": r["steps"], "lags": np.asarray(s.jacobian_lags)}
     for L in s.jacobian_lags:
         out[f"norm_on_L{L}"] = r[(True, L)][0]                                # [targets, K]
         out[f"norm_off_L{L}"] = r[(False, L)][0]
         out[f"norm_loop_L{L}"] = r[("loop", L)][0]      # any delay: the error history joins the state
+        for key, name in ((True, "on"), (False, "off"), ("loop", "loop")):   # dr_{k+L}/dr_k
+            out[f"norm_rate_{name}_L{L}"] = r[("rate", key, L)][0]
     return out
 
 
@@ -306,15 +310,19 @@ def activity_newton_values(rec: dict, pairing: str, go_step: int) -> tuple[float
             float(np.mean(rec[f"cos_first_order_{pairing}"][:, mov])))
 
 
-def jacobian_values(rec: dict, lag: int, go_step: int, *, closed_loop: bool = False) -> tuple[float, float]:
+def jacobian_values(rec: dict, lag: int, go_step: int, *, closed_loop: bool = False,
+                    rates: bool = False) -> tuple[float, float]:
     """Figure 4a: (mean norm of dx_{k+L}/dx_k with the controller on, the same off) over targets
     and movement start steps k >= go_step (where k + L <= T); ``closed_loop``: the controller-on
-    value through the loop."""
-    key = f"norm_{'loop' if closed_loop else 'on'}_L{lag}"
+    value through the loop; ``rates``: the rate Jacobian dr_{k+L}/dr_k instead."""
+    pre = "norm_rate_" if rates else "norm_"
+    key = f"{pre}{'loop' if closed_loop else 'on'}_L{lag}"
     if key not in rec:
+        if rates and f"norm_on_L{lag}" in rec:
+            raise ValueError(f"the rate Jacobian is not stored in this unit (computed before it was measured)")
         raise ValueError(f"lag must be one of {', '.join(str(int(L)) for L in rec['lags'])}, got {lag!r}")
     mov = np.asarray(rec["steps"]) >= go_step
-    return float(np.nanmean(rec[key][:, mov])), float(np.nanmean(rec[f"norm_off_L{lag}"][:, mov]))
+    return float(np.nanmean(rec[key][:, mov])), float(np.nanmean(rec[f"{pre}off_L{lag}"][:, mov]))
 
 
 def damping_index(rec: dict, damping: float) -> int:

@@ -112,7 +112,8 @@ class Column:
     wrec_direction: str = "newton"     # "gradient": RFLO's update against the first-order direction
     held_out: bool = False             # only the networks the learning-rate sweep did not use (runs at best rates)
     band_scale: float = 1.0            # the claim's negligible band times this (robustness: halved, doubled)
-    jacobian: str = "open"             # "closed": through the closed loop; "closed, largest": at the lag of the largest effect
+    jacobian: str = "open"             # "closed": through the closed loop; "... largest": at the lag of the largest
+                                       # effect; "rate...": the rate Jacobian dr_(k+L)/dr_k (same variants)
     trial_window: tuple | None = None  # (first, stop): per-trial alignment or efficiency over these trials only
     matched_point: int | None = None   # alignment at one matched point (index of PaperConfig.matched_points)
     gradient: str = "detached"         # "loop": the fed-back error kept in the exact gradient (pre-trained weights)
@@ -131,7 +132,8 @@ FAIR = Column("fair", protocol=Protocol.BEST, efficiency="equal_path", matched=T
 FAIR_HELD_OUT = Column("fair, held-out networks", protocol=Protocol.BEST, efficiency="equal_path", matched=True,
                        damping="smallest converged", held_out=True)
 _WREC_GRID = network_units.NetMeasureConfig().wrec_dampings
-_JAC_LAGS = network_units.NetMeasureConfig().jacobian_lags
+# the lags of the robustness rows (the chapter's figure shows every stored lag, 1 to 10)
+_JAC_LAGS = tuple(L for L in (1, 5, 10) if L in network_units.NetMeasureConfig().jacobian_lags)
 # the trial windows of the stage-of-learning rows (first trial, stop)
 TRIAL_WINDOWS = ((0, 10), (10, 50), (50, 200), (200, 1000))
 _MATCHED_POINTS = PaperConfig().matched_points
@@ -162,6 +164,9 @@ ROBUSTNESS = (
 ) + tuple(Column(f"Jacobian lag {L}", lag=int(L), group="convention") for L in _JAC_LAGS if L != 1) + tuple(
     Column(f"closed-loop Jacobian lag {L}", lag=int(L), jacobian="closed", group="convention") for L in _JAC_LAGS) + (
     Column("closed-loop Jacobian at the lag of the largest effect", jacobian="closed, largest", group="convention"),
+    Column("rate Jacobian dr_(k+1)/dr_k", jacobian="rate", group="convention"),
+    Column("rate Jacobian through the closed loop at the lag of the largest effect",
+           jacobian="rate closed, largest", group="convention"),
 ) + tuple(Column(f"W_rec Newton at damping {d:g}", damping=float(d), group="damping") for d in _WREC_GRID
           if d != PAPER_DAMPING) + (
     Column(f"W_rec Newton at damping {PAPER_DAMPING:g}, every solve (converged or not)", solves="all",
@@ -397,21 +402,27 @@ def _jacobian_claim(recs: list[dict], col: Column, go: int, trial: str):
     (the error state included) at that lag, or the closed-loop one at the stored lag where the
     geometric-mean ratio on / off over the networks is smallest (the lag is stated)."""
     lags = [int(L) for L in recs[0]["lags"]]
-    closed = col.jacobian != "open"
+    closed = "closed" in col.jacobian
+    rates = col.jacobian.startswith("rate")
+    largest = col.jacobian.endswith("largest")
     if closed and any("norm_loop_L1" not in r for r in recs):
         return None, "closed-loop Jacobian not stored (a network with a feedback delay)"
+    if rates and any("norm_rate_on_L1" not in r for r in recs):
+        return None, "rate Jacobian not stored (units computed before it was measured)"
     lag = col.lag
-    if col.jacobian == "closed, largest":
-        eff = {L: np.mean([np.log(np.divide(*network_units.jacobian_values(r, L, go, closed_loop=True)))
+    if largest:
+        eff = {L: np.mean([np.log(np.divide(*network_units.jacobian_values(r, L, go, closed_loop=closed,
+                                                                             rates=rates)))
                            for r in recs]) for L in lags}
         lag = min(eff, key=eff.get)
     if any(lag not in [int(L) for L in r["lags"]] for r in recs):
         return None, f"lag {lag} not measured (the files hold lags {', '.join(map(str, lags))})"
-    vals = [network_units.jacobian_values(r, lag, go, closed_loop=closed) for r in recs]
+    vals = [network_units.jacobian_values(r, lag, go, closed_loop=closed, rates=rates) for r in recs]
     kind = "closed loop: the product of the augmented one-step Jacobians of (x, e)" if closed else "open loop"
-    what = (f"spectral norm of dx_(k+{lag})/dx_k ({kind}), controller on / off, mean over the movement of the {trial}")
-    if col.jacobian == "closed, largest":
-        what = f"at lag {lag}, the largest effect among the stored lags {', '.join(map(str, lags))}: " + what
+    of = f"dr_(k+{lag})/dr_k = D_(k+{lag}) dx_(k+{lag})/dx_k D_k" if rates else f"dx_(k+{lag})/dx_k"
+    what = (f"spectral norm of {of} ({kind}), controller on / off, mean over the movement of the {trial}")
+    if largest:
+        what = f"at lag {lag}, the largest effect among the stored lags {lags[0]}-{lags[-1]}: " + what
     return vals, what
 
 
