@@ -160,3 +160,41 @@ def test_without_compute_nothing_runs(tmp_path, monkeypatch, capsys):
 def test_chapter_parameters_name_themselves(kw, words):
     with pytest.raises(ValueError, match=words):
         scale.chapter_figure("3b", **kw)
+
+
+def test_jacobian_lag_ratios_are_on_over_off_over_the_movement_per_network_by_hand():
+    rng = np.random.default_rng(3)
+    steps = np.arange(0, 120, 5)
+    go = CFG.task.go_step
+    recs = []
+    for _ in range(3):
+        r = {"steps": steps, "lags": np.array([1, 2])}
+        for pre in ("norm_", "norm_rate_"):
+            for what in ("on", "off", "loop"):
+                for L in (1, 2):
+                    r[f"{pre}{what}_L{L}"] = rng.uniform(0.5, 2.0, size=(4, steps.size))
+        recs.append(r)
+    d = scale.jacobian_lag_ratios(CFG, recs)
+    mov = steps >= go
+    assert list(d["ratios"]) == list(scale.JACOBIAN_KINDS)
+    for kind, (closed, rates) in scale.JACOBIAN_KINDS.items():
+        pre = "norm_rate_" if rates else "norm_"
+        for i, r in enumerate(recs):
+            for j, L in enumerate((1, 2)):
+                want = r[f"{pre}{'loop' if closed else 'on'}_L{L}"][:, mov].mean() / r[f"{pre}off_L{L}"][:, mov].mean()
+                np.testing.assert_allclose(d["ratios"][kind][i, j], want, rtol=1e-12)
+    lo, hi = d["band"]
+    assert lo < 1 < hi and np.isclose(lo * hi, 1.0)
+    for k in [k for k in recs[0] if k.startswith("norm_rate_")]:   # a unit without the rate Jacobian:
+        del recs[0][k]                                                 # those kinds are left out
+    assert list(scale.jacobian_lag_ratios(CFG, recs)["ratios"]) == ["activity, open loop", "activity, closed loop"]
+
+
+def test_chapters_state_the_conventions_and_the_stage_of_learning_under_their_figures():
+    text = scale.chapter_verdicts("4a", CFG)
+    for label in scale.CHAPTER_CONVENTIONS["4a"]:
+        assert f"- {label}: " in text
+    for name in ("4b", "4c", "5a"):
+        text = scale.chapter_verdicts(name, CFG)
+        assert "- Stage of learning: " in text
+        assert ("- Which gradient: " in text) == (name != "5a")

@@ -28,11 +28,13 @@ from ..analysis import online
 from ..core.checkpoint import find_checkpoints, load_checkpoint
 from ..core.task import TaskConfig
 from ..experiments import metrics, stats, verdicts
+from ..experiments import network_units
 from ..experiments.network_units import NetworkUnit, shipped_seeds
 from ..experiments.paper import (AdaptUnit, PaperConfig, best_swept_rates, load_network_units, load_runs,
                                  sweep_table, unit_seconds, published_costs)
 from ..experiments.protocol import CONDITIONS, Condition, Protocol
 from ..viz import paper_figures, plots, scale as viz_scale
+from . import paper_report
 from ..viz.style import use_style
 
 __all__ = ["FIGURES", "FigureSpec", "store_config", "check_options", "draw", "caption", "command", "load_data",
@@ -138,7 +140,32 @@ def jacobian_data(cfg: PaperConfig, seeds, source: str = "published", lag: int =
     for on in ("on", "off", "loop"):
         d[on] = _stack(recs, f"norm_{on}_L{lag}")
     d["t"] = (np.asarray(recs[0]["steps"]) if recs else np.zeros(1)) * cfg.task.dt
+    d.update(jacobian_lag_ratios(cfg, recs))
     return d
+
+
+JACOBIAN_KINDS = {   # what is compared on / off at each lag: (closed loop, rate Jacobian)
+    "activity, open loop": (False, False),
+    "activity, closed loop": (True, False),
+    "rates, open loop": (False, True),
+    "rates, closed loop": (True, True),
+}
+
+
+def jacobian_lag_ratios(cfg: PaperConfig, recs: list[dict]) -> dict:
+    """Figure 4a against the lag: per network the ratio controller on / off of the mean norm over
+    the movement (:func:`fbctrl.experiments.network_units.jacobian_values`) at every stored lag, for
+    each of :data:`JACOBIAN_KINDS` the units hold, and the claim's negligible band."""
+    claim = next(c for c in verdicts.NETWORK_CLAIMS if c.key == "jacobian_fig4a")
+    lags = [int(L) for L in recs[0]["lags"]] if recs else []
+    ratios = {}
+    for kind, (closed, rates) in JACOBIAN_KINDS.items():
+        if not recs or any(f"norm_{'rate_' if rates else ''}{'loop' if closed else 'on'}_L1" not in r for r in recs):
+            continue
+        ratios[kind] = np.array([[np.divide(*network_units.jacobian_values(r, L, cfg.task.go_step, closed_loop=closed,
+                                                                            rates=rates)) for L in lags]
+                                 for r in recs])
+    return {"lags": np.asarray(lags), "ratios": ratios, "band": verdicts.claim_band(claim).edges(log=True)}
 
 
 def _along(rec: dict, which: str, go_step: int) -> tuple[np.ndarray, np.ndarray]:
@@ -500,11 +527,63 @@ def online_verdict_lines(d: dict) -> list[str]:
     return out
 
 
+# the robustness rows a chapter states under its figure (by column label), beside its two columns
+CHAPTER_CONVENTIONS = {
+    "4a": ("closed-loop Jacobian lag 1", "closed-loop Jacobian lag 10",
+           "closed-loop Jacobian at the lag of the largest effect", "rate Jacobian dr_(k+1)/dr_k",
+           "rate Jacobian through the closed loop at the lag of the largest effect"),
+}
+# the claims whose chapter states the stage of learning (per trial window, at matched states)
+CHAPTER_STAGES = {"4b": "align_local", "4c": "align_global", "5a": "efficiency"}
+
+
+def convention_lines(cfg: PaperConfig, name: str) -> list[str]:
+    """Figure ``name``'s claims under the conventions of :data:`CHAPTER_CONVENTIONS`, one line
+    each: the robustness row, effect [95% CI], n, p and verdict."""
+    labels = CHAPTER_CONVENTIONS.get(name, ())
+    if not labels:
+        return []
+    claims = [c for c in verdicts.CLAIMS if c.key in FIGURES[name].claims]
+    return [f"{r.column}: {verdicts.format_cell(r)}, **{r.verdict.value}** ({r.definition})"
+            for r in verdicts.verdict_table(cfg, claims, labels)]
+
+
+def stage_lines(cfg: PaperConfig, name: str) -> list[str]:
+    """For Figures 4b, 4c and 5a: the sentence on the stage of learning (per trial window along
+    the runs and at matched states; :func:`fbctrl.book.paper_report.stage_sentence`), and for the
+    alignments the sentence on the two conventions of the exact gradient."""
+    key = CHAPTER_STAGES.get(name)
+    if key is None:
+        return []
+    c = next(x for x in verdicts.CLAIMS if x.key == key)
+    cols = [col for col in verdicts.ROBUSTNESS if verdicts.applies(c, col) and (
+        col.group == "stage" or col.gradient != "detached" or col.efficiency in ("matched", "per_trial"))]
+    res = verdicts.verdict_table(cfg, (c,), ("as published",) + tuple(col.name for col in cols))
+    stage = {key: (res[0], res[1:])}
+    out = ["Stage of learning: " + paper_report.stage_sentence(key, stage)]
+    if key != "efficiency":
+        rs = {verdicts.COLUMNS[r.column].gradient: r for r in res[1:]}
+        det, loop = rs.get("detached-pretrained"), rs.get("loop")
+        if det is not None and loop is not None and loop.effect.n >= 2:
+            same = "the same verdict" if loop.verdict == det.verdict else \
+                f"{det.verdict.value} becomes {loop.verdict.value}"
+            out.append(f"Which gradient: at the pre-trained weights the controller's effect is "
+                       f"{verdicts.format_cell(det)} with the fed-back error detached (the published code) and "
+                       f"{verdicts.format_cell(loop)} with the loop kept in the exact gradient ({same}).")
+        else:
+            out.append("Which gradient: the alignment at the pre-trained weights with the loop kept in the exact "
+                       "gradient is not computed yet (`python -m fbctrl paper --only network`).")
+    return out
+
+
 def chapter_verdicts(name: str, cfg: PaperConfig, d: dict | None = None) -> str:
     """The verdicts a chapter states under figure ``name``, as a Markdown list: the verdict
-    table's cells of the figure's claims (the introduction's numbers), or for Figure 1a the
-    controller's effect on the loss of the figure's networks."""
-    lines = online_verdict_lines(d) if name == "1a" else verdict_lines(cfg, FIGURES[name].claims)
+    table's cells of the figure's claims (the introduction's numbers), the same claims under the
+    conventions a referee would try (:data:`CHAPTER_CONVENTIONS`), the stage of learning
+    (:data:`CHAPTER_STAGES`); for Figure 1a the controller's effect on the loss of the figure's
+    networks."""
+    lines = online_verdict_lines(d) if name == "1a" else (
+        verdict_lines(cfg, FIGURES[name].claims) + convention_lines(cfg, name) + stage_lines(cfg, name))
     return "\n".join(f"- {line}" for line in lines) or "- no claim of the verdict table rests on this figure"
 
 

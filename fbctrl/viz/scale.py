@@ -91,10 +91,12 @@ def plot_learning_scale(d: dict):
 
 @_quiet
 def plot_jacobian_scale(d: dict):
-    """Figure 4a at scale: the spectral norm of dx_{k+L}/dx_k over the trial, open loop with the
-    controller on (solid) and off (dashed), and through the closed loop (orange).
+    """Figure 4a at scale. (a) The spectral norm of dx_{k+L}/dx_k over the trial, open loop with the
+    controller on (solid) and off (dashed), and through the closed loop (orange). (b) The ratio
+    controller on / off of the norm over the movement against the lag L, for the activity and the
+    rate Jacobian, open and closed loop, with the claim's negligible band (grey) and no effect (1).
     ``d``: :func:`fbctrl.book.scale.jacobian_data`."""
-    fig, ax = plt.subplots(figsize=(0.75 * FULL_WIDTH, 3.8))
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(FULL_WIDTH, 3.8), gridspec_kw={"width_ratios": (1.15, 1)})
     L = d["lag"]
     ci_band(ax, d["t"], d["on"], log=True, color=COLORS["fb"], ls=CONTROLLER_LS["on"],
             label_text="controller on, open loop")
@@ -105,8 +107,21 @@ def plot_jacobian_scale(d: dict):
     if L > 1:
         _log_plain(ax)
     label(ax, "time in trial (s)", f"$\\|\\partial x_{{k+{L}}} / \\partial x_k\\|_2$",
-          f"lag {L} ({L * 10} ms), {d['rotation']:g}°, first trial")
-    legend_below(fig, ncol=1)
+          f"(a) lag {L} ({L * 10} ms), {d['rotation']:g}°, first trial")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1, frameon=False)
+    lags = np.asarray(d.get("lags", []))
+    styles = {"activity, open loop": (COLORS["fb"], "-", "o"), "activity, closed loop": (COLORS["push"], "-", "s"),
+              "rates, open loop": (COLORS["fb"], "--", "^"), "rates, closed loop": (COLORS["push"], "--", "v")}
+    lo, hi = d.get("band", (0.95, 1.05))
+    bx.axhspan(lo, hi, color=REFERENCE, alpha=0.18, lw=0, label="negligible band")
+    bx.axhline(1.0, color="k", lw=0.5)
+    for kind, R in d.get("ratios", {}).items():
+        col, ls, mk = styles[kind]
+        ci_band(bx, lags, R, log=True, color=col, ls=ls, marker=mk, mfc="white" if ls == "--" else None,
+                label_text=kind)
+    bx.set_xticks(lags if lags.size else [1])
+    label(bx, "lag L (steps of 10 ms)", "norm ratio, controller on / off", "(b) over the movement")
+    bx.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1, frameon=False)
     return fig
 
 
