@@ -432,9 +432,12 @@ _WHAT = {
     "3b": "Left: test loss (controller off) over the trials at {rotation:g}°; right: final test loss (mean of the "
           "last 10 of 1000 trials) of every condition against the rotation, single networks as dots, published "
           "protocol",
-    "4a": "Spectral norm of the lag-{lag} Jacobian over the first trial of a {rotation:g}° rotation (targets 0, 2, "
-          "4, 6 averaged per network): open loop with the controller on (solid) and off (dashed), closed loop "
-          "(orange)",
+    "4a": "(a) Spectral norm of the lag-{lag} Jacobian dx_(k+{lag})/dx_k over the first trial of a {rotation:g}° "
+          "rotation (targets 0, 2, 4, 6 averaged per network): open loop with the controller on (solid) and off "
+          "(dashed), closed loop, the error state included (orange). (b) The ratio controller on / off of the norm "
+          "averaged over the movement, per network, against the lag, for the activity Jacobian and the rate "
+          "Jacobian dr_(k+L)/dr_k (dashed, open markers), open loop (blue) and closed loop (orange); grey: the "
+          "claim's negligible band",
     "4b": "Local alignment (each step's RFLO update against that step's exact gradient, movement steps averaged). "
           "Left: along the RFLO+c and RFLO runs at {rotation:g}° (every 50th trial); right: at matched states, the "
           "RFLO+c run's weights at the trials shown, 32 trials each with the controller on and off",
