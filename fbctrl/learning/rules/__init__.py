@@ -4,7 +4,7 @@ for R runs in lockstep.
 Every rule is a :class:`LearningRule` (``base``: the interface the adaptation engine uses, every
 method and flag documented there), one module per rule:
 
-    base.py          LearningRule, TrialState (the trial history every rule reads), FLAGS
+    base.py          LearningRule, TrialState (the trial history every rule reads), FLAGS, PROMISES
     online_bptt.py   OnlineBPTT: exact online BPTT, dW_k = -lr dl_k/dW_rec
     rflo.py          RFLO: random-feedback local online learning, dW_k = lr diag(B E[k+1]) P_k
 
@@ -17,12 +17,12 @@ import numbers
 
 import torch
 
-from .base import FLAGS, LearningRule, TrialState
+from .base import FLAGS, PROMISES, LearningRule, TrialState
 from .online_bptt import OnlineBPTT
 from .rflo import RFLO
 
-__all__ = ["TrialState", "LearningRule", "FLAGS", "OnlineBPTT", "RFLO", "make_rule", "rule_class", "PAPER_LR",
-           "RULES"]
+__all__ = ["TrialState", "LearningRule", "FLAGS", "PROMISES", "OnlineBPTT", "RFLO", "make_rule", "rule_class",
+           "PAPER_LR", "RULES"]
 
 _CLASSES: tuple[type[LearningRule], ...] = (OnlineBPTT, RFLO)
 

@@ -15,7 +15,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-__all__ = ["TrialState", "LearningRule", "FLAGS"]
+__all__ = ["TrialState", "LearningRule", "FLAGS", "PROMISES"]
 
 
 @dataclass
@@ -42,9 +42,21 @@ class TrialState:
     dt: float
 
 
-# The capability flags of LearningRule (each a bool, documented in its docstring), in one place.
-FLAGS = ("defers_weights", "adds_in_place", "aligns_by_products", "computes_exact_gradient",
-         "one_run_numpy", "one_run_compiled", "numpy_sweep", "supports_frozen", "published_lr_rescale")
+# The capability flags of LearningRule (each a bool, documented in its docstring) and the methods
+# each promises beyond the abstract ones (a rule with the flag True overrides them).
+PROMISES = {
+    "defers_weights": ("recurrent_input", "apply_step", "materialize"),
+    "adds_in_place": ("add_step",),
+    "aligns_by_products": ("products_with_rates",),
+    "computes_exact_gradient": ("alignment",),
+    "one_run_numpy": ("one_run_ok", "one_run_views", "recurrent_input_one", "apply_step_one",
+                      "finish_compiled_trial"),
+    "one_run_compiled": ("one_run_ok", "one_run_compiled_views", "finish_compiled_trial"),
+    "numpy_sweep": (),
+    "supports_frozen": (),
+    "published_lr_rescale": (),
+}
+FLAGS = tuple(PROMISES)
 
 
 class LearningRule(abc.ABC):
@@ -76,8 +88,8 @@ class LearningRule(abc.ABC):
     argument and the result files.
 
     **Flags** (``FLAGS``; each a bool; a subclass sets it as a class attribute or a property;
-    all default False). Each flag promises the methods named with it; the others raise
-    NotImplementedError here.
+    all default False). Each flag promises the methods named with it (``PROMISES``); without
+    the flag they raise NotImplementedError here.
 
     - ``defers_weights``: within a trial the rule keeps W_rec in low-rank form, W(k) = W_start
       + C^T R with factors of its own updates, and the engine does not touch the dense W_rec:
