@@ -38,7 +38,7 @@ from ..core.model import Network, draw_x0
 from ..core.task import TaskConfig, Trials, centre_out_reaches
 from ..core.tasks import FrequencyShift, Perturbation, Reach, Rotation, Task, make_task, task_config_from_dict
 from . import ckernels
-from .rules import PAPER_LR, RULES, OnlineBPTT, TrialState, make_rule
+from .rules import PAPER_LR, RULES, OnlineBPTT, TrialState, make_rule, rule_class
 
 __all__ = ["RunSpec", "AdaptResult", "adapt", "DivergenceError", "feedback_matrix", "cli_adapt", "paper_lr", "TEST_X0_SEED",
            "initial_test_losses"]
@@ -192,8 +192,7 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
 
 
 def _check_args(rule, runs, trials, on_divergence, error_start, frozen, keep_weights) -> None:
-    if rule not in RULES:
-        raise ValueError(f"rule must be one of {', '.join(RULES)}, got {rule!r}")
+    cls = rule_class(rule)                              # raises the clear error for an unknown rule
     if trials <= 0:
         raise ValueError(f"trials must be a positive integer, got {trials}")
     if on_divergence not in ("raise", "mark"):
@@ -202,8 +201,9 @@ def _check_args(rule, runs, trials, on_divergence, error_start, frozen, keep_wei
         raise ValueError("runs must list at least one run")
     if error_start not in ERROR_STARTS:
         raise ValueError(f"error_start must be one of {', '.join(ERROR_STARTS)}, got {error_start!r}")
-    if frozen and rule != "rflo":
-        raise ValueError("frozen adaptation is implemented for rule 'rflo' only")
+    if frozen and not cls.supports_frozen:
+        able = ", ".join(repr(r) for r in RULES if rule_class(r).supports_frozen)
+        raise ValueError(f"frozen adaptation is implemented for rule {able} only")
     if any(not 0 <= int(t) <= trials for t in keep_weights):
         raise ValueError(f"keep_weights must be trial indices in 0..{trials}, got {tuple(keep_weights)}")
 
@@ -212,7 +212,7 @@ def _learning_rates(net: Network, runs: list[RunSpec], rule: str, lr_rescale: bo
     """Each run's rate [R]; with ``lr_rescale``, BPTT's times |W_fb| / |W_out| (the published code)."""
     R = len(runs)
     lr = torch.tensor([r.lr for r in runs], dtype=net.dtype, device=net.device)
-    if lr_rescale and rule == "bptt":
+    if lr_rescale and rule_class(rule).published_lr_rescale:
         scale = (net.W_fb * net.mask).reshape(R, -1).norm(dim=1) / net.W_out.reshape(R, -1).norm(dim=1)
         lr = lr * scale
     return lr
@@ -259,8 +259,8 @@ class _TestSets:
 class _Engine:
     """What persists across the trials of R runs in lockstep: the weights, the trial buffers and
     their per-step views, the rule and (for the alignment) the exact online gradient. The rule is
-    used through its interface only (``rules``: ``defers_weights``, ``adds_in_place``,
-    ``aligns_by_products``, ``computes_exact_gradient``)."""
+    used through its interface only (``rules.LearningRule``: its flags and the methods they
+    promise), never by its type."""
 
     def __init__(self, net: Network, rule: str, runs: list[RunSpec], base: Trials, perturbed: list[Trials], *,
                  delay: int, align: bool, frozen: bool, bptt_weights: str, error_start: str):
@@ -374,7 +374,7 @@ class _Engine:
         or a rule without a one-run path). Trials whose alignment is measured always run the
         PyTorch step; all paths agree to float rounding (tests)."""
         one = self.state.X.device.type == "cpu" and self.R == 1 and (
-            self.one_run or (isinstance(self.learner, OnlineBPTT) and self.learner.numpy_sweep))
+            self.one_run or self.learner.numpy_sweep)
         if not one:
             return "pytorch"
         return "compiled" if ckernels.available(self.state.X.dtype) else "numpy"
@@ -405,7 +405,7 @@ class _Engine:
                 t1=np.empty(self.n, dtype=self.h.numpy().dtype), t2=np.empty(2, dtype=self.h.numpy().dtype),
                 rule=self.learner.one_run_views(st) if self.learner.one_run_numpy else {})
             v, rv = self._np_views, self._np_views["rule"]
-            if isinstance(self.learner, OnlineBPTT):
+            if self.learner.one_run_compiled:
                 self._compiled_bptt_views(v)
             elif ckernels.available(v["X"].dtype):     # the compiled trial (ckernels), on the same buffers
                 p = ckernels.ptr
@@ -494,7 +494,7 @@ def _steps_one_run(eng: _Engine, lr: float) -> None:
     if "c" in v:                                        # compiled: the same loop (ckernels)
         fn, args = v["c"]
         path = fn(eng.T, eng.d, eng.alpha, eng.dt, lr, rv["decay"], *args)
-        learner._steps = eng.T
+        learner.finish_compiled_trial(eng.T)
         eng.path.add_(path)
         return
     X, Rh, aD, E, drive, err = v["X"], v["Rh"], v["aD"], v["E"], v["drive"], v["err"]
