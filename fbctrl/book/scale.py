@@ -32,7 +32,8 @@ from ..experiments.network_units import NetworkUnit, shipped_seeds
 from ..experiments.paper import (AdaptUnit, PaperConfig, best_swept_rates, load_network_units, load_runs,
                                  sweep_table, unit_seconds, published_costs)
 from ..experiments.protocol import CONDITIONS, Condition, Protocol
-from ..viz import paper_figures, plots, scale as viz_scale
+from ..viz import plots, scale as viz_scale
+from ..viz.chapters.paper_protocol import plot_paper_adaptation, plot_paper_sweep
 from ..viz.style import use_style
 
 __all__ = ["FIGURES", "FigureSpec", "store_config", "check_options", "draw", "caption", "command", "load_data",
@@ -348,9 +349,9 @@ def _draw_data(name: str, d: dict):
     if name == "1a":
         return plots.plot_online_errors(d["t"], d["errs"], d["titles"])
     if name == "3b":
-        return paper_figures.plot_paper_adaptation(d["curves"], d["finals"], rotation_deg=d["rotation"])
+        return plot_paper_adaptation(d["curves"], d["finals"], rotation_deg=d["rotation"])
     if name == "sweep":
-        return paper_figures.plot_paper_sweep(d["tables"], d["best"], d["published_lr"], trials=d["trials"],
+        return plot_paper_sweep(d["tables"], d["best"], d["published_lr"], trials=d["trials"],
                                               rotation_deg=d["rotation_deg"])
     return {"2c": viz_scale.plot_activity_scale, "3a": viz_scale.plot_learning_scale,
             "4a": viz_scale.plot_jacobian_scale, "4b": viz_scale.plot_alignment_scale,
