@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .book import scale
-from .book.paper_report import config_at
+from .book.chapters.paper_protocol import config_at
 from .cli import OneLineParser, device, existing_file, input_folder, number, output_file, writable_folder
 from .core.checkpoint import CheckpointError, atomic_write_json, check_network_files, load_checkpoint
 from .core.evaluate import evaluate, evaluate_cycles

@@ -21,7 +21,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from fbctrl.book.paper_report import config_at
+from fbctrl.book.chapters.paper_protocol import config_at
 from fbctrl.core.checkpoint import read_sidecar
 from fbctrl.experiments import paper, store
 from fbctrl.experiments.protocol import Protocol
@@ -54,7 +54,7 @@ def migrate(cfg, write: bool) -> Counter:
         p = u.path(cfg)
         if not p.is_file():
             continue
-        meta = store.read_meta(p, paper._unit_dict(u))
+        meta = store.read_meta(p, paper.unit_dict(u))
         net, why = _network_fields(cfg, u, meta)
         if net is None:
             print(f"not stamped: {p}: {why}", file=sys.stderr)

@@ -192,12 +192,12 @@ def test_delayed_and_sparse_networks_get_the_with_feedback_rates(kind):
     W_fb, W_out = torch.full((400, 2), 0.05), torch.full((2, 400), 0.05)
     for cond in CONDITIONS:
         unit = paper.AdaptUnit(kind, 0, 30.0, cond, Protocol.PUBLISHED, 10)
-        ref = paper._effective(cfg, paper.AdaptUnit("fb", 0, 30.0, cond, Protocol.PUBLISHED, 10), W_fb, W_out)
-        assert paper._effective(cfg, unit, W_fb, W_out) == ref
-    off = paper._effective(cfg, paper.AdaptUnit("nofb", 0, 30.0, CONDITIONS[1], Protocol.PUBLISHED, 10), W_fb, W_out)
-    on = paper._effective(cfg, paper.AdaptUnit(kind, 0, 30.0, CONDITIONS[1], Protocol.PUBLISHED, 10), W_fb, W_out)
+        ref = paper.AdaptUnit("fb", 0, 30.0, cond, Protocol.PUBLISHED, 10).learning_rate(cfg, W_fb, W_out)
+        assert unit.learning_rate(cfg, W_fb, W_out) == ref
+    off = paper.AdaptUnit("nofb", 0, 30.0, CONDITIONS[1], Protocol.PUBLISHED, 10).learning_rate(cfg, W_fb, W_out)
+    on = paper.AdaptUnit(kind, 0, 30.0, CONDITIONS[1], Protocol.PUBLISHED, 10).learning_rate(cfg, W_fb, W_out)
     assert "rflo_controller_off_or_no_feedback" in off.factors and on.factors == off.factors
-    bptt = paper._effective(cfg, paper.AdaptUnit(kind, 0, 30.0, CONDITIONS[3], Protocol.PUBLISHED, 10), W_fb, W_out)
+    bptt = paper.AdaptUnit(kind, 0, 30.0, CONDITIONS[3], Protocol.PUBLISHED, 10).learning_rate(cfg, W_fb, W_out)
     assert "W_fb_over_W_out" in bptt.factors and "bptt_no_feedback" not in bptt.factors
     spec = NetworkSpec.parse(kind)
     pc = cfg.pretrain_config(kind)

@@ -205,7 +205,7 @@ MAX_CELL_LINES = 15
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebooks_stay_thin(path):
     """Every code cell, the Colab cell included, is at most 15 lines: a chapter's logic lives in
-    fbctrl/book/chapters/ (or fbctrl/book/paper_report.py), its table headers included."""
+    fbctrl/book/chapters/, its table headers included."""
     nb = json.loads(path.read_text())
     long = [(i, len("".join(c["source"]).splitlines())) for i, c in enumerate(nb["cells"])
             if c["cell_type"] == "code" and len("".join(c["source"]).splitlines()) > MAX_CELL_LINES]

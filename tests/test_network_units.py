@@ -56,7 +56,7 @@ def test_every_network_unit_is_written_once_with_its_provenance(tiny):
             for m in (nu.MEASURES if source == "published" else nu.SHIPPED_MEASURES):
                 u = nu.NetworkUnit(m, "fb", s, source)
                 meta = _meta(u.path(cfg))
-                assert meta["kind"] == paper.UNIT_KIND and meta["unit"] == paper._unit_dict(u)
+                assert meta["kind"] == paper.UNIT_KIND and meta["unit"] == paper.unit_dict(u)
                 assert meta["settings"] == nu.settings(cfg.network_measures, m, cfg.task)
                 net = meta["network"]
                 assert net["sha256"] == nu.file_sha256(u.checkpoint(cfg)) and net["seed"] == s
@@ -80,9 +80,9 @@ def test_a_done_unit_is_skipped_a_lost_one_recomputed_identically_and_a_stale_on
     # other settings: the file no longer counts as done
     other = dataclasses.replace(cfg, network_measures=dataclasses.replace(cfg.network_measures,
                                                                           wrec_dampings=(1e-3, 1.0)))
-    assert paper._done(cfg, nu.NetworkUnit("wrec_newton", "fb", 0)) and not paper._done(
+    assert paper.is_done(cfg, nu.NetworkUnit("wrec_newton", "fb", 0)) and not paper.is_done(
         other, nu.NetworkUnit("wrec_newton", "fb", 0))
-    assert paper._done(other, nu.NetworkUnit("activity", "fb", 0))      # a setting of another measure
+    assert paper.is_done(other, nu.NetworkUnit("activity", "fb", 0))      # a setting of another measure
     # another network behind the same path: not done either
     ck2 = tmp_path / "ck"
     ck2.mkdir()
@@ -91,7 +91,7 @@ def test_a_done_unit_is_skipped_a_lost_one_recomputed_identically_and_a_stale_on
     net.W_rec.mul_(1.01)
     save_checkpoint(net, ck2 / src.name, json.loads(src.with_suffix(".json").read_text()))
     moved = dataclasses.replace(cfg, checkpoint_dir=str(ck2))
-    assert not paper._done(moved, u)
+    assert not paper.is_done(moved, u)
 
 
 def test_unit_records_equal_the_book_analyses_on_the_same_network(tiny):

@@ -2,14 +2,17 @@
 so that it cannot fail on a typo), resumability, the budget, the sweep's extension rule, and the
 published protocol's effective rates in the result files."""
 
+import dataclasses
 import html
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from fbctrl.experiments import paper
+from fbctrl.experiments.store import file_sha256
 from fbctrl.experiments.verdicts import footnotes as verdicts_footnotes
 from fbctrl.__main__ import main
 from fbctrl.core.checkpoint import load_checkpoint, read_sidecar
@@ -39,7 +42,7 @@ def test_dry_run_completes_every_stage(dry_run):
         for s in cfg.seeds(kind):
             side = read_sidecar(paper.PretrainUnit(kind, s).path(cfg))
             assert side["config"]["train_push"] is False and side["config"]["batches"] == cfg.pretrain_batches
-    files = list((paper.Path(cfg.results_dir) / "adapt").rglob("*.npz"))
+    files = list((Path(cfg.results_dir) / "adapt").rglob("*.npz"))
     # 8 fb runs x (30 published, 30 paper-text, 40 published, 30 best, 40 at the best 30 deg rates)
     # + 4 nofb runs, and the robustness runs at 30: 8 with the integrated error from e_0, 4 BPTT runs
     # with current weights; and Figure 8's 8 fb runs at 40 deg at that rotation's own best rates
@@ -107,7 +110,7 @@ def test_plan_puts_what_the_verdicts_read_before_what_they_do_not(tmp_path):
             < pos("integrated error from e_0") < pos("40 deg, published protocol, BPTT and BPTT+c")
             < pos("40 deg, BPTT and BPTT+c at their best rate"))
     # each rule's best-rate runs wait for that rule's sweep only
-    cfg = paper.replace(cfg, sweep_rates={"rflo": (1e-5, 1e-4, 1e-3), "bptt": (1e-5, 1e-4, 1e-3)})
+    cfg = dataclasses.replace(cfg, sweep_rates={"rflo": (1e-5, 1e-4, 1e-3), "bptt": (1e-5, 1e-4, 1e-3)})
     for c in (RFLO_C, RFLO):
         _fake_sweep(cfg, c, [3.0, 1.0, 2.0])             # complete and bracketed: no extension
     state = {g.title: g.blocked for g in paper.plan(cfg)}
@@ -173,7 +176,7 @@ def test_load_runs_validates_files(dry_run, tmp_path):
     target.write_bytes(paper.AdaptUnit("fb", 0, 30.0, RFLO_C, Protocol.PUBLISHED, cfg.trials).path(cfg).read_bytes())
     with pytest.raises(ValueError, match="describes another run"):
         paper.load_runs(other, [good])
-    assert not paper._done(other, good)   # and recomputed by the next run
+    assert not paper.is_done(other, good)   # and recomputed by the next run
 
 
 def test_networks_pretrained_with_pushes_are_refused(tmp_path):
@@ -183,22 +186,22 @@ def test_networks_pretrained_with_pushes_are_refused(tmp_path):
     pushed = PretrainConfig(n=20, batches=2, batch_size=4, eval_every=1, checkpoint_every=1, train_push=True)
     pretrain(pushed, [0], tmp_path, progress=False, task_cfg=cfg.task)
     with pytest.raises(ValueError, match="not pre-trained with this protocol \\(batches, batch_size, train_push"):
-        paper._load_networks(cfg, "fb", [0], "cpu")
+        paper.load_networks(cfg, "fb", [0], "cpu")
 
 
 def _fake_sweep(cfg, cond, finals):
     """Sweep files for ``cond`` whose final test loss per rate (same for every seed) is ``finals``."""
     for lr, f in zip(cfg.sweep_rates[cond.rule.value], finals):
-        for u in paper._sweep_units(cfg, cond, [lr]):
+        for u in paper.sweep_units(cfg, cond, [lr]):
             rec = {"test_loss": np.full(u.trials, f)}
             ck = paper.PretrainUnit("fb", u.seed).path(cfg)       # the network it was run on, where there is one
-            net = {"sha256": paper.file_sha256(ck)} if ck.is_file() else {}
-            paper._write_unit(cfg, u, rec, {"diverged_trial": -1 if math.isfinite(f) else 0, "network": net})
+            net = {"sha256": file_sha256(ck)} if ck.is_file() else {}
+            paper.write_unit(cfg, u, rec, {"diverged_trial": -1 if math.isfinite(f) else 0, "network": net})
 
 
 def test_sweep_is_extended_only_when_its_best_rate_lies_at_an_edge(tmp_path):
     cfg = paper.PaperConfig.tiny(str(tmp_path / "ck"), str(tmp_path / "res"))
-    cfg = paper.replace(cfg, sweep_rates={"rflo": (1e-5, 1e-4, 1e-3), "bptt": (1e-5, 1e-4, 1e-3)})
+    cfg = dataclasses.replace(cfg, sweep_rates={"rflo": (1e-5, 1e-4, 1e-3), "bptt": (1e-5, 1e-4, 1e-3)})
     _fake_sweep(cfg, RFLO_C, [3.0, 2.0, 1.0])          # best at the top edge
     assert paper.sweep_extension(cfg, RFLO_C) == [pytest.approx(1e-2)]
     _fake_sweep(cfg, RFLO, [3.0, 1.0, 2.0])            # bracketed
@@ -262,17 +265,17 @@ def test_paper_report_reads_the_units_and_glues_every_cell_of_the_introduction(d
     import re
     from pathlib import Path
 
-    from fbctrl.book import paper_report
+    from fbctrl.book.chapters import paper_protocol
     from fbctrl.experiments.verdicts import CLAIMS
 
     cfg = dry_run
-    rows = paper_report.progress(cfg)
+    rows = paper_protocol.progress(cfg)
     assert rows and all(r.done == r.total for r in rows)
     # every finished unit says how long it took: the compute column sums what the files record
     assert all(np.isfinite(r.hours) and r.hours >= 0 for r in rows)
     adapt_rows = [r for r, g in zip(rows, paper.plan(cfg, include_done=True)) if g.units and g.units[0].stage in ("adapt", "sweep")]
     assert adapt_rows and all(r.hours > 0 for r in adapt_rows)
-    assert paper_report.progress_markdown(rows).splitlines()[-1].startswith("| **total** |")
+    assert paper_protocol.progress_markdown(rows).splitlines()[-1].startswith("| **total** |")
     # the held-out cells: the fair cells on the networks the sweep did not use, value for value
     from dataclasses import replace as _replace
 
@@ -282,11 +285,11 @@ def test_paper_report_reads_the_units_and_glues_every_cell_of_the_introduction(d
     fair, held = both
     assert fair.seeds == (0, 1) and held.seeds == (1,)
     assert held.effect.values == pytest.approx(fair.effect.values[1:], rel=1e-12)
-    assert len(paper_report.held_out_rows(cfg)) == len(V.RATE_CLAIMS)
-    sw = paper_report.sweep_figure_data(cfg)
+    assert len(paper_protocol.held_out_rows(cfg)) == len(V.RATE_CLAIMS)
+    sw = paper_protocol.sweep_figure_data(cfg)
     assert sw["best"] == paper.best_swept_rates(cfg)
     assert all(len(v) == len(cfg.sweep_seeds) for v in sw["published_lr"].values())
-    best_rows = paper_report.best_rate_rows(sw)
+    best_rows = paper_protocol.best_rate_rows(sw)
     assert [r[0] for r in best_rows] == [c.name for c in CONDITIONS] and all(r[2] != "—" for r in best_rows)
     # Figure 5a's published definition is the scale-free one times the rate: per network exactly
     eff = {r.column: r for r in V.verdict_table(cfg, [c for c in V.CLAIMS if c.key == "efficiency"],
@@ -296,30 +299,30 @@ def test_paper_report_reads_the_units_and_glues_every_cell_of_the_introduction(d
           for s in eff["as published"].seeds]
     assert eff["as published"].effect.values == pytest.approx(
         [a * b for a, b in zip(lr, eff["efficiency per trial, scale-free"].effect.values)], rel=1e-6)
-    assert "times RFLO's rate" in paper_report.efficiency_sentence(cfg)
-    nofb = paper_report.nofb_rows(cfg)
+    assert "times RFLO's rate" in paper_protocol.efficiency_sentence(cfg)
+    nofb = paper_protocol.nofb_rows(cfg)
     assert [r[0] for r in nofb] == ["RFLO", "BPTT"] and all(r[1].endswith(f"n {len(cfg.nofb_seeds)}") for r in nofb)
     # the matched-state detail pools to the fair alignment cells of the verdict table
-    m = paper_report.matched_alignment_summary(cfg)
+    m = paper_protocol.matched_alignment_summary(cfg)
     assert m["points"] == list(cfg.matched_points) and m["trials"] == cfg.matched_trials
     for which in ("local", "global"):
-        fair = next(r for r in paper_report.verdicts(cfg) if r.key == f"align_{which}" and r.column == "fair")
+        fair = next(r for r in paper_protocol.verdicts(cfg) if r.key == f"align_{which}" and r.column == "fair")
         assert m[which]["effect"] == pytest.approx(fair.effect.mean, rel=1e-5)      # float32 records
         assert len(m[which]["per_point"]) == len(cfg.matched_points)
-    assert len(paper_report.matched_rows(m)) == len(cfg.matched_points) and "trials per setting" in paper_report.matched_sentence(m)
-    nets = paper_report.networks(cfg)
+    assert len(paper_protocol.matched_rows(m)) == len(cfg.matched_points) and "trials per setting" in paper_protocol.matched_sentence(m)
+    nets = paper_protocol.networks(cfg)
     assert {(d["kind"], d["seed"]) for d in nets} == {(k, s) for k in ("fb", "nofb") for s in cfg.seeds(k)}
     assert all(d["train_push"] is False for d in nets)
-    results = paper_report.verdicts(cfg)
-    table = paper_report.verdict_rows(results)
+    results = paper_protocol.verdicts(cfg)
+    table = paper_protocol.verdict_rows(results)
     assert len(table) == len(CLAIMS) and all(len(r) == 6 for r in table)
-    assert "units are computed" in paper_report.summary_sentence(rows, nets, results)
+    assert "units are computed" in paper_protocol.summary_sentence(rows, nets, results)
     # the introduction shows the forest plot, the whole verdict table and the marks' footnotes, glued from the chapter
     intro = (Path(__file__).resolve().parent.parent / "book" / "intro.md").read_text()
     assert re.findall(r"```\{glue:any\} (\w+)\n:doc: paper_protocol\.ipynb", intro) == [
         "verdict_forest", "verdict_summary", "verdict_footnotes"]
-    assert len(paper_report.verdict_summary_rows(results)) == len(CLAIMS)
-    notes = paper_report.footnotes_html(results)
+    assert len(paper_protocol.verdict_summary_rows(results)) == len(CLAIMS)
+    notes = paper_protocol.footnotes_html(results)
     assert all(html.escape(n) in notes for n in verdicts_footnotes(results))
 
 
@@ -327,7 +330,7 @@ def test_robustness_table_changes_one_thing_per_row(dry_run):
     """Each robustness row of a claim is measured with exactly one change to the as-published
     runs; the rows that do not touch a claim's measure are left out, and a row flips when its
     verdict differs from the as-published one."""
-    from fbctrl.book import paper_report
+    from fbctrl.book.chapters import paper_protocol
     from fbctrl.experiments import verdicts
 
     cfg = dry_run
@@ -351,7 +354,7 @@ def test_robustness_table_changes_one_thing_per_row(dry_run):
     assert {r.column for r in r40} == {"final window 50 trials", "after 500 trials", "learning-curve area",
                                        "smallest effect of interest halved", "smallest effect of interest doubled"}
     assert all(r.effect.n == len(cfg.fb_seeds) for r in r40)
-    assert all(len(r) == 5 for r in paper_report.robustness_rows(cfg))
+    assert all(len(r) == 5 for r in paper_protocol.robustness_rows(cfg))
 
 
 def test_runs_wait_for_their_network_while_the_others_go_ahead(dry_run, tmp_path):
@@ -380,15 +383,15 @@ def test_wrec_damping_table_pools_to_the_fair_cell(dry_run):
     """The W_rec claim by damping and step: at the fair cell's damping (every solve converged) the
     all-steps effect is the fair cell, seed for seed, and the mean of the per-step effects; the
     sentence gives a verdict for every damping of the grid."""
-    from fbctrl.book import paper_report
+    from fbctrl.book.chapters import paper_protocol
     from fbctrl.experiments import verdicts as V
 
     cfg = dry_run
-    eff = paper_report.wrec_damping_effects(cfg)
+    eff = paper_protocol.wrec_damping_effects(cfg)
     grid = cfg.network_measures.wrec_dampings
     steps = cfg.network_measures.wrec_steps
     assert len(eff) == (len(grid) + 1) * (len(steps) + 1)
-    d = paper_report.fair_wrec_damping(cfg)
+    d = paper_protocol.fair_wrec_damping(cfg)
     assert d is not None, "the tiny protocol's solves should converge somewhere on the grid"
     fair = V.verdict_table(cfg, [c for c in V.CLAIMS if c.key == "wrec_newton"], ("fair",))[0]
     at = [e for e in eff if e["direction"] == "newton" and e["damping"] == d]
@@ -396,18 +399,18 @@ def test_wrec_damping_table_pools_to_the_fair_cell(dry_run):
     assert pooled.values == pytest.approx(fair.effect.values, rel=1e-12)
     per_step = np.array([e["effect"].values for e in at if e["step"] is not None])
     assert pooled.values == pytest.approx(per_step.mean(axis=0), rel=1e-9, abs=1e-12)
-    header, rows = paper_report.wrec_damping_rows(eff)
+    header, rows = paper_protocol.wrec_damping_rows(eff)
     assert header == ["direction", "all steps"] + [f"step {s}" for s in steps] and len(rows) == len(grid) + 1
-    nvg = paper_report.wrec_newton_vs_gradient(cfg, d)
+    nvg = paper_protocol.wrec_newton_vs_gradient(cfg, d)
     assert set(nvg) == set(steps) and all(-1 <= x <= 1 for pair in nvg.values() for x in pair)
-    text = paper_report.wrec_damping_sentence(eff, d, nvg)
+    text = paper_protocol.wrec_damping_sentence(eff, d, nvg)
     assert all(f"{x:g}: " in text for x in grid) and f"At damping {d:g}" in text
 
 
 def test_a_flip_is_judged_only_on_two_seeds_or_more():
     """A robustness row whose change has run on one network is inconclusive by rule: it is not
     called a flip; a row on fewer networks than the as-published cell says so."""
-    from fbctrl.book.paper_report import _flips
+    from fbctrl.book.chapters.paper_protocol import _flips
     from fbctrl.experiments import verdicts as V
     from fbctrl.experiments.stats import paired_effect, verdict
 
@@ -425,12 +428,12 @@ def test_a_flip_is_judged_only_on_two_seeds_or_more():
 def test_variant_rows_are_the_paired_ratio_of_the_final_losses(dry_run):
     """The effect of each published-code variant on the final loss: per network, the final loss
     with the change over the one without, read from the unit files."""
-    from fbctrl.book import paper_report
+    from fbctrl.book.chapters import paper_protocol
     from fbctrl.experiments.stats import paired_effect
     from fbctrl.experiments.verdicts import format_effect
 
     cfg = dry_run
-    rows = paper_report.variant_rows(cfg)
+    rows = paper_protocol.variant_rows(cfg)
     assert [(r[0], r[1]) for r in rows] == (
         [("integrated error from e_0", c.name) for c in CONDITIONS]
         + [("online BPTT with the current weights", c.name) for c in (BPTT_C, BPTT)])
@@ -447,9 +450,9 @@ def test_figure8_sweeps_every_rotation_and_the_fair_cells_use_each_rotations_own
     """The sweep at the other rotations (tiny: 40 deg) on the sweep's networks, then every network
     at that rotation's own best rate; the fair cells there read those runs and say so; the
     held-out column judges them on the networks that did not choose the rate."""
-    from fbctrl.book import paper_report
+    from fbctrl.book.chapters import paper_protocol
     from fbctrl.experiments import metrics, verdicts as V
-    from fbctrl.viz.paper_figures import plot_sweep_heatmaps
+    from fbctrl.viz.chapters.paper_protocol import plot_sweep_heatmaps
 
     cfg = dry_run
     titles = [g.title for g in paper.plan(cfg, include_done=True)]
@@ -475,7 +478,7 @@ def test_figure8_sweeps_every_rotation_and_the_fair_cells_use_each_rotations_own
     w = min(10, cfg.trials)
     want = np.log(metrics.final_loss(recs["test_loss"][:n], w) / metrics.final_loss(recs["test_loss"][n:], w))
     assert np.log(fair.effect.values) == pytest.approx(want, rel=1e-9)
-    data = paper_report.sweep_heatmap_data(cfg)
+    data = paper_protocol.sweep_heatmap_data(cfg)
     assert data["rotations"] == [30.0, 40.0] and data["done"] == data["planned"]
     for c in CONDITIONS:
         d = data["conditions"][c.name]

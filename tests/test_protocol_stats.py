@@ -197,9 +197,9 @@ def test_final_loss_and_curve_area():
 
 
 def test_figure_intervals_are_the_verdicts_intervals():
-    """The paper chapter's bands and error bars (``paper_figures.mean_ci``) are the interval the
-    verdicts use: on the log scale the same as ``paired_effect(a, log=True)``, and on a hand case
-    mean +- t_{0.975, 2} * sd / sqrt(3)."""
+    """The paper chapter's bands and error bars (``fbctrl.viz.chapters.paper_protocol`` draws
+    ``stats.mean_ci``) are the interval the verdicts use: on the log scale the same as
+    ``paired_effect(a, log=True)``, and on a hand case mean +- t_{0.975, 2} * sd / sqrt(3)."""
     from fbctrl.experiments.stats import mean_ci
 
     x = np.array([1.0, 2.0, 4.0])
@@ -219,13 +219,13 @@ def test_sweep_figure_range_covers_every_network_and_keeps_its_tick_labels():
     """An interval over two surviving networks spans many decades; the panel's range is set by the
     single networks (all inside it, diverged ones left out) and its log axis keeps labelled ticks."""
     import matplotlib.pyplot as plt
-    from fbctrl.viz import paper_figures
+    from fbctrl.viz.chapters import paper_protocol as figures
 
     rates = np.array([1e-5, 1e-4, 1e-3])
     final = np.array([[0.01, 0.012, 0.011], [0.002, 0.003, 0.0025], [5.0, 3.0e4, np.nan]])
     div = np.isnan(final)
     tables = {"BPTT+c": {"rates": rates, "final": final, "diverged": div, "complete": True}}
-    fig = paper_figures.plot_paper_sweep(tables, {"BPTT+c": {"lr": 1e-4, "bracketed": True}})
+    fig = figures.plot_paper_sweep(tables, {"BPTT+c": {"lr": 1e-4, "bracketed": True}})
     ax = fig.axes[0]
     fig.canvas.draw()
     lo, hi = ax.get_ylim()

@@ -78,11 +78,11 @@ def test_paper_unit_recomputes(path):
     trials are what the code computes from its published network, whichever path (lockstep,
     NumPy, compiled) computed the file (they agree to float rounding)."""
     from fbctrl.core.checkpoint import load_checkpoint
-    from fbctrl.experiments.paper import PaperConfig, PretrainUnit, _read_unit
+    from fbctrl.experiments.paper import PaperConfig, PretrainUnit, read_unit
     from fbctrl.experiments.protocol import Condition
 
     torch.set_num_threads(2)
-    rec, meta = _read_unit(path)
+    rec, meta = read_unit(path)
     unit = meta["unit"]
     cond = Condition.parse(unit["condition"])
     assert meta["protocol"] == unit.get("protocol", "published") and meta["lr"] > 0

@@ -4,6 +4,7 @@ and misnamed files are refused, hashes follow the bytes, claims are exclusive an
 from dead processes only, and the runner re-plans damaged and stale units; the committed units
 all carry the provenance that detects staleness."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -196,21 +197,21 @@ def test_a_unit_whose_network_or_sweep_changed_is_stale(tmp_path):
     cfg = paper.PaperConfig.tiny(str(tmp_path / "ck"), str(tmp_path / "res"))
     pt = _network(cfg, "fb", 0, 0)
     run = paper.AdaptUnit("fb", 0, 30.0, RFLO, Protocol.PUBLISHED, cfg.trials)
-    paper._write_unit(cfg, run, {"test_loss": np.ones(4)}, {"network": {"sha256": store.file_sha256(pt)}})
+    paper.write_unit(cfg, run, {"test_loss": np.ones(4)}, {"network": {"sha256": store.file_sha256(pt)}})
     assert paper.unit_status(cfg, run) == ("done", "")
     _network(cfg, "fb", 0, 1)                    # the network is replaced by another one
     state, why = paper.unit_status(cfg, run)
     assert state == "stale" and "computed from another network" in why and str(pt) in why
     # a best-rate run records the digest of the sweep that chose its rate
-    sweep = [u for u in paper._sweep_units(cfg, RFLO, cfg.sweep_rates["rflo"])]
+    sweep = [u for u in paper.sweep_units(cfg, RFLO, cfg.sweep_rates["rflo"])]
     for u in sweep:
-        paper._write_unit(cfg, u, {"test_loss": np.full(u.trials, u.lr)},
+        paper.write_unit(cfg, u, {"test_loss": np.full(u.trials, u.lr)},
                           {"diverged_trial": -1, "network": {"sha256": store.file_sha256(pt) if u.seed == 0 else ""}})
     best = paper.AdaptUnit("fb", 0, 30.0, RFLO, Protocol.BEST, cfg.trials)
-    paper._write_unit(cfg, best, {"test_loss": np.ones(4)},
+    paper.write_unit(cfg, best, {"test_loss": np.ones(4)},
                       {"network": {"sha256": store.file_sha256(pt)}, "sweep_sha256": paper.sweep_digest(cfg, RFLO)})
     assert paper.unit_status(cfg, best)[0] == "done"
-    paper._write_unit(cfg, sweep[-1], {"test_loss": np.zeros(sweep[-1].trials)}, {"diverged_trial": -1})
+    paper.write_unit(cfg, sweep[-1], {"test_loss": np.zeros(sweep[-1].trials)}, {"diverged_trial": -1})
     assert paper.unit_status(cfg, best) == ("stale", f"{best.path(cfg)}: the sweep files that chose its rate changed")
 
 
@@ -218,7 +219,7 @@ def test_damaged_units_are_reported_and_recomputed_by_the_runner(tmp_path):
     cfg = paper.PaperConfig.tiny(str(tmp_path / "ck"), str(tmp_path / "res"))
     pt = _network(cfg, "fb", 0, 0)
     u = paper.AdaptUnit("fb", 0, 30.0, RFLO, Protocol.PUBLISHED, cfg.trials)
-    paper._write_unit(cfg, u, {"test_loss": np.ones(4)}, {"network": {"sha256": store.file_sha256(pt)}})
+    paper.write_unit(cfg, u, {"test_loss": np.ones(4)}, {"network": {"sha256": store.file_sha256(pt)}})
     u.path(cfg).write_bytes(u.path(cfg).read_bytes()[:200])
     state, why = paper.unit_status(cfg, u)
     assert state == "damaged" and str(u.path(cfg)) in why
@@ -232,7 +233,7 @@ def test_every_committed_unit_is_whole_and_records_its_inputs():
     committed network's) by a path relative to the repository, and every best-rate run the digest
     of the sweep that chose its rate: nothing is planned again."""
     cfg = paper.PaperConfig()
-    cfg = paper.replace(cfg, checkpoint_dir=str(repo_root() / cfg.checkpoint_dir),
+    cfg = dataclasses.replace(cfg, checkpoint_dir=str(repo_root() / cfg.checkpoint_dir),
                         results_dir=str(repo_root() / cfg.results_dir), shipped_dir=str(repo_root() / cfg.shipped_dir))
     files = store.find_unit_files(cfg.results_dir)
     assert len(files) >= 636

@@ -4,8 +4,9 @@
 - :mod:`~fbctrl.book.data` the networks and result files a chapter reads (or computes);
 - :mod:`~fbctrl.book.glue` numbers in the prose;
 - :mod:`~fbctrl.book.runner` executes the notebooks (``python -m fbctrl.book run``);
-- :mod:`~fbctrl.book.paper_report` the paper-protocol chapter; :mod:`~fbctrl.book.colab` the
-  first cell that makes a notebook run on Colab.
+- :mod:`~fbctrl.book.chapters` one module per chapter (the paper-protocol chapter's is
+  :mod:`~fbctrl.book.chapters.paper_protocol`); :mod:`~fbctrl.book.colab` the first cell that makes
+  a notebook run on Colab.
 
 A notebook's set-up reads ``from fbctrl import book`` and then ``book.validate_params(...)``,
 ``book.setup_notebook()``, ``book.networks(P, "fb")``, ``book.glue_num(...)``: the names below

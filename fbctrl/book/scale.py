@@ -33,8 +33,9 @@ from ..experiments.network_units import NetworkUnit, shipped_seeds
 from ..experiments.paper import (AdaptUnit, PaperConfig, best_swept_rates, load_network_units, load_runs,
                                  sweep_table, unit_seconds, published_costs)
 from ..experiments.protocol import CONDITIONS, Condition, Protocol
-from ..viz import paper_figures, plots, scale as viz_scale
-from . import paper_report
+from ..viz import plots, scale as viz_scale
+from ..viz.chapters.paper_protocol import plot_paper_adaptation, plot_paper_sweep
+from .chapters import paper_protocol
 from ..viz.style import use_style
 
 __all__ = ["FIGURES", "FigureSpec", "store_config", "check_options", "draw", "caption", "command", "load_data",
@@ -375,9 +376,9 @@ def _draw_data(name: str, d: dict):
     if name == "1a":
         return plots.plot_online_errors(d["t"], d["errs"], d["titles"])
     if name == "3b":
-        return paper_figures.plot_paper_adaptation(d["curves"], d["finals"], rotation_deg=d["rotation"])
+        return plot_paper_adaptation(d["curves"], d["finals"], rotation_deg=d["rotation"])
     if name == "sweep":
-        return paper_figures.plot_paper_sweep(d["tables"], d["best"], d["published_lr"], trials=d["trials"],
+        return plot_paper_sweep(d["tables"], d["best"], d["published_lr"], trials=d["trials"],
                                               rotation_deg=d["rotation_deg"])
     return {"2c": viz_scale.plot_activity_scale, "3a": viz_scale.plot_learning_scale,
             "4a": viz_scale.plot_jacobian_scale, "4b": viz_scale.plot_alignment_scale,
@@ -553,7 +554,7 @@ def convention_lines(cfg: PaperConfig, name: str) -> list[str]:
 
 def stage_lines(cfg: PaperConfig, name: str) -> list[str]:
     """For Figures 4b, 4c and 5a: the sentence on the stage of learning (per trial window along
-    the runs and at matched states; :func:`fbctrl.book.paper_report.stage_sentence`), and for the
+    the runs and at matched states; :func:`fbctrl.book.chapters.paper_protocol.stage_sentence`), and for the
     alignments the sentence on the two conventions of the exact gradient."""
     key = CHAPTER_STAGES.get(name)
     if key is None:
@@ -563,7 +564,7 @@ def stage_lines(cfg: PaperConfig, name: str) -> list[str]:
         col.group == "stage" or col.gradient != "detached" or col.efficiency in ("matched", "per_trial"))]
     res = verdicts.verdict_table(cfg, (c,), ("as published",) + tuple(col.name for col in cols))
     stage = {key: (res[0], res[1:])}
-    out = ["Stage of learning: " + paper_report.stage_sentence(key, stage)]
+    out = ["Stage of learning: " + paper_protocol.stage_sentence(key, stage)]
     if key != "efficiency":
         rs = {verdicts.COLUMNS[r.column].gradient: r for r in res[1:]}
         det, loop = rs.get("detached-pretrained"), rs.get("loop")

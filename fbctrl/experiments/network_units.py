@@ -1,7 +1,7 @@
 """Claims that need only the pre-trained networks, as units of the paper protocol: one file per
-network and measure (``{results}/network/{source}/{measure}/fb_seed{s}.npz``), written by
-``python -m fbctrl paper`` (``fbctrl.experiments.paper`` plans and writes them) and read by the verdict table
-(``fbctrl.experiments.verdicts``).
+network and measure (``{results}/network/{source}/{measure}/fb_seed{s}.npz``), planned by
+``python -m fbctrl paper`` (``fbctrl.experiments.paper``), computed and written by
+:meth:`NetworkUnit.run_batch` and read by the verdict table (``fbctrl.experiments.verdicts``).
 
 Measures, each on the first trial of a 30 degree rotation with frozen weights:
 
@@ -30,7 +30,8 @@ Measures, each on the first trial of a 30 degree rotation with frozen weights:
 ``shipped`` (``checkpoints/``, the book's older networks, pre-trained with pushes: a robustness
 column, never paired with the published networks of the same seed index).
 
-This module measures and summarises; it writes nothing (``fbctrl.experiments.paper`` writes the files).
+This module measures and summarises; only :meth:`NetworkUnit.run_batch` writes (a unit's file,
+through :mod:`fbctrl.experiments.store`).
 """
 
 from __future__ import annotations
@@ -48,10 +49,11 @@ import torch
 from ..analysis import network
 from ..analysis.gradients import PAIRINGS, wrec_second_order
 from ..analysis.matched import EVAL_SEED_OFFSET, loop_alignment
+from ..core.checkpoint import load_checkpoint, read_sidecar
 from ..core.model import Network
 from ..core.task import TaskConfig
 from ..core.train import network_tag
-from .store import file_sha256
+from .store import file_sha256, rel_path, write_unit
 
 __all__ = ["MEASURES", "SHIPPED_MEASURES", "SOURCES", "PAPER_DAMPING", "NetMeasureConfig", "NetworkUnit", "settings", "compute",
            "shipped_seeds", "file_sha256", "activity_values", "activity_newton_values", "jacobian_values",
@@ -177,6 +179,40 @@ class NetworkUnit:
 
     def describe(self) -> str:
         return f"{self.measure} of {self.source} {self.kind} seed {self.seed}"
+
+    def check_network(self, cfg, path: Path) -> dict:
+        """The sidecar of the network to measure, checked to be what its source says: published
+        ones pre-trained with the protocol of ``cfg``, shipped ones with pushes; else a one-line
+        ValueError."""
+        side = read_sidecar(path)
+        got = side.get("config", {})
+        if self.source == "published":
+            want = asdict(cfg.pretrain_config(self.kind))
+            bad = [k for k in ("n", "batches", "batch_size", "train_push", "feedback_density") if got.get(k) != want[k]]
+            if bad:
+                raise ValueError(f"checkpoint {path} was not pre-trained with this protocol ({', '.join(bad)} differ)")
+        elif got.get("train_push") is not True or got.get("n") != cfg.n:
+            raise ValueError(f"checkpoint {path} is not a network of size {cfg.n} pre-trained with pushes "
+                             f"(train_push {got.get('train_push')!r}, n {got.get('n')!r})")
+        return side
+
+    @classmethod
+    def run_batch(cls, cfg, units: list, *, device="cpu", progress: bool = True, command: str = "") -> None:
+        """Measure ``units`` one at a time (:func:`compute`), one file each, recording the
+        measure's settings (:func:`settings`) and the network's sha256. The unit recorded in the
+        file is its fields (all JSON values: ``fbctrl.experiments.paper.unit_dict`` of it)."""
+        for u in units:
+            ck = u.checkpoint(cfg)
+            side = u.check_network(cfg, ck)
+            net = load_checkpoint(ck, n=cfg.n, device=device)
+            rec, secs = compute(u.measure, net, u.seed, cfg.network_measures, cfg.task)
+            meta = {"measure": u.measure, "settings": settings(cfg.network_measures, u.measure, cfg.task),
+                    "source": u.source,
+                    "network": {"checkpoint": rel_path(ck), "sha256": file_sha256(ck), "seed": u.seed,
+                                "source": u.source, "train_push": side.get("config", {}).get("train_push"),
+                                "commit": side.get("commit")},
+                    "device": str(device), "wall_time_s": secs, "command": command}
+            write_unit(u.path(cfg), asdict(u), rec, meta)
 
 
 def shipped_seeds(cfg) -> list[int]:

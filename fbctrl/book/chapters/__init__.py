@@ -8,7 +8,6 @@ inputs its notebook shows, so that the notebook's cells read like the text aroun
 - :mod:`~fbctrl.book.chapters.decoupling` "Finding 2: decoupling from the past";
 - :mod:`~fbctrl.book.chapters.second_order` "Finding 3: efficient, second-order updates";
 - :mod:`~fbctrl.book.chapters.lr_sweep` "Learning rates";
-- :mod:`~fbctrl.book.chapters.performance` "Performance".
-
-The paper-protocol chapter's module is :mod:`fbctrl.book.paper_report`.
+- :mod:`~fbctrl.book.chapters.performance` "Performance";
+- :mod:`~fbctrl.book.chapters.paper_protocol` "The paper's protocol".
 """

@@ -1,2 +1,4 @@
 """The figures of the findings chapters' shipped-network sections, one module per chapter
-(beside :mod:`fbctrl.book.chapters`); the paper-scale figures are in :mod:`fbctrl.viz.scale`."""
+(beside :mod:`fbctrl.book.chapters`), and those of the chapter "The paper's protocol"
+(:mod:`~fbctrl.viz.chapters.paper_protocol`); the paper-scale figures of the findings chapters
+are in :mod:`fbctrl.viz.scale`."""

@@ -1,4 +1,4 @@
-"""What the chapter "The paper's protocol" shows, computed from the unit files alone.
+"""What the chapter "The paper's protocol" (``book/paper_protocol.ipynb``) shows, computed from the unit files alone.
 
 The paper's protocol (``fbctrl.experiments.paper``) is cut into units, each one file: a pre-trained network,
 an adaptation run, a sweep run. This module reads whatever units exist and returns the chapter's
@@ -24,18 +24,18 @@ from pathlib import Path
 import numpy as np
 from IPython.display import Markdown
 
-from ..experiments.network_units import damping_index, smallest_converged_damping, wrec_convergence, wrec_values
-from ..experiments.metrics import final_loss
-from ..experiments.paper import (AdaptUnit, PaperConfig, PretrainUnit, Variant, _done, _read_meta, best_swept_rates,
-                                 load_network_units, load_runs, plan, sweep_table)
-from ..experiments.protocol import CONDITIONS, Protocol
-from ..experiments.stats import mean_ci, paired_effect, verdict
-from ..experiments.verdicts import (BANDS, CLAIMS, COLUMNS, FAIR, FAIR_HELD_OUT, MARKS, RATE_CLAIMS, ROBUSTNESS,
-                                    applies, footnotes, format_cell, format_effect, multiplicity,
-                                    robustness_table, table_rows, verdict_table)
-from ..fmt import Markup, Strong, bold, code, escape_markdown, fmt_num, html_table, markdown_table, md_table
-from ..paths import repo_root
-from .glue import glue_html, glue_text
+from ...experiments.network_units import damping_index, smallest_converged_damping, wrec_convergence, wrec_values
+from ...experiments.metrics import final_loss
+from ...experiments.paper import (AdaptUnit, PaperConfig, PretrainUnit, Variant, best_swept_rates, is_done,
+                                  load_network_units, load_runs, plan, read_meta, sweep_table)
+from ...experiments.protocol import CONDITIONS, Protocol
+from ...experiments.stats import mean_ci, paired_effect, verdict
+from ...experiments.verdicts import (BANDS, CLAIMS, COLUMNS, FAIR, FAIR_HELD_OUT, MARKS, RATE_CLAIMS, ROBUSTNESS,
+                                     applies, footnotes, format_cell, format_effect, multiplicity,
+                                     robustness_table, table_rows, verdict_table)
+from ...fmt import Markup, Strong, bold, code, escape_markdown, fmt_num, html_table, markdown_table, md_table
+from ...paths import repo_root
+from ..glue import glue_html, glue_text
 
 __all__ = ["ProgressRow", "config_at", "progress", "progress_markdown", "networks", "networks_markdown",
            "verdicts", "verdict_rows", "summary_sentence", "verdict_summary_rows", "verdict_summary_html", "Report",
@@ -66,7 +66,7 @@ def unit_hours(cfg: PaperConfig, unit) -> float:
     it); NaN where the file does not say."""
     p = unit.path(cfg)
     try:
-        meta = json.loads(p.with_suffix(".json").read_text()) if unit.stage == "pretrain" else _read_meta(p)
+        meta = json.loads(p.with_suffix(".json").read_text()) if unit.stage == "pretrain" else read_meta(p)
     except (OSError, ValueError, KeyError):
         return float("nan")
     return (float(meta.get("wall_time_s", float("nan"))) + float(meta.get("matched_wall_time_s", 0.0))) / 3600
@@ -77,7 +77,7 @@ def progress(cfg: PaperConfig) -> list[ProgressRow]:
     with the compute hours the finished ones took."""
     rows = []
     for g in plan(cfg, include_done=True):
-        done = [u for u in g.units if _done(cfg, u)]
+        done = [u for u in g.units if is_done(cfg, u)]
         hours = float(np.nansum([unit_hours(cfg, u) for u in done])) if done else 0.0
         rows.append(ProgressRow(g.title, len(done), len(g.units), g.blocked, hours))
     return rows
@@ -136,7 +136,7 @@ def test_loss_runs(cfg: PaperConfig, rotation: float, condition, protocol=Protoc
     finished."""
     units = [AdaptUnit(kind, int(s), float(rotation), condition, Protocol.parse(protocol), cfg.trials,
                        variant=variant) for s in cfg.seeds(kind)]
-    units = [u for u in units if _done(cfg, u)]
+    units = [u for u in units if is_done(cfg, u)]
     if not units:
         return [], np.zeros((0, cfg.trials))
     rec, metas = load_runs(cfg, units)
@@ -145,7 +145,7 @@ def test_loss_runs(cfg: PaperConfig, rotation: float, condition, protocol=Protoc
 
 
 def adaptation_figure_data(cfg: PaperConfig, protocol=Protocol.PUBLISHED, window: int = 10) -> tuple[dict, dict]:
-    """What :func:`fbctrl.viz.paper_figures.plot_paper_adaptation` draws: the test-loss curves of
+    """What :func:`fbctrl.viz.chapters.paper_protocol.plot_paper_adaptation` draws: the test-loss curves of
     every condition at the sweep rotation ({condition: [seeds, trials]}) and the final losses (mean
     of the last ``window`` trials) per condition and rotation ({condition: {rotation: values}})."""
     curves, finals = {}, {}
@@ -168,7 +168,7 @@ def matched_alignment_summary(cfg: PaperConfig) -> dict | None:
     between-seed standard deviation. None before any such run has finished."""
     units = [AdaptUnit("fb", int(s), cfg.sweep_rotation, CONDITIONS[0], Protocol.PUBLISHED, cfg.trials)
              for s in cfg.fb_seeds]
-    units = [u for u in units if _done(cfg, u)]
+    units = [u for u in units if is_done(cfg, u)]
     if not units:
         return None
     rec, _ = load_runs(cfg, units)
@@ -215,20 +215,20 @@ def matched_sentence(summary: dict | None) -> str:
 
 
 def sweep_figure_data(cfg: PaperConfig) -> dict:
-    """What :func:`fbctrl.viz.paper_figures.plot_paper_sweep` draws: every condition's sweep table,
+    """What :func:`fbctrl.viz.chapters.paper_protocol.plot_paper_sweep` draws: every condition's sweep table,
     the best rates, the published protocol's effective rates of the swept networks (from their
     30 deg result files), and the trials per rule."""
     tables = {c.name: sweep_table(cfg, c) for c in CONDITIONS}
     published = {}
     for c in CONDITIONS:
         us = [AdaptUnit("fb", int(s), cfg.sweep_rotation, c, Protocol.PUBLISHED, cfg.trials) for s in cfg.sweep_seeds]
-        published[c.name] = [float(_read_meta(u.path(cfg))["lr"]) for u in us if _done(cfg, u)]
+        published[c.name] = [float(read_meta(u.path(cfg))["lr"]) for u in us if is_done(cfg, u)]
     return {"tables": tables, "best": best_swept_rates(cfg), "published_lr": published,
             "trials": {r.upper(): int(n) for r, n in cfg.sweep_trials.items()}, "rotation_deg": cfg.sweep_rotation}
 
 
 def sweep_heatmap_data(cfg: PaperConfig) -> dict:
-    """What :func:`fbctrl.viz.paper_figures.plot_sweep_heatmaps` draws (Figure 8): per condition
+    """What :func:`fbctrl.viz.chapters.paper_protocol.plot_sweep_heatmaps` draws (Figure 8): per condition
     and swept rotation (the sweep rotation and ``sweep_rotations_beyond``) the geometric mean of
     the final test loss over the swept networks at every rate of its rule (NaN where no network
     finished), where any diverged, and the best rate; plus the runs done and planned."""
@@ -286,7 +286,7 @@ def efficiency_sentence(cfg: PaperConfig) -> str:
     lr = {}
     for c in CONDITIONS[:2]:
         us = [AdaptUnit("fb", int(s), cfg.sweep_rotation, c, Protocol.PUBLISHED, cfg.trials) for s in pub.seeds]
-        lr[c.name] = np.array([_read_meta(u.path(cfg))["lr"] for u in us])
+        lr[c.name] = np.array([read_meta(u.path(cfg))["lr"] for u in us])
     rate = float(np.exp(np.mean(np.log(lr["RFLO+c"] / lr["RFLO"]))))
     others = "; ".join(f"{name}: {fmt_num(r.effect.mean, 3)}, {r.verdict.value}" for name, r in
                        (("scale-free per trial", free), ("whole run", res["efficiency whole run"]),

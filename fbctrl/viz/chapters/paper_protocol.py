@@ -13,11 +13,11 @@ import matplotlib.pyplot as plt
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 import numpy as np
 
-from ..experiments.stats import mean_ci
-from .chapters.common import _log_plain, _quiet
-from .plots import label
-from .style import (COLORS, COND_COLORS, COND_LS, COND_MARKERS, FONT_PT, FULL_WIDTH, legend_below, legend_right,
-                    marker_face)
+from ...experiments.stats import mean_ci
+from ..plots import label
+from ..style import (COLORS, COND_COLORS, COND_LS, COND_MARKERS, FONT_PT, FULL_WIDTH, legend_below, legend_right,
+                     marker_face)
+from .common import _log_plain, _quiet
 
 __all__ = ["plot_paper_adaptation", "plot_verdict_forest", "plot_paper_sweep", "plot_sweep_heatmaps"]
 
@@ -214,7 +214,7 @@ def plot_sweep_heatmaps(data: dict):
 
     ``data``: {"rotations": [deg], "conditions": {condition: {"rates": [every rate swept at any
     rotation], "final": [rotations, rates] geometric means (NaN: not run), "diverged": [rotations,
-    rates] bool, "best": [rotations] best rate or None}}} (``paper_report.sweep_heatmap_data``)."""
+    rates] bool, "best": [rotations] best rate or None}}} (``fbctrl.book.chapters.paper_protocol.sweep_heatmap_data``)."""
     conds = [c for c in CONDITION_ORDER if c in data["conditions"]]
     rots = list(data["rotations"])
     fig, axes = plt.subplots(1, max(len(conds), 1), figsize=(3.3 * max(len(conds), 1), 2.9), squeeze=False)
