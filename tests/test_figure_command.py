@@ -61,7 +61,7 @@ def test_other_formats(tmp_path, suffix):
     (["figure", "3a", "--conditions", "RFLO", "RFLO", "--out", "x.png"], "conditions must be distinct values"),
     (["figure", "2c", "--source", "pushed", "--out", "x.png"], "source must be one of published, shipped"),
     (["figure", "2c", "--seeds", "99", "--out", "x.png"], "seeds must be distinct values among 0, 1"),
-    (["figure", "4a", "--lag", "3", "--out", "x.png"], "lag must be one of 1, 5, 10"),
+    (["figure", "4a", "--lag", "11", "--out", "x.png"], "lag must be one of 1, 2, 3, 4, 5, 6, 7, 8, 9, 10"),
 ])
 def test_bad_input_one_line_exit_2(argv, words, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
