@@ -511,8 +511,8 @@ def cmd_figure(a) -> int:
         _compute_missing(cfg, a.name, checked, a.device)
     missing = scale.missing_units(a.name, cfg, checked)
     if missing:
-        print(f"fbctrl: {len(missing)} unit file(s) of figure {a.name} are missing (drawn without them; "
-              f"--compute runs them)", file=sys.stderr)
+        print(f"fbctrl: {len(missing)} unit file(s) of figure {a.name} are missing or out of date (drawn without "
+              f"them; --compute runs them)", file=sys.stderr)
     scale.use_style()
     fig, d, checked = scale.draw(a.name, cfg, device=a.device, **opts)
     text = scale.caption(a.name, d, checked, cfg)

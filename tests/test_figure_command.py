@@ -140,17 +140,20 @@ def test_compute_runs_only_the_missing_units_grouped_by_rule(tmp_path, monkeypat
     ran = []
     monkeypatch.setattr(cli.paper, "run_batch", lambda cfg, units, **kw: ran.append([u.describe() for u in units]))
     out = tmp_path / "f.png"
-    assert main(["figure", "4b", "--seeds", "0", "--root", str(tmp_path), "--compute", "--out", str(out)]) == 0
+    # the faked runner writes nothing, so the figure has no data left to draw: one line, exit 2, no file
+    assert main(["figure", "4b", "--seeds", "0", "--root", str(tmp_path), "--compute", "--out", str(out)]) == 2
     assert ran == [["fb RFLO+c 30 deg seed 0 (published)", "fb RFLO 30 deg seed 0 (published)"]]
     err = capsys.readouterr().err
-    assert "computing 2 missing unit(s): about" in err and "2 unit file(s) of figure 4b are missing" in err
-    assert out.is_file()
+    assert "computing 2 missing unit(s): about" in err and "2 unit file(s) of figure 4b are missing or out of date" in err
+    assert "figure 4b has no whole, current unit file in the store for seeds 0" in err
+    assert not out.exists()
 
 
 def test_without_compute_nothing_runs(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(cli.paper, "run_batch", lambda *a, **k: pytest.fail("computed without --compute"))
-    assert main(["figure", "4c", "--seeds", "0", "--root", str(tmp_path), "--out", str(tmp_path / "g.png")]) == 0
-    assert "--compute runs them" in capsys.readouterr().err
+    assert main(["figure", "4c", "--seeds", "0", "--root", str(tmp_path), "--out", str(tmp_path / "g.png")]) == 2
+    err = capsys.readouterr().err
+    assert "--compute runs them" in err and "python -m fbctrl figure 4c --seeds 0 --compute" in err
 
 
 @pytest.mark.parametrize("kw, words", [

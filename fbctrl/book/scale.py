@@ -30,7 +30,7 @@ from ..core.task import TaskConfig
 from ..experiments import metrics, stats, verdicts
 from ..experiments import network_units
 from ..experiments.network_units import NetworkUnit, shipped_seeds
-from ..experiments.paper import (AdaptUnit, PaperConfig, best_swept_rates, load_network_units, load_runs,
+from ..experiments.paper import (AdaptUnit, PaperConfig, best_swept_rates, is_done, load_network_units, load_runs,
                                  sweep_table, unit_seconds, published_costs)
 from ..experiments.protocol import CONDITIONS, Condition, Protocol
 from ..viz import plots, scale as viz_scale
@@ -391,6 +391,10 @@ def draw(name: str, cfg: PaperConfig | None = None, *, device="cpu", **opts):
     cfg = cfg or store_config()
     opts = check_options(name, cfg, **opts)
     d = load_data(name, cfg, opts, device=device)
+    if "seeds" in d and not len(d["seeds"]):
+        raise ValueError(f"figure {name} has no whole, current unit file in the store for seeds "
+                         f"{', '.join(map(str, opts.get('seeds', ())))} (compute them: "
+                         f"{command(name, opts, cfg)} --compute)")
     return _draw_data(name, d), d, opts
 
 
@@ -481,7 +485,8 @@ def verdict_lines(cfg: PaperConfig, keys) -> list[str]:
 
 
 def missing_units(name: str, cfg: PaperConfig, opts: dict) -> list:
-    """The unit files figure ``name`` reads that are not in the store (what ``--compute`` runs)."""
+    """The units figure ``name`` reads that the store does not hold whole and current (missing,
+    damaged, or computed from other inputs or settings: what ``--compute`` runs)."""
     o = opts
     if name in ("3a", "3b", "4b", "4c", "5a"):
         rots = o.get("rotations") or (o.get("rotation", cfg.sweep_rotation),)
@@ -494,7 +499,7 @@ def missing_units(name: str, cfg: PaperConfig, opts: dict) -> list:
         units = [NetworkUnit(measure, "fb", int(s), o["source"]) for s in o["seeds"]]
     else:
         return []          # 1a is computed live; the sweep is planned by `python -m fbctrl paper`
-    return [u for u in units if not u.path(cfg).is_file()]
+    return [u for u in units if not is_done(cfg, u)]
 
 
 def estimate_seconds(cfg: PaperConfig, units: list) -> float:
