@@ -49,6 +49,7 @@ from ..core.task import TaskConfig
 from ..core.train import PretrainConfig, Trainer, network_tag, pretrain
 from ..learning import ckernels
 from ..learning.adapt import RunSpec, adapt
+from ..learning.rates import SWEEP_GRID, TINY_SWEEP_GRID
 from ..perf.bench import PUBLISHED_CPU, pretrain_flops
 from . import network_units, store
 from .network_units import MEASURES, NetMeasureConfig, NetworkUnit, shipped_seeds
@@ -86,15 +87,15 @@ class PaperConfig:
     # there at each rotation's own best rate (Variant.OWN_BEST), after everything else
     sweep_rotations_beyond: tuple = (40.0, 50.0, 60.0)
     sweep_seeds: tuple = tuple(range(5))
-    sweep_rates: dict = field(default_factory=lambda: {
-        "rflo": (1.5e-6, 5e-6, 1.5e-5, 5e-5, 1.5e-4, 5e-4, 1.5e-3),
-        "bptt": (1e-6, 3e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3)})
+    sweep_rates: dict = field(default_factory=lambda: dict(SWEEP_GRID))
+    sweep_bptt_weights: str = "history"           # the sweep's online BPTT ("current": Variant.BPTT_CURRENT units)
     sweep_trials: dict = field(default_factory=lambda: {"rflo": 1000, "bptt": 200})
     sweep_final_window: int = 10
     max_sweep_extensions: int = 2
     checkpoint_dir: str = "checkpoints/published"
     results_dir: str = "results/paper"
     shipped_dir: str = "checkpoints"              # the book's networks pre-trained with pushes (robustness)
+    train_push: bool = False                      # the networks are pre-trained with pushes (the shipped family)
     network_measures: NetMeasureConfig = field(default_factory=NetMeasureConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
 
@@ -121,7 +122,7 @@ class PaperConfig:
                    nofb_seeds=(0, 1), rotations=(30.0, 40.0), trials=4, align_every=2, sweep_seeds=(0, 1),
                    sweep_rotations_beyond=(40.0,),
                    matched_points=(0, 4), matched_trials=2,
-                   sweep_rates={"rflo": (5e-5, 5e-4), "bptt": (1e-5, 1e-4)}, sweep_trials={"rflo": 3, "bptt": 2},
+                   sweep_rates=dict(TINY_SWEEP_GRID), sweep_trials={"rflo": 3, "bptt": 2},
                    sweep_final_window=2, max_sweep_extensions=1, checkpoint_dir=checkpoint_dir,
                    results_dir=results_dir, task=TaskConfig(T=30, go_step=5, move_steps=20),
                    shipped_dir=shipped_dir or str(Path(checkpoint_dir).parent / "shipped"),
@@ -133,7 +134,7 @@ class PaperConfig:
         spec = NetworkSpec.parse(kind)
         return PretrainConfig(n=self.n, feedback_density=spec.feedback_density, delay=spec.delay,
                               batches=self.pretrain_batches, batch_size=self.batch_size, eval_every=self.eval_every,
-                              checkpoint_every=self.checkpoint_every, train_push=False, task=spec.task)
+                              checkpoint_every=self.checkpoint_every, train_push=self.train_push, task=spec.task)
 
     def seeds(self, kind: str) -> tuple:
         return self.fb_seeds if NetworkSpec.parse(kind).has_feedback else self.nofb_seeds
@@ -204,13 +205,15 @@ class SweepUnit:
     trials: int
     kind: str = "fb"
     stage: str = "sweep"
+    variant: Variant = Variant.NONE
 
     def path(self, cfg: PaperConfig) -> Path:
-        return (Path(cfg.results_dir) / "sweep" / _rot(self.rotation_deg)
-                / f"{self.condition.slug}_lr{self.lr:.3g}_seed{self.seed}.npz")
+        folder = _rot(self.rotation_deg) + (f"+{self.variant.value}" if self.variant is not Variant.NONE else "")
+        return Path(cfg.results_dir) / "sweep" / folder / f"{self.condition.slug}_lr{self.lr:.3g}_seed{self.seed}.npz"
 
     def describe(self) -> str:
-        return f"sweep {self.condition.name} lr {self.lr:.3g} seed {self.seed}"
+        v = f" ({self.variant.value})" if self.variant is not Variant.NONE else ""
+        return f"sweep {self.condition.name} lr {self.lr:.3g} seed {self.seed}{v}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -340,7 +343,9 @@ def _sweep_grid(cfg: PaperConfig, cond: Condition, rotation: float | None = None
 def _sweep_units(cfg: PaperConfig, cond: Condition, rates, rotation: float | None = None) -> list[SweepUnit]:
     trials = int(cfg.sweep_trials[cond.rule.value])
     rot = _sweep_rotation(cfg, rotation)
-    return [SweepUnit(int(s), rot, cond, float(lr), trials) for lr in rates for s in cfg.sweep_seeds]
+    current = cond.rule is Rule.BPTT and cfg.sweep_bptt_weights == "current"
+    return [SweepUnit(int(s), rot, cond, float(lr), trials, variant=Variant.BPTT_CURRENT if current else Variant.NONE)
+            for lr in rates for s in cfg.sweep_seeds]
 
 
 def sweep_digest(cfg: PaperConfig, cond: Condition) -> str:
@@ -850,7 +855,7 @@ def _hms(s: float) -> str:
 
 def run_plan(cfg: PaperConfig, *, device="cpu", budget_minutes: float | None = None, max_runs: int | None = None,
              costs: Costs | None = None, progress: bool = True, command: str = "", log=print,
-             stages=None, shard: tuple[int, int] | None = None) -> dict:
+             stages=None, shard: tuple[int, int] | None = None, planner=None) -> dict:
     """Run the groups of :func:`plan` in order, one lockstep batch at a time, re-planning after
     each (the sweep's extensions and best rates appear when their inputs exist). With a budget,
     stop before a batch whose estimate would not fit, with everything finished saved.
@@ -860,7 +865,9 @@ def run_plan(cfg: PaperConfig, *, device="cpu", budget_minutes: float | None = N
     Each unit is claimed before it runs (``store.claim``): a unit another live process holds is
     left to it (the run stops saying so when only such units are left), and a unit another
     process finished meanwhile is not computed again. Damaged and stale units are logged and
-    recomputed."""
+    recomputed. ``planner``: the function that plans ``cfg`` (default :func:`plan`; the shipped
+    family's is ``fbctrl.experiments.shipped.plan``)."""
+    planner = planner or plan
     if stages is not None:
         bad = [x for x in stages if x not in STAGES]
         if bad or not stages:
@@ -868,7 +875,7 @@ def run_plan(cfg: PaperConfig, *, device="cpu", budget_minutes: float | None = N
     t0 = time.perf_counter()
     done, stopped, held = 0, None, {}
     while True:
-        groups = _todo(cfg, stages, shard, held)
+        groups = _todo(cfg, stages, shard, held, planner)
         g = next((g for g in groups if g.units and not g.blocked), None)
         if g is None and _release_dead(held):
             continue
@@ -887,14 +894,14 @@ def run_plan(cfg: PaperConfig, *, device="cpu", budget_minutes: float | None = N
         log(f"[{_hms(used)}] {g.title}: {', '.join(u.describe() for u in units[:3])}"
             + (f" and {len(units) - 3} more" if len(units) > 3 else "") + (f" (about {_hms(est)})" if costs else ""))
         done += _run_claimed(cfg, units, held, log, device=device, progress=progress, command=command)
-    left = sum(len(shard_units(x, shard).units) for x in plan(cfg)
+    left = sum(len(shard_units(x, shard).units) for x in planner(cfg)
                if stages is None or (x.units and x.units[0].stage in stages))
     return {"units_done": done, "units_left": left, "wall_time_s": time.perf_counter() - t0, "stopped": stopped}
 
 
-def _todo(cfg: PaperConfig, stages, shard, held: dict) -> list[Group]:
+def _todo(cfg: PaperConfig, stages, shard, held: dict, planner) -> list[Group]:
     """The plan's groups of ``stages`` and ``shard``, without the units other processes hold."""
-    groups = [shard_units(g, shard) for g in plan(cfg) if stages is None or (g.units and g.units[0].stage in stages)]
+    groups = [shard_units(g, shard) for g in planner(cfg) if stages is None or (g.units and g.units[0].stage in stages)]
     return [replace(g, units=[u for u in g.units if u not in held]) if held else g for g in groups]
 
 

@@ -27,13 +27,11 @@ import numpy as np
 import torch
 
 from . import ckernels
+from .rates import PAPER_LR   # declared in fbctrl.learning.rates, re-exported here
 
 __all__ = ["TrialState", "OnlineBPTT", "RFLO", "make_rule", "PAPER_LR", "RULES"]
 
 RULES = ("bptt", "rflo")
-
-# Fine-tuning learning rates of the paper (SPEC 4): (rule, controller_on) -> lr
-PAPER_LR = {("bptt", True): 1e-4, ("bptt", False): 5e-6, ("rflo", True): 5e-5, ("rflo", False): 5e-5}
 
 
 @dataclass
