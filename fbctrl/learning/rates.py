@@ -6,7 +6,8 @@
   (``fbctrl.experiments.protocol.effective_rate``: the published code's effective rates are
   these times its factors) and the ``paper-text`` protocol's rates.
 * :data:`SWEEP_GRID` -- the learning-rate sweep of the paper protocol (Figure 8): seven rates
-  per rule, half a decade apart, each holding the paper's rates.
+  per rule, half a decade apart, spanning the paper's rates (RFLO's holds 5e-5, BPTT's 1e-4; the
+  paper's 5e-6 for BPTT lies between two of its rates).
 * :data:`SHIPPED_SWEEP_GRID` -- the coarser grid the networks pre-trained with pushes
   (``checkpoints/fb_seed*.pt``) were swept on (five rates per rule, holding the paper's rates).
 * :data:`TINY_SWEEP_GRID` -- two rates per rule, for the dry run of every stage in seconds.
