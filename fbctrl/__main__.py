@@ -1,4 +1,4 @@
-"""Command line: ``python -m fbctrl {pretrain,evaluate,adapt,bench} ...``.
+"""Command line: ``python -m fbctrl {pretrain,evaluate,paper,verdicts,adapt,bench,figure} ...``.
 
 Bad arguments end with one line ``fbctrl: error: ...`` naming the argument and what is allowed,
 and exit code 2.
@@ -13,10 +13,9 @@ import os
 import shlex
 import signal
 import sys
-import warnings
+from functools import partial
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .book import scale
@@ -27,9 +26,8 @@ from .core.evaluate import evaluate, evaluate_cycles
 from .core.task import TaskConfig
 from .core.tasks import REACH_SETS, TASK_NAMES
 from .core.train import PretrainConfig, network_tag, pretrain
-from .experiments import paper, store, verdicts
-from .experiments.runs import (CONDITIONS, SWEEP_RATES, activity_alignment, lr_sweep, provenance, run_conditions,
-                               save_results, save_sweep, shipped_networks, summarise)
+from .experiments import paper, shipped, store, verdicts
+from .experiments.runs import provenance
 from .learning.adapt import DivergenceError, checkpoint_task, cli_adapt
 from .paths import repo_root
 from .perf import bench
@@ -88,14 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_paper(sub)
     _add_verdicts(sub)
     _add_adapt(sub)
-    _add_reproduce(sub)
-    _add_sweep(sub)
     _add_bench(sub)
     _add_figure(sub)
     return p
 
 
 FIGURE_FORMATS = (".png", ".pdf", ".svg")
+NETWORKS = ("published", "shipped")          # the network families of the store (paper --networks)
 
 
 def _figure_out(s):
@@ -180,6 +177,9 @@ def _add_paper(sub) -> None:
                         "takes cores / N threads unless OMP_NUM_THREADS is set")
     p.add_argument("--save", default=None, help="with --plan: also write the plan's cost per stage (measured, "
                    "and the published code's for the same work) to this .json file")
+    p.add_argument("--networks", choices=list(NETWORKS), default="published",
+                   help="published: the paper protocol's networks (checkpoints/published); shipped: the networks "
+                        "pre-trained with pushes (checkpoints/), the runs the findings chapters read")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -205,37 +205,6 @@ def _add_adapt(sub) -> None:
                    help="learning rate (default: the paper's rate for the condition)")
     p.add_argument("--seed", type=_nonneg_int("seed"), default=0)
     p.add_argument("--delay", type=_delay, default=None)
-    p.add_argument("--out", required=True, help="output .npz")
-    p.add_argument("--force", action="store_true", help="replace an existing output file")
-    p.add_argument("--device", type=device, default="cpu")
-    p.add_argument("--no-progress", action="store_true")
-
-
-def _add_reproduce(sub) -> None:
-    p = sub.add_parser("reproduce", help="the four adaptation conditions on the shipped networks, with a summary")
-    p.add_argument("--checkpoints", default="checkpoints", help="folder with {fb,nofb}_seed*.pt")
-    p.add_argument("--kind", default="fb", help="checkpoint tag: fb, nofb, ...")
-    p.add_argument("--seeds", type=_nonneg_int("seeds"), nargs="+", default=None)
-    p.add_argument("--rotation", type=_angle, default=30.0)
-    p.add_argument("--trials", type=_positive_int("trials"), default=500)
-    p.add_argument("--align-every", type=_positive_int("align-every"), default=50)
-    p.add_argument("--bptt-weights", choices=["history", "current"], default="current")
-    p.add_argument("--no-activity", action="store_true", help="skip the activity-space alignment")
-    p.add_argument("--out", required=True, help="output .npz")
-    p.add_argument("--force", action="store_true", help="replace an existing output file")
-    p.add_argument("--device", type=device, default="cpu")
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--json", action="store_true")
-
-
-def _add_sweep(sub) -> None:
-    p = sub.add_parser("sweep", help="learning-rate sweep (Figure 8) on the shipped networks")
-    p.add_argument("--checkpoints", default="checkpoints")
-    p.add_argument("--kind", default="fb")
-    p.add_argument("--seeds", type=_nonneg_int("seeds"), nargs="+", default=None)
-    p.add_argument("--rotations", type=_angle, nargs="+", default=[30.0])
-    p.add_argument("--rules", choices=["rflo", "bptt"], nargs="+", default=["rflo", "bptt"])
-    p.add_argument("--trials", type=_positive_int("trials"), default=200)
     p.add_argument("--out", required=True, help="output .npz")
     p.add_argument("--force", action="store_true", help="replace an existing output file")
     p.add_argument("--device", type=device, default="cpu")
@@ -326,53 +295,6 @@ def cmd_adapt(a) -> int:
     return cli_adapt(a)
 
 
-def cmd_reproduce(a) -> int:
-    input_folder("checkpoints", a.checkpoints)
-    output_file("out", a.out, ".npz", force=a.force)
-    nets, seeds = shipped_networks(a.checkpoints, a.kind, a.seeds, device=a.device)
-    has_fb = float(nets.mask.abs().sum()) > 0
-    conds = CONDITIONS if has_fb else tuple(c for c in CONDITIONS if not c[1])  # no controller without feedback
-    res = run_conditions(nets, seeds, rotation_deg=a.rotation, trials=a.trials, align_every=a.align_every,
-                         bptt_weights=a.bptt_weights, progress=not a.no_progress, device=a.device, conditions=conds)
-    cmd = "python -m fbctrl " + " ".join(shlex.quote(x) for x in sys.argv[1:])
-    save_results(a.out, res, {"command": cmd, "kind": a.kind, "seeds": seeds, "rotation_deg": a.rotation,
-                              "trials": a.trials, "bptt_weights": a.bptt_weights})
-    summ = summarise({k: v.records for k, v in res.items()})
-    if not a.no_activity and has_fb:
-        act = activity_alignment(nets, rotation_deg=a.rotation)
-        summ["activity"] = {k: {"mean": float(np.mean(v[:, :, 20:])),
-                                "per_seed": np.mean(v[:, :, 20:], axis=(1, 2)).round(4).tolist()}
-                            for k, v in act.items()}
-    summ["seeds"] = seeds
-    for name, d in summ.items():
-        if isinstance(d, dict) and "final_test_loss" in d:
-            f = d["final_test_loss"]
-            print(f"{name:8s} final test loss (controller off) {f['mean']:.4g} +- {f['sem']:.2g} (n={f['n']}), "
-                  f"efficiency {d['efficiency']['mean']:.3g}", file=sys.stderr)
-    print(json.dumps(summ))
-    return 0
-
-
-def cmd_sweep(a) -> int:
-    input_folder("checkpoints", a.checkpoints)
-    output_file("out", a.out, ".npz", force=a.force)
-    nets, seeds = shipped_networks(a.checkpoints, a.kind, a.seeds, device=a.device)
-    sw = lr_sweep(nets, seeds, rates=SWEEP_RATES, rotations=tuple(a.rotations), trials=a.trials,
-                  rules=tuple(a.rules), progress=not a.no_progress, device=a.device)
-    cmd = "python -m fbctrl " + " ".join(shlex.quote(x) for x in sys.argv[1:])
-    save_sweep(a.out, sw, {"command": cmd, "kind": a.kind})
-    best = {}
-    for name, fin in sw["final"].items():
-        rule = name.split("+")[0].lower()
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)   # a rate that diverged in every seed: NaN
-            m = np.nanmean(fin, axis=2)  # over seeds
-        best[name] = {f"{rot:g}": sw["rates"][rule][int(np.nanargmin(m[:, j]))] if np.isfinite(m[:, j]).any() else None
-                      for j, rot in enumerate(sw["rotations"])}
-    print(json.dumps({"out": a.out, "best_rate": best}))
-    return 0
-
-
 def _paper_config(a):
     if a.tiny and (a.checkpoint_dir is None or a.results_dir is None):
         raise ValueError("--tiny needs --checkpoint-dir and --results-dir (it must not write beside the real results)")
@@ -417,15 +339,24 @@ def cmd_verdicts(a) -> int:
     return 0
 
 
+def _family(a, cfg):
+    """``(cfg, planner)`` of the network family ``--networks`` (the published protocol's, or the
+    shipped networks': ``fbctrl.experiments.shipped``)."""
+    if a.networks == "published":
+        return cfg, paper.plan
+    sizes = shipped.ShippedSizes.tiny() if a.tiny else shipped.SIZES
+    return shipped.config(cfg, sizes), partial(shipped.plan, sizes=sizes)
+
+
 def cmd_paper(a) -> int:
-    cfg = _paper_config(a)
+    cfg, planner = _family(a, _paper_config(a))
     if a.save is not None and not a.plan:
         raise ValueError(f"save needs --plan, got --save {a.save!r} without it")
     if a.save is not None:
         output_file("save", a.save, ".json")
     _check_folders(a, cfg, "plan" if a.plan else "write")
     costs = {} if a.no_calibrate else paper.calibrate(cfg, a.device, gpu_model=a.plan and a.device == "cpu")
-    groups = [paper.shard_units(g, a.shard) for g in paper.plan(cfg) if a.only is None or (g.units and g.units[0].stage in a.only)]
+    groups = [paper.shard_units(g, a.shard) for g in planner(cfg) if a.only is None or (g.units and g.units[0].stage in a.only)]
     print(paper.format_plan(cfg, groups, costs), flush=True)
     if a.plan:
         if a.save is not None:
@@ -438,7 +369,7 @@ def cmd_paper(a) -> int:
         print(f"shard {a.shard[0]}/{a.shard[1]}: {threads} CPU thread(s) of {os.cpu_count()}", flush=True)
     res = paper.run_plan(cfg, device=a.device, budget_minutes=a.budget_minutes, max_runs=a.max_runs,
                          costs=costs.get("measured"), progress=not a.no_progress, command=cmd, stages=a.only,
-                         shard=a.shard)
+                         shard=a.shard, planner=planner)
     print(json.dumps(res))
     return 0
 
@@ -528,8 +459,7 @@ def main(argv=None) -> int:
     a = None
     try:
         a = parser.parse_args(argv)
-        return {"pretrain": cmd_pretrain, "evaluate": cmd_evaluate, "adapt": cmd_adapt,
-                "reproduce": cmd_reproduce, "sweep": cmd_sweep, "bench": cmd_bench,
+        return {"pretrain": cmd_pretrain, "evaluate": cmd_evaluate, "adapt": cmd_adapt, "bench": cmd_bench,
                 "paper": cmd_paper, "verdicts": cmd_verdicts, "figure": cmd_figure}[a.cmd](a)
     except CLIError as exc:
         print(f"fbctrl: error: {exc}", file=sys.stderr)

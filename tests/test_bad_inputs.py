@@ -93,13 +93,10 @@ BAD_INPUTS = [
     ("verdicts --results-dir {file}", 2, "results-dir '{file}' is a file, not a folder"),
     ("verdicts --tiny --checkpoint-dir {tmp} --results-dir {damaged_res}", 0,
      "warning: result file {damaged_res}/adapt/published/rot30/fb_rflo_seed0.npz is damaged"),
-    # reproduce, sweep
-    ("reproduce --checkpoints {tmp}/no/such --out {tmp}/y.npz", 2, "checkpoints '{tmp}/no/such' does not exist"),
-    ("reproduce --checkpoints {tmp} --out /proc/y.npz", 2, "out '/proc/y.npz' is not writable"),
-    ("reproduce --checkpoints {tmp} --out {existing_npz}", 2, "out '{existing_npz}' exists: pass --force"),
-    ("sweep --checkpoints {tmp} --out {dir_npz}", 2, "out '{dir_npz}' is a folder, not a .npz file"),
-    ("sweep --checkpoints {tmp} --rules adam --out {tmp}/s.npz", 2, "argument --rules: invalid choice: 'adam'"),
-    ("sweep --checkpoints {file} --out {tmp}/s.npz", 2, "checkpoints '{file}' is a file, not a folder"),
+    # the network family of the store; the older commands are gone (their runs are store units)
+    ("paper --networks all --plan", 2, "argument --networks: invalid choice: 'all'"),
+    ("reproduce --out {tmp}/y.npz", 2, "argument cmd: invalid choice: 'reproduce'"),
+    ("sweep --out {tmp}/s.npz", 2, "argument cmd: invalid choice: 'sweep'"),
     # bench, the command itself
     ("bench adapt --save /proc/b.json", 2, "save '/proc/b.json' is not writable"),
     ("bench adapt --save {tmp}/b.txt", 2, "save must be a .json file name"),

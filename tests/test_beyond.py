@@ -15,7 +15,6 @@ import scipy.stats
 import torch
 
 from fbctrl.analysis import gradients, network
-from fbctrl.book import data as book_data
 from fbctrl.core.bptt import Regularisation, forward, loss_and_grads
 from fbctrl.core.checkpoint import find_checkpoints, load_checkpoint, network_spec, save_checkpoint
 from fbctrl.core.model import NetworkConfig, draw_x0, init_network, rollout, trial_loss
@@ -220,14 +219,6 @@ def test_checkpoints_of_each_family_are_found_apart_and_loaded(tmp_path):
     assert load_checkpoint(tmp_path / "lc_fb_n8_seed0.pt").cfg.n_in == 2
     with pytest.raises(ValueError, match="family without its size"):
         find_checkpoints(tmp_path, "fb_n8")
-
-
-def test_book_file_names_accept_every_family():
-    for kind in ("fb", "nofb", "fb_d5", "fb0.3", "lc_fb", "lc_nofb"):
-        m = book_data._ADAPT_RE.match(f"paper_adapt_{kind}_rot30_s0-4.npz")
-        assert m and m["kind"] == kind and m["rot"] == "30"
-        m = book_data._SWEEP_RE.match(f"lr_sweep_{kind}_rot30_s0-1.npz")
-        assert m and m["kind"] == kind
 
 
 # ---------------------------------------------------------------------------------------------

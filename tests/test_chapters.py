@@ -20,13 +20,15 @@ from fbctrl.book import glue as glue_mod
 from fbctrl.book.chapters import activity_space, adaptation, lr_sweep
 from fbctrl.core.checkpoint import save_checkpoint
 from fbctrl.core.model import NetworkConfig, init_network
-from fbctrl.experiments.runs import lr_sweep as run_sweep, run_conditions, save_results, save_sweep, shipped_networks
+from fbctrl.book import data
+from fbctrl.experiments import paper, shipped
 from fbctrl.viz import figures
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
 N, TRIALS = 10, 3
-LRS = {("rflo", True): 1e-4, ("rflo", False): 1e-4, ("bptt", True): 1e-4, ("bptt", False): 1e-5}
+SIZES = shipped.ShippedSizes(trials={30.0: TRIALS}, exact_bptt_trials=TRIALS, exact_bptt_seeds=(0,), sweep_trials=TRIALS)
+CONF = {"n": N, "batches": 3, "batch_size": 4, "train_push": True, "feedback_density": 1.0, "delay": 0}
 THIN = ("adaptation", "lr_sweep", "activity_space", "decoupling", "second_order", "online_correction", "model_and_task",
         "performance")
 HIDDEN = {"remove-input", "hide-input", "remove-cell", "hide-cell"}
@@ -41,17 +43,15 @@ def _net(seed: int, density: float = 1.0):
 def dirs(tmp_path_factory):
     ck, res = tmp_path_factory.mktemp("ck"), tmp_path_factory.mktemp("res")
     for s in (0, 1):
-        save_checkpoint(_net(s), ck / f"fb_n{N}_seed{s}.pt", {"seed": s})
-    save_checkpoint(_net(5, density=0.0), ck / f"nofb_n{N}_seed5.pt", {"seed": 5})
-    nets, seeds = shipped_networks(ck, f"fb_n{N}", [0, 1])
-    out = run_conditions(nets, seeds, rotation_deg=30.0, trials=TRIALS, lrs=LRS, progress=False, on_divergence="mark")
-    save_results(res / "adapt_fb_rot30_s0-1.npz", out, {"command": "test", "kind": "fb", "seeds": seeds,
-                                                        "rotation_deg": 30.0, "trials": TRIALS,
-                                                        "bptt_weights": "current"})
-    sw = run_sweep(nets, seeds, rates={"rflo": [1e-6, 1e-4], "bptt": [1e-6, 1e-5]}, rotations=(30.0,),
-                   trials=TRIALS, final_window=2, progress=False)
-    save_sweep(res / "lr_sweep_fb_rot30_s0-1.npz", sw, {"command": "test", "kind": "fb"})
-    return ck, res
+        save_checkpoint(_net(s), ck / f"fb_n{N}_seed{s}.pt", {"seed": s, "config": CONF})
+    save_checkpoint(_net(5, density=0.0), ck / f"nofb_n{N}_seed5.pt", {"seed": 5, "config": {**CONF, "feedback_density": 0.0}})
+    mp = pytest.MonkeyPatch()
+    mp.setattr(data, "SIZES", SIZES)
+    cfg = data.store_config(book.validate_params(profile="default", checkpoint_dir=str(ck), results_dir=str(res)))
+    # the shipped family's units at 30 degrees and its sweep, through the store's runner
+    paper.run_plan(cfg, progress=False, log=lambda *a: None, planner=lambda c: shipped.plan(c, SIZES))
+    yield ck, res
+    mp.undo()
 
 
 @pytest.fixture
@@ -95,9 +95,9 @@ def test_adaptation_glues_every_cited_key(dirs, glued):
     ch = adaptation.load(_P(dirs, "adaptation", explore_trials=2))
     adaptation.glue_results(ch)
     adaptation.glue_nofb(ch)
-    assert adaptation.glue_convention(ch) is None  # no exact-sweep file here
+    assert adaptation.glue_convention(ch) is not None  # the store holds exact-BPTT runs (seed 0)
     assert _cited_by_module("adaptation") <= set(glued)
-    assert glued["n_seeds"] == "2" and glued["n_trials"] == str(TRIALS) and glued["conv_text"].startswith("there is no")
+    assert glued["n_seeds"] == "2" and glued["n_trials"] == str(TRIALS) and glued["conv_text"].startswith("after 3 trials at 30° (seeds 0)")
     assert "condition" in adaptation.rotations_table(ch).data
     state, example = adaptation.explorer_state(ch)
     assert example == 0 and state.trials == 2

@@ -1,7 +1,7 @@
 """The Findings chapters' logic (fbctrl.book.data) and figures (fbctrl.viz.figures) on tiny networks:
-result-file discovery and concatenation, live computation of missing rotations, summaries, the
-activity-space and decoupling analyses against independent computations, the sweep loader, and
-a smoke test of every figure."""
+the shipped family's runs read from the store (computed there by the store's runner), live
+computation of what the store lacks, summaries, the activity-space and decoupling analyses
+against independent computations, the sweep and its best rates, and a smoke test of every figure."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ from fbctrl.experiments import metrics
 from fbctrl.experiments import stats
 from fbctrl.viz import widgets
 from fbctrl import fmt
-from fbctrl.experiments import runs
+from fbctrl.experiments import paper, shipped
+from fbctrl.learning.rates import PAPER_LR
 from fbctrl.learning import adapt as adapt_mod
 from fbctrl import book  # noqa: E402
 from fbctrl.analysis import gradients as analysis  # noqa: E402
@@ -29,14 +30,17 @@ from fbctrl.viz import figures  # noqa: E402
 from fbctrl.learning.adapt import RunSpec, adapt  # noqa: E402
 from fbctrl.core.bptt import forward  # noqa: E402
 from fbctrl.core.checkpoint import save_checkpoint  # noqa: E402
-from fbctrl.experiments.runs import lr_sweep, run_conditions, save_results, save_sweep, shipped_networks  # noqa: E402
+from fbctrl.experiments.runs import shipped_networks  # noqa: E402
 from fbctrl.core.model import NetworkConfig, init_network, rollout  # noqa: E402
 from fbctrl.core.task import TaskConfig, centre_out_reaches  # noqa: E402
 
 torch.set_num_threads(1)
 N = 10
 TRIALS = 3
-LRS = {("rflo", True): 1e-4, ("rflo", False): 1e-4, ("bptt", True): 1e-4, ("bptt", False): 1e-5}
+# the shipped family at a tiny size: 30 and 40 degrees, exact BPTT on seed 1, a 3-trial sweep
+SIZES = shipped.ShippedSizes(trials={30.0: TRIALS, 40.0: TRIALS + 2}, exact_bptt_trials=TRIALS - 1, exact_bptt_seeds=(1,),
+                             sweep_trials=3)
+CONF = {"n": N, "batches": 3, "batch_size": 4, "train_push": True, "feedback_density": 1.0, "delay": 0}
 
 
 def _net(seed: int, density: float = 1.0):
@@ -50,28 +54,16 @@ def dirs(tmp_path_factory):
     ck = tmp_path_factory.mktemp("ck")
     res = tmp_path_factory.mktemp("res")
     for s in (0, 1):
-        save_checkpoint(_net(s), ck / f"fb_n{N}_seed{s}.pt", {"seed": s})
-    save_checkpoint(_net(5, density=0.0), ck / f"nofb_n{N}_seed5.pt", {"seed": 5})
-    # result files for two seed sets of one rotation, as the reproduce command writes them
-    for seeds, tag in (([0], "s0"), ([1], "s1")):
-        nets, seeds = shipped_networks(ck, f"fb_n{N}", seeds)
-        out = run_conditions(nets, seeds, rotation_deg=30.0, trials=TRIALS, lrs=LRS, align_every=2,
-                             progress=False, on_divergence="mark")
-        save_results(res / f"adapt_fb_rot30_{tag}.npz", out, {"command": "test", "kind": "fb", "seeds": seeds,
-                                                               "rotation_deg": 30.0, "trials": TRIALS,
-                                                               "bptt_weights": "current"})
-    nets, seeds = shipped_networks(ck, f"fb_n{N}", [0])
-    out = run_conditions(nets, seeds, rotation_deg=40.0, trials=TRIALS + 2, lrs=LRS, progress=False,
-                         on_divergence="mark")
-    save_results(res / "adapt_fb_rot40_s0.npz", out, {"command": "test", "kind": "fb", "seeds": seeds,
-                                                      "rotation_deg": 40.0, "trials": TRIALS + 2,
-                                                      "bptt_weights": "current"})
-    for seeds, tag in (([0], "s0"), ([1], "s1")):
-        nets, seeds = shipped_networks(ck, f"fb_n{N}", seeds)
-        sw = lr_sweep(nets, seeds, rates={"rflo": [1e-6, 1e-4, 1e3], "bptt": [1e-6, 1e-5]}, rotations=(30.0,),
-                      trials=3, final_window=2, progress=False)
-        save_sweep(res / f"lr_sweep_fb_rot30_{tag}.npz", sw, {"command": "test", "kind": "fb"})
-    return ck, res
+        save_checkpoint(_net(s), ck / f"fb_n{N}_seed{s}.pt", {"seed": s, "config": CONF})
+    save_checkpoint(_net(5, density=0.0), ck / f"nofb_n{N}_seed5.pt",
+                    {"seed": 5, "config": {**CONF, "feedback_density": 0.0}})
+    mp = pytest.MonkeyPatch()
+    mp.setattr(data, "SIZES", SIZES)
+    # the family's units, computed by the store's runner as `paper --networks shipped` does
+    cfg = data.store_config(book.validate_params(profile="default", checkpoint_dir=str(ck), results_dir=str(res)))
+    paper.run_plan(cfg, progress=False, log=lambda *a: None, planner=lambda c: shipped.plan(c, SIZES))
+    yield ck, res
+    mp.undo()
 
 
 def _P(dirs, **kw):
@@ -117,34 +109,22 @@ def test_fmt_seeds_and_verdict():
 
 # ---- adaptation results ----------------------------------------------------------------------
 
-def test_file_discovery(dirs):
-    _, res = dirs
-    assert data.file_rotations(res, "fb") == [30.0, 40.0]
-    assert [p.name for p in data.adapt_files(res, "fb", 30.0)] == ["adapt_fb_rot30_s0.npz", "adapt_fb_rot30_s1.npz"]
-    assert data.adapt_files(res, "fb", 30.0, paper=True) == []
-    assert data.file_rotations(res, "nofb") == []
-
-
-def test_inconsistent_files_use_the_largest_consistent_group(dirs, tmp_path):
-    import shutil
-
-    _, res = dirs
-    for name in ("adapt_fb_rot30_s0.npz", "adapt_fb_rot30_s1.npz"):
-        shutil.copy(res / name, tmp_path / name)
-    shutil.copy(res / "adapt_fb_rot40_s0.npz", tmp_path / "adapt_fb_rot30_s2.npz")  # other length
-    assert [p.name for p in data._consistent(data.adapt_files(tmp_path, "fb", 30.0))] == \
-        ["adapt_fb_rot30_s0.npz", "adapt_fb_rot30_s1.npz"]
+def test_the_family_is_in_the_store(dirs):
+    ck, res = dirs
+    cfg = data.store_config(_P(dirs))
+    assert cfg.fb_seeds == (0, 1) and cfg.nofb_seeds == (5,) and cfg.results_dir == str(res / "paper" / "shipped")
+    assert not shipped.plan(cfg, SIZES) and list((res / "paper" / "shipped").rglob("*.npz"))
 
 
 def test_load_adaptation_concatenates_seeds_and_selects(dirs):
     P = _P(dirs)
     ad = data.load_adaptation(P, 30.0)
-    assert ad.source == "files" and ad.seeds == [0, 1] and ad.trials == TRIALS
+    assert ad.source == "store" and ad.seeds == [0, 1] and ad.trials == TRIALS
     assert ad.conditions == ["RFLO+c", "RFLO", "BPTT+c", "BPTT"]
     assert ad["RFLO"]["test_loss"].shape == (2, TRIALS)
-    assert ad.lrs["BPTT"] == LRS[("bptt", False)]
+    assert ad.lrs["BPTT"] == PAPER_LR[("bptt", False)] and ad.lrs["RFLO"] == PAPER_LR[("rflo", False)]   # paper-text
     one = data.load_adaptation(P, 30.0, seeds=[1], trials=2, rules=("rflo",))
-    assert one.source == "files" and one.seeds == [1] and one.trials == 2
+    assert one.source == "store" and one.seeds == [1] and one.trials == 2
     assert one.conditions == ["RFLO+c", "RFLO"]
     np.testing.assert_array_equal(one["RFLO+c"]["test_loss"][0], ad["RFLO+c"]["test_loss"][1, :2])
     assert data.truncated(ad, 2)["RFLO"]["train_loss"].shape == (2, 2)
@@ -152,7 +132,7 @@ def test_load_adaptation_concatenates_seeds_and_selects(dirs):
 
 def test_comparable_sets_share_seeds_and_length(dirs):
     P = _P(dirs)
-    sets = {30.0: data.load_adaptation(P, 30.0), 40.0: data.load_adaptation(P, 40.0),
+    sets = {30.0: data.load_adaptation(P, 30.0), 40.0: data.load_adaptation(P, 40.0, seeds=[0]),
             45.0: data.load_adaptation(P, 45.0, seeds=[1], trials=2, rules=("rflo",))}
     cmp, common, n = data.comparable(sets)
     assert common == [0] and n == TRIALS and list(cmp) == [30.0, 40.0, 45.0]
@@ -163,18 +143,19 @@ def test_comparable_sets_share_seeds_and_length(dirs):
 
 def test_missing_rotation_is_computed_live_and_not_saved(dirs):
     P = _P(dirs)
-    before = sorted(p.name for p in Path(P.results_dir).iterdir())
+    before = sorted(Path(P.results_dir).rglob("*"))
     ad = data.load_adaptation(P, 45.0, seeds=[0], trials=2, rules=("rflo",))
     assert ad.source == "live" and ad.trials == 2 and ad.seeds == [0]
     assert ad.conditions == ["RFLO+c", "RFLO"] and np.isfinite(ad["RFLO"]["test_loss"]).all()
     assert "45" in ad.describe() and "computed" in ad.describe()
-    after = sorted(p.name for p in Path(P.results_dir).iterdir())
+    after = sorted(Path(P.results_dir).rglob("*"))
     assert before == after
-    # a seed the files lack forces a live run too; no network at all gives None
+    # a length the store lacks forces a live run too; no network at all gives None
     assert data.load_adaptation(P, 30.0, seeds=[0], trials=TRIALS + 5, rules=("rflo",)).source == "live"
     assert data.load_adaptation(P, 45.0, "nofb", compute=False) is None
     nofb = data.load_adaptation(P, 30.0, "nofb", trials=2)
-    assert nofb.source == "live" and nofb.conditions == ["RFLO", "BPTT"]
+    assert nofb.source == "store" and nofb.conditions == ["RFLO", "BPTT"] and nofb.seeds == [5]
+    assert data.load_adaptation(P, 30.0, "nofb", trials=TRIALS + 1).source == "live"
 
 
 def test_initial_test_losses_match_the_adaptation_test(dirs):
@@ -220,10 +201,10 @@ def test_alignment_summary_uses_aligned_trials_and_movement_steps():
     assert metrics.alignment_summary({"test_loss": np.zeros((1, 2))}) is None
 
 
-def test_alignment_is_recorded_in_the_files(dirs):
+def test_alignment_is_recorded_in_the_store(dirs):
     ad = data.load_adaptation(_P(dirs), 30.0)
     s = metrics.alignment_summary(ad["RFLO+c"])
-    np.testing.assert_array_equal(s["trials"], [0, 2])
+    np.testing.assert_array_equal(s["trials"], [0])            # every align_every (50) trials: the first of 3
     assert np.all(np.abs(s["local"]) <= 1) and np.all(np.abs(s["global"]) <= 1)
 
 
@@ -344,25 +325,33 @@ def test_activity_newton_and_wrec_table_run_on_a_tiny_network():
 
 # ---- sweep -----------------------------------------------------------------------------------
 
-def test_sweep_files_concatenate_and_best_rate_skips_divergence(dirs):
+def test_sweep_is_read_from_the_store(dirs):
     P = _P(dirs)
     sw = data.load_sweep_set(P, 30.0)
-    assert sw.source == "files" and sw.seeds == [0, 1] and sw.rotations == [30.0]
-    assert sw.final["RFLO+c"].shape == (3, 1, 2)
-    assert sw.diverged["RFLO+c"][2].all()
+    assert sw.source == "store" and sw.seeds == [0, 1] and sw.rotations == [30.0] and sw.trials == 3
+    assert sw.final["RFLO+c"].shape == (5, 1, 2) and sw.rates == {k: list(v) for k, v in data.SHIPPED_SWEEP_GRID.items()}
     best = data.best_rates(sw)
-    assert best["RFLO+c"]["best"][0] in (0, 1)
-    assert best["RFLO+c"]["paper"] is None  # 5e-5 is not in this grid
-    m = np.mean(sw.final["RFLO"][:2], axis=2)[:, 0]  # the last rate diverged
-    assert best["RFLO"]["best"][0] == int(np.argmin(m))
+    assert best["RFLO+c"]["paper"] == 2 and best["BPTT"]["paper"] == 1      # 5e-5 and 5e-6 in the grid
+    np.testing.assert_array_equal(sw.final["RFLO"][:, 0], np.where(sw.diverged["RFLO"][:, 0], np.nan,
+                                                                   sw.curves["RFLO"][:, 0, :, -3:].mean(-1)))
     one = data.load_sweep_set(P, 30.0, seeds=[1], trials=2)
     np.testing.assert_array_equal(one.curves["BPTT"][..., 0, :], sw.curves["BPTT"][..., 1, :2])
-    assert one.trials == 2
+    assert one.trials == 2 and one.source == "store"
     assert data.load_sweep_set(P, 45.0, compute=False) is None
 
 
+def test_best_rate_skips_a_rate_where_a_seed_diverged():
+    """Hand case: the lowest mean is at rate 0, but a seed diverged there; rate 2 is next best."""
+    fin = np.array([[0.1, 0.1], [0.5, 0.7], [0.3, 0.2]])[:, None]          # [rates, 1 rotation, seeds]
+    div = np.array([[False, True], [False, False], [False, False]])[:, None]
+    sw = data.SweepSet(rates={"rflo": [1e-5, 5e-5, 1e-4]}, rotations=[30.0], seeds=[0, 1], trials=3,
+                       final={"RFLO": np.where(div, np.nan, fin)}, diverged={"RFLO": div}, curves={}, source="live")
+    b = data.best_rates(sw)["RFLO"]
+    assert b["best"] == [2] and b["best_lr"] == [1e-4] and b["paper"] == 1 and b["paper_lr"] == 5e-5
+
+
 def test_missing_sweep_rotation_is_computed_live(dirs, monkeypatch):
-    monkeypatch.setattr(data, "SWEEP_RATES", {"rflo": [1e-5], "bptt": [1e-6]})
+    monkeypatch.setattr(data, "SHIPPED_SWEEP_GRID", {"rflo": [1e-5], "bptt": [1e-6]})
     sw = data.load_sweep_set(_P(dirs), 50.0, seeds=[0], trials=2, rules=("rflo",))
     assert sw.source == "live" and sw.rotations == [50.0] and sw.conditions == ["RFLO+c", "RFLO"]
     assert sw.final["RFLO"].shape == (1, 1, 1)
@@ -414,31 +403,20 @@ def test_every_figure_draws(dirs):
         plt.close(f)
 
 
-def test_bptt_convention_pairs_history_and_current_files(dirs, tmp_path):
-    """The exact (weight-history) file is found beside the current-weights files, paired on the
-    seeds both hold, cut to the shorter run, and each value is the final test loss of its file."""
-    import shutil
-
-    ck, res = dirs
-    for p in res.glob("adapt_fb_rot30_*.npz"):
-        shutil.copy(p, tmp_path / p.name)
-    P = book.validate_params(profile="default", device="cpu", checkpoint_dir=str(ck), results_dir=str(tmp_path))
-    assert data.bptt_convention(P, 30.0) is None            # no history file yet
-    nets, seeds = shipped_networks(ck, f"fb_n{N}", [1])
-    bptt_conds = tuple(c for c in runs.CONDITIONS if c[0] == "bptt")
-    out = run_conditions(nets, seeds, rotation_deg=30.0, trials=TRIALS - 1, lrs=LRS, conditions=bptt_conds,
-                         bptt_weights="history", progress=False, on_divergence="mark")
-    save_results(tmp_path / "adapt_fb_rot30_bptt_history_s1.npz", out,
-                 {"command": "test", "kind": "fb", "seeds": seeds, "rotation_deg": 30.0, "trials": TRIALS - 1,
-                  "bptt_weights": "history"})
+def test_bptt_convention_pairs_exact_and_current_units(dirs):
+    """The exact (weight-history) units are paired with the current-weights ones on the seeds both
+    hold, cut to the shorter run, and each value is the final test loss of its units."""
+    P = _P(dirs)
+    cfg = data.store_config(P)
     conv = data.bptt_convention(P, 30.0)
     assert conv["seeds"] == [1] and conv["trials"] == TRIALS - 1
     assert set(conv["conds"]) == {"BPTT+c", "BPTT"}
+    _, exact, _ = shipped.load_runs(cfg, "fb", 30.0, ["BPTT+c", "BPTT"], [1], exact_bptt=True, sizes=SIZES)
     cur = data.load_adaptation(P, 30.0, "fb", seeds=[1], trials=TRIALS - 1, compute=False)
     for c, d in conv["conds"].items():
-        np.testing.assert_allclose(d["history"], metrics.final(out[c].records["test_loss"]))
-        np.testing.assert_allclose(d["current"], metrics.final(cur[c]["test_loss"]))
-    # the history file does not displace the current-weights group the chapters load
+        np.testing.assert_array_equal(d["history"], metrics.final(exact[c]["test_loss"]))
+        np.testing.assert_array_equal(d["current"], metrics.final(cur[c]["test_loss"]))
+    # the exact runs do not displace the current-weights runs the chapters load
     assert data.load_adaptation(P, 30.0, "fb", compute=False).seeds == [0, 1]
 
 

@@ -1,5 +1,6 @@
-"""The shipped result files (results/*.npz) are what the code computes: a random sample of their
-entries is recomputed from the shipped networks and compared.
+"""The store's unit files (results/paper, the published networks' and the shipped family's under
+results/paper/shipped) are what the code computes: a random sample of them is recomputed from
+their networks and compared.
 
 Runs are deterministic and independent of the batch they ran in (lockstep == alone), so the
 first trials of any (condition, seed) can be recomputed alone. Which entries are checked is
@@ -15,11 +16,8 @@ import pytest
 import torch
 
 from fbctrl.learning.adapt import RunSpec, adapt
-from fbctrl.experiments.runs import load_results, load_sweep, shipped_networks
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = sorted((ROOT / "results").glob("adapt_*.npz"))
-SWEEPS = sorted((ROOT / "results").glob("lr_sweep_*.npz"))
 RNG = random.Random(int(datetime.date.today().strftime("%Y%m%d")))
 N_TRIALS = 2
 
@@ -27,43 +25,6 @@ N_TRIALS = 2
 def _pick(seq, k):
     seq = list(seq)
     return RNG.sample(seq, min(k, len(seq)))
-
-
-@pytest.mark.skipif(not RESULTS, reason="no result files shipped")
-@pytest.mark.parametrize("path", _pick(RESULTS, 2), ids=lambda p: p.name)
-def test_adaptation_results_recompute(path):
-    torch.set_num_threads(2)
-    res, meta = load_results(path)
-    cond = RNG.choice(sorted(res))
-    runs = meta["runs"][cond]
-    i = RNG.randrange(len(runs))
-    run = RunSpec(**runs[i])
-    seed = meta["seeds"][i]
-    nets, _ = shipped_networks(ROOT / "checkpoints", meta["kind"], [seed])
-    rule = cond.split("+")[0].lower()
-    out = adapt(nets, rule, [RunSpec(**{**runs[i], "net_index": 0})], trials=N_TRIALS, progress=False,
-                bptt_weights=meta.get("bptt_weights", "history"))
-    for key in ("train_loss", "test_loss", "dW_path", "target"):
-        np.testing.assert_allclose(out.records[key][0], res[cond][key][i, :N_TRIALS], rtol=2e-4,
-                                   err_msg=f"{path.name} {cond} seed {seed} {key}")
-
-
-@pytest.mark.skipif(not SWEEPS, reason="no sweep files shipped")
-def test_sweep_entry_recomputes():
-    torch.set_num_threads(2)
-    path = RNG.choice(SWEEPS)
-    sw = load_sweep(path)
-    cond = RNG.choice(sorted(sw["curves"]))
-    rule = cond.split("+")[0].lower()
-    a = RNG.randrange(len(sw["rates"][rule]))
-    b = RNG.randrange(len(sw["rotations"]))
-    c = RNG.randrange(len(sw["seeds"]))
-    seed = sw["seeds"][c]
-    nets, _ = shipped_networks(ROOT / "checkpoints", sw["meta"].get("kind", "fb"), [seed])
-    run = RunSpec(net_index=0, controller_on=cond.endswith("+c"), rotation_deg=sw["rotations"][b],
-                  lr=sw["rates"][rule][a], seed=seed)
-    out = adapt(nets, rule, [run], trials=N_TRIALS, progress=False, on_divergence="mark", bptt_weights="current")
-    np.testing.assert_allclose(out.records["test_loss"][0], sw["curves"][cond][a, b, c, :N_TRIALS], rtol=2e-4)
 
 
 PAPER = ROOT / "results" / "paper"
@@ -96,3 +57,28 @@ def test_paper_unit_recomputes(path):
     for key in ("train_loss", "test_loss", "dW_path"):
         np.testing.assert_allclose(out.records[key][0], rec[key][:N_TRIALS], rtol=2e-4, err_msg=key)
     assert (out.records["target"][0] == rec["target"][:N_TRIALS]).all()
+
+
+SHIPPED_UNITS = sorted((PAPER / "shipped").rglob("*.npz"))
+
+
+@pytest.mark.skipif(not SHIPPED_UNITS, reason="no units of the shipped networks")
+@pytest.mark.parametrize("path", _pick(SHIPPED_UNITS, 2), ids=lambda p: "/".join(p.parts[-4:]))
+def test_shipped_unit_recomputes(path):
+    """A sampled unit of the networks pre-trained with pushes (results/paper/shipped, many of them
+    migrated from the older result files) is what the code computes from its network today: its
+    first trials, at its recorded rate, BPTT convention and error start."""
+    from fbctrl.core.checkpoint import load_checkpoint
+    from fbctrl.experiments.protocol import Condition
+    from fbctrl.experiments.store import read_unit
+
+    torch.set_num_threads(2)
+    rec, meta = read_unit(path)
+    unit, cond = meta["unit"], Condition.parse(meta["unit"]["condition"])
+    assert meta["effective_rate"]["lr"] == meta["lr"] and meta["trials"] == unit["trials"] == rec["test_loss"].shape[0]
+    net = load_checkpoint(ROOT / meta["network"]["checkpoint"])
+    run = RunSpec(controller_on=cond.controller_on, rotation_deg=unit["rotation_deg"], lr=meta["lr"], seed=unit["seed"])
+    out = adapt(net, cond.rule.value, [run], trials=N_TRIALS, progress=False, on_divergence="mark",
+                bptt_weights=meta["bptt_weights"], error_start=meta["error_start"])
+    for key in sorted({"train_loss", "test_loss", "dW_path"} & set(rec)):
+        np.testing.assert_allclose(out.records[key][0], rec[key][:N_TRIALS], rtol=2e-4, err_msg=key)

@@ -21,7 +21,7 @@ __all__ = ["ACTIVITY_X0_SEED", "NULL_SEED", "activity_x0s", "centre_out_trial", 
            "jacobian_profile", "horizon_profile", "activity_newton_cosines", "rflo_direction", "wrec_newton_table"]
 
 
-ACTIVITY_X0_SEED = 7  # initial states of the activity-space analyses (as in experiments.activity_alignment)
+ACTIVITY_X0_SEED = 7  # initial states of the activity-space analyses
 
 
 NULL_SEED = 2024      # random feedback weights of the activity-space null model

@@ -1,7 +1,7 @@
 """The book layer: what a chapter's notebook calls.
 
 - :mod:`~fbctrl.book.params` the profiles and the declared table of notebook parameters;
-- :mod:`~fbctrl.book.data` the networks and result files a chapter reads (or computes);
+- :mod:`~fbctrl.book.data` the networks a chapter reads and the shipped networks' runs from the store (or computed live);
 - :mod:`~fbctrl.book.glue` numbers in the prose;
 - :mod:`~fbctrl.book.runner` executes the notebooks (``python -m fbctrl.book run``);
 - :mod:`~fbctrl.book.chapters` one module per chapter (the paper-protocol chapter's is

@@ -1,59 +1,46 @@
 """What a chapter reads: the networks of its parameters (:func:`checkpoints`, :func:`networks`,
-their pre-training curves), and the adaptation runs and learning-rate sweeps of a rotation —
-from the result files of the heavy runs, or computed at a size the chapter can afford.
-
-Result files (``results_dir``, written by ``python -m fbctrl reproduce`` / ``sweep``)::
-
-    adapt_{kind}_rot{deg}_s{seeds}.npz       four paired conditions (two without feedback)
-    lr_sweep_{kind}_rot{deg}_s{seeds}.npz    the learning-rate sweep
-    paper_adapt_{kind}_rot{deg}_s{seeds}.npz the same at the ``paper`` profile's size, written by
-                                             the adaptation chapter when run with that profile
-
-Files of one rotation computed for different seed sets are concatenated along the seed axis
-(:func:`fbctrl.experiments.runs.load_results`). A rotation without a file is computed *live*: in
-the ``default`` profile at a reduced size (``LIVE_TRIALS`` trials, the chosen seeds) and not
-saved, in the ``paper`` profile at the profile's size and saved. Every summary is per network
-seed; chapters show mean ± SEM over seeds.
+their pre-training curves), and the adaptation runs and learning-rate sweep of the networks
+pre-trained with pushes (the shipped networks, ``checkpoints/``) -- from the store, through
+:func:`fbctrl.experiments.shipped.load_runs` and :func:`~fbctrl.experiments.shipped.load_sweep`
+(units under ``{results_dir}/paper/shipped``, written by ``python -m fbctrl paper --networks
+shipped``), or, for what the store does not hold (other seeds, rotations or lengths), computed
+*live*: a small illustration (``LIVE_TRIALS`` trials in the default profile) that is labelled as
+such and never saved. Every summary is per network seed; chapters show mean ± SEM over seeds.
 
 Conventions (shared with :mod:`fbctrl.learning.adapt`): the *test loss* is the loss on the 8
 rotated centre-out targets with the controller off (what the weights have learned); *final*
-values are the mean over the last ``FINAL_WINDOW`` trials (:mod:`fbctrl.experiments.runs.metrics`).
+values are the mean over the last ``FINAL_WINDOW`` trials (:mod:`fbctrl.experiments.metrics`).
 """
 
 from __future__ import annotations
 
-import json
-import math
-import re
 import time
-import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from ..core.checkpoint import find_checkpoints, load_checkpoint
+from ..core.checkpoint import find_checkpoints, load_checkpoint, read_sidecar
 from ..core.model import Network
 from ..core.task import TaskConfig
+from ..experiments import shipped
 from ..experiments.metrics import FINAL_WINDOW, final
-from ..experiments.runs import (COND_ORDER, CONDITIONS, SWEEP_RATES, load_results, lr_sweep, run_conditions,
-                                save_results, save_sweep)
-from ..fmt import fmt_seeds
-from ..learning.adapt import initial_test_losses, paper_lr
+from ..experiments.paper import PaperConfig, best_index
+from ..experiments.protocol import Condition
+from ..experiments.store import rel_path
+from ..experiments.runs import COND_ORDER, CONDITIONS, lr_sweep, run_conditions
+from ..learning.adapt import initial_test_losses
+from ..learning.rates import SHIPPED_SWEEP_GRID, paper_lr
 from .params import Params
 
-__all__ = ["LIVE_TRIALS", "LIVE_SWEEP_TRIALS", "stack", "checkpoints", "networks", "load_curves", "AdaptSet",
-           "adapt_files", "file_rotations", "load_adaptation", "bptt_convention", "initial_test_losses",
-           "initial_for", "truncated", "subset", "comparable", "n_diverged", "SweepSet", "load_sweep_set",
-           "best_rates"]
+__all__ = ["LIVE_TRIALS", "LIVE_SWEEP_TRIALS", "SIZES", "stack", "checkpoints", "networks", "load_curves",
+           "store_config", "AdaptSet", "load_adaptation", "bptt_convention", "initial_test_losses", "initial_for",
+           "truncated", "subset", "comparable", "n_diverged", "SweepSet", "load_sweep_set", "best_rates"]
 
 
 LIVE_TRIALS = 20      # trials of a live adaptation run in the default profile
-
-
 LIVE_SWEEP_TRIALS = 10
-
-
+SIZES = shipped.SIZES  # the shipped family's trials and seeds (tests set smaller ones)
 
 
 def stack(nets: dict[int, Network]) -> Network:
@@ -115,25 +102,23 @@ def load_curves(paths: dict[int, Path]) -> dict[str, np.ndarray] | None:
     return out
 
 
-def _rot_tag(rotation_deg: float) -> str:
-    return f"{float(rotation_deg):g}"
-
-
-def _lrs_from_meta(meta: dict) -> dict[str, float]:
-    runs = meta.get("runs", {})
-    return {name: float(r[0]["lr"]) for name, r in runs.items() if r}
-
-
-# a network family (``NetworkSpec.family``): fb, nofb, fb0.3, fb_d5, lc_fb, ...
-_KIND = r"(?:lc_)?(?:nofb|fb(?:[0-9.]+)?)(?:_d\d+)?"
-_ADAPT_RE = re.compile(r"^(?P<paper>paper_)?adapt_(?P<kind>" + _KIND + r")_rot(?P<rot>-?[0-9.]+)(?:_(?P<tag>[a-z][a-z_]*))?_s(?P<seeds>[0-9_-]+)\.npz$")
+def store_config(P) -> PaperConfig:
+    """The store of the shipped family for notebook parameters ``P``: its networks in
+    ``P.checkpoint_dir`` (size, batches and batch size as their sidecars record), its units under
+    ``{P.results_dir}/paper/shipped`` (:func:`fbctrl.experiments.shipped.config`)."""
+    cfg = replace(PaperConfig(), results_dir=str(Path(P.results_dir) / "paper"), shipped_dir=str(P.checkpoint_dir))
+    found = find_checkpoints(P.checkpoint_dir, "fb")
+    conf = read_sidecar(next(iter(found.values()))).get("config", {}) if found else {}
+    cfg = replace(cfg, n=int(conf.get("n", cfg.n)), pretrain_batches=int(conf.get("batches", cfg.pretrain_batches)),
+                  batch_size=int(conf.get("batch_size", cfg.batch_size)))
+    return shipped.config(cfg, SIZES)
 
 
 @dataclass
 class AdaptSet:
     """The four (or two) conditions of one rotation: ``results[cond][record]`` arrays
-    [S, trials(, T)] over ``seeds``. ``source``: 'files' (loaded), 'live' (computed now at a
-    reduced size, not saved) or 'computed' (computed now at the profile's size and saved)."""
+    [S, trials(, T)] over ``seeds``. ``source``: 'store' (the shipped family's units) or 'live'
+    (computed now, not saved)."""
 
     rotation_deg: float
     kind: str
@@ -141,7 +126,7 @@ class AdaptSet:
     seeds: list[int]
     trials: int
     source: str
-    files: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)      # the store's folders the units were read from
     commands: list[str] = field(default_factory=list)
     lrs: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
@@ -156,59 +141,9 @@ class AdaptSet:
     def describe(self) -> str:
         """One line: where the numbers come from."""
         what = f"{len(self.seeds)} seed(s) ({', '.join(map(str, self.seeds))}), {self.trials} trials"
-        if self.source == "files":
-            return f"{self.kind} networks, {self.rotation_deg:g}°: {what}, loaded from {', '.join(self.files)}"
-        return (f"{self.kind} networks, {self.rotation_deg:g}°: {what}, computed in this notebook "
-                f"({'reduced size, not saved' if self.source == 'live' else 'saved to ' + ', '.join(self.files)})")
-
-
-def adapt_files(results_dir, kind: str, rotation_deg: float, *, paper: bool = False) -> list[Path]:
-    """The result files of one network kind and rotation (``paper``: the paper-profile files)."""
-    folder = Path(results_dir)
-    out = []
-    if not folder.is_dir():
-        return out
-    for p in sorted(folder.iterdir()):
-        m = _ADAPT_RE.match(p.name)
-        if m and m["kind"] == kind and bool(m["paper"]) == paper and math.isclose(float(m["rot"]), rotation_deg):
-            out.append(p)
-    return out
-
-
-def file_rotations(results_dir, kind: str = "fb", *, paper: bool = False) -> list[float]:
-    """Rotations (degrees) that have adaptation result files, sorted."""
-    folder = Path(results_dir)
-    rots = set()
-    if folder.is_dir():
-        for p in folder.iterdir():
-            m = _ADAPT_RE.match(p.name)
-            if m and m["kind"] == kind and bool(m["paper"]) == paper:
-                rots.add(float(m["rot"]))
-    return sorted(rots)
-
-
-def _file_meta(path) -> dict:
-    with np.load(path, allow_pickle=False) as z:
-        return json.loads(str(z["meta"]))
-
-
-def _consistent(files: list[Path]) -> list[Path]:
-    """Files of one rotation that can be concatenated over seeds: the group with the same run
-    settings (trials, BPTT weights) holding the most seeds (then the most trials), without
-    repeated seeds."""
-    if len(files) <= 1:
-        return files
-    groups: dict[tuple, list] = {}
-    for p in files:
-        m = _file_meta(p)
-        groups.setdefault((int(m.get("trials", 0)), str(m.get("bptt_weights"))), []).append((p, m.get("seeds", [])))
-    best = max(groups.items(), key=lambda kv: (len({s for _, ss in kv[1] for s in ss}), kv[0][0]))[1]
-    out, seen = [], set()
-    for p, ss in best:
-        if not seen.intersection(ss):
-            out.append(p)
-            seen.update(ss)
-    return out
+        if self.source == "store":
+            return f"{self.kind} networks, {self.rotation_deg:g}°: {what}, read from the store ({', '.join(self.files)})"
+        return f"{self.kind} networks, {self.rotation_deg:g}°: {what}, computed in this notebook (reduced size, not saved)"
 
 
 def _select(results: dict, file_seeds: list[int], seeds: list[int]) -> dict:
@@ -220,25 +155,44 @@ def _truncate(results: dict, trials: int) -> dict:
     return {c: {k: (v[:, :trials] if v.ndim >= 2 else v) for k, v in rec.items()} for c, rec in results.items()}
 
 
+def _conds(rules) -> list[str]:
+    return [n for (r, c), n in zip(CONDITIONS, COND_ORDER) if r in rules]
+
+
+def _from_store(cfg: PaperConfig, rotation_deg: float, kind: str, want, trials, rules, *,
+                exact_bptt: bool = False) -> AdaptSet | None:
+    """The runs of one rotation read from the store (:func:`fbctrl.experiments.shipped.load_runs`),
+    if it holds every wanted seed and at least ``trials`` trials (cut to ``trials``); else None."""
+    seeds, recs, metas = shipped.load_runs(cfg, kind, rotation_deg, _conds(rules), want, exact_bptt=exact_bptt,
+                                           sizes=SIZES)
+    n = min((int(r["test_loss"].shape[1]) for r in recs.values()), default=0)
+    if not recs or (trials is not None and trials > n):
+        return None
+    res = {c: {**r, "diverged": np.array([m["diverged_trial"] for m in metas[c]])} for c, r in recs.items()}
+    folders = sorted({rel_path(shipped.adapt_unit(cfg, kind, seeds[0], rotation_deg, Condition.parse(c),
+                                                  exact_bptt=exact_bptt, sizes=SIZES).path(cfg).parent) for c in recs})
+    return AdaptSet(rotation_deg=float(rotation_deg), kind=kind, results=_truncate(res, trials or n), seeds=seeds,
+                    trials=trials or n, source="store", files=folders,
+                    commands=sorted({m.get("command", "") for ms in metas.values() for m in ms}),
+                    lrs={c: float(ms[0]["lr"]) for c, ms in metas.items()})
+
+
 def load_adaptation(P, rotation_deg: float, kind: str = "fb", *, seeds=None, trials: int | None = None,
                     rules=("rflo", "bptt"), align_every: int | None = None, compute: bool = True,
                     progress: bool = False) -> AdaptSet | None:
     """The adaptation runs of one rotation for a notebook with parameters ``P`` (needs
     ``P.results_dir``, ``P.checkpoint_dir``, ``P.device``, ``P.profile``).
 
-    Files first (``paper_*`` files in the paper profile): used if they hold every requested seed
-    and at least ``trials`` trials (then cut to ``trials``; adaptation is causal, so the first
-    ``k`` trials of a longer run are a ``k``-trial run). Otherwise, with ``compute``, the runs are
-    computed: in the default profile at ``trials or LIVE_TRIALS`` trials, not saved; in the paper
-    profile at ``trials or P.profile.adapt_trials`` and saved to ``results_dir``. ``seeds``: the
-    network seeds (default: those of the files, else every network found). ``rules`` restricts a
-    computed run to those rules. Returns None if nothing is found and ``compute`` is False or no
-    network of ``kind`` exists.
+    The store first (:func:`store_config`): used if it holds every requested seed (default: the
+    family's networks of ``kind``) and at least ``trials`` trials (then cut to ``trials``;
+    adaptation is causal, so the first ``k`` trials of a longer run are a ``k``-trial run).
+    Otherwise, with ``compute``, the runs are computed live and not saved: ``trials or
+    LIVE_TRIALS`` trials in the default profile, ``trials or P.profile.adapt_trials`` in the
+    paper profile. ``rules`` restricts the conditions. Returns None if nothing is found and
+    ``compute`` is False or no network of ``kind`` exists.
     """
-    paper = P.profile_name == "paper"
     want = list(seeds) if seeds is not None else None
-    files = _consistent(adapt_files(P.results_dir, kind, rotation_deg, paper=paper))
-    ad = _adaptation_from_files(files, rotation_deg, kind, want, trials, rules) if files else None
+    ad = _from_store(store_config(P), rotation_deg, kind, want, trials, rules)
     if ad is not None or not compute:
         return ad
     nets_d = _wanted_networks(P, kind, want)
@@ -256,81 +210,41 @@ def _wanted_networks(P, kind: str, want: list[int] | None) -> dict[int, Network]
     return {s: load_checkpoint(p, device=P.device) for s, p in paths.items()}
 
 
-def _adaptation_from_files(files: list[Path], rotation_deg: float, kind: str, want: list[int] | None,
-                           trials: int | None, rules) -> AdaptSet | None:
-    """The runs of :func:`load_adaptation` from result files, if they hold every wanted seed and
-    at least ``trials`` trials (cut to ``trials``); else None."""
-    res, meta = load_results(files)
-    fseeds = [int(s) for s in meta.get("seeds", [])]
-    ftrials = int(next(iter(res.values()))["test_loss"].shape[1])
-    use = want if want is not None else fseeds
-    if not (use and all(s in fseeds for s in use) and (trials is None or trials <= ftrials)):
-        return None
-    res = {c: r for c, r in _select(res, fseeds, use).items() if c.split("+")[0].lower() in rules}
-    if trials is not None:
-        res = _truncate(res, trials)
-    cmds = [m.get("command", "") for m in meta.get("files", [meta])]
-    return AdaptSet(rotation_deg=float(rotation_deg), kind=kind, results=res, seeds=list(use),
-                    trials=trials or ftrials, source="files", files=[p.name for p in files], commands=cmds,
-                    lrs=_lrs_from_meta(meta))
-
-
 def _compute_adaptation(P, nets_d: dict[int, Network], rotation_deg: float, kind: str, *, trials: int | None,
                         rules, align_every: int | None, progress: bool) -> AdaptSet:
-    """The runs of :func:`load_adaptation` computed now (paper profile: saved to ``results_dir``)."""
-    paper = P.profile_name == "paper"
+    """The runs of :func:`load_adaptation` computed now, live (never saved)."""
     nets = stack(nets_d)
     use = list(nets_d)
-    n_trials = trials or (P.profile.adapt_trials if paper else LIVE_TRIALS)
+    n_trials = trials or (P.profile.adapt_trials if P.profile_name == "paper" else LIVE_TRIALS)
     has_fb = float(nets.mask.abs().sum()) > 0
     conds = tuple(c for c in CONDITIONS if c[0] in rules and (has_fb or not c[1]))
-    if align_every is None:
-        align_every = 50 if paper else max(1, n_trials // 2)
     t0 = time.perf_counter()
     out = run_conditions(nets, use, rotation_deg=rotation_deg, trials=n_trials, conditions=conds,
-                         align_every=align_every, bptt_weights=P.profile.bptt_weights, progress=progress,
-                         device=P.device,
-                         on_divergence="mark")
-    secs = time.perf_counter() - t0
+                         align_every=align_every or max(1, n_trials // 2), bptt_weights=P.profile.bptt_weights,
+                         progress=progress, device=P.device, on_divergence="mark")
     res = {name: {**r.records, "diverged": r.diverged} for name, r in out.items()}
-    lrs = {name: float(r.runs[0].lr) for name, r in out.items()}
-    saved = []
-    if paper:
-        path = Path(P.results_dir) / f"paper_adapt_{kind}_rot{_rot_tag(rotation_deg)}_{fmt_seeds(use)}.npz"
-        save_results(path, out, {"command": "notebook (paper profile): fbctrl.book.data.load_adaptation",
-                                 "kind": kind, "seeds": use, "rotation_deg": float(rotation_deg),
-                                 "trials": n_trials, "bptt_weights": P.profile.bptt_weights})
-        saved = [path.name]
     return AdaptSet(rotation_deg=float(rotation_deg), kind=kind, results=res, seeds=use, trials=n_trials,
-                    source="computed" if paper else "live", files=saved, lrs=lrs, seconds=secs)
+                    source="live", lrs={name: float(r.runs[0].lr) for name, r in out.items()},
+                    seconds=time.perf_counter() - t0)
 
 
 def bptt_convention(P, rotation_deg: float = 30.0, kind: str = "fb") -> dict | None:
-    """Online BPTT under its two weight conventions (Methods), from the result files of one
-    rotation: the exact sweep through the weights each step ran with (``bptt_weights="history"``)
-    and the cheaper sweep with the current weights, on the seeds both hold, cut to the shorter
-    length. Returns ``{"seeds", "trials", "conds": {cond: {"history": [S], "current": [S]}}}``
-    (final test losses, controller off), or None if there is no history file."""
-    files = adapt_files(P.results_dir, kind, rotation_deg, paper=P.profile_name == "paper")
-    by_w: dict[str, list[Path]] = {}
-    for f in files:
-        by_w.setdefault(str(_file_meta(f).get("bptt_weights")), []).append(f)
-    if "history" not in by_w or "current" not in by_w:
+    """Online BPTT under its two weight conventions (Methods), from the store: the exact sweep
+    through the weights each step ran with (the family's exact-BPTT units) and the cheaper sweep
+    with the current weights, on the seeds both hold, cut to the shorter length. Returns
+    ``{"seeds", "trials", "conds": {cond: {"history": [S], "current": [S]}}}`` (final test losses,
+    controller off), or None if the store lacks either."""
+    cfg = store_config(P)
+    seeds = [s for s in SIZES.exact_bptt_seeds if s in cfg.seeds(kind)]
+    hist = _from_store(cfg, rotation_deg, kind, seeds, None, ("bptt",), exact_bptt=True) if seeds else None
+    cur = _from_store(cfg, rotation_deg, kind, seeds, None, ("bptt",)) if hist is not None else None
+    conds = [c for c in hist.conditions if c in cur.results] if cur is not None else []
+    if not conds:
         return None
-    hist, hmeta = load_results(_consistent(by_w["history"]))
-    cur, cmeta = load_results(_consistent(by_w["current"]))
-    hs, cs = [int(s) for s in hmeta.get("seeds", [])], [int(s) for s in cmeta.get("seeds", [])]
-    seeds = [s for s in hs if s in cs]
-    conds = [c for c in hist if c in cur and c.startswith("BPTT")]
-    if not seeds or not conds:
-        return None
-    trials = min(next(iter(hist.values()))["test_loss"].shape[1], next(iter(cur.values()))["test_loss"].shape[1])
-    hist = _truncate(_select(hist, hs, seeds), trials)
-    cur = _truncate(_select(cur, cs, seeds), trials)
-    return {"seeds": seeds, "trials": trials,
-            "conds": {c: {"history": final(hist[c]["test_loss"]), "current": final(cur[c]["test_loss"])} for c in conds}}
-
-
+    n = min(hist.trials, cur.trials)
+    return {"seeds": seeds, "trials": n,
+            "conds": {c: {"history": final(hist[c]["test_loss"][:, :n]), "current": final(cur[c]["test_loss"][:, :n])}
+                      for c in conds}}
 
 
 def initial_for(nets: dict[int, Network], ad: AdaptSet, *, task_cfg: TaskConfig = TaskConfig()) -> dict | None:
@@ -374,13 +288,11 @@ def n_diverged(ad: AdaptSet, cond: str) -> int:
     return int(((d >= 0) & (d < ad.trials)).sum())
 
 
-_SWEEP_RE = re.compile(r"^(?P<paper>paper_)?lr_sweep_(?P<kind>" + _KIND + r")_rot(?P<rot>[0-9._-]+)_s(?P<seeds>[0-9_-]+)\.npz$")
-
-
 @dataclass
 class SweepSet:
     """A learning-rate sweep: ``final[cond]`` [rates, rotations, seeds] (NaN where diverged),
-    ``diverged[cond]`` bool, ``curves[cond]`` [rates, rotations, seeds, trials]."""
+    ``diverged[cond]`` bool, ``curves[cond]`` [rates, rotations, seeds, trials]. ``source``:
+    'store' or 'live' (computed now, not saved)."""
 
     rates: dict[str, list[float]]
     rotations: list[float]
@@ -391,7 +303,6 @@ class SweepSet:
     curves: dict[str, np.ndarray]
     source: str
     files: list[str] = field(default_factory=list)
-    commands: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -402,116 +313,64 @@ class SweepSet:
         return self.rates[cond.split("+")[0].lower()]
 
 
-def _load_sweep_file(path) -> dict:
-    z = np.load(path, allow_pickle=False)
-    meta = json.loads(str(z["meta"]))
-    out = {"meta": meta, "final": {}, "diverged": {}, "curves": {}}
-    for key in z.files:
-        if "/" in key:
-            part, name = key.split("/", 1)
-            out[part][name] = z[key]
-    return out
+def _finals(curves: np.ndarray, div: np.ndarray) -> np.ndarray:
+    """Final test loss of every curve [..., trials] (NaN where diverged)."""
+    n = curves.shape[-1]
+    return np.where(div, np.nan, final(curves.reshape(-1, n), min(FINAL_WINDOW, n)).reshape(curves.shape[:-1]))
+
+
+def _sweep_from_store(cfg: PaperConfig, rotation_deg: float, want, trials, rules) -> SweepSet | None:
+    """The family's sweep (:func:`fbctrl.experiments.shipped.load_sweep`) if it is at
+    ``rotation_deg``, holds every wanted seed and at least ``trials`` trials (cut to them)."""
+    if abs(rotation_deg - cfg.sweep_rotation) > 1e-9 or (want is not None and not set(want) <= set(cfg.sweep_seeds)):
+        return None
+    d = shipped.load_sweep(cfg, _conds(rules), want)
+    if d is None or (trials is not None and trials > d["trials"]):
+        return None
+    n = trials or d["trials"]
+    curves = {c: v[:, None, :, :n] for c, v in d["curves"].items()}          # [rates, 1 rotation, seeds, trials]
+    div = {c: v[:, None] for c, v in d["diverged"].items()}
+    return SweepSet(rates=d["rates"], rotations=[float(rotation_deg)], seeds=d["seeds"], trials=n,
+                    final={c: _finals(v, div[c]) for c, v in curves.items()}, diverged=div, curves=curves,
+                    source="store", files=[rel_path(Path(cfg.results_dir) / "sweep")])
 
 
 def load_sweep_set(P, rotation_deg: float, kind: str = "fb", *, seeds=None, trials: int | None = None,
                    rules=("rflo", "bptt"), compute: bool = True, progress: bool = False) -> SweepSet | None:
-    """The learning-rate sweep holding ``rotation_deg`` for notebook parameters ``P``: sweep files
-    of the same rates, rotations and length concatenated over seeds; else (``compute``) a sweep
-    computed now at that rotation (default profile: ``trials or LIVE_SWEEP_TRIALS`` trials, the
-    chosen seeds, not saved; paper profile: ``trials or 200`` trials, saved)."""
-    paper = P.profile_name == "paper"
+    """The learning-rate sweep of ``rotation_deg`` for notebook parameters ``P``: the shipped
+    family's sweep from the store (networks with feedback), else (``compute``) a sweep computed
+    live on the grid ``rates.SHIPPED_SWEEP_GRID`` (``trials or LIVE_SWEEP_TRIALS`` trials, the
+    chosen seeds, not saved)."""
     want = list(seeds) if seeds is not None else None
-    sw = _sweep_from_files(_sweep_groups(Path(P.results_dir), kind, rotation_deg, paper), want, trials)
+    sw = _sweep_from_store(store_config(P), rotation_deg, want, trials, rules) if kind == "fb" else None
     if sw is not None or not compute:
         return sw
     nets_d = _wanted_networks(P, kind, want)
     if not nets_d:
         return None
-    return _compute_sweep(P, nets_d, rotation_deg, kind, trials=trials, rules=rules, progress=progress)
-
-
-def _sweep_groups(folder: Path, kind: str, rotation_deg: float, paper: bool) -> dict[tuple, list]:
-    """Sweep files holding ``rotation_deg``, grouped by (rates, rotations, trials) ->
-    {key: [(path, contents)]}."""
-    groups: dict[tuple, list] = {}
-    if not folder.is_dir():
-        return groups
-    for p in sorted(folder.iterdir()):
-        m = _SWEEP_RE.match(p.name)
-        if not (m and m["kind"] == kind and bool(m["paper"]) == paper):
-            continue
-        d = _load_sweep_file(p)
-        meta = d["meta"]
-        if not any(math.isclose(float(r), rotation_deg) for r in meta["rotations"]):
-            continue
-        key = (json.dumps(meta["rates"], sort_keys=True), json.dumps(meta["rotations"]), meta["trials"])
-        groups.setdefault(key, []).append((p, d))
-    return groups
-
-
-def _sweep_from_files(groups: dict[tuple, list], want: list[int] | None, trials: int | None) -> SweepSet | None:
-    """The first group of sweep files holding every wanted seed and at least ``trials`` trials,
-    concatenated over seeds (cut to ``trials``, the final losses recomputed); else None."""
-    for key, parts in groups.items():
-        fseeds = [int(s) for _, d in parts for s in d["meta"]["seeds"]]
-        use = want if want is not None else sorted(fseeds)
-        if not (use and all(s in fseeds for s in use)) or (trials is not None and trials > key[2]):
-            continue
-        order = [fseeds.index(s) for s in use]
-        final_, div, curves = {}, {}, {}
-        for cond in parts[0][1]["final"]:
-            final_[cond] = np.concatenate([d["final"][cond] for _, d in parts], axis=2)[:, :, order]
-            div[cond] = np.concatenate([d["diverged"][cond] for _, d in parts], axis=2)[:, :, order]
-            curves[cond] = np.concatenate([d["curves"][cond] for _, d in parts], axis=2)[:, :, order]
-        n_trials = key[2]
-        if trials is not None and trials < key[2]:
-            n_trials = trials
-            curves = {c: v[..., :trials] for c, v in curves.items()}
-            final_ = {c: np.where(div[c], np.nan, final(v.reshape(-1, trials)).reshape(v.shape[:-1]))
-                      for c, v in curves.items()}
-        meta0 = parts[0][1]["meta"]
-        return SweepSet(rates={k: [float(x) for x in v] for k, v in meta0["rates"].items()},
-                        rotations=[float(r) for r in meta0["rotations"]], seeds=list(use), trials=n_trials,
-                        final=final_, diverged=div, curves=curves, source="files", files=[p.name for p, _ in parts],
-                        commands=[d["meta"].get("command", "") for _, d in parts])
-    return None
-
-
-def _compute_sweep(P, nets_d: dict[int, Network], rotation_deg: float, kind: str, *, trials: int | None, rules,
-                   progress: bool) -> SweepSet:
-    """The sweep of :func:`load_sweep_set` computed now (paper profile: saved to ``results_dir``)."""
-    paper = P.profile_name == "paper"
-    n_trials = trials or (200 if paper else LIVE_SWEEP_TRIALS)
+    n_trials = trials or LIVE_SWEEP_TRIALS
     t0 = time.perf_counter()
-    sw = lr_sweep(stack(nets_d), list(nets_d), rates=SWEEP_RATES, rotations=(float(rotation_deg),), trials=n_trials,
-                  rules=tuple(rules), final_window=min(FINAL_WINDOW, n_trials), progress=progress, device=P.device)
-    secs = time.perf_counter() - t0
-    saved = []
-    if paper:
-        path = Path(P.results_dir) / f"paper_lr_sweep_{kind}_rot{_rot_tag(rotation_deg)}_{fmt_seeds(list(nets_d))}.npz"
-        save_sweep(path, sw, {"command": "notebook (paper profile): fbctrl.book.data.load_sweep_set", "kind": kind})
-        saved = [path.name]
-    return SweepSet(rates={k: [float(x) for x in v] for k, v in sw["rates"].items()},
-                    rotations=[float(r) for r in sw["rotations"]], seeds=list(nets_d), trials=n_trials,
-                    final=sw["final"], diverged=sw["diverged"], curves=sw["curves"],
-                    source="computed" if paper else "live", files=saved, seconds=secs)
+    out = lr_sweep(stack(nets_d), list(nets_d), rates=SHIPPED_SWEEP_GRID, rotations=(float(rotation_deg),),
+                   trials=n_trials, rules=tuple(rules), final_window=min(FINAL_WINDOW, n_trials), progress=progress,
+                   device=P.device)
+    return SweepSet(rates={k: [float(x) for x in v] for k, v in out["rates"].items()},
+                    rotations=[float(rotation_deg)], seeds=list(nets_d), trials=n_trials, final=out["final"],
+                    diverged=out["diverged"], curves=out["curves"], source="live", seconds=time.perf_counter() - t0)
 
 
 def best_rates(sw: SweepSet) -> dict[str, dict]:
-    """Per condition and rotation: the rate with the lowest mean final test loss over seeds among
-    the rates where no seed diverged, and the paper's rate. -> {cond: {"best": [rot] index,
-    "paper": index or None, "best_lr": [rot], "paper_lr": float}}."""
+    """Per condition and rotation: the best rate by the store's rule (``paper.best_index``, as
+    ``paper.best_swept_rates``: the lowest mean final test loss over seeds among the rates where
+    no seed diverged), and the paper's rate. -> {cond: {"best": [rot] index (-1: none), "paper":
+    index or None, "best_lr": [rot], "paper_lr": float}}."""
     out = {}
     for cond in sw.conditions:
-        rule = cond.split("+")[0].lower()
         rates = sw.rule_rates(cond)
-        fin, div = sw.final[cond], sw.diverged[cond]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            m = np.where(div.any(axis=2), np.inf, np.nanmean(fin, axis=2))  # [rates, rotations]
-        best = [int(np.argmin(m[:, j])) if np.isfinite(m[:, j]).any() else -1 for j in range(m.shape[1])]
-        plr = paper_lr(rule, cond.endswith("+c"))
-        pidx = next((i for i, r in enumerate(rates) if math.isclose(r, plr, rel_tol=1e-6)), None)
+        best = []
+        for j in range(len(sw.rotations)):
+            i = best_index({"final": sw.final[cond][:, j], "diverged": sw.diverged[cond][:, j]})
+            best.append(-1 if i is None else i)
+        plr = paper_lr(cond.split("+")[0].lower(), cond.endswith("+c"))
         out[cond] = {"best": best, "best_lr": [rates[i] if i >= 0 else float("nan") for i in best],
-                     "paper": pidx, "paper_lr": plr}
+                     "paper": next((i for i, r in enumerate(rates) if abs(r / plr - 1) < 1e-6), None), "paper_lr": plr}
     return out

@@ -39,6 +39,8 @@ import enum
 import math
 from dataclasses import asdict, dataclass, field
 
+from ..learning.rates import PAPER_LR
+
 __all__ = ["Rule", "Condition", "CONDITIONS", "Protocol", "PAPER_TEXT_LR", "EffectiveRate", "effective_rate",
            "feedback_output_ratio"]
 
@@ -90,8 +92,8 @@ class Condition:
 CONDITIONS = (Condition(Rule.RFLO, True), Condition(Rule.RFLO, False),
               Condition(Rule.BPTT, True), Condition(Rule.BPTT, False))
 
-# The fine-tuning rates as the paper's text states them (SPEC 4)
-PAPER_TEXT_LR = {CONDITIONS[0]: 5e-5, CONDITIONS[1]: 5e-5, CONDITIONS[2]: 1e-4, CONDITIONS[3]: 5e-6}
+# The fine-tuning rates as the paper's text states them (SPEC 4; declared in fbctrl.learning.rates)
+PAPER_TEXT_LR = {c: PAPER_LR[(c.rule.value, c.controller_on)] for c in CONDITIONS}
 
 
 class Protocol(str, enum.Enum):

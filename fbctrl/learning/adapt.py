@@ -38,7 +38,8 @@ from ..core.model import Network, draw_x0
 from ..core.task import TaskConfig, Trials, centre_out_reaches
 from ..core.tasks import FrequencyShift, Perturbation, Reach, Rotation, Task, make_task, task_config_from_dict
 from . import ckernels
-from .rules import PAPER_LR, RULES, OnlineBPTT, TrialState, make_rule, rule_class
+from .rates import PAPER_LR, paper_lr
+from .rules import RULES, OnlineBPTT, TrialState, make_rule, rule_class
 
 __all__ = ["RunSpec", "AdaptResult", "adapt", "DivergenceError", "feedback_matrix", "cli_adapt", "paper_lr", "TEST_X0_SEED",
            "initial_test_losses"]
@@ -54,11 +55,6 @@ class DivergenceError(FloatingPointError):
     """A run's loss became NaN or grew past the bound."""
 
 
-def paper_lr(rule: str, controller_on: bool) -> float:
-    """The paper's fine-tuning rate for a condition (SPEC 4)."""
-    return PAPER_LR[(rule, bool(controller_on))]
-
-
 @dataclass(frozen=True)
 class RunSpec:
     """One adaptation run: which network (index into the stacked networks), condition, rate, and
@@ -68,7 +64,7 @@ class RunSpec:
     net_index: int = 0
     controller_on: bool = True
     rotation_deg: float = 30.0
-    lr: float = 5e-5
+    lr: float = PAPER_LR[("rflo", True)]
     seed: int = 0
     perturbation: Perturbation | None = None
 
@@ -132,7 +128,7 @@ def _batch_cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, delay: int | None = None,
           task_cfg: TaskConfig = TaskConfig(), align: bool = False, align_every: int = 1, test_every: int = 1,
           on_divergence: str = "raise", divergence_factor: float = 100.0, progress: bool = True,
-          lr_rescale: bool = False, bptt_weights: str = "history", device=None,
+          bptt_weights: str = "history", device=None,
           dtype=torch.float32, frozen: bool = False, keep_weights: tuple = (), error_start: str = "zero",
           task: Task | None = None) -> AdaptResult:
     """Adapt W_rec of every run for ``trials`` trials, online (SPEC 4).
@@ -143,7 +139,6 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
     sweep). A run diverges when its training loss is NaN/inf or exceeds ``divergence_factor``
     times the larger of 1 and its first trial's loss.
     ``bptt_weights``: "history" (exact; default) or "current" (see ``rules.OnlineBPTT``).
-    ``lr_rescale``: multiply BPTT rates by |W_fb| / |W_out| as the published code does (off by default).
     ``frozen``: compute every step's update (and the alignment) but never apply it, so every
     trial runs from the same W_rec (matched-state analyses; RFLO only).
     ``keep_weights``: trial indices t at which W_rec (before trial t; t = ``trials``: after the
@@ -161,7 +156,7 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
     d = net.cfg.delay if delay is None else int(delay)
     if d < 0:
         raise ValueError(f"delay must be >= 0 steps, got {d}")
-    lr = _learning_rates(net, runs, rule, lr_rescale)
+    lr = torch.tensor([r.lr for r in runs], dtype=net.dtype, device=net.device)   # each run's rate [R]
     task = task if task is not None else Reach(task_cfg)
     base = task.test_conditions(dtype=dtype).to(device=device)              # [T, conditions, .]
     perturbed = [task.perturb(base, r.applied) for r in runs]               # test loss: perturbed conditions
@@ -184,7 +179,7 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
         kept[trials] = eng.W.detach().clone()
     res = AdaptResult(rule=rule, runs=list(runs), records=rec, diverged=div.diverged,
                       wall_time=time.perf_counter() - t_start,
-                      meta={"delay": d, "trials": trials, "lr_rescale": lr_rescale, "lr_effective": lr.cpu().tolist(),
+                      meta={"delay": d, "trials": trials, "lr_effective": lr.cpu().tolist(),
                             "error_start": error_start, "compute_path": eng.compute_path()})
     res.W_final = eng.W
     res.weights = kept
@@ -206,16 +201,6 @@ def _check_args(rule, runs, trials, on_divergence, error_start, frozen, keep_wei
         raise ValueError(f"frozen adaptation is implemented for rule {able} only")
     if any(not 0 <= int(t) <= trials for t in keep_weights):
         raise ValueError(f"keep_weights must be trial indices in 0..{trials}, got {tuple(keep_weights)}")
-
-
-def _learning_rates(net: Network, runs: list[RunSpec], rule: str, lr_rescale: bool) -> torch.Tensor:
-    """Each run's rate [R]; with ``lr_rescale``, BPTT's times |W_fb| / |W_out| (the published code)."""
-    R = len(runs)
-    lr = torch.tensor([r.lr for r in runs], dtype=net.dtype, device=net.device)
-    if lr_rescale and rule_class(rule).published_lr_rescale:
-        scale = (net.W_fb * net.mask).reshape(R, -1).norm(dim=1) / net.W_out.reshape(R, -1).norm(dim=1)
-        lr = lr * scale
-    return lr
 
 
 def _new_records(R: int, trials: int, T: int, align: bool) -> dict[str, np.ndarray]:

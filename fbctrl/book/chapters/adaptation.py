@@ -63,12 +63,12 @@ class Chapter:
 
 
 def _rotations(P) -> tuple[list[float], bool]:
-    """Rotations of the final-loss figure, and whether those without a file are computed."""
+    """Rotations of the final-loss figure, and whether those the store lacks are computed live."""
     if P.rotations_deg is not None:
         return sorted(set(P.rotations_deg) | {P.rotation_deg}), True
     if P.profile_name == "paper":
         return sorted(set(P.profile.rotations) | {P.rotation_deg}), True
-    return sorted(set(data.file_rotations(P.results_dir, "fb")) | {P.rotation_deg}), False
+    return sorted(set(data.SIZES.trials) | {P.rotation_deg}), False
 
 
 def _load_sets(P, ad) -> dict:
@@ -88,7 +88,7 @@ def load(P, task_cfg: TaskConfig = TaskConfig()) -> Chapter:
     fb = data.networks(P, "fb")
     ad = data.load_adaptation(P, P.rotation_deg, "fb", seeds=P.seeds, trials=P.trials, rules=P.rules)
     if ad is None:
-        raise ValueError(f"no result files for {P.rotation_deg:g} degrees in {P.results_dir!r} and no networks in "
+        raise ValueError(f"no store units for {P.rotation_deg:g} degrees under {P.results_dir!r} and no networks in "
                          f"{P.checkpoint_dir!r} to compute them")
     init = data.initial_for(fb, ad, task_cfg=task_cfg)
     sets = _load_sets(P, ad)
@@ -234,11 +234,11 @@ def glue_nofb(ch: Chapter) -> str:
 
 def glue_convention(ch: Chapter):
     """Glue the comparison of the two online-BPTT weight conventions; return its table (None without
-    an exact-sweep result file)."""
+    exact-sweep runs in the store)."""
     P = ch.P
     conv = data.bptt_convention(P, P.rotation_deg, "fb")
     if conv is None:
-        glue_text("conv_text", f"there is no exact-sweep result file for {P.rotation_deg:g}° in this results folder")
+        glue_text("conv_text", f"the store holds no exact-sweep runs at {P.rotation_deg:g}° in this results folder")
         for k in ("conv_rot", "conv_trials", "conv_seeds", "conv_gap_bptt_c", "conv_gap_bptt"):
             glue_text(k, "n/a")
         return None

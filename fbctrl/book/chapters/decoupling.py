@@ -37,12 +37,12 @@ def alignment(P) -> Alignment:
     """RFLO's runs with and without the controller at ``P.rotation_deg`` and their alignment records."""
     ad = data.load_adaptation(P, P.rotation_deg, "fb", seeds=P.seeds, rules=("rflo",))
     if ad is None:
-        raise ValueError(f"no result files for {P.rotation_deg:g} degrees in {P.results_dir!r} and no networks in "
+        raise ValueError(f"no store units for {P.rotation_deg:g} degrees under {P.results_dir!r} and no networks in "
                          f"{P.checkpoint_dir!r} to compute them")
     summ = {c: metrics.alignment_summary(ad[c]) for c in ("RFLO+c", "RFLO") if c in ad.results}
     if any(s is None for s in summ.values()):
         raise ValueError(f"the runs for {P.rotation_deg:g} degrees hold no alignment records "
-                         "(python -m fbctrl reproduce --align-every N)")
+                         "(the store's RFLO runs record it: python -m fbctrl paper --networks shipped)")
     return Alignment(ad, summ)
 
 

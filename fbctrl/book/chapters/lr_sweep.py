@@ -1,6 +1,6 @@
 """What the chapter "Learning rates" (``book/lr_sweep.ipynb``) shows.
 
-* :func:`load` -- the learning-rate sweep of the chapter's rotation (result files, or computed) and
+* :func:`load` -- the learning-rate sweep of the chapter's rotation (the store, or computed live) and
   each condition's best rate.
 * :func:`glue_results` -- every number and sentence of the chapter, glued under the keys the
   markdown cites, with the verdict on RFLO+c < RFLO at the best rates.
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...experiments import metrics, stats
-from ...experiments.runs import SWEEP_RATES
+from ...learning.rates import SHIPPED_SWEEP_GRID
 from ...fmt import fmt_pm, fmt_rate, md_table
 from .. import data
 from ..glue import glue_int, glue_pm, glue_text
@@ -48,10 +48,10 @@ class Chapter:
 
 
 def load(P) -> Chapter:
-    """The sweep of ``P.rotation_deg`` for validated parameters ``P`` (files, or computed)."""
+    """The sweep of ``P.rotation_deg`` for validated parameters ``P`` (the store, or computed live)."""
     sw = data.load_sweep_set(P, P.rotation_deg, "fb", seeds=P.seeds, trials=P.trials, rules=P.rules)
     if sw is None:
-        raise ValueError(f"no sweep file for {P.rotation_deg:g} degrees in {P.results_dir!r} and no networks in "
+        raise ValueError(f"no sweep in the store for {P.rotation_deg:g} degrees under {P.results_dir!r} and no networks in "
                          f"{P.checkpoint_dir!r} to compute it")
     j = next(i for i, r in enumerate(sw.rotations) if abs(r - P.rotation_deg) < 1e-9)
     return Chapter(P=P, sw=sw, best=data.best_rates(sw), j=j)
@@ -59,17 +59,16 @@ def load(P) -> Chapter:
 
 def source_text(sw: data.SweepSet) -> str:
     """One line: the sweep's seeds, length, rotations and where it comes from."""
-    where = (f"loaded from {', '.join(sw.files)}" if sw.source == "files" else
-             "computed in this notebook" + (" at a reduced size (not saved)" if sw.source == "live" else
-                                            f" and saved to {', '.join(sw.files)}"))
+    where = (f"read from the store ({', '.join(sw.files)})" if sw.source == "store" else
+             "computed in this notebook at a reduced size (not saved)")
     return (f"{len(sw.seeds)} seed(s) ({', '.join(map(str, sw.seeds))}), {sw.trials} trials, "
             f"rotations {', '.join(f'{r:g}°' for r in sw.rotations)}, {where}")
 
 
 def _glue_sweep(ch: Chapter) -> None:
     sw = ch.sw
-    glue_text("rates_rflo", ", ".join(fmt_rate(r) for r in sw.rates.get("rflo", SWEEP_RATES["rflo"])))
-    glue_text("rates_bptt", ", ".join(fmt_rate(r) for r in sw.rates.get("bptt", SWEEP_RATES["bptt"])))
+    glue_text("rates_rflo", ", ".join(fmt_rate(r) for r in sw.rates.get("rflo", SHIPPED_SWEEP_GRID["rflo"])))
+    glue_text("rates_bptt", ", ".join(fmt_rate(r) for r in sw.rates.get("bptt", SHIPPED_SWEEP_GRID["bptt"])))
     glue_int("final_window", metrics.FINAL_WINDOW)
     glue_text("rot", f"{ch.P.rotation_deg:g}")
     glue_int("n_seeds", len(sw.seeds))

@@ -45,10 +45,10 @@ def load(P, task_cfg: TaskConfig = TaskConfig()) -> Chapter:
     fb = data.networks(P, "fb")
     ad = data.load_adaptation(P, P.rotation_deg, "fb", seeds=P.seeds)
     if ad is None:
-        raise ValueError(f"no result files for {P.rotation_deg:g} degrees in {P.results_dir!r} and no networks in "
+        raise ValueError(f"no store units for {P.rotation_deg:g} degrees under {P.results_dir!r} and no networks in "
                          f"{P.checkpoint_dir!r} to compute them")
     sets = {P.rotation_deg: ad}
-    rots = P.profile.rotations if P.profile_name == "paper" else data.file_rotations(P.results_dir, "fb")
+    rots = P.profile.rotations if P.profile_name == "paper" else sorted(data.SIZES.trials)
     for r in rots:
         if r not in sets:
             s = data.load_adaptation(P, r, "fb", seeds=P.seeds, compute=P.profile_name == "paper")

@@ -49,7 +49,7 @@ from .planning import Group, plan
 from .pretrain import PretrainUnit, load_networks
 from .run import batches, run_batch, run_plan
 from .shard import check_shard, shard_threads, shard_units
-from .sweep import (SweepUnit, best_swept_rates, sweep_extension, sweep_grid, sweep_rotation, sweep_table,
+from .sweep import (SweepUnit, best_index, best_swept_rates, sweep_extension, sweep_grid, sweep_rotation, sweep_table,
                     sweep_units)
 
 __all__ = ["PaperConfig", "KINDS", "STAGES", "Variant", "rotation_folder",
@@ -57,6 +57,6 @@ __all__ = ["PaperConfig", "KINDS", "STAGES", "Variant", "rotation_folder",
            "unit_dict", "read_meta", "read_unit", "write_unit", "sweep_digest", "unit_status", "is_done",
            "network_settings", "load_runs", "load_network_units", "UNIT_KIND", "DamagedFileError",
            "run_lockstep", "sweep_rotation", "sweep_grid", "sweep_units", "sweep_table", "sweep_extension",
-           "best_swept_rates", "plan", "GPU_LAUNCH_S", "GPU_FP32_FLOPS", "Costs", "calibrate", "unit_seconds",
+           "best_index", "best_swept_rates", "plan", "GPU_LAUNCH_S", "GPU_FP32_FLOPS", "Costs", "calibrate", "unit_seconds",
            "default_max_runs", "published_costs", "plan_costs", "format_plan", "hms", "run_batch", "batches",
            "run_plan", "shard_threads", "shard_units", "check_shard"]

@@ -12,6 +12,7 @@ from ...core.spec import NetworkSpec
 from ...core.task import TaskConfig
 from ...core.train import PretrainConfig
 from ..network_units import NetMeasureConfig
+from ...learning.rates import SWEEP_GRID, TINY_SWEEP_GRID
 from ..protocol import Protocol
 
 __all__ = ["KINDS", "STAGES", "PaperConfig", "Variant", "rotation_folder"]
@@ -44,15 +45,15 @@ class PaperConfig:
     # there at each rotation's own best rate (Variant.OWN_BEST), after everything else
     sweep_rotations_beyond: tuple = (40.0, 50.0, 60.0)
     sweep_seeds: tuple = tuple(range(5))
-    sweep_rates: dict = field(default_factory=lambda: {
-        "rflo": (1.5e-6, 5e-6, 1.5e-5, 5e-5, 1.5e-4, 5e-4, 1.5e-3),
-        "bptt": (1e-6, 3e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3)})
+    sweep_rates: dict = field(default_factory=lambda: dict(SWEEP_GRID))
+    sweep_bptt_weights: str = "history"           # the sweep's online BPTT ("current": Variant.BPTT_CURRENT units)
     sweep_trials: dict = field(default_factory=lambda: {"rflo": 1000, "bptt": 200})
     sweep_final_window: int = 10
     max_sweep_extensions: int = 2
     checkpoint_dir: str = "checkpoints/published"
     results_dir: str = "results/paper"
     shipped_dir: str = "checkpoints"              # the book's networks pre-trained with pushes (robustness)
+    train_push: bool = False                      # the networks are pre-trained with pushes (the shipped family)
     network_measures: NetMeasureConfig = field(default_factory=NetMeasureConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
 
@@ -79,7 +80,7 @@ class PaperConfig:
                    nofb_seeds=(0, 1), rotations=(30.0, 40.0), trials=4, align_every=2, sweep_seeds=(0, 1),
                    sweep_rotations_beyond=(40.0,),
                    matched_points=(0, 4), matched_trials=2,
-                   sweep_rates={"rflo": (5e-5, 5e-4), "bptt": (1e-5, 1e-4)}, sweep_trials={"rflo": 3, "bptt": 2},
+                   sweep_rates=dict(TINY_SWEEP_GRID), sweep_trials={"rflo": 3, "bptt": 2},
                    sweep_final_window=2, max_sweep_extensions=1, checkpoint_dir=checkpoint_dir,
                    results_dir=results_dir, task=TaskConfig(T=30, go_step=5, move_steps=20),
                    shipped_dir=shipped_dir or str(Path(checkpoint_dir).parent / "shipped"),
@@ -91,7 +92,7 @@ class PaperConfig:
         spec = NetworkSpec.parse(kind)
         return PretrainConfig(n=self.n, feedback_density=spec.feedback_density, delay=spec.delay,
                               batches=self.pretrain_batches, batch_size=self.batch_size, eval_every=self.eval_every,
-                              checkpoint_every=self.checkpoint_every, train_push=False, task=spec.task)
+                              checkpoint_every=self.checkpoint_every, train_push=self.train_push, task=spec.task)
 
     def seeds(self, kind: str) -> tuple:
         return self.fb_seeds if NetworkSpec.parse(kind).has_feedback else self.nofb_seeds

@@ -43,7 +43,7 @@ def batches(units: list, max_runs: int) -> list[list]:
 
 def run_plan(cfg: PaperConfig, *, device="cpu", budget_minutes: float | None = None, max_runs: int | None = None,
              costs: Costs | None = None, progress: bool = True, command: str = "", log=print,
-             stages=None, shard: tuple[int, int] | None = None) -> dict:
+             stages=None, shard: tuple[int, int] | None = None, planner=None) -> dict:
     """Run the groups of :func:`plan` in order, one lockstep batch at a time, re-planning after
     each (the sweep's extensions and best rates appear when their inputs exist). With a budget,
     stop before a batch whose estimate would not fit, with everything finished saved.
@@ -53,7 +53,9 @@ def run_plan(cfg: PaperConfig, *, device="cpu", budget_minutes: float | None = N
     Each unit is claimed before it runs (``store.claim``): a unit another live process holds is
     left to it (the run stops saying so when only such units are left), and a unit another
     process finished meanwhile is not computed again. Damaged and stale units are logged and
-    recomputed."""
+    recomputed. ``planner``: the function that plans ``cfg`` (default :func:`plan`; the shipped
+    family's is ``fbctrl.experiments.shipped.plan``)."""
+    planner = planner or plan
     if stages is not None:
         bad = [x for x in stages if x not in STAGES]
         if bad or not stages:
@@ -61,7 +63,7 @@ def run_plan(cfg: PaperConfig, *, device="cpu", budget_minutes: float | None = N
     t0 = time.perf_counter()
     done, stopped, held = 0, None, {}
     while True:
-        groups = _todo(cfg, stages, shard, held)
+        groups = _todo(cfg, stages, shard, held, planner)
         g = next((g for g in groups if g.units and not g.blocked), None)
         if g is None and _release_dead(held):
             continue
@@ -80,14 +82,14 @@ def run_plan(cfg: PaperConfig, *, device="cpu", budget_minutes: float | None = N
         log(f"[{hms(used)}] {g.title}: {', '.join(u.describe() for u in units[:3])}"
             + (f" and {len(units) - 3} more" if len(units) > 3 else "") + (f" (about {hms(est)})" if costs else ""))
         done += _run_claimed(cfg, units, held, log, device=device, progress=progress, command=command)
-    left = sum(len(shard_units(x, shard).units) for x in plan(cfg)
+    left = sum(len(shard_units(x, shard).units) for x in planner(cfg)
                if stages is None or (x.units and x.units[0].stage in stages))
     return {"units_done": done, "units_left": left, "wall_time_s": time.perf_counter() - t0, "stopped": stopped}
 
 
-def _todo(cfg: PaperConfig, stages, shard, held: dict) -> list[Group]:
+def _todo(cfg: PaperConfig, stages, shard, held: dict, planner) -> list[Group]:
     """The plan's groups of ``stages`` and ``shard``, without the units other processes hold."""
-    groups = [shard_units(g, shard) for g in plan(cfg) if stages is None or (g.units and g.units[0].stage in stages)]
+    groups = [shard_units(g, shard) for g in planner(cfg) if stages is None or (g.units and g.units[0].stage in stages)]
     return [replace(g, units=[u for u in g.units if u not in held]) if held else g for g in groups]
 
 

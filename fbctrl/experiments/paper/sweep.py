@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from ...core.spec import NetworkSpec
-from ..protocol import CONDITIONS, Condition, EffectiveRate, effective_rate
-from .config import PaperConfig, rotation_folder
+from ..protocol import CONDITIONS, Condition, EffectiveRate, Rule, effective_rate
+from .config import PaperConfig, Variant, rotation_folder
 from .files import is_done, read_meta, read_unit
 from .lockstep import run_lockstep
 
@@ -33,13 +33,16 @@ class SweepUnit:
     trials: int
     kind: str = "fb"
     stage: str = "sweep"
+    variant: Variant = Variant.NONE
 
     def path(self, cfg: PaperConfig) -> Path:
-        return (Path(cfg.results_dir) / "sweep" / rotation_folder(self.rotation_deg)
-                / f"{self.condition.slug}_lr{self.lr:.3g}_seed{self.seed}.npz")
+        folder = rotation_folder(self.rotation_deg) + (f"+{self.variant.value}" if self.variant is not Variant.NONE
+                                                       else "")
+        return Path(cfg.results_dir) / "sweep" / folder / f"{self.condition.slug}_lr{self.lr:.3g}_seed{self.seed}.npz"
 
     def describe(self) -> str:
-        return f"sweep {self.condition.name} lr {self.lr:.3g} seed {self.seed}"
+        v = f" ({self.variant.value})" if self.variant is not Variant.NONE else ""
+        return f"sweep {self.condition.name} lr {self.lr:.3g} seed {self.seed}{v}"
 
     def learning_rate(self, cfg: PaperConfig, W_fb, W_out) -> EffectiveRate:
         """The swept rate itself (``protocol.effective_rate`` of protocol "best" at ``lr``)."""
@@ -82,7 +85,9 @@ def sweep_units(cfg: PaperConfig, cond: Condition, rates, rotation: float | None
     rate by rate, every sweep seed."""
     trials = int(cfg.sweep_trials[cond.rule.value])
     rot = sweep_rotation(cfg, rotation)
-    return [SweepUnit(int(s), rot, cond, float(lr), trials) for lr in rates for s in cfg.sweep_seeds]
+    current = cond.rule is Rule.BPTT and cfg.sweep_bptt_weights == "current"
+    return [SweepUnit(int(s), rot, cond, float(lr), trials, variant=Variant.BPTT_CURRENT if current else Variant.NONE)
+            for lr in rates for s in cfg.sweep_seeds]
 
 
 def sweep_table(cfg: PaperConfig, cond: Condition, rotation: float | None = None) -> dict:
@@ -106,7 +111,7 @@ def sweep_table(cfg: PaperConfig, cond: Condition, rotation: float | None = None
     return {"rates": rates, "final": fin, "diverged": div, "complete": complete}
 
 
-def _best_index(tab: dict) -> int | None:
+def best_index(tab: dict) -> int | None:
     """The rate with the lowest mean final loss over seeds among rates where no seed diverged."""
     ok = ~tab["diverged"].any(axis=1) & np.isfinite(tab["final"]).all(axis=1)
     if not ok.any():
@@ -122,7 +127,7 @@ def sweep_extension(cfg: PaperConfig, cond: Condition, rotation: float | None = 
     rates = tab["rates"]
     if not tab["complete"] or len(rates) < 2:
         return []
-    i = _best_index(tab)
+    i = best_index(tab)
     base = cfg.sweep_rates[cond.rule.value]
     if i == 0 and sum(r < min(base) for r in rates) < cfg.max_sweep_extensions:
         return [rates[0] ** 2 / rates[1]]
@@ -138,7 +143,7 @@ def best_swept_rates(cfg: PaperConfig, rotation: float | None = None) -> dict[st
     out = {}
     for c in CONDITIONS:
         tab = sweep_table(cfg, c, rotation)
-        i = _best_index(tab) if tab["complete"] else None
+        i = best_index(tab) if tab["complete"] else None
         fin = np.where(tab["diverged"], np.nan, tab["final"])
         ok = np.isfinite(fin).any(axis=1)
         mean = np.full(len(tab["rates"]), np.nan)

@@ -17,6 +17,7 @@ import numbers
 
 import torch
 
+from ..rates import PAPER_LR   # declared in fbctrl.learning.rates, re-exported here
 from .base import FLAGS, PROMISES, LearningRule, TrialState
 from .online_bptt import OnlineBPTT
 from .rflo import RFLO
@@ -28,8 +29,6 @@ _CLASSES: tuple[type[LearningRule], ...] = (OnlineBPTT, RFLO)
 
 RULES = tuple(cls.name for cls in _CLASSES)
 
-# Fine-tuning learning rates of the paper (Methods, "Adaptation"): (rule, controller_on) -> lr
-PAPER_LR = {("bptt", True): 1e-4, ("bptt", False): 5e-6, ("rflo", True): 5e-5, ("rflo", False): 5e-5}
 
 
 def rule_class(rule: str) -> type[LearningRule]:
