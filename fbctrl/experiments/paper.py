@@ -59,7 +59,7 @@ __all__ = ["PaperConfig", "PretrainUnit", "AdaptUnit", "SweepUnit", "NetworkUnit
            "load_network_units", "UNIT_KIND", "best_swept_rates", "STAGES", "unit_status", "is_done", "DamagedFileError"]
 
 KINDS = ("fb", "nofb")
-STAGES = ("pretrain", "network", "adapt", "sweep")
+STAGES = ("pretrain", "network", "adapt", "sweep", "beyond")   # beyond: fbctrl.experiments.beyond
 
 
 @dataclass(frozen=True)
@@ -232,6 +232,8 @@ def unit_status(cfg: PaperConfig, unit) -> tuple[str, str]:
     ``"stale"``: its inputs changed since it was computed (its network's sha256, the settings of
     a network measure, the sweep files that chose a best rate). Damaged and stale units are
     planned again like missing ones."""
+    if unit.stage == "beyond":
+        return unit.status(cfg)
     p = unit.path(cfg)
     if unit.stage == "pretrain":
         try:
@@ -449,7 +451,8 @@ def plan(cfg: PaperConfig, *, include_done: bool = False) -> list[Group]:
     for g, sweep in waiting:
         if g.units and any(not _done(cfg, u) for u in sweep):
             g.blocked = "waits for the sweep"
-    return groups
+    from . import beyond            # the extension's groups, last (it imports this module)
+    return groups + beyond.groups(cfg, include_done=include_done)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -570,7 +573,7 @@ def load_network_units(cfg: PaperConfig, measure: str, source: str = "published"
     seeds = cfg.fb_seeds if source == "published" else shipped_seeds(cfg)
     out = ([], [], [])
     for s in seeds:
-        u = NetworkUnit(measure, "fb", int(s), source)
+        u = NetworkUnit(measure, getattr(cfg, "family", "fb"), int(s), source)   # beyond.BeyondConfig: its family
         if _done(cfg, u):
             rec, meta = _read_unit(u.path(cfg))
             out[0].append(int(s))
@@ -668,7 +671,8 @@ def _run_adapt(cfg: PaperConfig, units: list, device, progress: bool, command: s
     nets = _load_networks(cfg, kind, seeds, device)
     rates = [_effective(cfg, u, nets.W_fb[seeds.index(u.seed)], nets.W_out[seeds.index(u.seed)]) for u in units]
     runs = [RunSpec(net_index=seeds.index(u.seed), controller_on=u.condition.controller_on,
-                    rotation_deg=u.rotation_deg, lr=r.lr, seed=u.seed) for u, r in zip(units, rates)]
+                    rotation_deg=u.rotation_deg, lr=r.lr, seed=u.seed, perturbation=getattr(u, "perturbation", None))
+            for u, r in zip(units, rates)]
     align = rule is Rule.RFLO and units[0].stage == "adapt"
     # matched states feed the fair alignment cells, which read the published protocol's runs only
     matched = align and variant is Variant.NONE and units[0].protocol is Protocol.PUBLISHED
@@ -702,7 +706,9 @@ def _run_adapt(cfg: PaperConfig, units: list, device, progress: bool, command: s
 
 
 def run_batch(cfg: PaperConfig, units: list, *, device="cpu", progress: bool = True, command: str = "") -> None:
-    if units[0].stage == "pretrain":
+    if units[0].stage == "beyond":
+        units[0].run(cfg, units, device=device, progress=progress, command=command)
+    elif units[0].stage == "pretrain":
         _run_pretrain(cfg, units, device, progress, command)
     elif units[0].stage == "network":
         _run_network(cfg, units, device, command)
@@ -780,6 +786,8 @@ def _gpu_group(cfg: PaperConfig, rule: str) -> int:
 
 
 def unit_seconds(cfg: PaperConfig, costs: Costs, unit) -> float:
+    if unit.stage == "beyond":
+        return unit.seconds(cfg, costs)
     if unit.stage == "pretrain":
         return cfg.pretrain_batches * costs.pretrain_batch * 1.03   # + the test sets every eval_every batches
     if unit.stage == "network":       # not calibrated: a rough figure at n 400 on one CPU core
@@ -877,6 +885,7 @@ def run_plan(cfg: PaperConfig, *, device="cpu", budget_minutes: float | None = N
             break
         first = g.units[0]
         limit = (_pretrain_group(device, g) if first.stage == "pretrain" else 1 if first.stage == "network"
+                 else first.batch_limit(device, max_runs) if first.stage == "beyond"
                  else max_runs or default_max_runs(device, first.condition.rule.value))
         units = _batches(g.units, limit)[0]
         est = sum(unit_seconds(cfg, costs, u) for u in units) if costs else 0.0
