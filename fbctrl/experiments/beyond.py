@@ -354,14 +354,13 @@ class Row:
 
 
 def _row(claim: Claim, col=AS_PUBLISHED, figure: str | None = None, suffix: str = "") -> Row:
-    return Row(claim.key + (f"_{suffix}" if suffix else ""), claim, col, figure or claim.figure,
-               claim.short + (f" ({suffix.replace('_', ' ')})" if suffix else ""))
+    return Row(claim.key + (f"_{suffix}" if suffix else ""), claim, col, figure or claim.figure, claim.short)
 
 
 _BY_KEY = {c.key: c for c in CLAIMS}
 ROWS = (_row(ONLINE_CLAIM), _row(_BY_KEY["activity_fig2c"]), _row(_BY_KEY["final_loss_rflo_30"]),
-        _row(_BY_KEY["final_loss_bptt_30"]), _row(_BY_KEY["jacobian_fig4a"], figure="Fig 4a, open loop"),
-        _row(_BY_KEY["jacobian_fig4a"], COLUMNS["closed-loop Jacobian lag 1"], "Fig 4a, closed loop", "closed_loop"),
+        _row(_BY_KEY["final_loss_bptt_30"]), _row(_BY_KEY["jacobian_fig4a"], figure="Fig 4a open loop"),
+        _row(_BY_KEY["jacobian_fig4a"], COLUMNS["closed-loop Jacobian lag 1"], "Fig 4a closed loop", "closed_loop"),
         _row(_BY_KEY["align_local"]), _row(_BY_KEY["align_global"]), _row(_BY_KEY["efficiency"]),
         _row(_BY_KEY["activity_newton_fig5b"]))
 
