@@ -26,7 +26,7 @@ from .core.evaluate import evaluate, evaluate_cycles
 from .core.task import TaskConfig
 from .core.tasks import REACH_SETS, TASK_NAMES
 from .core.train import PretrainConfig, network_tag, pretrain
-from .experiments import paper, shipped, store, verdicts
+from .experiments import beyond, paper, shipped, store, verdicts
 from .experiments.runs import provenance
 from .learning.adapt import DivergenceError, checkpoint_task, cli_adapt
 from .paths import repo_root
@@ -343,7 +343,7 @@ def _family(a, cfg):
     """``(cfg, planner)`` of the network family ``--networks`` (the published protocol's, or the
     shipped networks': ``fbctrl.experiments.shipped``)."""
     if a.networks == "published":
-        return cfg, paper.plan
+        return cfg, beyond.full_plan
     sizes = shipped.ShippedSizes.tiny() if a.tiny else shipped.SIZES
     return shipped.config(cfg, sizes), partial(shipped.plan, sizes=sizes)
 

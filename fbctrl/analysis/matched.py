@@ -30,6 +30,7 @@ import torch
 
 from ..core.model import Network, draw_x0, rollout
 from ..core.task import TaskConfig, centre_out_reaches
+from ..core.tasks import Perturbation, task_for_config
 from ..learning.adapt import RunSpec, adapt, feedback_matrix
 
 __all__ = ["matched_alignment", "EVAL_SEED_OFFSET", "evaluation_trials", "trial_alignment", "loop_alignment", "step_gradients"]
@@ -139,19 +140,25 @@ def trial_alignment(net: Network, trial, x0: torch.Tensor, *, controller_on: boo
                 "step_gradients": grads}
 
 
-def loop_alignment(net: Network, *, seed: int, trials: int = 32, go_step: int = 20, rotation_deg: float = 30.0,
-                   task_cfg: TaskConfig = TaskConfig()) -> dict:
+def loop_alignment(net: Network, *, seed: int, trials: int = 32, go_step: int = 20,
+                   rotation_deg: float | Perturbation = 30.0, task_cfg=TaskConfig()) -> dict:
     """At ``net``'s weights, controller on and off (axis 0 of every array), on the matched-state
     evaluation trials of network ``seed`` (:func:`evaluation_trials`): local alignment (mean over
     steps k >= go_step) and global alignment with the fed-back error detached and with the loop
     kept (``local_detached``, ``local_loop``, ``global_detached``, ``global_loop`` [2, trials];
     with the controller off nothing is fed back, so both conventions are the same), the
-    scale-free efficiency (``efficiency`` [2, trials]) and ``targets`` [trials]."""
+    scale-free efficiency (``efficiency`` [2, trials]) and ``targets`` [trials]. ``rotation_deg``
+    may be a ``Perturbation`` of the task of ``task_cfg`` (e.g. the limit cycle's
+    ``FrequencyShift``): the trials are then that task's test conditions under it."""
     if net.stacked:
         raise ValueError("loop_alignment takes one network")
-    targets, x0s = evaluation_trials(seed, trials, net.cfg.n, task_cfg.n_targets)
-    base = centre_out_reaches(task_cfg, dtype=torch.float64)
-    base = base.rotated(rotation_deg) if rotation_deg else base
+    if isinstance(task_cfg, TaskConfig) and not isinstance(rotation_deg, Perturbation):
+        base = centre_out_reaches(task_cfg, dtype=torch.float64)
+        base = base.rotated(rotation_deg) if rotation_deg else base
+    else:       # another task's test conditions under its perturbation (Methods, "Beyond the paper")
+        task = task_for_config(task_cfg)
+        base = task.perturb(task.test_conditions(torch.float64), rotation_deg)
+    targets, x0s = evaluation_trials(seed, trials, net.cfg.n, base.batch_shape[0])
     keys = ("local_detached", "local_loop", "global_detached", "global_loop", "efficiency")
     out = {k: np.full((2, trials), np.nan) for k in keys}
     for i, (tgt, x0) in enumerate(zip(targets, x0s)):

@@ -2,7 +2,12 @@
 Figure 2c (the control input and the activity gradient), Figure 4a (closed-loop Jacobians and the
 gradient horizon), Figure 5b (the control input and the Newton direction in activity space) and
 the W_rec Newton direction against RFLO and the gradient. Built on :mod:`fbctrl.analysis.gradients.gradients`;
-arrays are per network seed, ready to plot. SPEC 5."""
+arrays are per network seed, ready to plot. SPEC 5.
+
+Every measure reads the test conditions of a task (:func:`test_trial`): the centre-out reaches
+under a rotation of ``rotation_deg`` degrees (the paper), or, where ``rotation_deg`` is a
+``Perturbation`` and ``task_cfg`` another task's configuration, that task's test conditions under
+it (the limit cycle under a ``FrequencyShift``; Methods, "Beyond the paper")."""
 
 from __future__ import annotations
 
@@ -14,10 +19,11 @@ import torch
 from ..core.bptt import forward
 from ..core.model import Network, draw_x0
 from ..core.task import GO_STEP, TaskConfig, Trials, centre_out_reaches
+from ..core.tasks import Perturbation, task_for_config
 from ..learning.adapt import feedback_matrix
 from .gradients import activity_gradients, activity_newton, cosine, gradient_horizon, step_jacobians, wrec_second_order
 
-__all__ = ["ACTIVITY_X0_SEED", "NULL_SEED", "activity_x0s", "centre_out_trial", "flat_cosine", "activity_cosines", "movement_mean", "closed_loop_jacobians",
+__all__ = ["ACTIVITY_X0_SEED", "NULL_SEED", "activity_x0s", "centre_out_trial", "test_trial", "n_conditions", "flat_cosine", "activity_cosines", "movement_mean", "closed_loop_jacobians",
            "jacobian_profile", "horizon_profile", "activity_newton_cosines", "rflo_direction", "wrec_newton_table"]
 
 
@@ -32,12 +38,31 @@ def centre_out_trial(task_cfg: TaskConfig, target: int, rotation_deg: float, dty
     return tr.rotated(rotation_deg) if rotation_deg else tr
 
 
-def activity_x0s(n: int, task_cfg: TaskConfig, dtype=torch.float64) -> torch.Tensor:
-    return draw_x0(n, (task_cfg.n_targets,), torch.Generator().manual_seed(ACTIVITY_X0_SEED), dtype)
+def n_conditions(task_cfg) -> int:
+    """The test conditions of the task of ``task_cfg``: the centre-out targets of reaching (a
+    ``TaskConfig``), the test frequencies of the limit cycle (a ``LimitCycleConfig``)."""
+    return task_cfg.n_targets if isinstance(task_cfg, TaskConfig) else task_for_config(task_cfg).config.n_test_freqs
+
+
+def test_trial(task_cfg, target: int, perturbation, dtype=torch.float64) -> Trials:
+    """Test condition ``target`` of the task of ``task_cfg`` on the first trial of
+    ``perturbation``: a rotation in degrees (a number) on reaching is the centre-out reach
+    :func:`centre_out_trial`, as every measure of the paper's networks reads it; a
+    :class:`~fbctrl.core.tasks.Perturbation` (e.g. a ``FrequencyShift`` on the limit cycle) is
+    applied by the task to its test conditions (``Task.perturb``; Methods, "Beyond the paper")."""
+    if isinstance(task_cfg, TaskConfig) and not isinstance(perturbation, Perturbation):
+        return centre_out_trial(task_cfg, target, perturbation, dtype)
+    task = task_for_config(task_cfg)
+    return task.perturb(task.test_conditions(dtype), perturbation).select([target])
+
+
+def activity_x0s(n: int, task_cfg, dtype=torch.float64) -> torch.Tensor:
+    """One initial state per test condition of the task (:func:`n_conditions`), from ``ACTIVITY_X0_SEED``."""
+    return draw_x0(n, (n_conditions(task_cfg),), torch.Generator().manual_seed(ACTIVITY_X0_SEED), dtype)
 
 
 @torch.no_grad()
-def activity_cosines(nets: dict[int, Network], rotation_deg: float = 30.0, *, controller_on: bool = True,
+def activity_cosines(nets: dict[int, Network], rotation_deg: float | Perturbation = 30.0, *, controller_on: bool = True,
                      task_cfg: TaskConfig = TaskConfig(), pairing: str = "next") -> dict[str, np.ndarray]:
     """Figure 2c on the first trial of a rotation, every target, every network (float64):
     cos(u_k, -dL/dr_{k+1}) with the whole-trial loss (``cos_trial``) and with the loss of the step
@@ -51,7 +76,7 @@ def activity_cosines(nets: dict[int, Network], rotation_deg: float = 30.0, *, co
     the readout would reach on the same trials (about ±1/sqrt(n))."""
     S = len(nets)
     T = task_cfg.T
-    out = {k: np.zeros((S, task_cfg.n_targets, T - 1)) for k in ("cos_trial", "cos_inst", "cos_trial_null",
+    out = {k: np.zeros((S, n_conditions(task_cfg), T - 1)) for k in ("cos_trial", "cos_inst", "cos_trial_null",
                                                                   "cos_inst_null")}
     for s, (seed, net) in enumerate(nets.items()):
         net64 = net.to(dtype=torch.float64)
@@ -59,8 +84,8 @@ def activity_cosines(nets: dict[int, Network], rotation_deg: float = 30.0, *, co
         g = torch.Generator().manual_seed(NULL_SEED + int(seed))
         W_null = torch.randn(net64.W_fb.shape, generator=g, dtype=torch.float64).to(net64.device)
         x0s = activity_x0s(net64.cfg.n, task_cfg)
-        for tgt in range(task_cfg.n_targets):
-            ag = activity_gradients(net64, centre_out_trial(task_cfg, tgt, rotation_deg), x0s[tgt:tgt + 1],
+        for tgt in range(n_conditions(task_cfg)):
+            ag = activity_gradients(net64, test_trial(task_cfg, tgt, rotation_deg), x0s[tgt:tgt + 1],
                                     controller_on=controller_on, pairing=pairing)
             out["cos_trial"][s, tgt] = ag.cos_trial[:, 0].cpu().numpy()
             out["cos_inst"][s, tgt] = ag.cos_inst[:, 0].cpu().numpy()
@@ -124,7 +149,7 @@ def closed_loop_jacobians(net: Network, fwd) -> torch.Tensor:
 
 
 @torch.no_grad()
-def jacobian_profile(nets: dict[int, Network], rotation_deg: float = 30.0, *, targets=(0, 2, 4, 6),
+def jacobian_profile(nets: dict[int, Network], rotation_deg: float | Perturbation = 30.0, *, targets=(0, 2, 4, 6),
                      lags=(1, 5, 10), stride: int = 5, norm: str = "spectral", controllers=(True, False),
                      closed_loop: bool = False, rates: bool = False,
                      task_cfg: TaskConfig = TaskConfig()) -> dict:
@@ -153,7 +178,7 @@ def jacobian_profile(nets: dict[int, Network], rotation_deg: float = 30.0, *, ta
     for s, net in enumerate(nets.values()):
         x0s = activity_x0s(net.cfg.n, task_cfg, net.dtype)
         for i, tgt in enumerate(targets):
-            tr = centre_out_trial(task_cfg, tgt, rotation_deg, net.dtype)
+            tr = test_trial(task_cfg, tgt, rotation_deg, net.dtype)
             for on in keys:
                 fwd = forward(net, tr, x0s[tgt:tgt + 1].to(net.device), controller_on=on is not False)
                 n = net.cfg.n
@@ -175,7 +200,7 @@ def jacobian_profile(nets: dict[int, Network], rotation_deg: float = 30.0, *, ta
 
 
 @torch.no_grad()
-def horizon_profile(nets: dict[int, Network], rotation_deg: float = 30.0, *, targets=(0, 2, 4, 6),
+def horizon_profile(nets: dict[int, Network], rotation_deg: float | Perturbation = 30.0, *, targets=(0, 2, 4, 6),
                     horizons=(1, 2, 5, 10, 20, 50), steps=None, controllers=(True, False),
                     task_cfg: TaskConfig = TaskConfig()) -> dict:
     """How much of the exact gradient of a step's loss comes from the last K steps
@@ -192,7 +217,7 @@ def horizon_profile(nets: dict[int, Network], rotation_deg: float = 30.0, *, tar
     for s, net in enumerate(nets.values()):
         x0s = activity_x0s(net.cfg.n, task_cfg, net.dtype)
         for i, tgt in enumerate(targets):
-            tr = centre_out_trial(task_cfg, tgt, rotation_deg, net.dtype)
+            tr = test_trial(task_cfg, tgt, rotation_deg, net.dtype)
             for on in controllers:
                 r = gradient_horizon(net, tr, x0s[tgt:tgt + 1], controller_on=on, horizons=horizons, steps=steps)
                 out[(on, "cos")][s, i] = r["cos"]
@@ -201,7 +226,7 @@ def horizon_profile(nets: dict[int, Network], rotation_deg: float = 30.0, *, tar
 
 
 @torch.no_grad()
-def activity_newton_cosines(nets: dict[int, Network], rotation_deg: float = 30.0, *, targets=(0, 2, 4, 6),
+def activity_newton_cosines(nets: dict[int, Network], rotation_deg: float | Perturbation = 30.0, *, targets=(0, 2, 4, 6),
                             stride: int = 4, damping: float = 1e-3, task_cfg: TaskConfig = TaskConfig(),
                             pairing: str = "next") -> dict[str, np.ndarray]:
     """Figure 5b: cos(u_k, -(H_j + damping I)^-1 g_j) (Newton direction in activity space, H_j
@@ -218,7 +243,7 @@ def activity_newton_cosines(nets: dict[int, Network], rotation_deg: float = 30.0
         net64 = net.to(dtype=torch.float64)
         x0s = activity_x0s(net64.cfg.n, task_cfg)
         for i, tgt in enumerate(targets):
-            r = activity_newton(net64, centre_out_trial(task_cfg, tgt, rotation_deg), x0s[tgt:tgt + 1], controller_on=True,
+            r = activity_newton(net64, test_trial(task_cfg, tgt, rotation_deg), x0s[tgt:tgt + 1], controller_on=True,
                                 damping=damping, steps=steps, pairing=pairing)
             out["cos_newton"][s, i] = r["cos_newton"]
             out["cos_first_order"][s, i] = r["cos_first_order"]
@@ -246,7 +271,7 @@ def flat_cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-300))
 
 
-def wrec_newton_table(net: Network, rotation_deg: float = 30.0, *, targets=(1,), steps=(40, 80),
+def wrec_newton_table(net: Network, rotation_deg: float | Perturbation = 30.0, *, targets=(1,), steps=(40, 80),
                       controllers=(True, False), iters=(25, 100, 400), n_eigs: int = 0, damping: float = 1e-3,
                       task_cfg: TaskConfig = TaskConfig()) -> list[dict]:
     """The published code's second comparison, at paper scale: for a few steps t of one rotated
@@ -264,7 +289,7 @@ def wrec_newton_table(net: Network, rotation_deg: float = 30.0, *, targets=(1,),
     x0s = activity_x0s(net.cfg.n, task_cfg, net.dtype)
     rows = []
     for target in targets:
-        tr = centre_out_trial(task_cfg, target, rotation_deg, net.dtype)
+        tr = test_trial(task_cfg, target, rotation_deg, net.dtype)
         x0 = x0s[target:target + 1]
         for on in controllers:
             for t in steps:

@@ -26,6 +26,18 @@ Measures, each on the first trial of a 30 degree rotation with frozen weights:
   alignment with the exact gradient with the fed-back error detached and with the loop kept, and
   the scale-free per-trial efficiency of its updates (``analysis.matched.loop_alignment``).
 
+* ``online`` (Figure 1a, the extension's networks only; Methods, "Beyond the paper"): the frozen
+  network on the task's perturbed test conditions (each ``online_repeats`` times from initial
+  states of ``online.EVAL_SEED``), controller on and off: the trial loss mean E^2 of each
+  (``loss_on``, ``loss_off`` [trials]). Not a unit of the paper protocol, whose Figure 1a is drawn
+  live (``fbctrl.book.scale.online_data``).
+
+Every measure reads the test conditions of the network's task (``network.test_trial``): the
+centre-out reaches rotated by ``rotation_deg`` for reaching, the limit cycle's test frequencies
+shifted by ``shift_hz`` for the limit cycle (:func:`measure_perturbation`). A delayed or sparse
+network is measured through its own delay and mask (the analyses read ``net.cfg.delay`` and
+``M * W_fb``); the kind of a unit is any network family with feedback (``NetworkSpec``).
+
 ``source``: ``published`` (``checkpoints/published``, random reaches without pushes, SPEC 7) or
 ``shipped`` (``checkpoints/``, the book's older networks, pre-trained with pushes: a robustness
 column, never paired with the published networks of the same seed index).
@@ -51,22 +63,28 @@ from ..analysis.gradients import PAIRINGS, wrec_second_order
 from ..analysis.matched import EVAL_SEED_OFFSET, loop_alignment
 from ..core.checkpoint import load_checkpoint, read_sidecar
 from ..core.model import Network
+from ..analysis.online import EVAL_SEED
+from ..core.model import draw_x0, rollout
+from ..core.spec import NetworkSpec
 from ..core.task import TaskConfig
+from ..core.tasks import FrequencyShift, Rotation, task_for_config
 from ..core.train import network_tag
 from .store import file_sha256, rel_path, write_unit
 
-__all__ = ["MEASURES", "SHIPPED_MEASURES", "SOURCES", "PAPER_DAMPING", "NetMeasureConfig", "NetworkUnit", "settings", "compute",
+__all__ = ["MEASURES", "BEYOND_MEASURES", "ALL_MEASURES", "measure_perturbation", "online_values", "SHIPPED_MEASURES", "SOURCES", "PAPER_DAMPING", "NetMeasureConfig", "NetworkUnit", "settings", "compute",
            "shipped_seeds", "file_sha256", "activity_values", "activity_newton_values", "jacobian_values",
            "damping_index", "wrec_converged", "wrec_values", "wrec_convergence", "smallest_converged_damping", "MEASURE_SECONDS"]
 
 MEASURES = ("activity", "activity_newton", "jacobian", "wrec_newton", "matched_loop")
+BEYOND_MEASURES = ("online",)   # measured on the extension's networks (and their published pairs) only
+ALL_MEASURES = MEASURES + BEYOND_MEASURES
 SHIPPED_MEASURES = ("activity", "activity_newton", "jacobian", "wrec_newton")   # the robustness networks' measures
 SOURCES = ("published", "shipped")
 PAPER_DAMPING = 1e-3          # the paper's damping of both Newton directions (SPEC 5)
 
 # rough seconds per unit at n 400 on one core of a 2-core CPU (measured once, for the plan's estimate)
 MEASURE_SECONDS = {"activity": 1.0, "activity_newton": 10.0, "jacobian": 25.0, "wrec_newton": 300.0,
-                   "matched_loop": 180.0}
+                   "matched_loop": 180.0, "online": 2.0}
 
 
 def _positive_ints(name, v, *, zero=False):
@@ -94,6 +112,8 @@ class NetMeasureConfig:
     wrec_rtol: float = 1e-8        # MINRES's own stopping tolerance (its recurrence estimate of the residual)
     wrec_converged: float = 1e-6   # converged: MINRES succeeded and the true relative residual <= this
     matched_trials: int = 32       # matched_loop: evaluation trials per controller setting (as the matched states)
+    shift_hz: float = 0.5          # the limit cycle's measures: its test frequencies shifted by this (Methods)
+    online_repeats: int = 8        # online: each perturbed test condition this many times
 
     def __post_init__(self):
         if not math.isfinite(self.rotation_deg):
@@ -105,7 +125,9 @@ class NetMeasureConfig:
         if 1 not in self.jacobian_lags:
             raise ValueError(f"jacobian_lags must hold lag 1 (Figure 4a), got {self.jacobian_lags!r}")
         _positive_ints("wrec_steps", self.wrec_steps)
-        for name in ("jacobian_stride", "newton_stride", "wrec_maxiter", "matched_trials"):
+        if not math.isfinite(self.shift_hz):
+            raise ValueError(f"shift_hz must be a finite frequency shift in Hz, got {self.shift_hz!r}")
+        for name in ("jacobian_stride", "newton_stride", "wrec_maxiter", "matched_trials", "online_repeats"):
             _positive_ints(name, (getattr(self, name),))
         d = tuple(self.wrec_dampings)
         if not d or any(not (x > 0 and math.isfinite(x)) for x in d) or list(d) != sorted(set(d)):
@@ -124,13 +146,28 @@ class NetMeasureConfig:
                    newton_stride=3, wrec_targets=(1,), wrec_steps=(10, 20), wrec_maxiter=200, matched_trials=2)
 
 
+def measure_perturbation(s: NetMeasureConfig, task_cfg):
+    """What the measures perturb: the rotation ``s.rotation_deg`` in degrees (a number, as the
+    paper's networks were always measured) for reaching, ``FrequencyShift(s.shift_hz)`` for the
+    limit cycle (any other task's configuration: its ``Perturbation``)."""
+    if isinstance(task_cfg, TaskConfig):
+        return float(s.rotation_deg)
+    task_for_config(task_cfg)           # a known task's configuration, else one clear line
+    return FrequencyShift(s.shift_hz)
+
+
 def settings(s: NetMeasureConfig, measure: str, task_cfg: TaskConfig) -> dict:
     """What a measure's file depends on besides the network (its file is recomputed when this
     changes), as JSON-normal values."""
-    if measure not in MEASURES:
-        raise ValueError(f"measure must be one of {', '.join(MEASURES)}, got {measure!r}")
-    common = {"rotation_deg": float(s.rotation_deg), "task": asdict(task_cfg), "x0_seed": network.ACTIVITY_X0_SEED,
-              "trial": "first trial of the rotation, every listed centre-out target, weights frozen"}
+    if measure not in ALL_MEASURES:
+        raise ValueError(f"measure must be one of {', '.join(ALL_MEASURES)}, got {measure!r}")
+    if isinstance(task_cfg, TaskConfig):
+        common = {"rotation_deg": float(s.rotation_deg), "task": asdict(task_cfg), "x0_seed": network.ACTIVITY_X0_SEED,
+                  "trial": "first trial of the rotation, every listed centre-out target, weights frozen"}
+    else:
+        common = {"perturbation": measure_perturbation(s, task_cfg).name, "task": asdict(task_cfg),
+                  "task_name": task_for_config(task_cfg).name, "x0_seed": network.ACTIVITY_X0_SEED,
+                  "trial": "first trial of the perturbation, every listed test condition, weights frozen"}
     own = {
         "activity": {"pairings": list(PAIRINGS), "controllers": [True, False], "null_seed": network.NULL_SEED,
                      "dtype": "float64"},
@@ -146,6 +183,8 @@ def settings(s: NetMeasureConfig, measure: str, task_cfg: TaskConfig) -> dict:
         "matched_loop": {"trials": s.matched_trials, "eval_seed_offset": EVAL_SEED_OFFSET,
                          "gradients": ["detached", "loop"], "controllers": [True, False], "dtype": "float64",
                          "weights": "pre-trained"},
+        "online": {"repeats": s.online_repeats, "x0_seed": EVAL_SEED, "controllers": [True, False],
+                   "loss": "mean E^2 over the T+1 steps and both dimensions, per trial", "dtype": "float64"},
     }[measure]
     return json.loads(json.dumps({**common, **own}))
 
@@ -161,12 +200,13 @@ class NetworkUnit:
     stage: str = "network"
 
     def __post_init__(self):
-        if self.measure not in MEASURES:
-            raise ValueError(f"measure must be one of {', '.join(MEASURES)}, got {self.measure!r}")
+        if self.measure not in ALL_MEASURES:
+            raise ValueError(f"measure must be one of {', '.join(ALL_MEASURES)}, got {self.measure!r}")
         if self.source not in SOURCES:
             raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {self.source!r}")
-        if self.kind != "fb":
-            raise ValueError(f"kind must be 'fb' (the measures need feedback weights), got {self.kind!r}")
+        if not NetworkSpec.parse(self.kind).has_feedback:
+            raise ValueError(f"kind must be a network family with feedback (the measures need feedback weights: fb, "
+                             f"fb_d5, fb0.3, lc_fb, ...), got {self.kind!r}")
 
     def path(self, cfg) -> Path:
         return Path(cfg.results_dir) / "network" / self.source / self.measure / f"{self.kind}_seed{self.seed}.npz"
@@ -233,7 +273,7 @@ def _activity(net: Network, seed: int, s: NetMeasureConfig, task_cfg: TaskConfig
     out = {}
     for pairing in PAIRINGS:
         for on in (True, False):
-            r = network.activity_cosines({seed: net}, s.rotation_deg, controller_on=on, task_cfg=task_cfg,
+            r = network.activity_cosines({seed: net}, measure_perturbation(s, task_cfg), controller_on=on, task_cfg=task_cfg,
                                           pairing=pairing)
             for k, v in r.items():
                 out[f"{k}_{pairing}_{'on' if on else 'off'}"] = v[0]          # [targets, T-1], steps k = 1..T-1
@@ -243,7 +283,7 @@ def _activity(net: Network, seed: int, s: NetMeasureConfig, task_cfg: TaskConfig
 def _activity_newton(net: Network, seed: int, s: NetMeasureConfig, task_cfg: TaskConfig) -> dict:
     out = {}
     for pairing in PAIRINGS:
-        r = network.activity_newton_cosines({seed: net}, s.rotation_deg, targets=s.newton_targets,
+        r = network.activity_newton_cosines({seed: net}, measure_perturbation(s, task_cfg), targets=s.newton_targets,
                                              stride=s.newton_stride, damping=PAPER_DAMPING, task_cfg=task_cfg,
                                              pairing=pairing)
         out["steps"] = r["steps"]
@@ -253,7 +293,8 @@ def _activity_newton(net: Network, seed: int, s: NetMeasureConfig, task_cfg: Tas
 
 
 def _jacobian(net: Network, seed: int, s: NetMeasureConfig, task_cfg: TaskConfig) -> dict:
-    r = network.jacobian_profile({seed: net}, s.rotation_deg, targets=s.jacobian_targets, lags=s.jacobian_lags,
+    r = network.jacobian_profile({seed: net}, measure_perturbation(s, task_cfg), targets=s.jacobian_targets,
+                                  lags=s.jacobian_lags,
                                   stride=s.jacobian_stride, norm="spectral", closed_loop=True, rates=True,
                                   task_cfg=task_cfg)
     out = {"steps": r["steps"], "lags": np.asarray(s.jacobian_lags)}
@@ -279,7 +320,7 @@ def _wrec_newton(net: Network, seed: int, s: NetMeasureConfig, task_cfg: TaskCon
     out["minres_info"] = np.full(per_damping, -99, dtype=np.int64)
     out["iters"] = np.zeros(per_damping, dtype=np.int64)
     for i, tgt in enumerate(s.wrec_targets):
-        tr = network.centre_out_trial(task_cfg, tgt, s.rotation_deg)
+        tr = network.test_trial(task_cfg, tgt, measure_perturbation(s, task_cfg))
         x0 = x0s[tgt:tgt + 1]
         for c, on in enumerate((True, False)):
             for j, t in enumerate(s.wrec_steps):
@@ -304,17 +345,38 @@ def _wrec_newton(net: Network, seed: int, s: NetMeasureConfig, task_cfg: TaskCon
 
 def _matched_loop(net: Network, seed: int, s: NetMeasureConfig, task_cfg: TaskConfig) -> dict:
     return loop_alignment(net, seed=seed, trials=s.matched_trials, go_step=task_cfg.go_step,
-                          rotation_deg=s.rotation_deg, task_cfg=task_cfg)
+                          rotation_deg=measure_perturbation(s, task_cfg), task_cfg=task_cfg)
+
+
+def _online(net: Network, seed: int, s: NetMeasureConfig, task_cfg) -> dict:
+    """Figure 1a: the frozen network on the perturbed test conditions (each ``online_repeats``
+    times, initial states from ``Generator(EVAL_SEED)``, the same for every network), controller
+    on and off: per trial the loss mean E^2 (``loss_on``, ``loss_off``) and its condition."""
+    net64 = net.to(dtype=torch.float64)
+    task = task_for_config(task_cfg)
+    base = task.test_conditions(torch.float64)
+    pert = measure_perturbation(s, task_cfg)
+    trials = task.perturb(base, Rotation(pert) if isinstance(pert, float) else pert)
+    C = base.batch_shape[0]
+    idx = torch.arange(C * s.online_repeats) % C
+    trials = trials.select(idx)
+    x0 = draw_x0(net64.cfg.n, trials.batch_shape, torch.Generator().manual_seed(EVAL_SEED), torch.float64)
+    out = {"condition": idx.numpy()}
+    with torch.no_grad():
+        for on in (True, False):
+            E = rollout(net64, trials, controller_on=on, x0=x0).E          # [T+1, B, 2]
+            out[f"loss_{'on' if on else 'off'}"] = E.pow(2).mean(dim=(0, 2)).cpu().numpy()
+    return out
 
 
 _COMPUTE = {"activity": _activity, "activity_newton": _activity_newton, "jacobian": _jacobian,
-            "wrec_newton": _wrec_newton, "matched_loop": _matched_loop}
+            "wrec_newton": _wrec_newton, "matched_loop": _matched_loop, "online": _online}
 
 
 def compute(measure: str, net: Network, seed: int, s: NetMeasureConfig, task_cfg: TaskConfig) -> tuple[dict, float]:
     """The records of one measure on one network, and the seconds it took."""
-    if measure not in MEASURES:
-        raise ValueError(f"measure must be one of {', '.join(MEASURES)}, got {measure!r}")
+    if measure not in ALL_MEASURES:
+        raise ValueError(f"measure must be one of {', '.join(ALL_MEASURES)}, got {measure!r}")
     t0 = time.perf_counter()
     rec = _COMPUTE[measure](net, int(seed), s, task_cfg)
     return rec, time.perf_counter() - t0
@@ -327,6 +389,11 @@ def compute(measure: str, net: Network, seed: int, s: NetMeasureConfig, task_cfg
 def _check_pairing(pairing: str) -> None:
     if pairing not in PAIRINGS:
         raise ValueError(f"pairing must be one of {', '.join(PAIRINGS)}, got {pairing!r}")
+
+
+def online_values(rec: dict) -> tuple[float, float]:
+    """Figure 1a: (mean loss with the controller off, mean loss with it on) over the trials."""
+    return float(np.mean(rec["loss_off"])), float(np.mean(rec["loss_on"]))
 
 
 def activity_values(rec: dict, pairing: str, go_step: int) -> tuple[float, float]:

@@ -189,11 +189,15 @@ def _column(col) -> Column:
         raise ValueError(f"column must be one of {', '.join(COLUMNS)}, got {col!r}") from None
 
 
-def _paired(cfg: PaperConfig, a: Condition, b: Condition, protocol: Protocol, rotation: float, kind: str = "fb",
+def _paired(cfg: PaperConfig, a: Condition, b: Condition, protocol: Protocol, rotation: float, kind: str | None = None,
             variant: Variant = Variant.NONE, held_out: bool = False):
     """Records of conditions a and b on the seeds where both files exist (``held_out``: only the
-    networks the learning-rate sweep did not use)."""
-    unit = lambda s, c: AdaptUnit(kind, s, rotation, c, protocol, cfg.trials, variant=variant)  # noqa: E731
+    networks the learning-rate sweep did not use). ``kind`` (None: the config's network family,
+    'fb' for the paper protocol, a variant's for ``beyond.BeyondConfig``, whose ``adapt_unit``
+    names the run files: its limit-cycle runs are perturbed by a frequency shift, not a rotation)."""
+    kind = kind or getattr(cfg, "family", "fb")
+    make = getattr(cfg, "adapt_unit", AdaptUnit)
+    unit = lambda s, c: make(kind, s, rotation, c, protocol, cfg.trials, variant=variant)  # noqa: E731
     pool = [s for s in cfg.seeds(kind) if not (held_out and s in cfg.sweep_seeds)]
     # files that are whole and current (a damaged or stale one counts as missing; the CLI names it)
     seeds = [s for s in pool if all(is_done(cfg, unit(s, c)) for c in (a, b))]

@@ -36,7 +36,8 @@ from ..core.bptt import forward, forward_open_loop
 from ..core.checkpoint import atomic_write_bytes, load_checkpoint, network_spec, read_sidecar
 from ..core.model import Network, draw_x0
 from ..core.task import TaskConfig, Trials, centre_out_reaches
-from ..core.tasks import FrequencyShift, Perturbation, Reach, Rotation, Task, make_task, task_config_from_dict
+from ..core.tasks import (FrequencyShift, Perturbation, Reach, Rotation, Task, make_task, task_config_from_dict,
+                          task_for_config)
 from . import ckernels
 from .rates import PAPER_LR, paper_lr
 from .rules import RULES, OnlineBPTT, TrialState, make_rule, rule_class
@@ -148,7 +149,8 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
     e_0 = W_out r_0 + b_out ("published"; a robustness row). No weight gradient flows through
     e_0 (it depends on the random initial state only); the controller feeds it back like any
     later error. Test trials always start from zero.
-    ``task`` (default: reaching, ``task_cfg``): each trial is one of its test conditions at random.
+    ``task`` (default: the task of ``task_cfg``, reaching for a ``TaskConfig``): each trial is one of
+    its test conditions at random.
     """
     _check_args(rule, runs, trials, on_divergence, error_start, frozen, keep_weights)
     device = device if device is not None else nets.device
@@ -157,7 +159,7 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
     if d < 0:
         raise ValueError(f"delay must be >= 0 steps, got {d}")
     lr = torch.tensor([r.lr for r in runs], dtype=net.dtype, device=net.device)   # each run's rate [R]
-    task = task if task is not None else Reach(task_cfg)
+    task = task if task is not None else task_for_config(task_cfg)    # reaching for a TaskConfig
     base = task.test_conditions(dtype=dtype).to(device=device)              # [T, conditions, .]
     perturbed = [task.perturb(base, r.applied) for r in runs]               # test loss: perturbed conditions
     tests = _TestSets(net, perturbed, base)

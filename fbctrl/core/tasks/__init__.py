@@ -11,7 +11,7 @@ from .reach import REACH_SETS, Reach
 
 __all__ = ["Task", "TestSet", "Reach", "LimitCycle", "LimitCycleConfig", "Perturbation", "Rotation",
            "FrequencyShift", "parse_perturbation", "cycle_trials", "cycle_metrics", "spectral_peak_hz", "TASK_NAMES",
-           "REACH_SETS", "make_task", "task_config_from_dict"]
+           "REACH_SETS", "make_task", "task_config_from_dict", "task_for_config"]
 
 TASK_NAMES = ("reach", "limit-cycle")
 _CONFIGS = {"reach": TaskConfig, "limit-cycle": LimitCycleConfig}
@@ -35,3 +35,13 @@ def task_config_from_dict(name: str, fields: dict):
     cls = _CONFIGS[name]
     known = {k: v for k, v in (fields or {}).items() if k in cls.__dataclass_fields__}
     return cls(**known)
+
+
+def task_for_config(config) -> Task:
+    """The task whose configuration ``config`` is (a ``TaskConfig``: reaching; a
+    ``LimitCycleConfig``: the limit cycle), so that code given a task's configuration runs that task."""
+    for name, cls in _CONFIGS.items():
+        if isinstance(config, cls):
+            return make_task(name, config)
+    raise ValueError(f"task configuration must be one of {', '.join(c.__name__ for c in _CONFIGS.values())}, "
+                     f"got {type(config).__name__}")

@@ -45,7 +45,7 @@ from .costs import (GPU_FP32_FLOPS, GPU_LAUNCH_S, Costs, calibrate, default_max_
 from .files import (is_done, load_network_units, load_runs, network_settings, read_meta, read_unit, sweep_digest,
                     unit_dict, unit_status, write_unit)
 from .lockstep import run_lockstep
-from .planning import Group, plan
+from .planning import Group, network_ready, plan
 from .pretrain import PretrainUnit, load_networks
 from .run import batches, run_batch, run_plan
 from .shard import check_shard, shard_threads, shard_units
@@ -57,6 +57,6 @@ __all__ = ["PaperConfig", "KINDS", "STAGES", "Variant", "rotation_folder",
            "unit_dict", "read_meta", "read_unit", "write_unit", "sweep_digest", "unit_status", "is_done",
            "network_settings", "load_runs", "load_network_units", "UNIT_KIND", "DamagedFileError",
            "run_lockstep", "sweep_rotation", "sweep_grid", "sweep_units", "sweep_table", "sweep_extension",
-           "best_index", "best_swept_rates", "plan", "GPU_LAUNCH_S", "GPU_FP32_FLOPS", "Costs", "calibrate", "unit_seconds",
+           "best_index", "best_swept_rates", "network_ready", "plan", "GPU_LAUNCH_S", "GPU_FP32_FLOPS", "Costs", "calibrate", "unit_seconds",
            "default_max_runs", "published_costs", "plan_costs", "format_plan", "hms", "run_batch", "batches",
            "run_plan", "shard_threads", "shard_units", "check_shard"]

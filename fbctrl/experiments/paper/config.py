@@ -18,7 +18,7 @@ from ..protocol import Protocol
 __all__ = ["KINDS", "STAGES", "PaperConfig", "Variant", "rotation_folder"]
 
 KINDS = ("fb", "nofb")
-STAGES = ("pretrain", "network", "adapt", "sweep")
+STAGES = ("pretrain", "network", "adapt", "sweep", "beyond")   # beyond: fbctrl.experiments.beyond
 
 
 @dataclass(frozen=True)

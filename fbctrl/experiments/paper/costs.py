@@ -91,6 +91,8 @@ def _gpu_group(cfg: PaperConfig, rule: str) -> int:
 
 
 def unit_seconds(cfg: PaperConfig, costs: Costs, unit) -> float:
+    if unit.stage == "beyond":
+        return unit.seconds(cfg, costs)
     if unit.stage == "pretrain":
         return cfg.pretrain_batches * costs.pretrain_batch * 1.03   # + the test sets every eval_every batches
     if unit.stage == "network":       # not calibrated: a rough figure at n 400 on one CPU core

@@ -72,6 +72,8 @@ def unit_status(cfg: PaperConfig, unit) -> tuple[str, str]:
     ``"stale"``: its inputs changed since it was computed (its network's sha256, the settings of
     a network measure, the sweep files that chose a best rate). Damaged and stale units are
     planned again like missing ones."""
+    if unit.stage == "beyond":                  # fbctrl.experiments.beyond.BeyondUnit: its family's status
+        return unit.status(cfg)
     p = unit.path(cfg)
     if unit.stage == "pretrain":
         try:
@@ -128,7 +130,7 @@ def load_network_units(cfg: PaperConfig, measure: str, source: str = "published"
     seeds = cfg.fb_seeds if source == "published" else shipped_seeds(cfg)
     out = ([], [], [])
     for s in seeds:
-        u = NetworkUnit(measure, "fb", int(s), source)
+        u = NetworkUnit(measure, getattr(cfg, "family", "fb"), int(s), source)   # beyond.BeyondConfig: its family
         if is_done(cfg, u):
             rec, meta = read_unit(u.path(cfg))
             out[0].append(int(s))

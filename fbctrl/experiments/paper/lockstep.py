@@ -34,7 +34,8 @@ def run_lockstep(cfg: PaperConfig, units: list, *, device="cpu", progress: bool 
     nets = load_networks(cfg, kind, seeds, device)
     rates = [u.learning_rate(cfg, nets.W_fb[seeds.index(u.seed)], nets.W_out[seeds.index(u.seed)]) for u in units]
     runs = [RunSpec(net_index=seeds.index(u.seed), controller_on=u.condition.controller_on,
-                    rotation_deg=u.rotation_deg, lr=r.lr, seed=u.seed) for u, r in zip(units, rates)]
+                    rotation_deg=u.rotation_deg, lr=r.lr, seed=u.seed, perturbation=getattr(u, "perturbation", None))
+            for u, r in zip(units, rates)]
     align = rule is Rule.RFLO and units[0].stage == "adapt"
     # matched states feed the fair alignment cells, which read the published protocol's runs only
     matched = align and variant is Variant.NONE and units[0].protocol is Protocol.PUBLISHED

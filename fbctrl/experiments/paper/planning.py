@@ -34,7 +34,7 @@ class Group:
     blocked: str | None = None      # why the group cannot run yet (e.g. the sweep is not finished)
 
 
-def _network_ready(cfg: PaperConfig, unit) -> bool:
+def network_ready(cfg: PaperConfig, unit) -> bool:
     """The unit's network exists (a published one: its pre-training is finished)."""
     if unit.source == "published":
         return is_done(cfg, PretrainUnit(unit.kind, unit.seed))
@@ -47,9 +47,9 @@ def _network_group(cfg: PaperConfig, title: str, source: str, measures, include_
     left out until it is, and the group waits when nothing else is left."""
     seeds = cfg.fb_seeds if source == "published" else shipped_seeds(cfg)
     units = [NetworkUnit(m, "fb", int(s), source) for s in seeds for m in measures]
-    ready = [u for u in units if _network_ready(cfg, u)]
+    ready = [u for u in units if network_ready(cfg, u)]
     todo = [u for u in ready if not is_done(cfg, u)]
-    pending = [u for u in units if not _network_ready(cfg, u)]
+    pending = [u for u in units if not network_ready(cfg, u)]
     waiting = bool(pending) and not todo
     # with nothing to run now, the group lists (and its plan counts) the units that wait
     return Group(title, units if include_done else (todo or pending),

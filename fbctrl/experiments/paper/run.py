@@ -72,6 +72,7 @@ def run_plan(cfg: PaperConfig, *, device="cpu", budget_minutes: float | None = N
             break
         first = g.units[0]
         limit = (_pretrain_group(device, g) if first.stage == "pretrain" else 1 if first.stage == "network"
+                 else first.batch_limit(device, max_runs) if first.stage == "beyond"
                  else max_runs or default_max_runs(device, first.condition.rule.value))
         units = batches(g.units, limit)[0]
         est = sum(unit_seconds(cfg, costs, u) for u in units) if costs else 0.0

@@ -1,0 +1,90 @@
+"""The chapter "Beyond the paper" (book/beyond.ipynb): the paper's claims on delayed, sparse and
+limit-cycle networks, read from the extension's unit files (:mod:`fbctrl.experiments.beyond`;
+computed by ``python -m fbctrl paper --only beyond``). Each function is one short cell."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from IPython.display import Markdown
+
+from ... import fmt
+from ...experiments import beyond, paper
+from ...viz.beyond import plot_beyond_summary
+from ..glue import glue_figure, glue_int, glue_text
+from ..scale import store_config
+
+__all__ = ["config", "design_table", "glue_design", "tables", "glue_verdicts", "summary_figure", "glue_key"]
+
+
+def config(P):
+    """The paper protocol's configuration of the store: the repository's folders, or the notebook's
+    ``checkpoint_dir`` / ``results_dir`` (the paper protocol's folders: the extension's lie beside them)."""
+    cfg = store_config()
+    given = {k: str(getattr(P, k)) for k in ("checkpoint_dir", "results_dir") if getattr(P, k, None) is not None}
+    return replace(cfg, **given) if given else cfg
+
+
+def _progress(cfg, family: str) -> tuple[int, int]:
+    gs = [g for g in beyond.groups(cfg, include_done=True) if g.units and g.units[0].family == family]
+    units = [u for g in gs for u in g.units]
+    return sum(paper.is_done(cfg, u) for u in units), len(units)
+
+
+def design_table(cfg) -> Markdown:
+    """family | task | delay | density | networks pre-trained (seeds) | units done / planned."""
+    rows = []
+    for fam, spec in beyond.find_families(cfg).items():
+        bcfg = beyond.family_config(cfg, fam)
+        have = [s for s in beyond.beyond_seeds(cfg) if paper.is_done(bcfg, paper.PretrainUnit(fam, s))]
+        done, total = _progress(cfg, fam)
+        rows.append([fam, spec.task, f"{spec.delay} steps ({spec.delay * 10} ms)", f"{spec.feedback_density:g}",
+                     ", ".join(map(str, have)) or "none yet", f"{done} / {total}"])
+    done, total = _progress(cfg, "fb")
+    rows.append(["fb (published, Fig 1a units)", "reach", "0", "1", ", ".join(map(str, beyond.beyond_seeds(cfg))),
+                 f"{done} / {total}"])
+    return Markdown(fmt.markdown_table(["family", "task", "delay", "density", "networks (seeds)",
+                                        "units done / planned"], rows, align="llllll"))
+
+
+def glue_key(family: str, key: str) -> str:
+    """A glue key for one family's cell: letters, digits and underscores only."""
+    return re.sub(r"[^0-9A-Za-z_]", "_", f"beyond_{family}_{key}")
+
+
+def glue_design(cfg) -> None:
+    """Glue the number and names of the families found, the seeds and the units done / planned."""
+    fams = beyond.find_families(cfg)
+    glue_int("beyond_n_families", len(fams))
+    glue_text("beyond_families", ", ".join(fams) or "none yet")
+    glue_text("beyond_seeds", ", ".join(map(str, beyond.beyond_seeds(cfg))))
+    prog = [_progress(cfg, f) for f in [*fams, "fb"]] if fams else [(0, 0)]
+    glue_int("beyond_units_done", sum(d for d, _ in prog))
+    glue_int("beyond_units_planned", sum(t for _, t in prog))
+
+
+def tables(cfg) -> Markdown:
+    """Every family's verdict table under its name, or a sentence where none exists yet."""
+    fams = beyond.find_families(cfg)
+    if not fams:
+        return Markdown("No variant network is pre-trained yet (``checkpoints/beyond``).")
+    parts = [f"**{fam}**\n\n{beyond.markdown_table(beyond.family_table(cfg, fam))}" for fam in fams]
+    return Markdown("\n\n".join(parts))
+
+
+def glue_verdicts(cfg) -> None:
+    """Glue each family's verdict and n of every row, and of the change against the published
+    networks (``beyond_{family}_{row}``, ``..._n``, ``..._change``)."""
+    for fam in beyond.find_families(cfg):
+        for r in beyond.family_table(cfg, fam):
+            glue_text(glue_key(fam, r.key), r.variant.verdict.value)
+            glue_int(glue_key(fam, r.key + "_n"), r.variant.effect.n)
+            glue_text(glue_key(fam, r.key + "_change"), r.change.verdict.value if r.change is not None else "not compared")
+
+
+def summary_figure(cfg):
+    """The summary figure (each claim against delay, density and task), shown and glued."""
+    fig = plot_beyond_summary(beyond.summary_records(cfg))
+    glue_figure("beyond_summary", fig)
+    return fig

@@ -1,0 +1,509 @@
+"""Beyond the paper: the paper's claims, measured the same way, on delayed, sparse and
+limit-cycle networks (Methods, "Beyond the paper: tasks, delays and sparse feedback").
+
+The extension is a stage of the paper protocol (``python -m fbctrl paper --only beyond``): its
+units are the paper protocol's own unit classes (:class:`~fbctrl.experiments.network_units.NetworkUnit`,
+:class:`~fbctrl.experiments.paper.AdaptUnit`), run, claimed, hashed, sharded and budgeted by its
+runner, each seen through a :class:`BeyondUnit` that says which network family's configuration
+(:func:`family_config`) places its files:
+
+* the families are those with a pre-trained network in ``checkpoints/beyond`` (beside the
+  published networks' folder), each found from its checkpoint's sidecar through
+  :class:`~fbctrl.core.spec.NetworkSpec` (:func:`find_families`); every family gets the first
+  :data:`N_SEEDS` configured seeds, and a unit whose network is not pre-trained yet waits for it;
+* network measures (:data:`NETWORK_MEASURES`, the weights frozen, the first trial of the
+  perturbation): Figure 1a's online correction, 2c, 4a (open and closed loop) and 5b, on the
+  family's test conditions (centre-out reaches rotated by 30 degrees; the limit cycle's test
+  frequencies shifted by ``NetMeasureConfig.shift_hz``), through the network's own delay and
+  mask; and Figure 1a on the published networks of the same seeds, whose other measures are the
+  paper protocol's units. Not measured (:data:`LEFT_OUT`): the W_rec Newton comparison and the
+  measures at the pre-trained weights that serve the fair and robustness columns only;
+* adaptation (:func:`adapt_units`): RFLO+c, RFLO, BPTT+c and BPTT (controller off only for a
+  family without feedback) under the published protocol's rates and trial count, perturbed by
+  ``Rotation(30)`` on reaching and ``FrequencyShift(shift_hz)`` on the limit cycle
+  (:class:`CycleAdaptUnit`), each run paired by seed with the other condition of its network.
+
+Files: ``results/beyond/network/published/{measure}/{family}_seed{s}.npz`` and
+``results/beyond/adapt/published/{rot30|shift+0.5}/{family}_{condition}_seed{s}.npz``.
+
+The verdict tables (:func:`family_table`) state each claim per family in the main table's
+format, three ways: within the variant (its own controller on / off or +c / no-c pairs), within
+the published networks of the same seeds, and the change, the variant's per-seed effect against
+the published network's of the same seed (a delayed or sparse network of seed s is pre-trained
+from the same initial weights and batches as the published network of seed s). Every verdict is
+``stats.verdict``'s four-word rule with the claim's band; with fewer than 2 networks it is
+inconclusive.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from .. import fmt
+from ..core.spec import NetworkSpec
+from ..core.tasks import FrequencyShift, LimitCycleConfig, task_config_from_dict
+from . import network_units, paper
+from .paper import AdaptUnit, Group, PaperConfig, PretrainUnit, Variant
+from .protocol import CONDITIONS, Condition, Protocol, Rule
+from .stats import equivalence_test, paired_effect, verdict
+from .verdicts import AS_PUBLISHED, BANDS, CLAIMS, COLUMNS, Claim, ClaimResult, claim_band, format_cell, verdict_table
+
+__all__ = ["N_SEEDS", "NETWORK_MEASURES", "LEFT_OUT", "ROTATION", "BeyondConfig", "CycleAdaptUnit", "BeyondUnit",
+           "beyond_dirs", "find_families", "family_config", "reference_config", "beyond_seeds", "groups",
+           "adapt_units", "network_units_of", "ONLINE_CLAIM", "Row", "ROWS", "BeyondRow", "family_table", "table_rows",
+           "markdown_table", "AXES", "summary_records"]
+
+N_SEEDS = 5                 # the first five configured seeds of every family (the paper protocol's seeds 0-4)
+ROTATION = 30.0             # the reaching families' perturbation (the claims' rotation)
+NETWORK_MEASURES = ("online", "activity", "jacobian", "activity_newton")   # Figs 1a, 2c, 4a, 5b
+LEFT_OUT = {
+    "wrec_newton": "the published code's W_rec Newton comparison is no claim of the paper's figures",
+    "matched_loop": "the measures at the pre-trained weights serve the fair and robustness columns only; the "
+                    "extension reports the as-published column",
+}
+FOLDER = "beyond"           # beside checkpoints/published and results/paper
+
+
+# ---------------------------------------------------------------------------------------------
+# Families and their configurations
+# ---------------------------------------------------------------------------------------------
+
+def beyond_dirs(cfg: PaperConfig) -> tuple[Path, Path]:
+    """(checkpoint folder, results folder) of the extension: ``beyond`` beside the paper
+    protocol's ``checkpoint_dir`` and ``results_dir``."""
+    return Path(cfg.checkpoint_dir).parent / FOLDER, Path(cfg.results_dir).parent / FOLDER
+
+
+def _sidecars(folder: Path):
+    """(spec, seed, sidecar) of every finished network in ``folder`` (a sidecar with its config
+    and network entries and the checkpoint it describes)."""
+    if not folder.is_dir():
+        return
+    for p in sorted(folder.glob("*.json")):
+        try:
+            side = json.loads(p.read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(side, dict) or "config" not in side or "network" not in side or "seed" not in side:
+            continue
+        spec = NetworkSpec.from_sidecar(side)
+        if (folder / f"{spec.tag}_seed{int(side['seed'])}.pt").is_file():
+            yield spec, int(side["seed"]), side
+
+
+def _family_order(spec: NetworkSpec) -> tuple:
+    return (spec.task != "reach", spec.feedback_density < 1.0, spec.delay, -spec.feedback_density,
+            not spec.has_feedback)
+
+
+def find_families(cfg: PaperConfig) -> dict[str, NetworkSpec]:
+    """The network families pre-trained in the extension's folder, of the configured size, by
+    family name (``NetworkSpec.family``: 'fb_d5', 'fb0.3', 'lc_fb', ...), in the order delays,
+    densities, tasks. The paper's own families (fb, nofb on reaching) are not variants."""
+    ck, _ = beyond_dirs(cfg)
+    found = {}
+    for spec, _seed, _side in _sidecars(ck):
+        if spec.n != cfg.n or (spec.task == "reach" and spec.delay == 0 and spec.feedback_density in (0.0, 1.0)):
+            continue
+        found.setdefault(spec.family, spec)
+    return dict(sorted(found.items(), key=lambda kv: _family_order(kv[1])))
+
+
+def beyond_seeds(cfg: PaperConfig) -> tuple:
+    """The seeds of every family: the first :data:`N_SEEDS` configured seeds with feedback."""
+    return tuple(int(s) for s in cfg.fb_seeds[:N_SEEDS])
+
+
+def _task_config(cfg: PaperConfig, spec: NetworkSpec):
+    """The family's task configuration: the paper's for reaching; for the limit cycle the one its
+    first network was pre-trained with (its sidecar), else the task's defaults."""
+    if spec.task == "reach":
+        return cfg.task
+    ck, _ = beyond_dirs(cfg)
+    for s, _seed, side in _sidecars(ck):
+        if s.family == spec.family and side.get("task"):
+            return task_config_from_dict(spec.task, side["task"])
+    return LimitCycleConfig()
+
+
+@dataclass(frozen=True)
+class CycleAdaptUnit(AdaptUnit):
+    """An adaptation run of a limit-cycle network: perturbed by a frequency shift of
+    ``shift_hz`` (``rotation_deg`` stays 0: no rotation), in ``.../{shift+0.5}/...``."""
+
+    shift_hz: float = 0.5
+
+    @property
+    def perturbation(self) -> FrequencyShift:
+        return FrequencyShift(self.shift_hz)
+
+    def path(self, cfg) -> Path:
+        return (Path(cfg.results_dir) / "adapt" / self.protocol.value / self.perturbation.name
+                / f"{self.kind}_{self.condition.slug}_seed{self.seed}.npz")
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.condition.name} {self.perturbation.label} seed {self.seed} ({self.protocol.value})"
+
+
+@dataclass(frozen=True)
+class BeyondConfig(PaperConfig):
+    """The paper protocol's configuration for one network family of the extension (its folders,
+    seeds and task; :func:`family_config`). The published protocol's rates, trials and measure
+    settings are the paper's; no matched states (the extension reports the as-published column)."""
+
+    family: str = "fb"
+
+    @property
+    def spec(self) -> NetworkSpec:
+        return NetworkSpec.parse(self.family)
+
+    def pretrain_config(self, kind: str):
+        """The published protocol for ``kind``; a limit-cycle network is pre-trained with pushes
+        (Methods: without them its feedback pathway does not survive pre-training)."""
+        pc = super().pretrain_config(kind)
+        return replace(pc, train_push=True) if NetworkSpec.parse(kind).task == "limit-cycle" else pc
+
+    def adapt_unit(self, kind: str, seed: int, rotation: float, condition: Condition, protocol: Protocol,
+                   trials: int, variant: Variant = Variant.NONE) -> AdaptUnit:
+        """The run of ``condition`` on network ``kind`` seed ``seed`` that a claim at ``rotation``
+        reads: that rotation on reaching; the limit cycle's frequency shift in its place."""
+        if NetworkSpec.parse(kind).task == "limit-cycle":
+            return CycleAdaptUnit(kind, int(seed), 0.0, condition, Protocol.parse(protocol), trials, variant=variant,
+                                  shift_hz=self.network_measures.shift_hz)
+        return AdaptUnit(kind, int(seed), float(rotation), condition, Protocol.parse(protocol), trials, variant=variant)
+
+
+def family_config(cfg: PaperConfig, family: str) -> BeyondConfig:
+    """The configuration of ``family``'s units: the extension's folders (the published networks'
+    folder for the reference family 'fb', whose Figure 1a units the extension computes), the
+    family's seeds (:func:`beyond_seeds`) and task."""
+    spec = NetworkSpec.parse(family)
+    if isinstance(cfg, BeyondConfig):
+        raise ValueError("cfg must be the paper protocol's configuration (a family's is derived from it)")
+    ck, res = beyond_dirs(cfg)
+    seeds = beyond_seeds(cfg)
+    base = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(PaperConfig)}
+    base.update(family=spec.family, checkpoint_dir=str(cfg.checkpoint_dir if spec.family == "fb" else ck),
+                results_dir=str(res), fb_seeds=seeds, nofb_seeds=seeds, matched_points=(), matched_rotations=(),
+                task=_task_config(cfg, spec))
+    return BeyondConfig(**base)
+
+
+def reference_config(cfg: PaperConfig, seeds=None) -> PaperConfig:
+    """The paper protocol's configuration restricted to the extension's seeds (or ``seeds``): what
+    the published networks of the same seeds say."""
+    return replace(cfg, fb_seeds=tuple(seeds) if seeds is not None else beyond_seeds(cfg))
+
+
+# ---------------------------------------------------------------------------------------------
+# Units and the plan
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BeyondUnit:
+    """One unit of the extension: a paper-protocol unit (``inner``) of ``family``, whose
+    configuration (:func:`family_config`) places its files. The paper protocol's runner sees
+    the stage ``beyond`` and asks the unit (``status``, ``seconds``, ``batch_limit``, ``run``)."""
+
+    family: str
+    inner: object
+    stage: str = "beyond"
+
+    @property
+    def kind(self) -> str:
+        return self.inner.kind
+
+    @property
+    def seed(self) -> int:
+        return self.inner.seed
+
+    @property
+    def trials(self):
+        return getattr(self.inner, "trials", None)
+
+    @property
+    def condition(self):
+        return getattr(self.inner, "condition", None)
+
+    @property
+    def variant(self):
+        return getattr(self.inner, "variant", None)
+
+    def config(self, cfg: PaperConfig) -> BeyondConfig:
+        return family_config(cfg, self.family)
+
+    def path(self, cfg: PaperConfig) -> Path:
+        return self.inner.path(self.config(cfg))
+
+    def status(self, cfg: PaperConfig) -> tuple[str, str]:
+        return paper.unit_status(self.config(cfg), self.inner)
+
+    def seconds(self, cfg: PaperConfig, costs) -> float:
+        return paper.unit_seconds(self.config(cfg), costs, self.inner)
+
+    def batch_limit(self, device, max_runs: int | None) -> int:
+        if self.inner.stage == "network":
+            return 1
+        return max_runs or paper.default_max_runs(device, self.inner.condition.rule.value)
+
+    @classmethod
+    def run_batch(cls, cfg: PaperConfig, units: list, **kw) -> None:
+        """Run ``units`` (one family, one stage: consecutive units of one group) with the paper
+        protocol's runner in their family's configuration."""
+        paper.run_batch(units[0].config(cfg), [u.inner for u in units], **kw)
+
+    def describe(self) -> str:
+        return f"beyond: {self.inner.describe()}"
+
+
+def network_units_of(cfg: PaperConfig, family: str, measures=NETWORK_MEASURES) -> list:
+    """The network units of ``family`` (seed by seed)."""
+    return [network_units.NetworkUnit(m, family, s, "published") for s in beyond_seeds(cfg) for m in measures]
+
+
+def adapt_units(cfg: PaperConfig, family: str, rule: Rule) -> list:
+    """The runs of ``family`` under the published protocol with ``rule``: both controller settings
+    with feedback, controller off without."""
+    bcfg = family_config(cfg, family)
+    spec = NetworkSpec.parse(family)
+    conds = [c for c in CONDITIONS if c.rule is rule and (spec.has_feedback or not c.controller_on)]
+    return [bcfg.adapt_unit(family, s, ROTATION, c, Protocol.PUBLISHED, cfg.trials) for c in conds
+            for s in beyond_seeds(cfg)]
+
+
+def _wrap(family: str, units: list) -> list:
+    return [BeyondUnit(family, u) for u in units]
+
+
+def _group(cfg: PaperConfig, title: str, family: str, inner: list, include_done: bool) -> Group:
+    """A group of one family's units; those whose network is not pre-trained yet are left out
+    until it is, and the group waits when only those are left (as the paper protocol's)."""
+    bcfg = family_config(cfg, family)
+    ready_of = (lambda u: paper.network_ready(bcfg, u)) if inner and inner[0].stage == "network" else (
+        lambda u: paper.is_done(bcfg, PretrainUnit(u.kind, u.seed)))
+    if include_done:
+        return Group(title, _wrap(family, inner))
+    todo = [u for u in inner if not paper.is_done(bcfg, u)]
+    ready = [u for u in todo if ready_of(u)]
+    return Group(title, _wrap(family, ready or todo), blocked="waits for pre-training" if todo and not ready else None)
+
+
+def groups(cfg: PaperConfig, include_done: bool = False) -> list[Group]:
+    """The extension's groups in order (none while no variant network exists): Figure 1a of the
+    published networks of the same seeds, the network measures of each family, then every
+    family's RFLO runs, then every family's BPTT runs (the most expensive last)."""
+    if isinstance(cfg, BeyondConfig):
+        return []
+    fams = find_families(cfg)
+    if not fams:
+        return []
+    shift = FrequencyShift(cfg.network_measures.shift_hz)
+    out = [_group(cfg, "beyond: online correction (Fig 1a) of the published networks of the same seeds", "fb",
+                  network_units_of(cfg, "fb", ("online",)), include_done)]
+    for fam, spec in fams.items():
+        if spec.has_feedback:
+            out.append(_group(cfg, f"beyond: network measures (Figs 1a, 2c, 4a, 5b) of {fam}", fam,
+                              network_units_of(cfg, fam), include_done))
+    for rule in (Rule.RFLO, Rule.BPTT):
+        name = rule.value.upper()
+        for fam, spec in fams.items():
+            pert = shift.label if spec.task == "limit-cycle" else f"{ROTATION:g} deg"
+            conds = f"{name} and {name}+c" if spec.has_feedback else name
+            out.append(_group(cfg, f"beyond: {fam}, {pert}, published protocol, {conds}", fam,
+                              adapt_units(cfg, fam, rule), include_done))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Verdicts per family
+# ---------------------------------------------------------------------------------------------
+
+def _online_measure(cfg, col):
+    """Figure 1a: per network (mean loss with the controller off, with it on) on the first trial
+    of the perturbation, weights frozen (network unit ``online``); the published networks'
+    units live in the extension's results."""
+    store_cfg = cfg if isinstance(cfg, BeyondConfig) else family_config(cfg, "fb")
+    seeds, recs, _ = paper.load_network_units(store_cfg, "online", "published")
+    if not seeds:
+        return [], [], (), "not computed yet (python -m fbctrl paper --only beyond)"
+    vals = [network_units.online_values(r) for r in recs]
+    return (np.array([v[0] for v in vals]), np.array([v[1] for v in vals]), tuple(seeds),
+            f"trial loss with the controller off over with it on, weights frozen, each test condition under the "
+            f"perturbation {len(recs[0]['loss_on'])} trials (first trial of the perturbation)")
+
+
+ONLINE_CLAIM = Claim("online_fig1a", "Fig 1a", "The controller corrects the perturbed output online (loss off / on "
+                     "above 1)", _online_measure, short="online correction, off / on", band=BANDS["loss"])
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of a family's table: a claim of the verdict table (or Figure 1a's) measured in a
+    column of it (the as-published column, or the closed-loop Jacobian's row)."""
+
+    key: str
+    claim: Claim
+    column: object
+    figure: str
+    short: str
+
+
+def _row(claim: Claim, col=AS_PUBLISHED, figure: str | None = None, suffix: str = "") -> Row:
+    return Row(claim.key + (f"_{suffix}" if suffix else ""), claim, col, figure or claim.figure, claim.short)
+
+
+_BY_KEY = {c.key: c for c in CLAIMS}
+ROWS = (_row(ONLINE_CLAIM), _row(_BY_KEY["activity_fig2c"]), _row(_BY_KEY["final_loss_rflo_30"]),
+        _row(_BY_KEY["final_loss_bptt_30"]), _row(_BY_KEY["jacobian_fig4a"], figure="Fig 4a open loop"),
+        _row(_BY_KEY["jacobian_fig4a"], COLUMNS["closed-loop Jacobian lag 1"], "Fig 4a closed loop", "closed_loop"),
+        _row(_BY_KEY["align_local"]), _row(_BY_KEY["align_global"]), _row(_BY_KEY["efficiency"]),
+        _row(_BY_KEY["activity_newton_fig5b"]))
+
+
+@dataclass(frozen=True)
+class BeyondRow:
+    """One claim of one family: its effect in the variant, in the published networks of the
+    same seeds, and the change (the variant's per-seed effect against the published one's;
+    None where the comparison is not made, ``change_note`` says why)."""
+
+    family: str
+    key: str
+    figure: str
+    claim: str
+    variant: object          # verdicts.ClaimResult
+    published: object        # verdicts.ClaimResult
+    change: object | None
+    change_note: str = ""
+
+
+def _claim_text(claim, spec: NetworkSpec, shift: FrequencyShift) -> str:
+    return claim.claim.replace(f"({ROTATION:g} deg)", f"({shift.label})") if spec.task == "limit-cycle" \
+        else claim.claim
+
+
+def _per_seed(claim, cfg, col) -> dict[int, float]:
+    """Per seed: the claim's effect on its analysis scale (log(a / b) or a - b), finite ones."""
+    a, b, seeds, _ = claim.measure(cfg, col)
+    if not len(seeds):
+        return {}
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = np.log(a / b) if claim.log else a - b
+    return {int(s): float(x) for s, x in zip(seeds, d) if np.isfinite(x)}
+
+
+def _change(claim, col, bcfg, ref, family: str):
+    """The change of the effect, variant against published, paired per seed: the difference of
+    the per-seed effects (of the log ratios for a ratio, reported as the ratio of the ratios),
+    judged with the claim's band and direction (agrees: the variant's effect is larger in the
+    paper's direction; disagrees: smaller; negligible: the same within the band)."""
+    dv, dp = _per_seed(claim, bcfg, col), _per_seed(claim, ref, col)
+    seeds = sorted(set(dv) & set(dp))
+    x = np.array([dv[s] for s in seeds])
+    y = np.array([dp[s] for s in seeds])
+    eff = paired_effect(np.exp(x), np.exp(y), log=True) if claim.log else paired_effect(x, y)
+    band = claim_band(claim, col)
+    return ClaimResult(claim.key, claim.figure, claim.claim, "change", f"{family} against the published networks of "
+                       f"the same seeds, per seed: {'ratio of the ratios' if claim.log else 'difference of the differences'}",
+                       eff, verdict(eff, claim.paper_sign, band), tuple(seeds),
+                       band=band.edges(claim.log) if band else (), band_reason=band.reason if band else "",
+                       equivalence_p=equivalence_test(eff, band) if band and eff.n >= 2 else float("nan"))
+
+
+def family_table(cfg: PaperConfig, family: str) -> list[BeyondRow]:
+    """Every row of :data:`ROWS` for ``family`` (module docstring): the variant's effect, the
+    published networks' effect on the same seeds, and the change (reaching families only: a
+    limit-cycle network and a reaching network of one seed share no weights and no loss scale)."""
+    spec = NetworkSpec.parse(family)
+    bcfg = family_config(cfg, family)
+    ref = reference_config(cfg)
+    shift = FrequencyShift(cfg.network_measures.shift_hz)
+    out = []
+    for row in ROWS:
+        claim, col = row.claim, row.column
+        v = verdict_table(bcfg, (claim,), (col,))[0]
+        p = verdict_table(ref, (claim,), (col,))[0]
+        if spec.task == "reach":
+            ch, note = _change(claim, col, bcfg, ref, family), ""
+        else:
+            ch, note = None, "not compared: another task (other networks, losses on another scale)"
+        out.append(BeyondRow(family, row.key, row.figure, _claim_text(claim, spec, shift), v, p, ch, note))
+    return out
+
+
+def table_rows(rows: list[BeyondRow]) -> list[list[str]]:
+    """figure | claim | variant | verdict | published, same seeds | verdict | change | verdict."""
+    out = []
+    for r in rows:
+        ch = [format_cell(r.change), r.change.verdict.value] if r.change is not None else [r.change_note, "—"]
+        out.append([r.figure, r.claim, format_cell(r.variant), r.variant.verdict.value, format_cell(r.published),
+                    r.published.verdict.value] + ch)
+    return out
+
+
+def markdown_table(rows: list[BeyondRow]) -> str:
+    """One family's verdict table (the main table's cells: effect [95% CI], n, p; the four words)."""
+    fam = rows[0].family if rows else "the family"
+    return fmt.markdown_table(["figure", "claim", fam, "verdict", "published, same seeds", "verdict",
+                               f"change ({fam} vs published)", "verdict"], table_rows(rows), align="llllllll")
+
+
+# ---------------------------------------------------------------------------------------------
+# The summary figure's records: each claim's effect against delay, density and task
+# ---------------------------------------------------------------------------------------------
+
+# axis -> (name, [(point label, family or None for the published networks, value on the axis)])
+AXES = {
+    "delay": ("feedback delay", [("0 ms", None, 0), ("50 ms", "fb_d5", 5), ("100 ms", "fb_d10", 10)]),
+    "density": ("feedback density", [("1", None, 1.0), ("0.3", "fb0.3", 0.3), ("0.1", "fb0.1", 0.1)]),
+    "task": ("task", [("reach", None, "reach"), ("limit cycle", "lc_fb", "limit-cycle")]),
+}
+
+
+def _record(axis: str, point: str, family: str, r, row: Row) -> dict:
+    e = r.effect if r is not None else None
+    return {"claim": row.key, "figure": row.figure, "short": row.short, "axis": axis, "point": point,
+            "family": family, "log": bool(row.claim.log),
+            "mean": float(e.mean) if e is not None and e.n else float("nan"),
+            "ci_low": float(e.ci_low) if e is not None and e.n else float("nan"),
+            "ci_high": float(e.ci_high) if e is not None and e.n else float("nan"),
+            "n": int(e.n) if e is not None else 0,
+            "verdict": r.verdict.value if r is not None else "inconclusive",
+            "band": list(r.band) if r is not None and r.band else []}
+
+
+def summary_records(cfg: PaperConfig) -> list[dict]:
+    """One record per claim row and point of :data:`AXES`: the effect (mean, 95% CI on the
+    reported scale: ratio or difference), n and verdict; the first point of every axis is the
+    published networks of the extension's seeds; a family not pre-trained or without data has
+    n 0 and NaN (drawn as missing)."""
+    ref = reference_config(cfg)
+    fams = find_families(cfg)
+    out, cache = [], {}
+    for row in ROWS:
+        claim, col = row.claim, row.column
+        pub = verdict_table(ref, (claim,), (col,))[0]
+        for axis, (_, points) in AXES.items():
+            for point, fam, _ in points:
+                if fam is None:
+                    r = pub
+                elif fam in fams:
+                    key = (fam, row.key)
+                    if key not in cache:
+                        cache[key] = verdict_table(family_config(cfg, fam), (claim,), (col,))[0]
+                    r = cache[key]
+                else:
+                    r = None
+                out.append(_record(axis, point, fam or "published", r, row))
+    return out
+
+
+def full_plan(cfg: PaperConfig, *, include_done: bool = False) -> list[Group]:
+    """The paper protocol's plan (:func:`fbctrl.experiments.paper.plan`) followed by the
+    extension's groups (:func:`groups`, stage ``beyond``): what ``python -m fbctrl paper`` runs."""
+    return paper.plan(cfg, include_done=include_done) + groups(cfg, include_done=include_done)

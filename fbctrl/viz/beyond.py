@@ -1,0 +1,80 @@
+"""The summary figure of "Beyond the paper": each claim's effect with its 95% interval against the
+feedback delay (0, 50, 100 ms), the feedback density (1, 0.3, 0.1) and the task (reach, limit
+cycle), from :func:`fbctrl.experiments.beyond.summary_records` (the first point of every axis:
+the published networks of the same seeds). A missing point is drawn as the word "missing"; n
+is written in every point's label. Colours: :mod:`fbctrl.viz.style` (networks with feedback blue,
+references grey)."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from .chapters.common import _quiet
+from .style import COLORS, FULL_WIDTH, NULL_LS, REFERENCE, legend_below
+
+__all__ = ["plot_beyond_summary", "AXIS_ORDER"]
+
+AXIS_ORDER = ("delay", "density", "task")
+
+
+def _claims(records: list[dict]) -> list[tuple[str, dict]]:
+    seen = {}
+    for r in records:
+        seen.setdefault(r["claim"], r)
+    return list(seen.items())
+
+
+@_quiet
+def plot_beyond_summary(records: list[dict], *, ncols: int = 2):
+    """One panel per claim (its figure and short label): the three axes side by side, each point
+    the effect (ratio: geometric mean; difference: mean) with its 95% t interval, the line of no
+    effect and the claim's negligible band in grey, n in each point's label (left to right: the
+    delays, the densities, the tasks), "missing" where a point
+    has no network. ``records``: dicts with claim, figure, short, axis, point, mean, ci_low,
+    ci_high, n, log, band (:func:`fbctrl.experiments.beyond.summary_records`)."""
+    if not records:
+        raise ValueError("records must hold at least one point (fbctrl.experiments.beyond.summary_records)")
+    claims = _claims(records)
+    nrows = int(np.ceil(len(claims) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(FULL_WIDTH, 1.9 * nrows + 0.6), squeeze=False)
+    for ax in axes.ravel()[len(claims):]:
+        ax.set_visible(False)
+    for ax, (key, first) in zip(axes.ravel(), claims):
+        rows = [r for r in records if r["claim"] == key]
+        xs, ticks, x = [], [], 0.0
+        for axis in AXIS_ORDER:
+            pts = [r for r in rows if r["axis"] == axis]
+            if not pts:
+                continue
+            for r in pts:
+                xs.append((x, r))
+                ticks.append((x, f"{r['point']}, n={r['n']}"))
+                x += 1.0
+            x += 0.6                                   # a gap between the axes
+        null = 1.0 if first["log"] else 0.0
+        ax.axhline(null, color="k", lw=0.5)
+        if first.get("band"):
+            lo, hi = first["band"]
+            ax.axhspan(lo, hi, color=REFERENCE, alpha=0.15, lw=0, label="negligible band")
+        finite = [r for _, r in xs if np.isfinite(r["mean"])]
+        ys = [v for r in finite for v in (r["mean"], r["ci_low"], r["ci_high"]) if np.isfinite(v)] or [null]
+        ymin, ymax = min(ys + [null]), max(ys + [null])
+        pad = 0.15 * (ymax - ymin or abs(null) or 1.0)
+        for xi, r in xs:
+            pub = r["family"] == "published"
+            color = REFERENCE if pub else COLORS["fb"]
+            if np.isfinite(r["mean"]):
+                if np.isfinite(r["ci_low"]) and np.isfinite(r["ci_high"]):
+                    ax.plot([xi, xi], [r["ci_low"], r["ci_high"]], color=color, lw=1.4)
+                ax.plot(xi, r["mean"], "o", color=color, ms=5, mfc=color if not pub else "white",
+                        label="published networks, same seeds" if pub else "variant networks")
+            else:
+                ax.text(xi, (ymin + ymax) / 2, "missing", rotation=90, ha="center", va="center", color=REFERENCE)
+        ax.set_ylim(ymin - pad, ymax + pad)
+        ax.ticklabel_format(axis="y", useOffset=False)
+        ax.set_xticks([t for t, _ in ticks], [lab for _, lab in ticks], rotation=45, ha="right")
+        ax.set_title(f"{first['figure']}: {first['short']}")
+        ax.set_ylabel("ratio" if first["log"] else "difference")
+    legend_below(fig, axes.ravel()[: len(claims)])
+    return fig
