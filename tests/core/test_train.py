@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.helpers import gen
 from fbctrl.core.bptt import Regularisation, forward, forward_open_loop, loss_and_grads
 from fbctrl.core.checkpoint import load_checkpoint
 from fbctrl.core.model import PARAM_NAMES, Network, NetworkConfig, draw_x0, init_network, rollout
@@ -19,10 +20,6 @@ torch.set_num_threads(1)
 
 SHORT = TaskConfig(T=30, go_step=5, move_steps=20)
 F64 = torch.float64
-
-
-def gen(seed):
-    return torch.Generator().manual_seed(seed)
 
 
 def setup(seed, n=12, batch=3, density=1.0, delay=0):

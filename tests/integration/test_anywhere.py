@@ -14,10 +14,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from tests.helpers import ROOT
 from fbctrl import book, paths
 from fbctrl.book import colab
 
-ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "book").glob("*.ipynb"))
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.helpers import gen
 from fbctrl.learning.adapt import AdaptResult, RunSpec, adapt
 from fbctrl.analysis.gradients import activity_gradients, jacobian_norms
 from fbctrl.core.bptt import Regularisation, forward, loss_and_grads
@@ -31,10 +32,6 @@ TC = TaskConfig(T=24, go_step=4, move_steps=16, push_prob=0.5, push_centre_low=6
 # float32 agreement: |a - b| <= TOL (|b| + max |b|) elementwise (float32 eps is 1.2e-7; the
 # recurrences and, in adaptation, the weight updates of every step amplify it to about 1e-6)
 TOL = 1e-4
-
-
-def gen(seed):
-    return torch.Generator().manual_seed(seed)
 
 
 def close(got, ref, tol=TOL, what=""):

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import yaml
 
+from tests.helpers import ROOT
 from fbctrl.book import runner
 from fbctrl import book
 
-ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"
 
 

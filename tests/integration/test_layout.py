@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-PKG = Path(__file__).resolve().parent.parent / "fbctrl"
+from tests.helpers import ROOT
+
+PKG = ROOT / "fbctrl"
 
 # Layers, lowest first: a module may import its own layer and the layers below it, never above.
 LAYERS = [

@@ -15,6 +15,7 @@ import torch
 
 matplotlib.use("Agg")
 
+from tests.helpers import ROOT
 from fbctrl import book
 from fbctrl.book import glue as glue_mod
 from fbctrl.book.chapters import activity_space, adaptation, lr_sweep
@@ -25,7 +26,6 @@ from fbctrl.experiments import paper, shipped
 from fbctrl.viz import figures
 
 torch.set_num_threads(1)
-ROOT = Path(__file__).resolve().parents[1]
 N, TRIALS = 10, 3
 SIZES = shipped.ShippedSizes(trials={30.0: TRIALS}, exact_bptt_trials=TRIALS, exact_bptt_seeds=(0,), sweep_trials=TRIALS)
 CONF = {"n": N, "batches": 3, "batch_size": 4, "train_push": True, "feedback_density": 1.0, "delay": 0}

@@ -14,6 +14,7 @@ import pytest
 import scipy.stats
 import torch
 
+from tests.helpers import DATA, gen
 from fbctrl.analysis import gradients, network
 from fbctrl.core.bptt import Regularisation, forward, loss_and_grads
 from fbctrl.core.checkpoint import find_checkpoints, load_checkpoint, network_spec, save_checkpoint
@@ -31,10 +32,6 @@ F64 = torch.float64
 LC = LimitCycleConfig()
 SMALL_LC = LimitCycleConfig(T=60, go_step=6, freq_low=2.0, freq_high=4.0, n_test_freqs=4)
 TC = TaskConfig(T=30, go_step=5, move_steps=20)
-
-
-def gen(seed):
-    return torch.Generator().manual_seed(seed)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,9 +149,9 @@ def test_reach_task_interface_gives_the_old_trials():
 # ---------------------------------------------------------------------------------------------
 
 def test_reaching_outputs_equal_those_of_the_code_before_the_task_interface():
-    import reach_reference  # tests/ is on the path under pytest
+    from tests.integration import reach_reference
 
-    old = dict(np.load(Path(__file__).parent / "data" / "reach_reference.npz"))
+    old = dict(np.load(DATA / "reach_reference.npz"))
     new = reach_reference.compute()
     assert set(new) == set(old)
     for k in sorted(old):   # bit-identical on the machine that made the file; float rounding elsewhere

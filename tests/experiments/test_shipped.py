@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.helpers import DATA, ROOT
 from fbctrl import book
 from fbctrl.book import data
 from fbctrl.core.checkpoint import save_checkpoint
@@ -21,8 +22,7 @@ from fbctrl.experiments import metrics, paper, shipped
 from fbctrl.experiments.protocol import CONDITIONS, PAPER_TEXT_LR, Protocol
 from fbctrl.learning import rates
 
-ROOT = Path(__file__).resolve().parent.parent
-REF = json.loads((ROOT / "tests" / "data" / "shipped_reference.json").read_text())
+REF = json.loads((DATA / "shipped_reference.json").read_text())
 torch.set_num_threads(1)
 
 

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import ROOT
 from fbctrl import fmt
 from fbctrl.book import runner
 from fbctrl.core import checkpoint
 from fbctrl import book
 from fbctrl.book import colab
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 # ---- validate_params -----------------------------------------------------------------------

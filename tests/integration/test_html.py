@@ -20,6 +20,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from tests.helpers import ROOT
 from fbctrl.book import repository, runner
 from fbctrl import book
 from fbctrl.experiments.stats import Verdict
@@ -27,7 +28,6 @@ from fbctrl.experiments.verdicts import CLAIMS
 
 bs4 = pytest.importorskip("bs4")  # comes with jupyter-book's theme
 
-ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = runner.toc_files()
 NOTEBOOK_CHAPTERS = [f for f in CHAPTERS if (ROOT / f"{f}.ipynb").is_file()]
 IMAGE_MIMES = ("image/png", "image/jpeg", "image/svg+xml", "image/gif")

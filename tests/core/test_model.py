@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.helpers import gen
 from fbctrl.core.model import Network, NetworkConfig, draw_x0, init_network, rollout, trial_loss
 from fbctrl.core.task import TaskConfig, Trials, random_reaches
 
@@ -14,10 +15,6 @@ torch.set_num_threads(1)
 
 SHORT = TaskConfig(T=30, go_step=5, move_steps=20)
 F64 = torch.float64
-
-
-def gen(seed):
-    return torch.Generator().manual_seed(seed)
 
 
 def t64(a):

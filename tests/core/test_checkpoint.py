@@ -6,6 +6,7 @@ import os
 import pytest
 import torch
 
+from tests.helpers import gen
 from fbctrl.core.checkpoint import CHECKPOINT_KEYS, CheckpointError, load_checkpoint, save_checkpoint
 from fbctrl.core.model import Network, NetworkConfig, init_network
 from fbctrl.core.task import TaskConfig
@@ -14,10 +15,6 @@ from fbctrl.core.train import PretrainConfig, pretrain
 torch.set_num_threads(1)
 
 SHORT = TaskConfig(T=30, go_step=5, move_steps=20)
-
-
-def gen(seed):
-    return torch.Generator().manual_seed(seed)
 
 
 def shapes(n):

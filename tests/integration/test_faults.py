@@ -27,10 +27,10 @@ import numpy as np
 import pytest
 import torch
 
+from tests.helpers import ROOT
 from fbctrl.__main__ import main
 from fbctrl.experiments import paper, store
 
-ROOT = Path(__file__).resolve().parent.parent
 STAGES = "pretrain,adapt"
 
 

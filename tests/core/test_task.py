@@ -6,16 +6,13 @@ import numpy as np
 import pytest
 import torch
 
+from tests.helpers import gen
 from fbctrl.core.task import (TaskConfig, centre_out_reaches, centre_out_targets, draw_pushes, random_reaches,
                          reach_profile, rotate)
 
 torch.set_num_threads(1)
 
 PAPER = TaskConfig()  # T=125, go_step=20, move_steps=100
-
-
-def gen(seed):
-    return torch.Generator().manual_seed(seed)
 
 
 # ---- centre-out geometry --------------------------------------------------------------------

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.helpers import ROOT
 from fbctrl.experiments import paper
 from fbctrl.experiments.store import file_sha256
 from fbctrl.experiments.verdicts import footnotes as verdicts_footnotes
@@ -318,7 +319,7 @@ def test_paper_report_reads_the_units_and_glues_every_cell_of_the_introduction(d
     assert len(table) == len(CLAIMS) and all(len(r) == 6 for r in table)
     assert "units are computed" in paper_protocol.summary_sentence(rows, nets, results)
     # the introduction shows the forest plot, the whole verdict table and the marks' footnotes, glued from the chapter
-    intro = (Path(__file__).resolve().parent.parent / "book" / "intro.md").read_text()
+    intro = (ROOT / "book" / "intro.md").read_text()
     assert re.findall(r"```\{glue:any\} (\w+)\n:doc: paper_protocol\.ipynb", intro) == [
         "verdict_forest", "verdict_summary", "verdict_footnotes"]
     assert len(paper_protocol.verdict_summary_rows(results)) == len(CLAIMS)

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import torch
 
+from tests.helpers import ROOT
 from fbctrl.learning.adapt import RunSpec, adapt
 
-ROOT = Path(__file__).resolve().parent.parent
 RNG = random.Random(int(datetime.date.today().strftime("%Y%m%d")))
 N_TRIALS = 2
 

@@ -13,9 +13,9 @@ import nbformat
 import pytest
 import yaml
 
+from tests.helpers import ROOT
 from fbctrl.book import colab, repository
 
-ROOT = Path(__file__).resolve().parent.parent
 NEW = "https://github.com/someone/something"
 
 
