@@ -11,6 +11,7 @@ from fbctrl.core.checkpoint import CHECKPOINT_KEYS, CheckpointError, load_checkp
 from fbctrl.core.model import Network, NetworkConfig, init_network
 from fbctrl.core.task import TaskConfig
 from fbctrl.core.train import PretrainConfig, pretrain
+from fbctrl.core import checkpoint
 
 torch.set_num_threads(1)
 
@@ -152,3 +153,22 @@ def test_stacked_network_cannot_be_saved_whole(tmp_path):
     nets = [init_network(NetworkConfig(n=6), gen(s)) for s in (7, 8)]
     with pytest.raises(ValueError):
         save_checkpoint(Network.stack(nets), tmp_path / "x.pt", {})
+
+
+def test_find_checkpoints(tmp_path):
+    for name in ["fb_seed0.pt", "fb_seed2.pt", "fb_seed10.pt", "nofb_seed0.pt", "fb_n50_seed0.pt",
+                 "fb0.5_seed0.pt", "fb_d3_seed0.pt", "notes.txt"]:
+        (tmp_path / name).write_bytes(b"")
+    assert list(checkpoint.find_checkpoints(tmp_path, "fb")) == [0, 2, 10]
+    assert list(checkpoint.find_checkpoints(tmp_path, "fb", n=50)) == [0]
+    assert list(checkpoint.find_checkpoints(tmp_path, "nofb")) == [0]
+    assert list(checkpoint.find_checkpoints(tmp_path, "fb", max_seeds=2)) == [0, 2]
+    with pytest.raises(ValueError, match=r"seeds \[1\]"):
+        checkpoint.find_checkpoints(tmp_path, "fb", seeds=[0, 1])
+    (tmp_path / "fb_seed0.pt").unlink()
+    (tmp_path / "fb_seed2.pt").unlink()
+    (tmp_path / "fb_seed10.pt").unlink()
+    assert list(checkpoint.find_checkpoints(tmp_path, "fb")) == [0]  # the only size left: n = 50
+    (tmp_path / "fb_n20_seed1.pt").write_bytes(b"")
+    with pytest.raises(ValueError, match="sizes"):
+        checkpoint.find_checkpoints(tmp_path, "fb")
