@@ -7,11 +7,20 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
 from fbctrl.core.checkpoint import load_checkpoint
 from fbctrl.core.evaluate import evaluate
+from fbctrl.core.task import TaskConfig
+from fbctrl.core.tasks import LimitCycleConfig
+from fbctrl.core.train import PretrainConfig, pretrain
+
+
+SMALL_LC = LimitCycleConfig(T=60, go_step=6, freq_low=2.0, freq_high=4.0, n_test_freqs=4)
+TC = TaskConfig(T=30, go_step=5, move_steps=20)
+
 
 torch.set_num_threads(1)
 
@@ -155,3 +164,34 @@ def test_an_interrupted_command_says_what_it_kept(monkeypatch, capsys, tmp_path,
     err = capsys.readouterr().err.strip()
     assert err.startswith("fbctrl: interrupted") and len(err.splitlines()) == 1
     assert (kept in err) if kept else err == "fbctrl: interrupted"
+
+
+def test_command_line_takes_the_task_and_its_perturbation(tmp_path, capsys):
+    import json
+
+    from fbctrl.__main__ import main
+
+    lc_cfg = PretrainConfig(n=10, batches=1, batch_size=2, eval_every=1, checkpoint_every=10, train_push=False,
+                            task="limit-cycle")
+    pretrain(lc_cfg, [0], tmp_path, progress=False, task_cfg=SMALL_LC)      # the CLI reads the task from the sidecar
+    pretrain(PretrainConfig(n=10, batches=1, batch_size=2, eval_every=1, checkpoint_every=10, delay=2), [0], tmp_path,
+             progress=False, task_cfg=TC)
+    lc, reach = str(tmp_path / "lc_fb_n10_seed0.pt"), str(tmp_path / "fb_d2_n10_seed0.pt")
+    capsys.readouterr()
+    assert main(["evaluate", lc, "--shift", "0.5", "--controller", "off", "--trials", "8", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["task"] == "limit-cycle" and res["shift_hz"] == 0.5 and res["freq_error_hz"] >= 0
+    assert len(res["freq_error_per_test_freq"]) == SMALL_LC.n_test_freqs
+    assert main(["adapt", lc, "--rule", "rflo", "--trials", "2", "--shift", "-0.5", "--no-progress",
+                 "--out", str(tmp_path / "a.npz")]) == 0
+    meta = json.loads(str(np.load(tmp_path / "a.npz")["meta"]))
+    assert (meta["task"], meta["perturbation"], meta["shift_hz"]) == ("limit-cycle", "shift-0.5", -0.5)
+    for argv, word in ((["adapt", lc, "--rule", "rflo", "--rotation", "30", "--out", str(tmp_path / "b.npz")], "rotation"),
+                       (["adapt", reach, "--rule", "rflo", "--shift", "1", "--out", str(tmp_path / "b.npz")], "shift"),
+                       (["evaluate", reach, "--task", "limit-cycle"], "task"),
+                       (["evaluate", lc, "--shift", "nan"], "shift")):
+        capsys.readouterr()
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"fbctrl: error: {word}") or f"argument --{word}" in err or word in err.split(":")[2]
+        assert "\n" not in err

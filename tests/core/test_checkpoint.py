@@ -7,11 +7,13 @@ import pytest
 import torch
 
 from tests.helpers import gen
-from fbctrl.core.checkpoint import CHECKPOINT_KEYS, CheckpointError, load_checkpoint, save_checkpoint
-from fbctrl.core.model import Network, NetworkConfig, init_network
+from fbctrl.core.checkpoint import CHECKPOINT_KEYS, CheckpointError
+from fbctrl.core.model import Network
+from fbctrl.core import checkpoint
+from fbctrl.core.checkpoint import find_checkpoints, load_checkpoint, network_spec, save_checkpoint
+from fbctrl.core.model import NetworkConfig, init_network
 from fbctrl.core.task import TaskConfig
 from fbctrl.core.train import PretrainConfig, pretrain
-from fbctrl.core import checkpoint
 
 torch.set_num_threads(1)
 
@@ -172,3 +174,20 @@ def test_find_checkpoints(tmp_path):
     (tmp_path / "fb_n20_seed1.pt").write_bytes(b"")
     with pytest.raises(ValueError, match="sizes"):
         checkpoint.find_checkpoints(tmp_path, "fb")
+
+
+def test_checkpoints_of_each_family_are_found_apart_and_loaded(tmp_path):
+    for stem, cfg in (("fb", NetworkConfig(n=8)), ("fb_d5", NetworkConfig(n=8, delay=5)),
+                      ("fb0.3", NetworkConfig(n=8, feedback_density=0.3)), ("nofb", NetworkConfig(n=8, feedback_density=0)),
+                      ("lc_fb", NetworkConfig(n=8, n_in=2))):
+        for s in (0, 1):
+            save_checkpoint(init_network(cfg, gen(s)), tmp_path / f"{stem}_n8_seed{s}.pt", {"seed": s})
+    for kind in ("fb", "fb_d5", "fb0.3", "nofb", "lc_fb"):
+        found = find_checkpoints(tmp_path, kind)
+        assert sorted(found) == [0, 1] and all(p.name.startswith(f"{kind}_n8_") for p in found.values())
+        net = load_checkpoint(found[0])
+        spec = network_spec(found[0])
+        assert (net.cfg.delay, net.cfg.feedback_density) == (spec.delay, spec.feedback_density)
+    assert load_checkpoint(tmp_path / "lc_fb_n8_seed0.pt").cfg.n_in == 2
+    with pytest.raises(ValueError, match="family without its size"):
+        find_checkpoints(tmp_path, "fb_n8")
