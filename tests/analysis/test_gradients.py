@@ -1,4 +1,5 @@
-"""Analyses (SPEC 5) against torch.autograd / torch.func on small networks, in float64."""
+"""Analyses (Methods, "How the findings are measured") against torch.autograd / torch.func on small
+networks, in float64."""
 
 import numpy as np
 import pytest

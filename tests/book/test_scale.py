@@ -2,7 +2,7 @@
 (``fbctrl.book.scale``), their data checked against the files read by hand, their options refused
 in one line.
 
-    python -m pytest -q tests/test_figure_command.py
+    python -m pytest -q tests/book/test_scale.py
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The feedback-controlled RNN (SPEC 1): one step by hand, the controller switch, feedback
+"""The feedback-controlled RNN (Methods, "Network"): one step by hand, the controller switch, feedback
 density, delay, pushes, initialisation and stacking."""
 
 import math
@@ -96,10 +96,10 @@ def test_two_steps_by_hand_controller_off_and_masked():
     np.testing.assert_allclose((m.x[2] - off.x[2])[0].numpy(), [-0.0014, -0.003, 0.0], atol=1e-14)
 
 
-# ---- an independent numpy implementation of SPEC 1 --------------------------------------------
+# ---- an independent numpy implementation of the model (Methods, "Network") ----------------------
 
 def numpy_rollout(net, trials, x0, controller_on=True, delay=0):
-    """Plain loop over trials and steps, following SPEC 1 literally."""
+    """Plain loop over trials and steps, following the equations of Methods, "Network", literally."""
     W_in, W_rec, W_fb, M, b, W_out, b_out = (getattr(net, k).numpy() for k in
                                              ("W_in", "W_rec", "W_fb", "mask", "b", "W_out", "b_out"))
     a = net.cfg.dt / net.cfg.tau

@@ -1,4 +1,4 @@
-"""The reach task (SPEC 2): geometry, timing, reference convention, rotation and pushes."""
+"""The reach task (Methods, "Task"): geometry, timing, reference convention, rotation and pushes."""
 
 import math
 

@@ -37,7 +37,7 @@ def test_pretrain_config_defaults_are_the_paper_protocol():
 
 
 def test_trainer_step_follows_spec_protocol():
-    """Two trainer steps reproduced by hand: draws from the seed's generator, the SPEC 3 gradient,
+    """Two trainer steps reproduced by hand: draws from the seed's generator, the pre-training gradient,
     clipping of the gradient norm over all parameters to 0.2, and Adam(1e-3, 0.9, 0.999)."""
     cfg = small_cfg(n=16, batch_size=4)
     tr = Trainer(cfg, [5], task_cfg=SHORT, dtype=F64)

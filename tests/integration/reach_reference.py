@@ -5,8 +5,8 @@
 the test sets of pre-training, adaptation with RFLO and exact online BPTT (with the alignment, a
 delay, the controller on and off) and the closed-loop Jacobian profile. The file
 ``tests/data/reach_reference.npz`` holds what the code *before* the refactor computed (commit
-2f1eb54, made with ``python tests/reach_reference.py tests/data/reach_reference.npz`` on that
-commit's package); ``tests/test_beyond.py`` recomputes it with the current code and compares.
+2f1eb54, made with ``python tests/integration/reach_reference.py tests/data/reach_reference.npz`` on that
+commit's package); ``tests/integration/test_reach_reference.py`` recomputes it with the current code and compares.
 Only functions both versions have are called here.
 """
 

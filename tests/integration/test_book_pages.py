@@ -51,7 +51,7 @@ def test_notebook_conventions(path):
     cells = nb["cells"]
     assert cells[0]["cell_type"] == "markdown" and "**Parameters**" in "".join(cells[0]["source"])
     code = [c for c in cells if c["cell_type"] == "code"]
-    if colab.TAG in code[0]["metadata"].get("tags", []):  # the Colab cell (tests/test_anywhere.py) comes first
+    if colab.TAG in code[0]["metadata"].get("tags", []):  # the Colab cell (tests/integration/test_anywhere.py) comes first
         assert not code[0].get("outputs"), "the Colab cell must have no output outside Colab"
         code = code[1:]
     assert "parameters" in code[0]["metadata"].get("tags", []), \

@@ -95,7 +95,8 @@ def test_rollout_and_forward_on_device_equal_cpu(device, delay, controller_on, d
 
 
 def autograd_grads(net, trials, x0, reg, controller_on):
-    """The SPEC 3 loss per network on top of ``model.rollout`` (stacked or not) and its gradient,
+    """The pre-training loss (Methods, "Pre-training") per network on top of ``model.rollout`` (stacked or
+    not) and its gradient,
     by torch.autograd on the network's device."""
     params = {k: v.detach().clone().requires_grad_(True) for k, v in net.params().items()}
     ro = rollout(net.replace(**params), trials, x0=x0, controller_on=controller_on)

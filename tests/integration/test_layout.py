@@ -1,7 +1,7 @@
 """The package's layout (README, "Layout"): layers that import only downwards, no import cycles,
 no imports of the package inside functions, and short functions.
 
-    python -m pytest -q tests/test_layout.py        # the import graph and the longest functions
+    python -m pytest -q tests/integration/test_layout.py        # the import graph and the longest functions
 """
 
 from __future__ import annotations

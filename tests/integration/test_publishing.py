@@ -30,7 +30,7 @@ def test_deploy_needs_the_tests_and_the_strict_build():
     assert any(s.get("run") == "make html" for s in jobs["build"]["steps"])
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^html:.*\n\t\$\(BIN\)/jupyter-book build \. --all -W --keep-going$", makefile, re.M)
-    assert "pytest -q tests" in makefile  # make test runs tests/test_html.py too
+    assert "pytest -q tests" in makefile  # make test runs tests/integration/test_html.py too
     assert set(jobs["deploy"]["permissions"]) == {"pages", "id-token"}
     assert wf["permissions"] == {"contents": "read"}
 

@@ -1,4 +1,4 @@
-"""Adaptation rules and engine (SPEC 4) against torch.autograd and the SPEC formulas."""
+"""Adaptation rules and engine against torch.autograd and the formulas of Methods, "Adaptation"."""
 
 import math
 
@@ -21,7 +21,8 @@ def small_net(n=12, density=1.0, seed=0, dtype=torch.float64, scale=1.0):
 def replay(net, run: RunSpec, rule: str, task_cfg=TC, delay=0, lr=None, error_start="zero"):
     """Reference: one adaptation trial written with autograd. Online BPTT's gradient at step k is
     the gradient of mean(E[k+1]^2) with respect to a common offset Delta added to the weights
-    each past step actually used (feedback detached); RFLO follows the SPEC formula literally.
+    each past step actually used (feedback detached); RFLO follows the formula of Methods, "Adaptation",
+    literally.
     Returns the weights after the trial and the per-step weight changes."""
     g = torch.Generator().manual_seed(run.seed)
     tgt = int(torch.randint(task_cfg.n_targets, (1,), generator=g))

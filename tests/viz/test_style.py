@@ -2,7 +2,7 @@
 (680 px), every text at least 9 pt, and no legend over an axes' data area; one style code for the
 conditions (``fbctrl.viz.style``).
 
-    python -m pytest -q tests/test_figure_style.py
+    python -m pytest -q tests/viz/test_style.py
 """
 
 from __future__ import annotations
