@@ -7,6 +7,7 @@ no imports of the package inside functions, and short functions.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,50 @@ def test_the_checker_sees_a_cycle_and_an_upward_import():
 if __name__ == "__main__":
     for n, name in function_lengths()[:10]:
         print(f"{n:4d}  {name}{'  (LONG_OK)' if name in LONG_OK else ''}")
+
+
+# ---- the README's trees ------------------------------------------------------------------------
+
+NAME = re.compile(r"^( *)([\w.]+(?:/[\w.]+)*/?(?:, [\w.]+)*)(?:,|  |$)")
+
+
+def readme_tree(top: str) -> set[str]:
+    """The files and leaf folders the README's "Layout" tree of ``top`` ('fbctrl' or 'tests')
+    lists: one name per line (or a comma-separated list), two spaces of indentation per level."""
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```text\n(.*?)```", text[text.index("## Layout"):], re.S)
+    block = next(b for b in blocks if b.startswith(f"{top}/\n"))
+    out, folders = set(), []
+    for line in block.splitlines()[1:]:
+        m = NAME.match(line)
+        if not m or not any("." in n or n.endswith("/") for n in m.group(2).split(", ")):
+            continue                                   # a description's continuation
+        depth = len(m.group(1)) // 2 - 1
+        folders = folders[:depth]
+        for name in m.group(2).split(", "):
+            if name.endswith("/"):
+                folders.append(name.rstrip("/"))
+                out.add("/".join([top, *folders]) + "/")
+            else:
+                out.add("/".join([top, *folders, name]))
+    leaves = {p for p in out if p.endswith("/") and not any(q != p and q.startswith(p) for q in out)}
+    return {p for p in out if not p.endswith("/")} | leaves
+
+
+def files_of(top: str, leaf_folders: set[str]) -> set[str]:
+    out = set()
+    for p in (ROOT / top).rglob("*"):
+        rel = p.relative_to(ROOT).as_posix()
+        if not p.is_file() or "__pycache__" in p.parts or p.name == "__init__.py" or p.suffix in (".pyc", ".so"):
+            continue
+        leaf = next((f for f in leaf_folders if rel.startswith(f)), None)
+        out.add(leaf or rel)
+    return out
+
+
+@pytest.mark.parametrize("top", ["fbctrl", "tests"])
+def test_the_readme_tree_lists_every_file_and_nothing_else(top):
+    listed = readme_tree(top)
+    actual = files_of(top, {p for p in listed if p.endswith("/")})
+    assert not actual - listed, f"in {top}/ but not in README's Layout: {sorted(actual - listed)}"
+    assert not listed - actual, f"in README's Layout but not in {top}/: {sorted(listed - actual)}"
