@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Pre-train the published protocol's networks one at a time (SPEC 3 and 7: random reaches
+# Pre-train the published protocol's networks one at a time (Methods, "Decisions where the paper and its
+# code are silent": random reaches
 # without pushes, 5000 batches of 256), 10 with feedback, then 10 without.
 # Resumable: a finished network is skipped, an interrupted one resumes from its resume file.
 # With --commit each finished network (checkpoint, sidecar, curve) is committed as it lands.

@@ -3,7 +3,7 @@
 ``device``: every test that takes it runs once per device: on "cpu" always, and on "cuda" when
 ``torch.cuda.is_available()`` (otherwise that case is reported as skipped, with the reason). A
 test must not assume which device it got: it moves tensors with ``.to(device)`` / ``.cpu()`` and
-compares with results computed on "cpu" (tests/test_devices.py).
+compares with results computed on "cpu" (tests/integration/test_devices.py).
 """
 
 import pytest

@@ -79,3 +79,35 @@ def test_default_alignment_and_displayable():
     md = fmt.markdown_table(["a", "b", "c"], [["1", "2", "3"]])
     assert md.splitlines()[1] == "| :-- | --: | --: |"
     assert fmt.md_table(["a", "b", "c"], [["1", "2", "3"]]).data == md
+
+
+@pytest.mark.parametrize("x, digits, s", [
+    (0.0123456, 3, "0.0123"), (1.23456, 3, "1.23"), (123.456, 3, "123"), (12345.6, 3, "12300"),
+    (1.2345e-5, 3, "1.23 × 10⁻⁵"), (2.5e6, 2, "2.5 × 10⁶"), (0, 3, "0"), (float("nan"), 3, "n/a"),
+    (0.0009996, 3, "0.00100"), (-0.5, 2, "-0.50"),
+])
+def test_fmt_num(x, digits, s):
+    assert fmt.fmt_num(x, digits) == s
+
+
+@pytest.mark.parametrize("values, s", [
+    ([0.0123, 0.0131, 0.0119], "0.0124 ± 0.0004"),
+    ([36.299, 36.403], "36.35 ± 0.05"),
+    ([0.015822, 0.01586], "0.01584 ± 0.00002"),
+    ([1.0, 1.2], "1.10 ± 0.10"),
+    ([100, 130, 170], "133 ± 20"),
+    ([1.2e-5, 1.3e-5], "(1.25 ± 0.05) × 10⁻⁵"),
+    ([0.5], "0.500"),
+    ([2.0, 2.0], "2.00 ± 0"),
+    ([float("nan"), 1.0, 1.2], "1.10 ± 0.10"),
+])
+def test_fmt_pm(values, s):
+    assert fmt.fmt_pm(values) == s
+
+
+def test_mean_sem():
+    import numpy as np
+
+    m, sem = fmt.mean_sem(np.array([[1.0, 2.0], [3.0, 6.0]]))
+    assert np.allclose(m, [2.0, 4.0])
+    assert np.allclose(sem, [1.0, 2.0])

@@ -1,11 +1,12 @@
-"""Analyses behind the paper's three findings (SPEC 5). Every function returns arrays ready to
+"""Analyses behind the paper's three findings (Methods, "How the findings are measured"). Every function
+returns arrays ready to
 plot. Conventions (see the book's Methods):
 
 - One trial's loss is ``L = mean over j = 0..T and both dims of E[j]^2``; the *instantaneous*
   loss of the rate r_k (k >= 1) is ``l_k = mean(E[k]^2)``, the first error r_k influences
   (through v_{k-1} = W_out r_k + b_out).
 - The fed-back error is an input (no gradient through the controller loop), as in adaptation
-  (SPEC 4); the dynamics themselves are those of the condition (controller on or off).
+  (Methods, "Adaptation"); the dynamics themselves are those of the condition (controller on or off).
 - The control input of step k is ``u_k = (M * W_fb) E[k-d]`` (it enters x_{k+1}); it is compared
   with the gradients with respect to r_k, the activity it acts on.
 """
@@ -77,7 +78,8 @@ def _rate_adjoint(net: Network, fwd: Forward, dLdE: torch.Tensor) -> torch.Tenso
     return g_r
 
 
-# Which activity a control input u_k is compared with (SPEC 5, finding 1). u_k = W_fb e_{k-d}
+# Which activity a control input u_k is compared with (Methods, "How the findings are measured", finding
+# 1). u_k = W_fb e_{k-d}
 # enters the update of x_{k+1}, so it acts on r_{k+1}: "next" pairs u_k with -dL/dr_{k+1}, as the
 # published code does (the default); "same" pairs it with -dL/dr_k (a robustness row).
 PAIRINGS = ("next", "same")
@@ -107,7 +109,8 @@ class ActivityGradients:
 @torch.no_grad()
 def activity_gradients(net: Network, trials: Trials, x0: torch.Tensor, *, controller_on: bool = True,
                        delay: int | None = None, pairing: str = "next") -> ActivityGradients:
-    """Figure 2c: does the control signal point along -dL/dr (SPEC 5, finding 1)? ``pairing``:
+    """Figure 2c: does the control signal point along -dL/dr (Methods, "How the findings are measured",
+    finding 1)? ``pairing``:
     which activity u_k is compared with (:data:`PAIRINGS`)."""
     d = net.cfg.delay if delay is None else delay
     fwd = _single(net, trials, x0, controller_on, d)

@@ -18,7 +18,8 @@ the settings are paired trial by trial.
 :func:`loop_alignment` measures the same at one weight matrix by autograd of the whole rollout in
 float64, under both conventions for the exact gradient: the fed-back error detached (as above,
 the published code's dormant branch) and the loop kept (the gradient then includes the
-controller's response, SPEC 9), with the scale-free per-trial efficiency of RFLO's updates,
+controller's response, Methods, "How the findings are measured"), with the scale-free per-trial efficiency
+of RFLO's updates,
 |sum_k dW_k| / sum_k |dW_k|, from the same weights, targets and initial states on and off
 (:func:`evaluation_trials` draws them exactly as :func:`matched_alignment` does).
 """
@@ -72,7 +73,7 @@ def evaluation_trials(seed: int, trials: int, n: int, n_targets: int = 8) -> tup
 
 
 def _rflo_updates(net: Network, X: torch.Tensor, R: torch.Tensor, E: torch.Tensor) -> torch.Tensor:
-    """RFLO's update after every step k of one trial at frozen weights, learning rate 1 (SPEC 4):
+    """RFLO's update after every step k of one trial at frozen weights, learning rate 1 (Methods, "Adaptation"):
     P_k = (1 - alpha) P_{k-1} + alpha relu'(x_{k+1}) r_k^T, dW_k = (B E[k+1])_i P_k,ij -> [T, n, n]."""
     a = net.cfg.alpha
     B = feedback_matrix(net).to(X)

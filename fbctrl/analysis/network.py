@@ -2,7 +2,7 @@
 Figure 2c (the control input and the activity gradient), Figure 4a (closed-loop Jacobians and the
 gradient horizon), Figure 5b (the control input and the Newton direction in activity space) and
 the W_rec Newton direction against RFLO and the gradient. Built on :mod:`fbctrl.analysis.gradients.gradients`;
-arrays are per network seed, ready to plot. SPEC 5.
+arrays are per network seed, ready to plot (Methods, "How the findings are measured").
 
 Every measure reads the test conditions of a task (:func:`test_trial`): the centre-out reaches
 under a rotation of ``rotation_deg`` degrees (the paper), or, where ``rotation_deg`` is a
@@ -253,7 +253,7 @@ def activity_newton_cosines(nets: dict[int, Network], rotation_deg: float | Pert
 @torch.no_grad()
 def rflo_direction(net: Network, trials: Trials, x0: torch.Tensor, t: int, *, controller_on: bool = True) -> np.ndarray:
     """RFLO's update direction after step t of one trial (learning rate 1, weights fixed within
-    the trial): (B E[t+1])_i P_ij with the eligibility trace P after step t (SPEC 4) and B the
+    the trial): (B E[t+1])_i P_ij with the eligibility trace P after step t (Methods, "Adaptation") and B the
     RFLO feedback matrix (W_fb with feedback, W_out^T without)."""
     fwd = forward(net, trials, x0.to(net.device, net.dtype), controller_on=controller_on)
     X, Rr, E = fwd.X[:, 0, 0], fwd.R[:, 0, 0], fwd.E[:, 0, 0]

@@ -2,11 +2,11 @@
 
 A pre-trained network is run, without any weight change, on centre-out reaches that are plain,
 rotated (the first trial of a visuomotor rotation) or pushed, with its controller on and off.
-Switching the controller off drops only the ``W_fb e`` term from the dynamics (SPEC 1); the error
-and the loss are computed in the same way in both cases.
+Switching the controller off drops only the ``W_fb e`` term from the dynamics (Methods,
+"Network"); the error and the loss are computed in the same way in both cases.
 
-Pushed reaches here get exactly one pulse each (amplitude and duration of SPEC 2's pushes) during
-the movement, on one output dimension drawn at random, so that every trial is perturbed; the
+Pushed reaches here get exactly one pulse each (the amplitude and duration of the training pushes,
+Methods, "Task") during the movement, on one output dimension drawn at random, so that every trial is perturbed; the
 pushes of pre-training (probability 0.25 per dimension, centred anywhere in steps 20..189) leave
 most test trials unperturbed.
 

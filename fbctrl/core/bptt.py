@@ -1,9 +1,9 @@
-"""Hand-written forward and backward pass through time for pre-training (SPEC 1 and 3).
+"""Hand-written forward and backward pass through time for pre-training (Methods, "Network" and "Pre-training").
 
 ``model.rollout`` is the readable, autograd-differentiable reference. Pre-training runs this
 module instead: the same dynamics written with preallocated buffers and fused products, and the
 exact gradient computed by an adjoint recursion *including the feedback loop* (during
-pre-training the fed-back error is part of the differentiated computation, SPEC 3). The
+pre-training the fed-back error is part of the differentiated computation, Methods, "Pre-training"). The
 recurrent-weight gradient is then one large matrix product over all steps. Tests check every
 gradient against ``torch.autograd`` on ``model.rollout``.
 
@@ -13,7 +13,7 @@ Forward (per network s, row-vector convention, W_f = M * W_fb, c = controller on
     x_{k+1} = (1 - alpha) x_k + alpha a_k,   r_{k+1} = relu(x_{k+1})
     v_k     = W_out r_{k+1} + b_out + p_k,   E[k+1] = E[k] + dt (vref_k - v_k)
 
-Loss (SPEC 3)::
+Loss (Methods, "Pre-training")::
 
     L = mean_{j,b,i} E[j]^2 + gamma mean_{j>=1} r_j^2 + beta (|W_in|+|W_out|+|b_out|+|W_f|+|b|)
         + beta_rec |W_rec|
@@ -44,7 +44,7 @@ __all__ = ["Regularisation", "Forward", "Workspace", "forward", "forward_open_lo
 
 @dataclass(frozen=True)
 class Regularisation:
-    """Pre-training regularisers (SPEC 3): rates (gamma), weights (beta), recurrent (beta_rec).
+    """Pre-training regularisers (Methods, "Pre-training"): rates (gamma), weights (beta), recurrent (beta_rec).
     Norms are Frobenius norms, not squared."""
 
     rate: float = 2e-3

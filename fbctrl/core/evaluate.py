@@ -1,4 +1,4 @@
-"""Test sets and their losses (SPEC 3: centre-out, rotated centre-out, random, random pushed,
+"""Test sets and their losses (Methods, "Pre-training": centre-out, rotated centre-out, random, random pushed,
 random with the controller off; the limit cycle's: ``core.tasks.LimitCycle.test_sets``)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The feedback-controlled rate RNN and one rollout (SPEC section 1).
+"""The feedback-controlled rate RNN and one rollout (Methods, "Network").
 
 One step k (k = 0 .. T-1), from ``x``, ``r = relu(x)`` and the integrated error ``e``::
 
@@ -34,7 +34,7 @@ PARAM_NAMES = ("W_in", "W_rec", "W_fb", "b", "W_out", "b_out")
 
 @dataclass(frozen=True)
 class NetworkConfig:
-    """Architecture (SPEC 1). ``feedback_density`` is the fraction of non-zero entries of the
+    """Architecture (Methods, "Network"). ``feedback_density`` is the fraction of non-zero entries of the
     fixed 0/1 feedback mask M; 0 removes the feedback pathway. ``delay`` is in steps."""
 
     n: int = 400                     # recurrent units
@@ -146,7 +146,7 @@ def feedback_mask_uniforms(n: int, n_out: int, generator: torch.Generator) -> to
 
 def init_network(cfg: NetworkConfig, generator: torch.Generator, *, device=None,
                  dtype=torch.float32) -> Network:
-    """Initialise as SPEC 1 (PyTorch-default ranges of the original):
+    """Initialise as in Methods, "Network" (PyTorch-default ranges of the original):
     W_in, W_rec, W_out, b_out ~ U(+-1/sqrt(n)); W_fb, b ~ U(+-1/sqrt(2));
     mask entries ~ Bernoulli(feedback_density) (all ones at density 1, all zeros at 0), drawn
     from the mask's own stream (:func:`feedback_mask_uniforms`)."""
@@ -209,12 +209,12 @@ def _addmm(bias: torch.Tensor, a: torch.Tensor, WT: torch.Tensor) -> torch.Tenso
 def rollout(net: Network, trials: Trials, *, controller_on: bool = True, x0: torch.Tensor | None = None,
             generator: torch.Generator | None = None, feedback_grad: bool = True,
             delay: int | None = None) -> Rollout:
-    """Run the network over a batch of trials (SPEC 1).
+    """Run the network over a batch of trials (Methods, "Network").
 
     ``controller_on=False`` drops exactly the ``(M * W_fb) e_fb`` term from the dynamics; the
     error and loss are still computed. ``feedback_grad=False`` detaches the fed-back error (the
-    adaptation convention: the controller's signal is an input, SPEC 4). ``delay`` overrides
-    ``net.cfg.delay``. x0 defaults to a draw from ``generator`` (SPEC 1).
+    adaptation convention: the controller's signal is an input, Methods, "Adaptation"). ``delay`` overrides
+    ``net.cfg.delay``. x0 defaults to a draw from ``generator`` (Methods, "Network").
     """
     cfg = net.cfg
     d = cfg.delay if delay is None else int(delay)

@@ -1,9 +1,9 @@
-"""Instructed-delay reaching with a velocity output (SPEC section 2).
+"""Instructed-delay reaching with a velocity output (Methods, "Task").
 
 Every trial batch is *time-major*: tensors have shape ``[T, *batch, dim]`` so that a rollout
 can ``unbind(0)`` them into per-step views without indexing inside an autograd loop.
 
-Position profile of one reach (SPEC 2)::
+Position profile of one reach (Methods, "Task")::
 
     pos_k = start                                   k <  go_step
     pos_k = start + sig(u_{k-go}) (end - start)     go_step <= k < go_step + move_steps
@@ -40,7 +40,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class TaskConfig:
-    """Timing and geometry of the reach task (SPEC 2). All constants are parameters."""
+    """Timing and geometry of the reach task (Methods, "Task"). All constants are parameters."""
 
     T: int = 125                     # steps per trial
     dt: float = 0.01                 # s per step
@@ -212,7 +212,7 @@ def _build(cfg: TaskConfig, start: torch.Tensor, end: torch.Tensor, hold: float,
 
 
 def draw_pushes(cfg: TaskConfig, batch: int, generator: torch.Generator) -> torch.Tensor:
-    """External pushes [T, B, 2] (SPEC 2).
+    """External pushes [T, B, 2] (Methods, "Task").
 
     For each trial and output dimension independently, with probability ``push_prob``, a pulse
     of ``push_amplitude`` for ``push_duration`` steps centred on a step drawn uniformly from

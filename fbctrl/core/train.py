@@ -1,4 +1,4 @@
-"""BPTT pre-training of several seeds as one batched computation (SPEC 3).
+"""BPTT pre-training of several seeds as one batched computation (Methods, "Pre-training").
 
 Each seed s has its own ``torch.Generator(seed)``, which first initialises the network and then
 draws every training batch (reaches, pushes, initial states). Seeds are stacked along a leading
@@ -6,7 +6,7 @@ axis and run in lockstep with batched products; Adam is elementwise and the grad
 clipping is done per seed, so a seed trained in a group follows the same trajectory as the
 same seed trained alone.
 
-Per batch (SPEC 3)::
+Per batch (Methods, "Pre-training")::
 
     L = mean(E^2) + 2e-3 mean(r^2) + 1e-3 (|W_in| + |W_out| + |b_out| + |W_fb| + |b|) + 1e-3 |W_rec|
     g <- g * min(1, clip / (|g| + 1e-6))      (|g| over all parameters of that seed)
@@ -45,7 +45,8 @@ __all__ = ["PretrainConfig", "pretrain", "network_tag", "Trainer"]
 
 @dataclass(frozen=True)
 class PretrainConfig:
-    """Pre-training protocol (SPEC 3). ``train_push``: pushes (SPEC 2) in the training batches;
+    """Pre-training protocol (Methods, "Pre-training"). ``train_push``: pushes (Methods, "Task") in the
+    training batches;
     ``task``: 'reach' (the paper) or 'limit-cycle' (``core.tasks``)."""
 
     n: int = NetworkConfig.n

@@ -1,5 +1,6 @@
 """Per-run measures of an adaptation run, each as the paper (or its code) defines it and in its
-fair version (SPEC 5 and 7). They read the records of ``adapt.adapt`` (arrays [runs, trials]):
+fair version (Methods, "How the findings are measured" and "Adaptation"). They read the records of
+``adapt.adapt`` (arrays [runs, trials]):
 
 ``dW_trial``  |W_end - W_start| of each trial (learning rate included),
 ``dW_path``   sum_k |dW_k| over the steps of each trial (learning rate included),

@@ -38,7 +38,8 @@ shifted by ``shift_hz`` for the limit cycle (:func:`measure_perturbation`). A de
 network is measured through its own delay and mask (the analyses read ``net.cfg.delay`` and
 ``M * W_fb``); the kind of a unit is any network family with feedback (``NetworkSpec``).
 
-``source``: ``published`` (``checkpoints/published``, random reaches without pushes, SPEC 7) or
+``source``: ``published`` (``checkpoints/published``, random reaches without pushes, Methods, "Decisions
+where the paper and its code are silent") or
 ``shipped`` (``checkpoints/``, the book's older networks, pre-trained with pushes: a robustness
 column, never paired with the published networks of the same seed index).
 
@@ -80,7 +81,8 @@ BEYOND_MEASURES = ("online",)   # measured on the extension's networks (and thei
 ALL_MEASURES = MEASURES + BEYOND_MEASURES
 SHIPPED_MEASURES = ("activity", "activity_newton", "jacobian", "wrec_newton")   # the robustness networks' measures
 SOURCES = ("published", "shipped")
-PAPER_DAMPING = 1e-3          # the paper's damping of both Newton directions (SPEC 5)
+# the paper's damping of both Newton directions (Methods, "How the findings are measured")
+PAPER_DAMPING = 1e-3
 
 # rough seconds per unit at n 400 on one core of a 2-core CPU (measured once, for the plan's estimate;
 # the Jacobian's with lags 1-10 and the rate Jacobian: 200 s of wall time on a core shared by three processes)

@@ -3,12 +3,12 @@
 One place for three facts that the rest of the package reads:
 
 * :class:`Condition` -- a learning rule crossed with the controller setting during adaptation
-  (SPEC 4): ``RFLO+c``, ``RFLO``, ``BPTT+c``, ``BPTT``. Parsed from its name once, at the edge
+  (Methods, "Adaptation"): ``RFLO+c``, ``RFLO``, ``BPTT+c``, ``BPTT``. Parsed from its name once, at the edge
   (command line, file keys), never as a string further in.
 * :class:`Protocol` -- how the learning rate of a condition is chosen:
 
   ``published``
-      the published code's *effective* settings (SPEC 7, ``do_adaptation.py`` and
+      the published code's *effective* settings (Methods, "Adaptation"; ``do_adaptation.py`` and
       ``adaptation_learning.py``): the paper's rates, RFLO divided by 10 when the controller is
       off and on networks without feedback, BPTT divided by 10 on networks without feedback,
       and every BPTT rate multiplied by ``|W_fb| / |W_out|`` of the loaded network.
@@ -46,7 +46,7 @@ __all__ = ["Rule", "Condition", "CONDITIONS", "Protocol", "PAPER_TEXT_LR", "Effe
 
 
 class Rule(str, enum.Enum):
-    """A learning rule for W_rec during adaptation (SPEC 4)."""
+    """A learning rule for W_rec during adaptation (Methods, "Adaptation")."""
 
     RFLO = "rflo"
     BPTT = "bptt"
@@ -92,7 +92,8 @@ class Condition:
 CONDITIONS = (Condition(Rule.RFLO, True), Condition(Rule.RFLO, False),
               Condition(Rule.BPTT, True), Condition(Rule.BPTT, False))
 
-# The fine-tuning rates as the paper's text states them (SPEC 4; declared in fbctrl.learning.rates)
+# The fine-tuning rates as the paper's text states them (Methods, "Adaptation"; declared in
+# fbctrl.learning.rates)
 PAPER_TEXT_LR = {c: PAPER_LR[(c.rule.value, c.controller_on)] for c in CONDITIONS}
 
 

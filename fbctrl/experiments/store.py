@@ -53,7 +53,7 @@ UNIT_KIND = "fbctrl paper unit"
 # What a damaged or foreign file raises while it is read: zipfile.BadZipFile (also for a failed
 # CRC-32), zlib.error, EOFError, KeyError (no meta), ValueError (an object array, bad JSON),
 # NotImplementedError (a flipped compression method), struct.error, ... Flipping every byte of a
-# unit file in turn meets most of them (tests/test_store.py), so every exception while reading
+# unit file in turn meets most of them (tests/experiments/test_store.py), so every exception while reading
 # means "damaged" (a missing file is checked before).
 _READ_ERRORS = (Exception,)
 

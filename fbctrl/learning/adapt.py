@@ -1,4 +1,4 @@
-"""Trial-by-trial adaptation of W_rec to a visuomotor rotation (SPEC 4), many runs in lockstep.
+"""Trial-by-trial adaptation of W_rec to a visuomotor rotation (Methods, "Adaptation"), many runs in lockstep.
 
 R independent runs (network seeds x rotations x learning rates x controller on/off) share one
 learning rule and advance together, one trial of batch 1 per run at a time, each with its own
@@ -132,7 +132,7 @@ def adapt(nets: Network, rule: str, runs: list[RunSpec], *, trials: int = 500, d
           bptt_weights: str = "history", device=None,
           dtype=torch.float32, frozen: bool = False, keep_weights: tuple = (), error_start: str = "zero",
           task: Task | None = None) -> AdaptResult:
-    """Adapt W_rec of every run for ``trials`` trials, online (SPEC 4).
+    """Adapt W_rec of every run for ``trials`` trials, online (Methods, "Adaptation").
 
     ``nets``: one network or a stacked set (``RunSpec.net_index`` picks one per run).
     ``on_divergence``: "raise" (DivergenceError naming trial, rule and rate) or "mark" (the run

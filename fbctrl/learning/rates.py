@@ -1,6 +1,6 @@
 """The adaptation learning rates, declared once (the book's Methods page, "Learning rates").
 
-* :data:`PAPER_LR` -- the fine-tuning rates as the paper states them (SPEC 4), per rule and
+* :data:`PAPER_LR` -- the fine-tuning rates as the paper states them (Methods, "Adaptation"), per rule and
   controller setting: 5e-5 for RFLO with and without the controller, 1e-4 for BPTT+c, 5e-6 for
   BPTT. They are the default rate of a run, the base rate of every protocol
   (``fbctrl.experiments.protocol.effective_rate``: the published code's effective rates are
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 __all__ = ["PAPER_LR", "paper_lr", "SWEEP_GRID", "SHIPPED_SWEEP_GRID", "TINY_SWEEP_GRID"]
 
-# (rule, controller_on) -> the paper's fine-tuning rate (SPEC 4)
+# (rule, controller_on) -> the paper's fine-tuning rate (Methods, "Adaptation")
 PAPER_LR = {("bptt", True): 1e-4, ("bptt", False): 5e-6, ("rflo", True): 5e-5, ("rflo", False): 5e-5}
 
 # rule -> swept rates, increasing
@@ -28,5 +28,6 @@ TINY_SWEEP_GRID = {"rflo": (5e-5, 5e-4), "bptt": (1e-5, 1e-4)}
 
 
 def paper_lr(rule: str, controller_on: bool) -> float:
-    """The paper's fine-tuning rate of a condition (SPEC 4): ``PAPER_LR[(rule, controller_on)]``."""
+    """The paper's fine-tuning rate of a condition (Methods, "Adaptation"): ``PAPER_LR[(rule,
+    controller_on)]``."""
     return PAPER_LR[(rule, bool(controller_on))]

@@ -323,7 +323,8 @@ def _adapt_network(n: int, device):
 
 
 def bench_wrec_newton(net, task: TaskConfig, device, maxiter: int = 100) -> dict:
-    """The W_rec Newton analysis (SPEC 5, finding 3): seconds for one time step (60; T // 2 for
+    """The W_rec Newton analysis (Methods, "How the findings are measured", finding 3): seconds for one
+    time step (60; T // 2 for
     shorter trials) with ``maxiter`` MINRES iterations of exact Hessian-vector products (float64),
     plus the gradient and the Gauss-Newton direction, on one thread as the analysis runs; its floor
     (:func:`floor_wrec_newton`) and ratio; and the same step on all ``wrec_newton_threads`` threads."""

@@ -1,6 +1,7 @@
 """A limit-cycle task: generate a commanded rhythm (Methods, "Beyond the paper").
 
-Cleaned-up version of the published code's ``Sinewave`` task (SPEC 8). Per trial, with the
+Cleaned-up version of the published code's ``Sinewave`` task (Methods, "The limit-cycle task"). Per trial,
+with the
 commanded frequency f (Hz), warm-up length g = ``go_step`` and step dt::
 
     inputs  s_k = (0, h)                     k <  g     (hold signal h, no command yet)
@@ -54,7 +55,8 @@ class LimitCycleConfig:
     hold: float = 1.0            # hold input during the warm-up
     input_scale: float = 1.0     # input per Hz of commanded frequency
     n_test_freqs: int = 8        # test conditions, evenly spaced over [freq_low, freq_high]
-    push_prob: float = 0.25      # pushes (training with ``push``): per trial and output, as in reaching (SPEC 2)
+    push_prob: float = 0.25      # pushes (training with ``push``): per trial and output, as in reaching
+    #                              (Methods, "Task")
     push_amplitude: float = 10.0 # added to the output for push_duration steps: the reaching task's pushes
     push_duration: int = 10
     push_centre_low: int = 20    # the pulse's centre step, uniform in [low, high]: after the warm-up

@@ -39,7 +39,7 @@ class Perturbation:
 
 @dataclass(frozen=True)
 class Rotation(Perturbation):
-    """Visuomotor rotation by ``deg`` degrees, counter-clockwise (reaching task, SPEC 2)."""
+    """Visuomotor rotation by ``deg`` degrees, counter-clockwise (reaching task, Methods, "Task")."""
 
     deg: float = 30.0
 

@@ -21,7 +21,7 @@ REACH_SETS = ("centre-out", "random")   # the reaching test sets of ``python -m 
 
 @dataclass
 class Reach(Task):
-    """Instructed-delay reaching with a velocity output (SPEC 2); ``config`` a ``TaskConfig``."""
+    """Instructed-delay reaching with a velocity output (Methods, "Task"); ``config`` a ``TaskConfig``."""
 
     config: TaskConfig = field(default_factory=TaskConfig)
     name: str = "reach"
@@ -63,7 +63,8 @@ class Reach(Task):
 
     def test_sets(self, n: int, *, seed: int = 12345, batch: int = 256, centre_out_repeats: int = 8,
                   rotation_deg: float = 30.0) -> list[TestSet]:
-        """The five test sets of pre-training (SPEC 3), drawn once from a fixed generator so that
+        """The five test sets of pre-training (Methods, "Pre-training"), drawn once from a fixed generator
+        so that
         every network and every evaluation sees the same trials and initial states."""
         g = torch.Generator().manual_seed(seed)
         co = self.make_trials("centre-out", self.config.n_targets * centre_out_repeats, g)
