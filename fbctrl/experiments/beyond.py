@@ -79,7 +79,7 @@ def beyond_dirs(cfg: PaperConfig) -> tuple[Path, Path]:
     return Path(cfg.checkpoint_dir).parent / FOLDER, Path(cfg.results_dir).parent / FOLDER
 
 
-def _sidecars(folder: Path):
+def sidecars(folder: Path):
     """(spec, seed, sidecar) of every finished network in ``folder`` (a sidecar with its config
     and network entries and the checkpoint it describes)."""
     if not folder.is_dir():
@@ -107,7 +107,7 @@ def find_families(cfg: PaperConfig) -> dict[str, NetworkSpec]:
     densities, tasks. The paper's own families (fb, nofb on reaching) are not variants."""
     ck, _ = beyond_dirs(cfg)
     found = {}
-    for spec, _seed, _side in _sidecars(ck):
+    for spec, _seed, _side in sidecars(ck):
         if spec.n != cfg.n or (spec.task == "reach" and spec.delay == 0 and spec.feedback_density in (0.0, 1.0)):
             continue
         found.setdefault(spec.family, spec)
@@ -125,7 +125,7 @@ def _task_config(cfg: PaperConfig, spec: NetworkSpec):
     if spec.task == "reach":
         return cfg.task
     ck, _ = beyond_dirs(cfg)
-    for s, _seed, side in _sidecars(ck):
+    for s, _seed, side in sidecars(ck):
         if s.family == spec.family and side.get("task"):
             return task_config_from_dict(spec.task, side["task"])
     return LimitCycleConfig()

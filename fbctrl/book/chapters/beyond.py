@@ -15,14 +15,16 @@ from ...viz.beyond import plot_beyond_summary
 from ..glue import glue_figure, glue_int, glue_text
 from ..scale import store_config
 
-__all__ = ["config", "design_table", "glue_design", "tables", "glue_verdicts", "summary_figure", "glue_key"]
+__all__ = ["config", "design_table", "glue_design", "tables", "glue_verdicts", "summary_figure", "glue_key", "headline",
+           "glue_headline"]
 
 
-def config(P):
+def config(checkpoint_dir=None, results_dir=None):
     """The paper protocol's configuration of the store: the repository's folders, or the notebook's
-    ``checkpoint_dir`` / ``results_dir`` (the paper protocol's folders: the extension's lie beside them)."""
+    ``checkpoint_dir`` / ``results_dir`` parameters as given (the paper protocol's folders: the
+    extension's lie beside them, in ``beyond``)."""
     cfg = store_config()
-    given = {k: str(getattr(P, k)) for k in ("checkpoint_dir", "results_dir") if getattr(P, k, None) is not None}
+    given = {k: str(v) for k, v in (("checkpoint_dir", checkpoint_dir), ("results_dir", results_dir)) if v is not None}
     return replace(cfg, **given) if given else cfg
 
 
@@ -88,3 +90,38 @@ def summary_figure(cfg):
     fig = plot_beyond_summary(beyond.summary_records(cfg))
     glue_figure("beyond_summary", fig)
     return fig
+
+
+def headline(cfg) -> str:
+    """One sentence for the introduction: which families exist, on how many networks, and which
+    claims' effects changed against the published networks of the same seeds (a change judged
+    *agrees* or *disagrees* by the four-word rule), or that none could be judged yet."""
+    fams = beyond.find_families(cfg)
+    if not fams:
+        return "No network of the extension is pre-trained yet."
+    trained = {}
+    for spec, _seed, _side in beyond.sidecars(beyond.beyond_dirs(cfg)[0]):
+        trained[spec.family] = trained.get(spec.family, 0) + 1
+    ns = [trained.get(fam, 0) for fam in fams]
+    changed, judged = [], 0
+    for fam in fams:
+        rows = beyond.family_table(cfg, fam)
+        for r in rows:
+            if r.change is None or r.change.effect.n < 2:
+                continue
+            judged += 1
+            if r.change.verdict.value in ("agrees", "disagrees"):
+                way = "larger" if r.change.verdict.value == "agrees" else "smaller"
+                changed.append(f"{r.figure} is {way} with {fam}")
+    counts = ", ".join(f"{f}: {n} network" + ("s" if n != 1 else "") for f, n in zip(fams, ns))
+    head = f"So far {len(fams)} {'family is' if len(fams) == 1 else 'families are'} pre-trained ({counts})"
+    if not judged:
+        return head + "; no change against the published networks can be judged yet (it needs two networks a family)."
+    if not changed:
+        return head + f"; none of the {judged} effects judged changes materially against the published networks."
+    return head + f"; of {judged} effects judged, these change against the published networks: " + "; ".join(changed) + "."
+
+
+def glue_headline(cfg) -> None:
+    """Glue :func:`headline` as ``beyond_headline`` (the introduction's sentence)."""
+    glue_text("beyond_headline", headline(cfg))

@@ -1,0 +1,47 @@
+"""The introduction's sentence on the extension (``fbctrl.book.chapters.beyond.headline``): it
+names the families with their pre-trained networks and reports only the changes the four-word rule
+judges material."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from fbctrl.book.chapters import beyond as chapter
+from fbctrl.core.spec import NetworkSpec
+from fbctrl.experiments import beyond
+from fbctrl.experiments.stats import Verdict
+
+
+def _row(figure, n, word):
+    eff = SimpleNamespace(n=n)
+    change = None if word is None else SimpleNamespace(effect=eff, verdict=Verdict(word))
+    return SimpleNamespace(figure=figure, change=change, variant=SimpleNamespace(effect=eff))
+
+
+def _fake(monkeypatch, fams, rows, trained):
+    monkeypatch.setattr(beyond, "find_families", lambda cfg: {f: NetworkSpec.parse(f) for f in fams})
+    monkeypatch.setattr(beyond, "family_table", lambda cfg, fam: rows[fam])
+    monkeypatch.setattr(beyond, "sidecars", lambda folder: iter(
+        [(NetworkSpec.parse(f), s, {}) for f, k in trained.items() for s in range(k)]))
+
+
+def test_headline_lists_only_material_changes(monkeypatch):
+    cfg = chapter.config()
+    _fake(monkeypatch, ["fb_d5", "fb0.3"],
+          {"fb_d5": [_row("Fig 4a", 3, "agrees"), _row("Fig 4b", 3, "negligible"), _row("Fig 2c", 3, "inconclusive")],
+           "fb0.3": [_row("Fig 5a", 3, "disagrees"), _row("Fig 1a", 1, "disagrees"), _row("Fig 3b", 3, None)]},
+          {"fb_d5": 3, "fb0.3": 3})
+    text = chapter.headline(cfg)
+    assert text.startswith("So far 2 families are pre-trained (fb_d5: 3 networks, fb0.3: 3 networks)")
+    assert "of 4 effects judged" in text                       # n < 2 and "not compared" are not judged
+    assert "Fig 4a is larger with fb_d5" in text and "Fig 5a is smaller with fb0.3" in text
+    assert "Fig 4b" not in text and "Fig 2c" not in text and "Fig 1a" not in text
+
+
+def test_headline_says_when_nothing_can_be_judged(monkeypatch):
+    cfg = chapter.config()
+    _fake(monkeypatch, ["fb_d10"], {"fb_d10": [_row("Fig 4a", 1, "agrees")]}, {"fb_d10": 1})
+    assert chapter.headline(cfg) == ("So far 1 family is pre-trained (fb_d10: 1 network); no change against the "
+                                     "published networks can be judged yet (it needs two networks a family).")
+    _fake(monkeypatch, [], {}, {})
+    assert chapter.headline(cfg) == "No network of the extension is pre-trained yet."
