@@ -4,16 +4,22 @@ the path because ``tests/`` is a package).
 ``ROOT``: the repository root; ``DATA``: the tests' reference files (``tests/data``);
 ``gen(seed)``: a seeded ``torch.Generator`` (the tests never use the global RNG);
 ``autograd_loss_and_grads``: the pre-training loss and its gradients by autograd, the reference
-for the hand-written BPTT and the trainer.
+for the hand-written BPTT and the trainer; ``unit_meta(path)``: a unit file's ``meta`` read
+directly from the ``.npz``; ``fake_sweep``: sweep files with chosen final losses.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from fbctrl.core.model import PARAM_NAMES, rollout
+from fbctrl.experiments import paper
+from fbctrl.experiments.store import file_sha256
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
@@ -37,3 +43,19 @@ def autograd_loss_and_grads(net, trials, x0, controller_on, delay, rate=2e-3, we
     loss = task + rate * rate_term + weights * wsum + recurrent * p["W_rec"].norm()
     grads = torch.autograd.grad(loss, [p[k] for k in PARAM_NAMES])
     return loss.detach(), task.detach(), rate_term.detach(), dict(zip(PARAM_NAMES, grads)), ro
+
+
+def unit_meta(path) -> dict:
+    """The ``meta`` of a unit file, read with numpy and json alone (not through the store)."""
+    with np.load(path) as z:
+        return json.loads(str(z["meta"]))
+
+
+def fake_sweep(cfg, cond, finals):
+    """Sweep files for ``cond`` whose final test loss per rate (same for every seed) is ``finals``."""
+    for lr, f in zip(cfg.sweep_rates[cond.rule.value], finals):
+        for u in paper.sweep_units(cfg, cond, [lr]):
+            rec = {"test_loss": np.full(u.trials, f)}
+            ck = paper.PretrainUnit("fb", u.seed).path(cfg)       # the network it was run on, where there is one
+            net = {"sha256": file_sha256(ck)} if ck.is_file() else {}
+            paper.write_unit(cfg, u, rec, {"diverged_trial": -1 if math.isfinite(f) else 0, "network": net})

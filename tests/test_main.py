@@ -1,5 +1,5 @@
 """The command line: bad input ends with exit code 2 and one line on stderr naming the argument;
-``evaluate --json`` prints a JSON object."""
+``evaluate --json`` prints a JSON object and ``verdicts --json`` the verdict table."""
 
 import json
 import math
@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from fbctrl.__main__ import main
 from fbctrl.core.checkpoint import load_checkpoint
 from fbctrl.core.evaluate import evaluate
 from fbctrl.core.task import TaskConfig
@@ -195,3 +196,21 @@ def test_command_line_takes_the_task_and_its_perturbation(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert err.startswith(f"fbctrl: error: {word}") or f"argument --{word}" in err or word in err.split(":")[2]
         assert "\n" not in err
+
+
+def test_cli_paper_bad_arguments_exit_2(capsys, tmp_path):
+    assert main(["paper", "--tiny"]) == 2
+    assert "--tiny needs --checkpoint-dir and --results-dir" in capsys.readouterr().err
+    assert main(["paper", "--budget-minutes", "-3"]) == 2
+    assert "budget-minutes must be a positive number" in capsys.readouterr().err
+    for bad in ("2/2", "1", "a/b", "0/0"):
+        assert main(["paper", "--shard", bad, "--plan", "--no-calibrate"]) == 2
+        assert "shard must be I/N with integers 0 <= I < N" in capsys.readouterr().err
+
+
+def test_cli_verdicts_prints_the_table(dry_run, capsys):
+    assert main(["verdicts", "--tiny", "--checkpoint-dir", dry_run.checkpoint_dir,
+                 "--results-dir", dry_run.results_dir, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["verdict"] for r in rows} <= {"agrees", "disagrees", "inconclusive", "negligible"}
+    assert all(r["effect"]["method"].startswith("paired t") for r in rows)
