@@ -5,7 +5,9 @@ the path because ``tests/`` is a package).
 ``gen(seed)``: a seeded ``torch.Generator`` (the tests never use the global RNG);
 ``autograd_loss_and_grads``: the pre-training loss and its gradients by autograd, the reference
 for the hand-written BPTT and the trainer; ``unit_meta(path)``: a unit file's ``meta`` read
-directly from the ``.npz``; ``fake_sweep``: sweep files with chosen final losses.
+directly from the ``.npz``; ``fake_sweep``: sweep files with chosen final losses;
+``SHORT_TASK`` and ``small_net``: a short reaching task and a small float64 network for the
+adaptation tests; ``kernels``: switch the one-run kernels for one test.
 """
 
 from __future__ import annotations
@@ -17,12 +19,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fbctrl.core.model import PARAM_NAMES, rollout
+from fbctrl.core.model import PARAM_NAMES, NetworkConfig, init_network, rollout
+from fbctrl.core.task import TaskConfig
 from fbctrl.experiments import paper
 from fbctrl.experiments.store import file_sha256
+from fbctrl.learning import ckernels
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
+SHORT_TASK = TaskConfig(T=24, go_step=4, move_steps=16)
 
 
 def gen(seed: int) -> torch.Generator:
@@ -59,3 +64,16 @@ def fake_sweep(cfg, cond, finals):
             ck = paper.PretrainUnit("fb", u.seed).path(cfg)       # the network it was run on, where there is one
             net = {"sha256": file_sha256(ck)} if ck.is_file() else {}
             paper.write_unit(cfg, u, rec, {"diverged_trial": -1 if math.isfinite(f) else 0, "network": net})
+
+
+def small_net(n=12, density=1.0, seed=0, dtype=torch.float64, scale=1.0):
+    """A network of ``n`` units (seed ``seed``) with its recurrent weights scaled by ``scale``."""
+    net = init_network(NetworkConfig(n=n, feedback_density=density), gen(seed), dtype=dtype)
+    return net.replace(W_rec=net.W_rec * scale)
+
+
+def kernels(monkeypatch, mode: str):
+    """Switch the one-run kernels (fbctrl.learning.ckernels) for this test; undone after it."""
+    monkeypatch.setenv("FBCTRL_KERNELS", mode)
+    ckernels.reset()
+    return ckernels

@@ -214,3 +214,33 @@ def test_cli_verdicts_prints_the_table(dry_run, capsys):
     rows = json.loads(capsys.readouterr().out)
     assert {r["verdict"] for r in rows} <= {"agrees", "disagrees", "inconclusive", "negligible"}
     assert all(r["effect"]["method"].startswith("paired t") for r in rows)
+
+
+def test_cli_adapt_writes_records(ckpt, tmp_path):
+    out = tmp_path / "run.npz"
+    p = run_cli("adapt", ckpt, "--rule", "rflo", "--controller", "on", "--rotation", "30", "--trials", "3",
+                "--lr", "1e-7", "--seed", "0", "--out", out, "--no-progress", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    z = np.load(out)
+    assert z["train_loss"].shape == (3,) and z["test_loss"].shape == (3,)
+    assert z["target"].dtype.kind == "i" and set(z["target"]) <= set(range(8))
+    assert np.isfinite(z["test_loss"]).all()
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--rule", "sgd"], "rule"),
+    (["--rule", "rflo", "--trials", "-1"], "trials"),
+    (["--rule", "rflo", "--lr", "-1"], "lr"),
+    (["--rule", "rflo", "--rotation", "abc"], "rotation"),
+    (["--rule", "rflo", "--controller", "maybe"], "controller"),
+])
+def test_cli_adapt_bad_arguments_exit_2(ckpt, tmp_path, args, needle):
+    p = run_cli("adapt", ckpt, *args, "--out", tmp_path / "x.npz", cwd=tmp_path)
+    assert p.returncode == 2
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in p.stderr
+
+
+def test_cli_adapt_out_must_be_npz(ckpt, tmp_path):
+    p = run_cli("adapt", ckpt, "--rule", "rflo", "--trials", "1", "--lr", "1e-7", "--out", tmp_path / "x.txt", cwd=tmp_path)
+    assert p.returncode == 2 and "out" in p.stderr
