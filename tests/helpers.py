@@ -7,13 +7,16 @@ the path because ``tests/`` is a package).
 for the hand-written BPTT and the trainer; ``unit_meta(path)``: a unit file's ``meta`` read
 directly from the ``.npz``; ``fake_sweep``: sweep files with chosen final losses;
 ``SHORT_TASK`` and ``small_net``: a short reaching task and a small float64 network for the
-adaptation tests; ``kernels``: switch the one-run kernels for one test.
+adaptation tests; ``kernels``: switch the one-run kernels for one test; ``notebook_cells`` and
+``cited_by_module``: a book notebook's cells and the glue keys its markdown expects from its
+chapter's module.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -77,3 +80,19 @@ def kernels(monkeypatch, mode: str):
     monkeypatch.setenv("FBCTRL_KERNELS", mode)
     ckernels.reset()
     return ckernels
+
+
+def notebook_cells(name: str) -> list[dict]:
+    """The cells of ``book/{name}.ipynb``."""
+    return json.loads((ROOT / "book" / f"{name}.ipynb").read_text())["cells"]
+
+
+def cited_by_module(name: str) -> set[str]:
+    """Keys the markdown of ``book/{name}.ipynb`` cites, less those the notebook glues itself (its
+    set-up cell) and those of another notebook (``other.ipynb::key``)."""
+    cells = notebook_cells(name)
+    cited = {k for c in cells if c["cell_type"] == "markdown" for k in re.findall(r"\{glue:text\}`([^`]+)`",
+                                                                                   "".join(c["source"])) if "::" not in k}
+    own = {k for c in cells if c["cell_type"] == "code"
+           for k in re.findall(r"glue_\w+\(\"(\w+)\"", "".join(c["source"]))}
+    return cited - own
