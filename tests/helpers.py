@@ -7,7 +7,8 @@ the path because ``tests/`` is a package).
 for the hand-written BPTT and the trainer; ``unit_meta(path)``: a unit file's ``meta`` read
 directly from the ``.npz``; ``fake_sweep``: sweep files with chosen final losses;
 ``SHORT_TASK`` and ``small_net``: a short reaching task and a small float64 network for the
-adaptation tests; ``kernels``: switch the one-run kernels for one test; ``notebook_cells`` and
+adaptation tests; ``untrained_net``: an untrained network whose small feedback gain keeps the
+loop stable (the analyses' and the chapters' tiny stores); ``kernels``: switch the one-run kernels for one test; ``notebook_cells`` and
 ``cited_by_module``: a book notebook's cells and the glue keys its markdown expects from its
 chapter's module.
 """
@@ -73,6 +74,13 @@ def small_net(n=12, density=1.0, seed=0, dtype=torch.float64, scale=1.0):
     """A network of ``n`` units (seed ``seed``) with its recurrent weights scaled by ``scale``."""
     net = init_network(NetworkConfig(n=n, feedback_density=density), gen(seed), dtype=dtype)
     return net.replace(W_rec=net.W_rec * scale)
+
+
+def untrained_net(n: int, seed: int, density: float = 1.0):
+    """An untrained network of ``n`` units (seed ``seed``) whose feedback weights are scaled by
+    0.05: a small feedback gain keeps the untrained loop stable."""
+    net = init_network(NetworkConfig(n=n, feedback_density=density), gen(seed))
+    return net.replace(W_fb=net.W_fb * 0.05)
 
 
 def kernels(monkeypatch, mode: str):

@@ -1,5 +1,6 @@
-"""The efficiency and loss definitions (fbctrl.experiments.metrics) on hand-made runs of two and
-three trials."""
+"""The efficiency, loss and alignment summaries (fbctrl.experiments.metrics) on hand-made runs."""
+
+from __future__ import annotations
 
 import numpy as np
 import pytest
@@ -61,3 +62,35 @@ def test_published_efficiency_is_the_rate_ratio_times_the_scale_free_ratio_on_a_
         metrics.efficiency(a, "whole_run", trials=(0, 1))
     with pytest.raises(ValueError, match="trials must be \\(first, stop\\)"):
         metrics.efficiency(a, "per_trial", trials=(3, 5))
+
+
+def test_efficiency_and_loss_drop_on_synthetic_records():
+    rec = {"dW_path": np.array([[1.0, 1.0, 2.0], [0.5, 0.5, np.nan]]),
+           "dW_total": np.array([[1.0, 1.5, 2.0], [0.5, 0.25, 0.25]]),
+           "test_loss": np.array([[4.0, 3.0, 2.0], [4.0, 2.0, 1.0]])}
+    np.testing.assert_allclose(metrics.efficiency(rec, "whole_run"), [0.5, 0.25])
+    ce = metrics.cumulative_efficiency(rec)
+    np.testing.assert_allclose(ce[:, -1], metrics.efficiency(rec, "whole_run"))
+    np.testing.assert_allclose(ce[0], [1.0, 0.75, 0.5])
+    d = metrics.loss_drop_per_path(rec, np.array([5.0, 5.0]))
+    np.testing.assert_allclose(metrics.final(rec["test_loss"], 2), [2.5, 1.5])
+    fin = [3.0, 7.0 / 3.0]  # the final window (10 trials) covers the whole record here
+    np.testing.assert_allclose(d["per_path"], [(5 - fin[0]) / 4.0, (5 - fin[1]) / 1.0])
+    np.testing.assert_allclose(d["per_displacement"], [(5 - fin[0]) / 2.0, (5 - fin[1]) / 0.25])
+
+
+def test_alignment_summary_uses_aligned_trials_and_movement_steps():
+    T = 30
+    al = np.full((2, 4, T), np.nan)
+    ag = np.full((2, 4), np.nan)
+    al[:, 0] = 0.2
+    al[:, 2] = 0.6
+    al[:, :, :20] = np.where(np.isfinite(al[:, :, :20]), -1.0, np.nan)  # before the go step: ignored
+    ag[:, 0], ag[:, 2] = 0.1, 0.3
+    s = metrics.alignment_summary({"align_local": al, "align_global": ag})
+    np.testing.assert_array_equal(s["trials"], [0, 2])
+    np.testing.assert_allclose(s["local"], [0.4, 0.4])
+    np.testing.assert_allclose(s["global"], [0.2, 0.2])
+    np.testing.assert_allclose(s["local_trial"], [[0.2, 0.6], [0.2, 0.6]])
+    assert s["local_step"].shape == (2, T)
+    assert metrics.alignment_summary({"test_loss": np.zeros((1, 2))}) is None

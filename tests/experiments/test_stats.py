@@ -2,13 +2,16 @@
 its interval, the verdict rule with and without a band of negligible effects, the equivalence
 test, and the figures' intervals."""
 
+from __future__ import annotations
+
 import math
 
 import numpy as np
 import pytest
 from scipy import stats as st
 
-from fbctrl.experiments.stats import Band, Verdict, equivalence_test, mean_ci, paired_effect, verdict
+from fbctrl import book
+from fbctrl.experiments.stats import Band, Verdict, equivalence_test, format_ci, mean_ci, paired_effect, verdict
 
 def test_paired_effect_equals_scipy_and_a_hand_computation():
     a = np.array([3.0, 5.0, 4.0, 8.0])
@@ -124,3 +127,13 @@ def test_figure_intervals_are_the_verdicts_intervals():
     # a column with one finite seed has a mean and no interval; NaN seeds are dropped
     m, lo, hi = mean_ci(np.array([[1.0, 3.0], [np.nan, 5.0], [np.nan, 7.0]]))
     assert m[0] == 1.0 and np.isnan(lo[0]) and np.isnan(hi[0]) and m[1] == pytest.approx(5.0)
+
+
+def test_format_ci_is_the_student_t_interval_and_back_transforms_ratios():
+    """mean [95% CI]: d = [1, 2, 3, 4] gives 2.5 [0.446, 4.55] (t_{0.975, 3} sd / sqrt 4); ratios
+    are summarised on the log scale: [2, 8] has geometric mean 4 and the back-transformed
+    interval exp(log 4 +- 12.706 * log(4) / sqrt 2 / sqrt 2)."""
+    assert format_ci([1, 2, 3, 4]) == "2.50 [0.446, 4.55]"
+    lo, hi = np.exp(np.log(4) + np.array([-1, 1]) * 12.7062047 * np.log(4) / 2)
+    assert format_ci([2, 8], log=True) == f"4.00 [{book.fmt_num(lo)}, {book.fmt_num(hi)}]"
+    assert format_ci([0.5]) == "0.500" and format_ci([np.nan]) == "n/a"

@@ -1,9 +1,9 @@
 """Fixtures of the chapter tests: a tiny store of the shipped family and the keys a chapter glues.
 
-``store``: two networks with feedback and one without (n 10, a small feedback gain keeps the
-untrained loop stable), the shipped family's units at 30 degrees (3 trials, exact BPTT on seed 0)
-and its sweep, run once for the chapter tests through the store's runner; ``store.params(chapter,
-...)`` validates a chapter's parameters as its notebook's parameters cell would, with these folders.
+``store``: two untrained networks with feedback and one without (n 10), the shipped family's
+units at 30 degrees (3 trials, exact BPTT on seed 0) and its sweep, run once for the chapter
+tests through the store's runner; ``store.params(chapter, ...)`` validates a chapter's parameters
+as its notebook's parameters cell would, with these folders.
 ``glued``: the keys and texts the chapter glues (``fbctrl.book.glue.glue`` recorded, not shown).
 """
 
@@ -18,9 +18,8 @@ import torch
 from fbctrl import book
 from fbctrl.book import data, glue as glue_mod
 from fbctrl.core.checkpoint import save_checkpoint
-from fbctrl.core.model import NetworkConfig, init_network
 from fbctrl.experiments import paper, shipped
-from tests.helpers import gen
+from tests.helpers import untrained_net
 
 torch.set_num_threads(1)
 
@@ -45,11 +44,6 @@ class ChapterStore:
                                     **{**DEFAULTS[chapter], **kw})
 
 
-def _net(n: int, seed: int, density: float = 1.0):
-    net = init_network(NetworkConfig(n=n, feedback_density=density), gen(seed))
-    return net.replace(W_fb=net.W_fb * 0.05)  # a small feedback gain keeps the untrained loop stable
-
-
 @pytest.fixture(scope="package")
 def store(tmp_path_factory) -> ChapterStore:
     st = ChapterStore(tmp_path_factory.mktemp("ck"), tmp_path_factory.mktemp("res"))
@@ -58,8 +52,8 @@ def store(tmp_path_factory) -> ChapterStore:
                                  sweep_trials=st.trials)
     conf = {"n": n, "batches": 3, "batch_size": 4, "train_push": True, "feedback_density": 1.0, "delay": 0}
     for s in (0, 1):
-        save_checkpoint(_net(n, s), ck / f"fb_n{n}_seed{s}.pt", {"seed": s, "config": conf})
-    save_checkpoint(_net(n, 5, density=0.0), ck / f"nofb_n{n}_seed5.pt",
+        save_checkpoint(untrained_net(n, s), ck / f"fb_n{n}_seed{s}.pt", {"seed": s, "config": conf})
+    save_checkpoint(untrained_net(n, 5, density=0.0), ck / f"nofb_n{n}_seed5.pt",
                     {"seed": 5, "config": {**conf, "feedback_density": 0.0}})
     mp = pytest.MonkeyPatch()
     mp.setattr(data, "SIZES", sizes)
