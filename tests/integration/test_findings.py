@@ -56,7 +56,7 @@ def _P(dirs, **kw):
     return book.validate_params(profile="default", device="cpu", checkpoint_dir=str(ck), results_dir=str(res), **kw)
 
 
-# ---- helpers -------------------------------------------------------------------------------------
+# ---- helpers ---------------------------------------------------------------------------------
 
 
 def test_fmt_seeds_and_verdict():
