@@ -4,19 +4,34 @@ the path because ``tests/`` is a package).
 ``ROOT``: the repository root; ``DATA``: the tests' reference files (``tests/data``);
 ``gen(seed)``: a seeded ``torch.Generator`` (the tests never use the global RNG);
 ``autograd_loss_and_grads``: the pre-training loss and its gradients by autograd, the reference
-for the hand-written BPTT and the trainer.
+for the hand-written BPTT and the trainer; ``unit_meta(path)``: a unit file's ``meta`` read
+directly from the ``.npz``; ``fake_sweep``: sweep files with chosen final losses;
+``SHORT_TASK`` and ``small_net``: a short reaching task and a small float64 network for the
+adaptation tests; ``untrained_net``: an untrained network whose small feedback gain keeps the
+loop stable (the analyses' and the chapters' tiny stores); ``kernels``: switch the one-run kernels for one test; ``notebook_cells`` and
+``cited_by_module``: a book notebook's cells and the glue keys its markdown expects from its
+chapter's module.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from fbctrl.core.model import PARAM_NAMES, rollout
+from fbctrl.core.model import PARAM_NAMES, NetworkConfig, init_network, rollout
+from fbctrl.core.task import TaskConfig
+from fbctrl.experiments import paper
+from fbctrl.experiments.store import file_sha256
+from fbctrl.learning import ckernels
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
+SHORT_TASK = TaskConfig(T=24, go_step=4, move_steps=16)
 
 
 def gen(seed: int) -> torch.Generator:
@@ -37,3 +52,55 @@ def autograd_loss_and_grads(net, trials, x0, controller_on, delay, rate=2e-3, we
     loss = task + rate * rate_term + weights * wsum + recurrent * p["W_rec"].norm()
     grads = torch.autograd.grad(loss, [p[k] for k in PARAM_NAMES])
     return loss.detach(), task.detach(), rate_term.detach(), dict(zip(PARAM_NAMES, grads)), ro
+
+
+def unit_meta(path) -> dict:
+    """The ``meta`` of a unit file, read with numpy and json alone (not through the store)."""
+    with np.load(path) as z:
+        return json.loads(str(z["meta"]))
+
+
+def fake_sweep(cfg, cond, finals):
+    """Sweep files for ``cond`` whose final test loss per rate (same for every seed) is ``finals``."""
+    for lr, f in zip(cfg.sweep_rates[cond.rule.value], finals):
+        for u in paper.sweep_units(cfg, cond, [lr]):
+            rec = {"test_loss": np.full(u.trials, f)}
+            ck = paper.PretrainUnit("fb", u.seed).path(cfg)       # the network it was run on, where there is one
+            net = {"sha256": file_sha256(ck)} if ck.is_file() else {}
+            paper.write_unit(cfg, u, rec, {"diverged_trial": -1 if math.isfinite(f) else 0, "network": net})
+
+
+def small_net(n=12, density=1.0, seed=0, dtype=torch.float64, scale=1.0):
+    """A network of ``n`` units (seed ``seed``) with its recurrent weights scaled by ``scale``."""
+    net = init_network(NetworkConfig(n=n, feedback_density=density), gen(seed), dtype=dtype)
+    return net.replace(W_rec=net.W_rec * scale)
+
+
+def untrained_net(n: int, seed: int, density: float = 1.0):
+    """An untrained network of ``n`` units (seed ``seed``) whose feedback weights are scaled by
+    0.05: a small feedback gain keeps the untrained loop stable."""
+    net = init_network(NetworkConfig(n=n, feedback_density=density), gen(seed))
+    return net.replace(W_fb=net.W_fb * 0.05)
+
+
+def kernels(monkeypatch, mode: str):
+    """Switch the one-run kernels (fbctrl.learning.ckernels) for this test; undone after it."""
+    monkeypatch.setenv("FBCTRL_KERNELS", mode)
+    ckernels.reset()
+    return ckernels
+
+
+def notebook_cells(name: str) -> list[dict]:
+    """The cells of ``book/{name}.ipynb``."""
+    return json.loads((ROOT / "book" / f"{name}.ipynb").read_text())["cells"]
+
+
+def cited_by_module(name: str) -> set[str]:
+    """Keys the markdown of ``book/{name}.ipynb`` cites, less those the notebook glues itself (its
+    set-up cell) and those of another notebook (``other.ipynb::key``)."""
+    cells = notebook_cells(name)
+    cited = {k for c in cells if c["cell_type"] == "markdown" for k in re.findall(r"\{glue:text\}`([^`]+)`",
+                                                                                   "".join(c["source"])) if "::" not in k}
+    own = {k for c in cells if c["cell_type"] == "code"
+           for k in re.findall(r"glue_\w+\(\"(\w+)\"", "".join(c["source"]))}
+    return cited - own

@@ -1,5 +1,5 @@
 """The command line: bad input ends with exit code 2 and one line on stderr naming the argument;
-``evaluate --json`` prints a JSON object."""
+``evaluate --json`` prints a JSON object and ``verdicts --json`` the verdict table."""
 
 import json
 import math
@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from fbctrl.__main__ import main
 from fbctrl.core.checkpoint import load_checkpoint
 from fbctrl.core.evaluate import evaluate
 from fbctrl.core.task import TaskConfig
@@ -195,3 +196,51 @@ def test_command_line_takes_the_task_and_its_perturbation(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert err.startswith(f"fbctrl: error: {word}") or f"argument --{word}" in err or word in err.split(":")[2]
         assert "\n" not in err
+
+
+def test_cli_paper_bad_arguments_exit_2(capsys, tmp_path):
+    assert main(["paper", "--tiny"]) == 2
+    assert "--tiny needs --checkpoint-dir and --results-dir" in capsys.readouterr().err
+    assert main(["paper", "--budget-minutes", "-3"]) == 2
+    assert "budget-minutes must be a positive number" in capsys.readouterr().err
+    for bad in ("2/2", "1", "a/b", "0/0"):
+        assert main(["paper", "--shard", bad, "--plan", "--no-calibrate"]) == 2
+        assert "shard must be I/N with integers 0 <= I < N" in capsys.readouterr().err
+
+
+def test_cli_verdicts_prints_the_table(dry_run, capsys):
+    assert main(["verdicts", "--tiny", "--checkpoint-dir", dry_run.checkpoint_dir,
+                 "--results-dir", dry_run.results_dir, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["verdict"] for r in rows} <= {"agrees", "disagrees", "inconclusive", "negligible"}
+    assert all(r["effect"]["method"].startswith("paired t") for r in rows)
+
+
+def test_cli_adapt_writes_records(ckpt, tmp_path):
+    out = tmp_path / "run.npz"
+    p = run_cli("adapt", ckpt, "--rule", "rflo", "--controller", "on", "--rotation", "30", "--trials", "3",
+                "--lr", "1e-7", "--seed", "0", "--out", out, "--no-progress", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    z = np.load(out)
+    assert z["train_loss"].shape == (3,) and z["test_loss"].shape == (3,)
+    assert z["target"].dtype.kind == "i" and set(z["target"]) <= set(range(8))
+    assert np.isfinite(z["test_loss"]).all()
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--rule", "sgd"], "rule"),
+    (["--rule", "rflo", "--trials", "-1"], "trials"),
+    (["--rule", "rflo", "--lr", "-1"], "lr"),
+    (["--rule", "rflo", "--rotation", "abc"], "rotation"),
+    (["--rule", "rflo", "--controller", "maybe"], "controller"),
+])
+def test_cli_adapt_bad_arguments_exit_2(ckpt, tmp_path, args, needle):
+    p = run_cli("adapt", ckpt, *args, "--out", tmp_path / "x.npz", cwd=tmp_path)
+    assert p.returncode == 2
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in p.stderr
+
+
+def test_cli_adapt_out_must_be_npz(ckpt, tmp_path):
+    p = run_cli("adapt", ckpt, "--rule", "rflo", "--trials", "1", "--lr", "1e-7", "--out", tmp_path / "x.txt", cwd=tmp_path)
+    assert p.returncode == 2 and "out" in p.stderr

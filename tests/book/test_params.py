@@ -82,3 +82,22 @@ def test_validate_params_rules_and_rates():
                      (dict(lrs=[1e-3, 0]), "lrs"), (dict(rotations_deg=[30, "x"]), "rotations_deg")]:
         with pytest.raises(ValueError, match=name):
             book.validate_params(profile="default", **kw)
+
+
+@pytest.mark.parametrize("kw, name", [
+    (dict(newton_steps=[0]), "newton_steps"), (dict(newton_steps="a"), "newton_steps"),
+    (dict(targets="[1, x]"), "targets"),
+    (dict(lags=[0]), "lags"), (dict(jacobian_norm="nuclear"), "jacobian_norm"),
+    (dict(targets=[8]), "targets"), (dict(targets=[1, 1]), "targets"), (dict(step_stride=0), "step_stride"),
+    (dict(minres_iters=[0]), "minres_iters"), (dict(n_eigs=-1), "n_eigs"), (dict(horizons=[]), "horizons"),
+])
+def test_chapter_parameters_are_checked_in_one_line(kw, name):
+    with pytest.raises(ValueError) as exc:
+        book.validate_params(profile="default", **kw)
+    assert str(exc.value).startswith(name) and "\n" not in str(exc.value)
+
+
+def test_chapter_parameters_normalise():
+    P = book.validate_params(profile="default", newton_steps="[30, 60]", lags=5, targets="[3, 1]",
+                             jacobian_norm="frobenius", horizons="[1, 10]")
+    assert P.newton_steps == (30, 60) and P.lags == (5,) and P.targets == (3, 1) and P.horizons == (1, 10)

@@ -9,18 +9,15 @@ import dataclasses
 import json
 import math
 
-import matplotlib
 import numpy as np
 import pytest
 import torch
 from scipy import stats
 
-matplotlib.use("Agg")
-
 from fbctrl.__main__ import main
-from fbctrl.core.checkpoint import save_checkpoint
+from fbctrl.analysis import network
+from fbctrl.core.model import NetworkConfig, init_network, trial_loss
 from fbctrl.core.spec import NetworkSpec
-from fbctrl.core.model import NetworkConfig, draw_x0, init_network, trial_loss
 from fbctrl.core.task import TaskConfig
 from fbctrl.core.tasks import FrequencyShift, LimitCycleConfig
 from fbctrl.core.train import pretrain
@@ -28,7 +25,6 @@ from fbctrl.experiments import beyond, network_units, paper
 from fbctrl.experiments.protocol import Rule
 from fbctrl.experiments.stats import Verdict
 from fbctrl.experiments.verdicts import AS_PUBLISHED, BANDS, Claim
-from fbctrl.analysis import network
 from fbctrl.viz.beyond import plot_beyond_summary
 
 F64 = torch.float64

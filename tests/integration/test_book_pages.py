@@ -9,7 +9,7 @@ import re
 import pytest
 
 from fbctrl.book import colab
-from tests.helpers import ROOT
+from tests.helpers import ROOT, notebook_cells
 
 
 def test_config_does_not_execute_and_has_bibliography():
@@ -83,3 +83,23 @@ def test_notebooks_stay_thin(path):
     long = [(i, len("".join(c["source"]).splitlines())) for i, c in enumerate(nb["cells"])
             if c["cell_type"] == "code" and len("".join(c["source"]).splitlines()) > MAX_CELL_LINES]
     assert not long, f"{path.name}: code cells longer than {MAX_CELL_LINES} lines (cell index, lines): {long}"
+
+
+THIN = ("adaptation", "lr_sweep", "activity_space", "decoupling", "second_order", "online_correction", "model_and_task",
+        "performance")
+HIDDEN = {"remove-input", "hide-input", "remove-cell", "hide-cell"}
+
+
+@pytest.mark.parametrize("name", THIN)
+def test_notebook_cells_are_thin(name):
+    code = [c for c in notebook_cells(name) if c["cell_type"] == "code"
+            and not {"colab-setup", "parameters", "injected-parameters"} & set(c["metadata"].get("tags", []))]
+    for c in code:
+        src, tags = "".join(c["source"]), set(c["metadata"].get("tags", []))
+        assert len(src.splitlines()) <= 15, f"{name}: a code cell of {len(src.splitlines())} lines"
+        if "figure" in c["metadata"].get("mystnb", {}) or re.search(r"\bplot_\w+\(", src):
+            assert not tags & HIDDEN, f"{name}: the call that makes a figure is hidden"
+        else:
+            assert tags & HIDDEN, f"{name}: a cell without a figure is shown: {src[:60]!r}"
+        if "glue" in src:
+            assert tags & HIDDEN, f"{name}: glue in a visible cell"

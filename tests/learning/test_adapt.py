@@ -6,19 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from fbctrl.learning.adapt import DivergenceError, RunSpec, adapt, feedback_matrix
 from fbctrl.core.model import NetworkConfig, draw_x0, init_network
 from fbctrl.core.task import TaskConfig, centre_out_reaches
-
-TC = TaskConfig(T=24, go_step=4, move_steps=16)
-
-
-def small_net(n=12, density=1.0, seed=0, dtype=torch.float64, scale=1.0):
-    net = init_network(NetworkConfig(n=n, feedback_density=density), torch.Generator().manual_seed(seed), dtype=dtype)
-    return net.replace(W_rec=net.W_rec * scale)
+from fbctrl.learning.adapt import DivergenceError, RunSpec, adapt, feedback_matrix
+from tests.helpers import SHORT_TASK, kernels, small_net
 
 
-def replay(net, run: RunSpec, rule: str, task_cfg=TC, delay=0, lr=None, error_start="zero"):
+def replay(net, run: RunSpec, rule: str, task_cfg=SHORT_TASK, delay=0, lr=None, error_start="zero"):
     """Reference: one adaptation trial written with autograd. Online BPTT's gradient at step k is
     the gradient of mean(E[k+1]^2) with respect to a common offset Delta added to the weights
     each past step actually used (feedback detached); RFLO follows the formula of Methods, "Adaptation",
@@ -89,7 +83,7 @@ def random_trial_state(g, R, n, T, with_history=False):
 def test_one_trial_matches_autograd_reference(rule, controller_on):
     net = small_net()
     run = RunSpec(controller_on=controller_on, rotation_deg=30.0, lr=0.5, seed=3)
-    res = adapt(net, rule, [run], trials=1, task_cfg=TC, progress=False, dtype=torch.float64)
+    res = adapt(net, rule, [run], trials=1, task_cfg=SHORT_TASK, progress=False, dtype=torch.float64)
     W_ref, dWs, E = replay(net, run, rule)
     rel = (res.W_final[0] - W_ref).norm() / (W_ref - net.W_rec).norm()
     assert rel < 1e-9, rel
@@ -102,19 +96,19 @@ def test_online_bptt_gradient_equals_autograd_at_several_steps():
     """The adjoint gradient of step k's loss equals autograd's, with weights changing in-trial."""
     net = small_net(n=10, seed=1)
     run = RunSpec(controller_on=True, rotation_deg=45.0, lr=2.0, seed=5)
-    res = adapt(net, "bptt", [run], trials=1, task_cfg=TC, progress=False, dtype=torch.float64)
+    res = adapt(net, "bptt", [run], trials=1, task_cfg=SHORT_TASK, progress=False, dtype=torch.float64)
     _, dWs, _ = replay(net, run, "bptt")
     # the engine's per-step changes are checked through the final weights above; here each step
     # of the reference must be a genuine gradient: non-zero and different across steps
     norms = [float(d.norm()) for d in dWs]
-    assert min(norms[TC.go_step + 2:]) > 0
+    assert min(norms[SHORT_TASK.go_step + 2:]) > 0
     assert res.W_final.shape == (1, 10, 10)
 
 
 def test_delay_is_honoured():
     net = small_net(seed=2)
     run = RunSpec(controller_on=True, lr=0.3, seed=1)
-    res = adapt(net, "bptt", [run], trials=1, delay=3, task_cfg=TC, progress=False, dtype=torch.float64)
+    res = adapt(net, "bptt", [run], trials=1, delay=3, task_cfg=SHORT_TASK, progress=False, dtype=torch.float64)
     W_ref, _, _ = replay(net, run, "bptt", delay=3)
     assert (res.W_final[0] - W_ref).norm() / W_ref.norm() < 1e-10
 
@@ -123,9 +117,9 @@ def test_lockstep_runs_equal_single_runs():
     nets = init_network(NetworkConfig(n=16), torch.Generator().manual_seed(0), dtype=torch.float64)
     runs = [RunSpec(controller_on=c, rotation_deg=r, lr=lr, seed=s)
             for c, r, lr, s in [(True, 30, 1e-3, 0), (False, 60, 5e-4, 1), (True, 45, 2e-3, 2)]]
-    together = adapt(nets, "rflo", runs, trials=3, task_cfg=TC, progress=False, dtype=torch.float64)
+    together = adapt(nets, "rflo", runs, trials=3, task_cfg=SHORT_TASK, progress=False, dtype=torch.float64)
     for i, run in enumerate(runs):
-        alone = adapt(nets, "rflo", [run], trials=3, task_cfg=TC, progress=False, dtype=torch.float64)
+        alone = adapt(nets, "rflo", [run], trials=3, task_cfg=SHORT_TASK, progress=False, dtype=torch.float64)
         for key in ("train_loss", "test_loss", "dW_path"):
             np.testing.assert_allclose(together[key][i], alone[key][0], rtol=1e-10)
 
@@ -136,7 +130,7 @@ def test_rflo_trace_is_exact_when_W_rec_is_zero_and_units_stay_active():
     net = small_net(n=n, seed=4, scale=0.0)
     net = net.replace(b=torch.full((n,), 5.0, dtype=torch.float64))  # keeps every x > 0
     g = torch.Generator().manual_seed(0)
-    tr = centre_out_reaches(TC, [2], dtype=torch.float64)
+    tr = centre_out_reaches(SHORT_TASK, [2], dtype=torch.float64)
     x0 = draw_x0(n, (), g, torch.float64).abs() + 1.0
     a = net.cfg.alpha
     W = torch.zeros(n, n, dtype=torch.float64, requires_grad=True)
@@ -163,8 +157,8 @@ def test_feedback_matrix_uses_W_out_T_without_feedback():
 def test_divergence_raises_a_clear_error_or_marks_the_run():
     net = small_net(seed=0)
     with pytest.raises(DivergenceError, match=r"trial \d+ \(rule bptt, lr 1e\+06"):
-        adapt(net, "bptt", [RunSpec(lr=1e6)], trials=5, task_cfg=TC, progress=False, dtype=torch.float64)
-    res = adapt(net, "bptt", [RunSpec(lr=1e6), RunSpec(lr=1e-3)], trials=5, task_cfg=TC, progress=False,
+        adapt(net, "bptt", [RunSpec(lr=1e6)], trials=5, task_cfg=SHORT_TASK, progress=False, dtype=torch.float64)
+    res = adapt(net, "bptt", [RunSpec(lr=1e6), RunSpec(lr=1e-3)], trials=5, task_cfg=SHORT_TASK, progress=False,
                 on_divergence="mark", dtype=torch.float64)
     assert res.diverged[0] >= 0 and res.diverged[1] == -1
     assert np.isfinite(res["test_loss"][1]).all()
@@ -172,89 +166,39 @@ def test_divergence_raises_a_clear_error_or_marks_the_run():
 
 def test_alignment_records_cosines_in_range_and_exact_for_bptt():
     net = small_net(seed=0)
-    res = adapt(net, "rflo", [RunSpec(lr=1e-3)], trials=2, task_cfg=TC, progress=False, align=True,
+    res = adapt(net, "rflo", [RunSpec(lr=1e-3)], trials=2, task_cfg=SHORT_TASK, progress=False, align=True,
                 dtype=torch.float64)
     al = res["align_local"][0]
-    assert np.all(np.abs(al[:, TC.go_step + 1:]) <= 1 + 1e-9)
-    res_b = adapt(net, "bptt", [RunSpec(lr=0.1)], trials=1, task_cfg=TC, progress=False, align=True,
+    assert np.all(np.abs(al[:, SHORT_TASK.go_step + 1:]) <= 1 + 1e-9)
+    res_b = adapt(net, "bptt", [RunSpec(lr=0.1)], trials=1, task_cfg=SHORT_TASK, progress=False, align=True,
                   dtype=torch.float64)
-    np.testing.assert_allclose(res_b["align_local"][0, 0, TC.go_step + 1:], 1.0, atol=1e-6)
+    np.testing.assert_allclose(res_b["align_local"][0, 0, SHORT_TASK.go_step + 1:], 1.0, atol=1e-6)
     np.testing.assert_allclose(res_b["align_global"][0], 1.0, atol=1e-6)
 
 
 def test_bptt_current_weights_agree_with_history_when_weights_barely_move():
     net = small_net(seed=6)
     run = RunSpec(lr=1e-7, seed=2)
-    h = adapt(net, "bptt", [run], trials=1, task_cfg=TC, progress=False, dtype=torch.float64)
-    c = adapt(net, "bptt", [run], trials=1, task_cfg=TC, progress=False, dtype=torch.float64,
+    h = adapt(net, "bptt", [run], trials=1, task_cfg=SHORT_TASK, progress=False, dtype=torch.float64)
+    c = adapt(net, "bptt", [run], trials=1, task_cfg=SHORT_TASK, progress=False, dtype=torch.float64,
               bptt_weights="current")
     dh = h.W_final[0] - net.W_rec
     dc = c.W_final[0] - net.W_rec
     assert (dh - dc).norm() / dh.norm() < 1e-5
     # and at a large rate they genuinely differ (the 'current' sweep is not the exact gradient)
     run = RunSpec(lr=0.2, seed=2)
-    h = adapt(net, "bptt", [run], trials=1, task_cfg=TC, progress=False, dtype=torch.float64)
-    c = adapt(net, "bptt", [run], trials=1, task_cfg=TC, progress=False, dtype=torch.float64,
+    h = adapt(net, "bptt", [run], trials=1, task_cfg=SHORT_TASK, progress=False, dtype=torch.float64)
+    c = adapt(net, "bptt", [run], trials=1, task_cfg=SHORT_TASK, progress=False, dtype=torch.float64,
               bptt_weights="current")
     assert (h.W_final - c.W_final).norm() / (h.W_final[0] - net.W_rec).norm() > 1e-6
 
 
 def test_align_every_only_fills_selected_trials():
     net = small_net(seed=0)
-    res = adapt(net, "rflo", [RunSpec(lr=1e-3)], trials=4, align=True, align_every=2, task_cfg=TC,
+    res = adapt(net, "rflo", [RunSpec(lr=1e-3)], trials=4, align=True, align_every=2, task_cfg=SHORT_TASK,
                 progress=False, dtype=torch.float64)
     g = res["align_global"][0]
     assert np.isfinite(g[[0, 2]]).all() and np.isnan(g[[1, 3]]).all()
-
-
-def _cli(*args, cwd=None):
-    import os
-    import subprocess
-    import sys
-
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, "-m", "fbctrl", *args], capture_output=True, text=True, cwd=cwd, env=env,
-                          timeout=300)
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    from fbctrl.core.checkpoint import save_checkpoint
-
-    path = tmp_path_factory.mktemp("ck") / "net.pt"
-    net = init_network(NetworkConfig(n=16), torch.Generator().manual_seed(0))
-    save_checkpoint(net, path, {"seed": 0})
-    return path
-
-
-def test_cli_adapt_writes_records(ckpt, tmp_path):
-    out = tmp_path / "run.npz"
-    p = _cli("adapt", str(ckpt), "--rule", "rflo", "--controller", "on", "--rotation", "30", "--trials", "3",
-             "--lr", "1e-7", "--seed", "0", "--out", str(out), "--no-progress")
-    assert p.returncode == 0, p.stderr
-    z = np.load(out)
-    assert z["train_loss"].shape == (3,) and z["test_loss"].shape == (3,)
-    assert z["target"].dtype.kind == "i" and set(z["target"]) <= set(range(8))
-    assert np.isfinite(z["test_loss"]).all()
-
-
-@pytest.mark.parametrize("args, needle", [
-    (["--rule", "sgd"], "rule"),
-    (["--rule", "rflo", "--trials", "-1"], "trials"),
-    (["--rule", "rflo", "--lr", "-1"], "lr"),
-    (["--rule", "rflo", "--rotation", "abc"], "rotation"),
-    (["--rule", "rflo", "--controller", "maybe"], "controller"),
-])
-def test_cli_adapt_bad_arguments_exit_2(ckpt, tmp_path, args, needle):
-    p = _cli("adapt", str(ckpt), *args, "--out", str(tmp_path / "x.npz"))
-    assert p.returncode == 2
-    lines = p.stderr.strip().splitlines()
-    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in p.stderr
-
-
-def test_cli_adapt_out_must_be_npz(ckpt, tmp_path):
-    p = _cli("adapt", str(ckpt), "--rule", "rflo", "--trials", "1", "--lr", "1e-7", "--out", str(tmp_path / "x.txt"))
-    assert p.returncode == 2 and "out" in p.stderr
 
 
 def test_one_sweep_gives_every_step_gradient():
@@ -301,10 +245,10 @@ def test_bptt_lockstep_in_chunks_equals_single_runs(bptt_weights, chunk, monkeyp
     nets = init_network(NetworkConfig(n=12), torch.Generator().manual_seed(3), dtype=torch.float64)
     R = 6
     runs = [RunSpec(controller_on=i % 2 == 0, rotation_deg=30 + 5 * i, lr=0.05 * (1 + i), seed=i) for i in range(R)]
-    together = adapt(nets, "bptt", runs, trials=2, task_cfg=TC, progress=False, dtype=torch.float64,
+    together = adapt(nets, "bptt", runs, trials=2, task_cfg=SHORT_TASK, progress=False, dtype=torch.float64,
                      bptt_weights=bptt_weights)
     for i in (0, R - 1):
-        alone = adapt(nets, "bptt", [runs[i]], trials=2, task_cfg=TC, progress=False, dtype=torch.float64,
+        alone = adapt(nets, "bptt", [runs[i]], trials=2, task_cfg=SHORT_TASK, progress=False, dtype=torch.float64,
                       bptt_weights=bptt_weights)
         torch.testing.assert_close(together.W_final[i], alone.W_final[0], rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(together["train_loss"][i], alone["train_loss"][0], rtol=1e-10)
@@ -332,7 +276,7 @@ def test_bptt_weights_in_low_rank_form_equal_dense_updates():
     forms it at the trial's end; with alignment every step's dense dW is added. Same numbers."""
     net = small_net(seed=4)
     runs = [RunSpec(controller_on=True, lr=0.3, seed=1), RunSpec(controller_on=False, lr=0.2, seed=2)]
-    kw = dict(trials=3, task_cfg=TC, progress=False, dtype=torch.float64)
+    kw = dict(trials=3, task_cfg=SHORT_TASK, progress=False, dtype=torch.float64)
     low = adapt(net, "bptt", runs, **kw)
     dense = adapt(net, "bptt", runs, align=True, **kw)
     mixed = adapt(net, "bptt", runs, align=True, align_every=2, **kw)
@@ -348,15 +292,15 @@ def test_global_alignment_uses_autograd_gradient_of_the_whole_trial_loss():
     (feedback detached); align_local[k] likewise against step k's own loss."""
     net = small_net(seed=7)
     run = RunSpec(controller_on=True, rotation_deg=30.0, lr=0.05, seed=4)
-    res = adapt(net, "rflo", [run], trials=1, task_cfg=TC, progress=False, align=True, dtype=torch.float64)
+    res = adapt(net, "rflo", [run], trials=1, task_cfg=SHORT_TASK, progress=False, align=True, dtype=torch.float64)
     _, dWs, _ = replay(net, run, "rflo")
     hist = [net.W_rec.clone()]
     for dW in dWs:
         hist.append(hist[-1] + dW)
     g = torch.Generator().manual_seed(run.seed)
-    tgt = int(torch.randint(TC.n_targets, (1,), generator=g))
+    tgt = int(torch.randint(SHORT_TASK.n_targets, (1,), generator=g))
     x0 = draw_x0(net.cfg.n, (), g, net.dtype)
-    tr = centre_out_reaches(TC, [tgt], dtype=net.dtype).rotated(run.rotation_deg)
+    tr = centre_out_reaches(SHORT_TASK, [tgt], dtype=net.dtype).rotated(run.rotation_deg)
     s, vref = tr.inputs[:, 0], tr.vref[:, 0]
     a, dt, W_f = net.cfg.alpha, net.cfg.dt, net.W_fb * net.mask
 
@@ -364,7 +308,7 @@ def test_global_alignment_uses_autograd_gradient_of_the_whole_trial_loss():
 
     def step_losses(Delta):
         x, E, losses = x0.clone(), torch.zeros(2, dtype=net.dtype), []
-        for k in range(TC.T):
+        for k in range(SHORT_TASK.T):
             h = net.W_in @ s[k] + net.b + (hist[k] + Delta) @ torch.relu(x) + W_f @ E.detach()
             x = (1 - a) * x + a * h
             E = E + dt * (vref[k] - (net.W_out @ torch.relu(x) + net.b_out))
@@ -377,7 +321,7 @@ def test_global_alignment_uses_autograd_gradient_of_the_whole_trial_loss():
     total = torch.stack(dWs).sum(0)
     cos = lambda u, v: float((u * v).sum() / (u.norm() * v.norm()))  # noqa: E731
     np.testing.assert_allclose(res["align_global"][0, 0], cos(total, -g_all), rtol=1e-8)
-    for k in (TC.go_step + 2, TC.T // 2, TC.T - 1):
+    for k in (SHORT_TASK.go_step + 2, SHORT_TASK.T // 2, SHORT_TASK.T - 1):
         D = torch.zeros_like(net.W_rec, requires_grad=True)
         (g_k,) = torch.autograd.grad(step_losses(D)[k], D)
         np.testing.assert_allclose(res["align_local"][0, 0, k], cos(dWs[k], -g_k), rtol=1e-5)
@@ -414,16 +358,16 @@ def test_published_error_start_matches_the_reference(rule):
     published code's quirk), fed back by the controller like any error, with no gradient through it."""
     net = small_net(seed=4)
     run = RunSpec(controller_on=True, rotation_deg=30.0, lr=0.5, seed=2)
-    res = adapt(net, rule, [run], trials=1, task_cfg=TC, progress=False, dtype=torch.float64, error_start="published")
+    res = adapt(net, rule, [run], trials=1, task_cfg=SHORT_TASK, progress=False, dtype=torch.float64, error_start="published")
     W_ref, dWs, E = replay(net, run, rule, error_start="published")
     assert float(E[0].abs().sum()) > 0
     assert (res.W_final[0] - W_ref).norm() / (W_ref - net.W_rec).norm() < 1e-9
     assert math.isclose(res["train_loss"][0, 0], float(E.pow(2).mean()), rel_tol=1e-9)
-    zero = adapt(net, rule, [run], trials=1, task_cfg=TC, progress=False, dtype=torch.float64)
+    zero = adapt(net, rule, [run], trials=1, task_cfg=SHORT_TASK, progress=False, dtype=torch.float64)
     assert not math.isclose(zero["train_loss"][0, 0], res["train_loss"][0, 0], rel_tol=1e-6)
     assert res.meta["error_start"] == "published"
     with pytest.raises(ValueError, match="error_start must be one of zero, published"):
-        adapt(net, rule, [run], trials=1, task_cfg=TC, progress=False, error_start="e0")
+        adapt(net, rule, [run], trials=1, task_cfg=SHORT_TASK, progress=False, error_start="e0")
 
 
 @pytest.mark.parametrize("dtype,rtol", [(torch.float64, 1e-10), (torch.float32, 2e-4)])
@@ -436,7 +380,7 @@ def test_one_run_numpy_paths_equal_the_pytorch_paths(rule, bptt_weights, dtype, 
     from fbctrl.learning.adapt import _Engine
     from fbctrl.learning.rules import RFLO, OnlineBPTT
 
-    tc = TaskConfig() if dtype == torch.float32 else TC
+    tc = TaskConfig() if dtype == torch.float32 else SHORT_TASK
     net = small_net(n=60 if dtype == torch.float32 else 12, dtype=dtype, scale=0.5)
     lr = {"rflo": 3e-5, "bptt": 1e-4}[rule] if dtype == torch.float32 else 0.01
     run = RunSpec(controller_on=True, rotation_deg=40.0, lr=lr, seed=4)
@@ -448,7 +392,7 @@ def test_one_run_numpy_paths_equal_the_pytorch_paths(rule, bptt_weights, dtype, 
         real_init(self, *a, **k)
         used.append(self.one_run)
     monkeypatch.setattr(_Engine, "__init__", spy)
-    kernels(monkeypatch, "numpy")                  # the NumPy loops (the compiled ones: the next test)
+    kernels(monkeypatch, "numpy")                  # the NumPy loops (the compiled ones: test_ckernels.py)
     fast = adapt(net, rule, [run], **kw)
     assert used == [rule == "rflo"]
     assert fast.meta["compute_path"] == "numpy"
@@ -461,74 +405,6 @@ def test_one_run_numpy_paths_equal_the_pytorch_paths(rule, bptt_weights, dtype, 
         np.testing.assert_allclose(fast[key], ref[key], rtol=rtol, err_msg=key)
     torch.testing.assert_close(fast.W_final, ref.W_final, rtol=rtol, atol=rtol * float(ref.W_final.abs().max()))
     assert float((ref.W_final - net.W_rec).norm()) > 1e-3 * float(net.W_rec.norm())   # the weights really moved
-
-
-def kernels(monkeypatch, mode: str):
-    """Switch the one-run kernels (fbctrl.learning.ckernels) for this test; undone after it."""
-    from fbctrl.learning import ckernels
-
-    monkeypatch.setenv("FBCTRL_KERNELS", mode)
-    ckernels.reset()
-    return ckernels
-
-
-@pytest.fixture(autouse=True)
-def _fresh_kernels():
-    """Every test starts and ends with the kernel choice of the environment."""
-    from fbctrl.learning import ckernels
-
-    ckernels.reset()
-    yield
-    ckernels.reset()
-
-
-@pytest.mark.parametrize("dtype,rtol", [(torch.float64, 1e-10), (torch.float32, 2e-4)])
-@pytest.mark.parametrize("rule,bptt_weights,controller_on,delay", [
-    ("rflo", "history", True, 0), ("rflo", "history", False, 0), ("rflo", "history", True, 2),
-    ("bptt", "history", True, 0), ("bptt", "current", True, 0)])
-def test_compiled_one_run_kernels_equal_the_numpy_paths(rule, bptt_weights, controller_on, delay, dtype, rtol,
-                                                       monkeypatch):
-    """The compiled one-run kernels (csrc/one_run.c: RFLO's whole trial, online BPTT's backward
-    sweep in both weight conventions) give the records and weights of the NumPy loops they
-    replace: float64 to rounding, float32 at the paper's T to float32 rounding over 3 trials;
-    with the controller off and with a feedback delay too."""
-    ck = kernels(monkeypatch, "auto")
-    if ck.library() is None:
-        pytest.skip("no working C compiler here: the NumPy paths run (tested above)")
-    tc = TaskConfig() if dtype == torch.float32 else TC
-    net = small_net(n=60 if dtype == torch.float32 else 12, dtype=dtype, scale=0.5)
-    lr = {"rflo": 3e-5, "bptt": 1e-4}[rule] if dtype == torch.float32 else 0.01
-    run = RunSpec(controller_on=controller_on, rotation_deg=40.0, lr=lr, seed=4)
-    kw = dict(trials=3, task_cfg=tc, progress=False, dtype=dtype, bptt_weights=bptt_weights, delay=delay)
-    fast = adapt(net, rule, [run], **kw)
-    assert fast.meta["compute_path"] == "compiled"
-    kernels(monkeypatch, "numpy")
-    ref = adapt(net, rule, [run], **kw)
-    assert ref.meta["compute_path"] == "numpy"
-    for key in ("train_loss", "test_loss", "dW_path", "dW_total"):
-        np.testing.assert_allclose(fast[key], ref[key], rtol=rtol, err_msg=key)
-    torch.testing.assert_close(fast.W_final, ref.W_final, rtol=rtol, atol=rtol * float(ref.W_final.abs().max()))
-    assert float((ref.W_final - net.W_rec).norm()) > 1e-3 * float(net.W_rec.norm())   # the weights really moved
-
-
-def test_compiled_kernels_follow_the_environment(monkeypatch, tmp_path):
-    """FBCTRL_KERNELS: a bad value names the variable and what is allowed; without a working
-    compiler "auto" warns once and runs the NumPy loops, "c" stops with a clear error."""
-    ck = kernels(monkeypatch, "fast")
-    with pytest.raises(ValueError, match="FBCTRL_KERNELS must be one of auto, c, numpy, got 'fast'"):
-        ck.library()
-    monkeypatch.setenv("FBCTRL_CACHE_DIR", str(tmp_path))          # nothing built here yet
-    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
-    kernels(monkeypatch, "auto")
-    with pytest.warns(RuntimeWarning, match="using the NumPy paths"):
-        assert ck.library() is None
-    assert not ck.available(torch.float32)
-    net = small_net(n=12, scale=0.5)
-    res = adapt(net, "rflo", [RunSpec(lr=0.01, seed=1)], trials=1, task_cfg=TC, progress=False, dtype=torch.float64)
-    assert res.meta["compute_path"] == "numpy"
-    kernels(monkeypatch, "c")
-    with pytest.raises(RuntimeError, match="FBCTRL_KERNELS=c but the compiled kernels are unavailable"):
-        ck.library()
 
 
 def test_rflo_one_run_falls_back_where_its_factors_would_overflow():

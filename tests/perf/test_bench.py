@@ -1,20 +1,17 @@
-"""The benchmark instruments at tiny sizes: every floor returns positive finite seconds; the JSON
-of ``bench adapt`` and ``bench pretrain`` keeps the keys of before and adds each floor and ratio
-(K_ratio = K / K_floor); ``bench memory`` returns its table; the Performance chapter's tables and
-figures accept files saved before the floors existed. Properties only, never timings."""
+"""The benchmark instruments (fbctrl.perf.bench) at tiny sizes: every floor returns positive
+finite seconds; the JSON of ``bench adapt`` and ``bench pretrain`` keeps the keys of before and
+adds each floor and ratio (K_ratio = K / K_floor); ``bench memory`` returns its table. Properties
+only, never timings."""
 
 import json
 import math
 
-import matplotlib
 import pytest
 import torch
 
-from fbctrl.perf import bench
-from fbctrl.viz import perf as perfplots
 from fbctrl.__main__ import main
+from fbctrl.perf import bench
 
-matplotlib.use("Agg")
 torch.set_num_threads(1)
 
 TINY = dict(n=12, T=12)
@@ -97,58 +94,3 @@ def test_growth_between_the_two_largest_sizes():
     assert g["ratio"] == 4 and g["size_ratio"] == 2 and g["exponent"] == pytest.approx(2.0)
     assert bench._growth([100, 200], [0, 10])["exponent"] is None
     assert bench._growth([100], [10])["ratio"] is None
-
-
-def _saved(benchmark, result, name):
-    return {"benchmark": benchmark, "result": {"device": "cpu", **result}, "file": name, "cpu": "cpu", "cores": 2}
-
-
-def test_chapter_tables_accept_files_without_floors():
-    old = [_saved("adapt", {"bptt_c": 0.3, "rflo_c": 0.02, "bptt_c_batch32": 0.25}, "a_old.json"),
-           _saved("pretrain", {"seconds_per_batch_per_seed": 0.3, "ratio": 0.5}, "p_old.json")]
-    new = [_saved("adapt", {"bptt_c": 0.3, "bptt_c_floor": 0.1, "bptt_c_ratio": 3.0}, "a_new.json"),
-           _saved("pretrain", {"seconds_per_batch_per_seed": 0.3, "ratio": 0.5, "ratio_step_shapes": 0.8}, "p.json")]
-    es = perfplots.floor_entries(old + new)
-    by = {(e["file"], e["key"]): e for e in es}
-    assert by[("a_old.json", "bptt_c")]["ratio"] is None and by[("p_old.json", "pretrain_step_shapes")]["floor"] is None
-    assert by[("a_new.json", "bptt_c")]["ratio"] == 3.0
-    assert by[("p.json", "pretrain_squares")]["ratio"] == pytest.approx(2.0)
-    assert by[("p.json", "pretrain_step_shapes")]["floor"] == pytest.approx(0.24)
-    assert "not measured in this file" in perfplots.floor_table(old).data
-    assert perfplots.plot_floors(old[:1]) is None and perfplots.plot_floors(old + new) is not None
-    assert "bench memory" in perfplots.memory_table(None).data and perfplots.plot_memory(None) is None
-
-
-def test_before_after_table_takes_medians_and_spreads_per_side():
-    ab = [_saved("adapt", {"bptt_c": t, "bptt_c_floor": 0.05, "bptt_c_ratio": t / 0.05}, f"{side}_adapt_cpu_{i}.json")
-          for side, ts in (("before", (0.18, 0.17, 0.19)), ("after", (0.14, 0.15, 0.13))) for i, t in enumerate(ts)]
-    es = {(e["key"], e["side"]): e for e in perfplots.before_after(ab + [_saved("adapt", {"bptt_c": 1.0}, "x.json")])}
-    assert sorted(es[("bptt_c", "before")]["ratios"]) == pytest.approx([3.4, 3.6, 3.8])
-    assert len(es[("bptt_c", "after")]["times"]) == 3
-    md = perfplots.before_after_table(ab).data
-    assert "3.60 [3.40–3.80] (n 3)" in md and "2.80 [2.60–3.00] (n 3)" in md
-
-
-def test_paper_plan_saves_its_cost_per_stage_with_the_published_codes(tmp_path):
-    """`paper --plan --save` writes each stage's seconds under the measured costs and the published
-    code's reported rates (2.45 s per batch, 0.7 s per RFLO trial, 7.9 s per BPTT trial)."""
-    import json
-
-    from fbctrl.experiments import paper
-    from fbctrl.__main__ import main
-
-    out = tmp_path / "plan.json"
-    assert main(["paper", "--tiny", "--plan", "--checkpoint-dir", str(tmp_path / "ck"), "--results-dir",
-                 str(tmp_path / "res"), "--save", str(out)]) == 0
-    d = json.loads(out.read_text())
-    assert d["benchmark"] == "paper_plan" and "commit" in d
-    cfg = paper.PaperConfig.tiny(str(tmp_path / "ck"), str(tmp_path / "res"))
-    groups = d["result"]["groups"]
-    pre = next(g for g in groups if g["title"].startswith("pre-train the networks with"))
-    assert pre["seconds"]["published code"] == pytest.approx(len(cfg.fb_seeds) * cfg.pretrain_batches * 2.45 * 1.03)
-    rflo = [g for g in groups if "30 deg, published" in g["title"] and g["title"].startswith("fb")][0]
-    # 2 seeds x (RFLO+c, RFLO at 0.7 s, BPTT+c, BPTT at 7.9 s) x trials
-    assert rflo["seconds"]["published code"] == pytest.approx(2 * cfg.trials * (2 * 0.7 + 2 * 7.9))
-    md = perfplots.cost_table({"result": d["result"]}).data
-    assert "**total**" in md and "published code" in md
-    assert main(["paper", "--tiny", "--save", str(out)]) == 2     # --save needs --plan

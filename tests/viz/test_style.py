@@ -8,15 +8,12 @@ conditions (``fbctrl.viz.style``).
 from __future__ import annotations
 
 import matplotlib
+import matplotlib.pyplot as plt
+import pytest
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
-
-from fbctrl.book import scale  # noqa: E402
-from fbctrl.viz import style  # noqa: E402
-from fbctrl.viz.style import CONDITION_STYLE, COND_COLORS, COND_LS, marker_face  # noqa: E402
+from fbctrl.book import scale
+from fbctrl.viz import style
+from fbctrl.viz.style import CONDITION_STYLE, COND_COLORS, COND_LS, marker_face
 
 CFG = scale.store_config()
 HAVE_STORE = (scale.FIGURES and scale.missing_units("3b", CFG, scale.check_options("3b", CFG, seeds=[0],

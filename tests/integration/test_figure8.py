@@ -1,0 +1,52 @@
+"""Figure 8 end to end on the tiny protocol: the sweep at every rotation (tiny: 30 and 40 deg) on
+the sweep's networks, every network at that rotation's own best rate, the fair cells of the verdict
+table reading those runs, and the chapter's heatmaps drawn from them."""
+
+import numpy as np
+import pytest
+
+from fbctrl.experiments import paper
+from fbctrl.experiments.protocol import CONDITIONS, Protocol
+from tests.helpers import unit_meta
+
+RFLO_C, RFLO, BPTT_C, BPTT = CONDITIONS
+
+
+def test_figure8_sweeps_every_rotation_and_the_fair_cells_use_each_rotations_own_best_rate(dry_run):
+    """The sweep at the other rotations (tiny: 40 deg) on the sweep's networks, then every network
+    at that rotation's own best rate; the fair cells there read those runs and say so; the
+    held-out column judges them on the networks that did not choose the rate."""
+    from fbctrl.book.chapters import paper_protocol
+    from fbctrl.experiments import metrics, verdicts as V
+    from fbctrl.viz.chapters.paper_protocol import plot_sweep_heatmaps
+
+    cfg = dry_run
+    titles = [g.title for g in paper.plan(cfg, include_done=True)]
+    fig8 = [i for i, t in enumerate(titles) if t.startswith("Figure 8") or "at the best rate of the 40 deg sweep" in t]
+    assert fig8 and fig8 == list(range(len(titles) - len(fig8), len(titles)))       # last in the plan
+    best40 = paper.best_swept_rates(cfg, 40.0)
+    for c in CONDITIONS:
+        tab = paper.sweep_table(cfg, c, 40.0)
+        assert tab["complete"] and tab["final"].shape[1] == len(cfg.sweep_seeds)
+        for s in cfg.fb_seeds:
+            u = paper.AdaptUnit("fb", s, 40.0, c, Protocol.BEST, cfg.trials, variant=paper.Variant.OWN_BEST)
+            m = unit_meta(u.path(cfg))
+            assert m["lr"] == best40[c.name]["lr"] and "own-rotation" in str(u.path(cfg))
+    with pytest.raises(ValueError, match="rotation must be a swept rotation \\(30, 40 deg\\), got 50"):
+        paper.sweep_table(cfg, RFLO_C, 50.0)
+    claim = next(c for c in V.CLAIMS if c.key == "final_loss_rflo_40")
+    fair = V.verdict_table(cfg, (claim,), ("fair",))[0]
+    assert "best rate of the 40 deg sweep" in fair.definition and fair.effect.n == len(cfg.fb_seeds)
+    own = [paper.AdaptUnit("fb", s, 40.0, c, Protocol.BEST, cfg.trials, variant=paper.Variant.OWN_BEST)
+           for c in (RFLO, RFLO_C) for s in cfg.fb_seeds]
+    recs, _ = paper.load_runs(cfg, own)
+    n = len(cfg.fb_seeds)
+    w = min(10, cfg.trials)
+    want = np.log(metrics.final_loss(recs["test_loss"][:n], w) / metrics.final_loss(recs["test_loss"][n:], w))
+    assert np.log(fair.effect.values) == pytest.approx(want, rel=1e-9)
+    data = paper_protocol.sweep_heatmap_data(cfg)
+    assert data["rotations"] == [30.0, 40.0] and data["done"] == data["planned"]
+    for c in CONDITIONS:
+        d = data["conditions"][c.name]
+        assert d["final"].shape == (2, len(d["rates"])) and d["best"][1] == best40[c.name]["lr"]
+    plot_sweep_heatmaps(data)
