@@ -11,7 +11,7 @@ from myst_nb import glue
 
 from ..fmt import fmt_num, fmt_pm
 
-__all__ = ["glue_num", "glue_pm", "glue_int", "glue_text", "glue_html", "glue_figure"]
+__all__ = ["glue_num", "glue_pm", "glue_int", "glue_text", "glue_html", "glue_figure", "caption_key", "glue_caption"]
 
 
 def _glue(name: str, text: str) -> str:
@@ -53,3 +53,16 @@ def glue_figure(name: str, fig) -> None:
     the same image (``{glue:any}`` with ``:doc:``); the figure is closed, so it is shown once."""
     glue(name, fig, display=True)
     plt.close(fig)
+
+
+def caption_key(figure_name: str) -> str:
+    """The glue key of the caption of the figure named ``figure_name`` in its cell's metadata
+    (``mystnb.figure.name``, e.g. ``fig-scale-4a`` -> ``caption_scale_4a``)."""
+    return "caption_" + figure_name.removeprefix("fig-").replace("-", "_")
+
+
+def glue_caption(figure_name: str, text: str) -> str:
+    """Glue the caption of this cell's figure ``figure_name``: the book runner copies it into the
+    cell's ``mystnb.figure.caption`` after the run (``fbctrl.book.runner.sync_figure_captions``),
+    so a caption always describes the data drawn."""
+    return glue_text(caption_key(figure_name), text)

@@ -34,6 +34,7 @@ Conventions for a notebook (see the Introduction of the book):
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import re
@@ -50,6 +51,7 @@ from ..cli import OneLineParser, device, existing_dir
 from ..experiments.paper import run_plan
 from ..paths import SOURCE_ROOT
 from . import repository
+from .glue import caption_key
 from .params import PROFILES, get_profile
 from .scale import store_config
 
@@ -124,6 +126,29 @@ def _renumber_widgets(nb) -> None:
         v["model_id"] = new.get(v["model_id"], v["model_id"])
 
 
+_RECORD = "application/papermill.record/text/plain"
+
+
+def sync_figure_captions(nb) -> list[str]:
+    """A figure's caption lives in its cell's metadata (``mystnb.figure.caption``), which the
+    run does not touch; a cell that glues its caption (:func:`caption_key`, e.g.
+    ``fbctrl.book.scale.chapter_figure``) gets it copied there, so no caption outlives the data
+    it describes. Returns the names of the figures whose caption changed."""
+    changed = []
+    for cell in nb.cells:
+        fig = cell.get("metadata", {}).get("mystnb", {}).get("figure")
+        if cell.cell_type != "code" or not fig or "name" not in fig:
+            continue
+        key = caption_key(fig["name"])
+        for out in cell.get("outputs", []):
+            if out.get("metadata", {}).get("scrapbook", {}).get("name") == key and _RECORD in out.get("data", {}):
+                text = ast.literal_eval(out["data"][_RECORD])
+                if fig.get("caption") != text:
+                    fig["caption"] = text
+                    changed.append(fig["name"])
+    return changed
+
+
 def _clean_metadata(nb) -> None:
     """Drop per-run metadata (timings, random cell and widget ids) so that a re-run on the same
     machine changes no bytes."""
@@ -164,6 +189,7 @@ def run_notebook(path: Path, parameters: dict) -> None:
         raise RuntimeError(f"{path.name} failed ({type(exc).__name__}: "
                            f"{msg[-1] if msg else ''}); executed copy in {failed}") from None
     nb = nbformat.read(tmp, as_version=4)
+    sync_figure_captions(nb)
     _clean_metadata(nb)
     nbformat.write(nb, tmp)
     os.replace(tmp, path)

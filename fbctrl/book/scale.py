@@ -36,6 +36,7 @@ from ..experiments.protocol import CONDITIONS, Condition, Protocol
 from ..viz import plots, scale as viz_scale
 from ..viz.chapters.paper_protocol import plot_paper_adaptation, plot_paper_sweep
 from .chapters import paper_protocol
+from .glue import glue_caption
 from ..viz.style import use_style
 
 __all__ = ["FIGURES", "FigureSpec", "store_config", "check_options", "draw", "caption", "command", "load_data",
@@ -608,4 +609,6 @@ def chapter_figure(name: str, paper_seeds=None, **opts):
         except ValueError as exc:
             raise ValueError(f"{param} must be None or {str(exc).split(' must be ', 1)[1]}") from None
     fig, d, o = draw(name, cfg, **opts)
-    return fig, d, o, caption(name, d, o, cfg)
+    text = caption(name, d, o, cfg)
+    glue_caption(f"fig-scale-{name}", text)   # the runner copies it into the figure's caption
+    return fig, d, o, text

@@ -3,6 +3,7 @@ follows (its parameters cell, no errors or progress bars in its outputs, thin ce
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 
@@ -103,3 +104,22 @@ def test_notebook_cells_are_thin(name):
             assert tags & HIDDEN, f"{name}: a cell without a figure is shown: {src[:60]!r}"
         if "glue" in src:
             assert tags & HIDDEN, f"{name}: glue in a visible cell"
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "book").glob("*.ipynb")), ids=lambda p: p.stem)
+def test_every_glued_figure_caption_is_the_one_shown(path):
+    """A figure whose cell glues its caption (the paper-scale figures) shows exactly that caption:
+    none is left from data drawn before."""
+    from fbctrl.book.glue import caption_key
+
+    nb = json.loads(path.read_text())
+    for cell in nb["cells"]:
+        fig = cell.get("metadata", {}).get("mystnb", {}).get("figure")
+        if cell["cell_type"] != "code" or not fig:
+            continue
+        glued = [o["data"]["application/papermill.record/text/plain"] for o in cell.get("outputs", [])
+                 if o.get("metadata", {}).get("scrapbook", {}).get("name") == caption_key(fig["name"])]
+        if fig["name"].startswith("fig-scale-"):
+            assert glued, f"{path.name}: {fig['name']} does not glue its caption"
+        for text in glued:
+            assert fig["caption"] == ast.literal_eval(text), f"{path.name}: the caption of {fig['name']} is stale"
