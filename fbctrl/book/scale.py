@@ -554,8 +554,11 @@ def convention_lines(cfg: PaperConfig, name: str) -> list[str]:
     if not labels:
         return []
     claims = [c for c in verdicts.CLAIMS if c.key in FIGURES[name].claims]
-    return [f"{r.column}: {verdicts.format_cell(r)}, **{r.verdict.value}** ({r.definition})"
-            for r in verdicts.verdict_table(cfg, claims, labels)]
+    out = []
+    for r in verdicts.verdict_table(cfg, claims, labels):
+        lag = f" ({r.definition.split(':')[0]})" if "largest" in r.column and r.effect.n else ""
+        out.append(f"{r.column}{lag}: {verdicts.format_cell(r)}, **{r.verdict.value}**")
+    return out
 
 
 def stage_lines(cfg: PaperConfig, name: str) -> list[str]:
