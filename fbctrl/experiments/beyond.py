@@ -379,6 +379,7 @@ class BeyondRow:
     published: object        # verdicts.ClaimResult
     change: object | None
     change_note: str = ""
+    short: str = ""          # the claim in a few words (the table's claim column)
 
 
 def _claim_text(claim, spec: NetworkSpec, shift: FrequencyShift) -> str:
@@ -432,25 +433,28 @@ def family_table(cfg: PaperConfig, family: str) -> list[BeyondRow]:
             ch, note = _change(claim, col, bcfg, ref, family), ""
         else:
             ch, note = None, "not compared: another task (other networks, losses on another scale)"
-        out.append(BeyondRow(family, row.key, row.figure, _claim_text(claim, spec, shift), v, p, ch, note))
+        short = row.short.replace(f"{ROTATION:g}°", shift.label) if spec.task == "limit-cycle" else row.short
+        out.append(BeyondRow(family, row.key, row.figure, _claim_text(claim, spec, shift), v, p, ch, note, short))
     return out
+
+
+def _cell(r) -> str:
+    """A cell as the introduction's table writes it: the verdict, then effect [95% CI], n, p."""
+    return f"{r.verdict.value}: {format_cell(r)}"
 
 
 def table_rows(rows: list[BeyondRow]) -> list[list[str]]:
-    """figure | claim | variant | verdict | published, same seeds | verdict | change | verdict."""
-    out = []
-    for r in rows:
-        ch = [format_cell(r.change), r.change.verdict.value] if r.change is not None else [r.change_note, "—"]
-        out.append([r.figure, r.claim, format_cell(r.variant), r.variant.verdict.value, format_cell(r.published),
-                    r.published.verdict.value] + ch)
-    return out
+    """figure | claim (short) | variant | published, same seeds | change (each: verdict: effect)."""
+    return [[r.figure, r.short or r.claim, _cell(r.variant), _cell(r.published),
+             _cell(r.change) if r.change is not None else r.change_note] for r in rows]
 
 
 def markdown_table(rows: list[BeyondRow]) -> str:
-    """One family's verdict table (the main table's cells: effect [95% CI], n, p; the four words)."""
+    """One family's verdict table: per claim the variant's cell, the published networks' of the
+    same seeds and the change, each as the main table writes it (verdict: effect [95% CI], n, p)."""
     fam = rows[0].family if rows else "the family"
-    return fmt.markdown_table(["figure", "claim", fam, "verdict", "published, same seeds", "verdict",
-                               f"change ({fam} vs published)", "verdict"], table_rows(rows), align="llllllll")
+    return fmt.markdown_table(["figure", "claim", fam, "published, same seeds", f"change ({fam} vs published)"],
+                              table_rows(rows), align="lllll")
 
 
 # ---------------------------------------------------------------------------------------------

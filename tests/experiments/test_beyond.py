@@ -110,7 +110,9 @@ def test_family_tables_state_every_claim_with_its_n(tiny):
     assert all(r.change is None and "another task" in r.change_note for r in lc)
     assert "(+0.5 Hz)" in next(r.claim for r in lc if r.key == "final_loss_rflo_30")
     md = beyond.markdown_table(rows)
-    assert md.splitlines()[0].startswith("| figure | claim | fb\\_d5 | verdict | published, same seeds")
+    assert md.splitlines()[0] == "| figure | claim | fb\\_d5 | published, same seeds | change (fb\\_d5 vs published) |"
+    first = md.splitlines()[2].split(" | ")
+    assert first[1] == "online correction, off / on" and first[2].startswith(f"{rows[0].variant.verdict.value}: ")
 
 
 def test_a_delayed_sparse_networks_activity_measure_uses_E_k_minus_d_against_autograd():

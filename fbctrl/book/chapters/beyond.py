@@ -42,12 +42,20 @@ def design_table(cfg) -> Markdown:
         have = [s for s in beyond.beyond_seeds(cfg) if paper.is_done(bcfg, paper.PretrainUnit(fam, s))]
         done, total = _progress(cfg, fam)
         rows.append([fam, spec.task, f"{spec.delay} steps ({spec.delay * 10} ms)", f"{spec.feedback_density:g}",
-                     ", ".join(map(str, have)) or "none yet", f"{done} / {total}"])
+                     _networks(have), f"{done} / {total}"])
     done, total = _progress(cfg, "fb")
-    rows.append(["fb (published, Fig 1a units)", "reach", "0", "1", ", ".join(map(str, beyond.beyond_seeds(cfg))),
+    rows.append(["fb (published, Fig 1a units)", "reach", "0", "1", _networks(beyond.beyond_seeds(cfg)),
                  f"{done} / {total}"])
-    return Markdown(fmt.markdown_table(["family", "task", "delay", "density", "networks (seeds)",
+    return Markdown(fmt.markdown_table(["family", "task", "delay", "density", "networks pre-trained",
                                         "units done / planned"], rows, align="llllll"))
+
+
+def _networks(seeds) -> str:
+    """'3 (seeds 0, 1, 2)', '1 (seed 0)' or 'none yet'."""
+    seeds = list(seeds)
+    if not seeds:
+        return "none yet"
+    return f"{len(seeds)} (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))})"
 
 
 def glue_key(family: str, key: str) -> str:
