@@ -107,7 +107,7 @@ def test_a_failing_notebook_says_one_error_and_no_kernel_warning(tmp_path, capfd
     assert "WARNING" not in out + err, (out + err)[:500]
 
 
-def _record(name: str, text: str) -> dict:
+def _glue_output(name: str, text: str) -> dict:
     """A cell output as myst-nb's glue writes it (display=False)."""
     return {"output_type": "display_data", "metadata": {"scrapbook": {"name": name, "mime_prefix":
             "application/papermill.record/"}}, "data": {"application/papermill.record/text/plain": repr(text)}}
@@ -120,10 +120,10 @@ def test_a_glued_caption_replaces_the_stale_one_in_the_figure_metadata():
     stale = nbformat.v4.new_code_cell("fig = draw()")
     stale.metadata["mystnb"] = {"figure": {"name": "fig-scale-4a", "caption": "old text, n = 4"}}
     stale.outputs = [nbformat.v4.new_output("display_data", data={"text/plain": "<Figure>"}),
-                     _record("caption_scale_4a", "new text, n = 10 (it's 'quoted')"), _record("other", "x")]
+                     _glue_output("caption_scale_4a", "new text, n = 10 (it's 'quoted')"), _glue_output("other", "x")]
     plain = nbformat.v4.new_code_cell("fig = other()")
     plain.metadata["mystnb"] = {"figure": {"name": "fig-other", "caption": "hand-written"}}
-    plain.outputs = [_record("caption_scale_4a", "not this cell's figure")]
+    plain.outputs = [_glue_output("caption_scale_4a", "not this cell's figure")]
     nb.cells = [stale, plain]
     assert runner.sync_figure_captions(nb) == ["fig-scale-4a"]
     assert stale.metadata["mystnb"]["figure"]["caption"] == "new text, n = 10 (it's 'quoted')"
