@@ -104,3 +104,36 @@ def cited_by_module(name: str) -> set[str]:
     own = {k for c in cells if c["cell_type"] == "code"
            for k in re.findall(r"glue_\w+\(\"(\w+)\"", "".join(c["source"]))}
     return cited - own
+
+
+def shipped_store(ck: Path, res: Path, n: int, sizes) -> None:
+    """A tiny store of the shipped family (networks pre-trained with pushes) in ``ck`` / ``res``:
+    untrained networks of ``n`` units with feedback (seeds 0, 1) and without (seed 5), and their
+    units at ``sizes`` computed by the store's runner as ``paper --networks shipped`` does."""
+    from fbctrl import book
+    from fbctrl.book import data
+    from fbctrl.core.checkpoint import save_checkpoint
+    from fbctrl.experiments import shipped
+
+    conf = {"n": n, "batches": 3, "batch_size": 4, "train_push": True, "feedback_density": 1.0, "delay": 0}
+    for s in (0, 1):
+        save_checkpoint(untrained_net(n, s), ck / f"fb_n{n}_seed{s}.pt", {"seed": s, "config": conf})
+    save_checkpoint(untrained_net(n, 5, density=0.0), ck / f"nofb_n{n}_seed5.pt",
+                    {"seed": 5, "config": {**conf, "feedback_density": 0.0}})
+    cfg = data.store_config(book.validate_params(profile="default", checkpoint_dir=str(ck), results_dir=str(res)))
+    paper.run_plan(cfg, progress=False, log=lambda *a: None, planner=lambda c: shipped.plan(c, sizes))
+
+
+def strong_loop_trial(net, n: int):
+    """Target 3 of a 30 degree rotation on ``net`` in float64 with its feedback 20 times stronger
+    (so that the loop matters), controller on: (net, task, trials, forward pass)."""
+    from fbctrl.analysis import network
+    from fbctrl.core.bptt import forward
+    from fbctrl.core.task import centre_out_reaches
+
+    net = net.to(dtype=torch.float64)
+    net = net.replace(W_fb=net.W_fb * 20)
+    tc = TaskConfig()
+    tr = centre_out_reaches(tc, [3], dtype=torch.float64).rotated(30.0)
+    x0 = network.activity_x0s(n, tc)[3:4]
+    return net, tc, tr, forward(net, tr, x0, controller_on=True)

@@ -14,7 +14,7 @@ from fbctrl.analysis import gradients as analysis, network
 from fbctrl.core.bptt import forward
 from fbctrl.core.model import rollout
 from fbctrl.core.task import TaskConfig, centre_out_reaches
-from tests.helpers import untrained_net
+from tests.helpers import strong_loop_trial, untrained_net
 
 N = 10  # units
 
@@ -56,12 +56,7 @@ def test_jacobian_profile_matches_analysis():
 def test_closed_loop_jacobian_products_match_autograd_through_the_loop():
     from torch.func import jacrev
 
-    net = untrained_net(N, 7).to(dtype=torch.float64)
-    net = net.replace(W_fb=net.W_fb * 20)  # a strong loop, so that it matters
-    tc = TaskConfig()
-    tr = centre_out_reaches(tc, [3], dtype=torch.float64).rotated(30.0)
-    x0 = network.activity_x0s(N, tc)[3:4]
-    fwd = forward(net, tr, x0, controller_on=True)
+    net, tc, tr, fwd = strong_loop_trial(untrained_net(N, 7), N)    # a strong loop, so that it matters
     X, E = fwd.X[:, 0, 0], fwd.E[:, 0, 0]
     a, dt = net.cfg.alpha, net.cfg.dt
     s, vref = tr.inputs[:, 0], tr.vref[:, 0]
@@ -138,12 +133,7 @@ def test_rate_jacobian_is_autograd_of_the_later_rates_wrt_the_active_rates(close
     the rates can carry), rolled L steps through the model written out, differentiated by autograd."""
     from torch.func import jacrev
 
-    net = untrained_net(N, 7).to(dtype=torch.float64)
-    net = net.replace(W_fb=net.W_fb * 20)
-    tc = TaskConfig()
-    tr = centre_out_reaches(tc, [3], dtype=torch.float64).rotated(30.0)
-    x0 = network.activity_x0s(N, tc)[3:4]
-    fwd = forward(net, tr, x0, controller_on=True)
+    net, tc, tr, fwd = strong_loop_trial(untrained_net(N, 7), N)    # a strong loop, so that it matters
     X, E = fwd.X[:, 0, 0], fwd.E[:, 0, 0]
     a, dt = net.cfg.alpha, net.cfg.dt
     s, vref = tr.inputs[:, 0], tr.vref[:, 0]

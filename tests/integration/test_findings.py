@@ -15,7 +15,6 @@ import torch
 from fbctrl import book, fmt
 from fbctrl.analysis import network
 from fbctrl.book import data
-from fbctrl.core.checkpoint import save_checkpoint
 from fbctrl.core.task import TaskConfig
 from fbctrl.experiments import metrics, paper, shipped, stats
 from fbctrl.experiments.runs import shipped_networks
@@ -23,7 +22,7 @@ from fbctrl.learning import adapt as adapt_mod
 from fbctrl.learning.adapt import RunSpec, adapt
 from fbctrl.learning.rates import PAPER_LR
 from fbctrl.viz import figures, widgets
-from tests.helpers import untrained_net
+from tests.helpers import shipped_store, untrained_net
 
 torch.set_num_threads(1)
 N = 10
@@ -31,22 +30,15 @@ TRIALS = 3
 # the shipped family at a tiny size: 30 and 40 degrees, exact BPTT on seed 1, a 3-trial sweep
 SIZES = shipped.ShippedSizes(trials={30.0: TRIALS, 40.0: TRIALS + 2}, exact_bptt_trials=TRIALS - 1, exact_bptt_seeds=(1,),
                              sweep_trials=3)
-CONF = {"n": N, "batches": 3, "batch_size": 4, "train_push": True, "feedback_density": 1.0, "delay": 0}
 
 
 @pytest.fixture(scope="module")
 def dirs(tmp_path_factory):
     ck = tmp_path_factory.mktemp("ck")
     res = tmp_path_factory.mktemp("res")
-    for s in (0, 1):
-        save_checkpoint(untrained_net(N, s), ck / f"fb_n{N}_seed{s}.pt", {"seed": s, "config": CONF})
-    save_checkpoint(untrained_net(N, 5, density=0.0), ck / f"nofb_n{N}_seed5.pt",
-                    {"seed": 5, "config": {**CONF, "feedback_density": 0.0}})
     mp = pytest.MonkeyPatch()
     mp.setattr(data, "SIZES", SIZES)
-    # the family's units, computed by the store's runner as `paper --networks shipped` does
-    cfg = data.store_config(book.validate_params(profile="default", checkpoint_dir=str(ck), results_dir=str(res)))
-    paper.run_plan(cfg, progress=False, log=lambda *a: None, planner=lambda c: shipped.plan(c, SIZES))
+    shipped_store(ck, res, N, SIZES)     # the family's units, as `paper --networks shipped` computes them
     yield ck, res
     mp.undo()
 

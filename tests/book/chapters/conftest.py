@@ -17,9 +17,8 @@ import torch
 
 from fbctrl import book
 from fbctrl.book import data, glue as glue_mod
-from fbctrl.core.checkpoint import save_checkpoint
 from fbctrl.experiments import paper, shipped
-from tests.helpers import untrained_net
+from tests.helpers import shipped_store
 
 torch.set_num_threads(1)
 
@@ -50,16 +49,9 @@ def store(tmp_path_factory) -> ChapterStore:
     n, ck = st.n, st.checkpoint_dir
     sizes = shipped.ShippedSizes(trials={30.0: st.trials}, exact_bptt_trials=st.trials, exact_bptt_seeds=(0,),
                                  sweep_trials=st.trials)
-    conf = {"n": n, "batches": 3, "batch_size": 4, "train_push": True, "feedback_density": 1.0, "delay": 0}
-    for s in (0, 1):
-        save_checkpoint(untrained_net(n, s), ck / f"fb_n{n}_seed{s}.pt", {"seed": s, "config": conf})
-    save_checkpoint(untrained_net(n, 5, density=0.0), ck / f"nofb_n{n}_seed5.pt",
-                    {"seed": 5, "config": {**conf, "feedback_density": 0.0}})
     mp = pytest.MonkeyPatch()
     mp.setattr(data, "SIZES", sizes)
-    cfg = data.store_config(book.validate_params(profile="default", checkpoint_dir=str(ck),
-                                                 results_dir=str(st.results_dir)))
-    paper.run_plan(cfg, progress=False, log=lambda *a: None, planner=lambda c: shipped.plan(c, sizes))
+    shipped_store(ck, st.results_dir, n, sizes)
     yield st
     mp.undo()
 
