@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from fbctrl.analysis import gradients as analysis, network
-from fbctrl.core.bptt import forward
 from fbctrl.core.model import rollout
 from fbctrl.core.task import TaskConfig, centre_out_reaches
 from tests.helpers import strong_loop_trial, untrained_net
