@@ -238,17 +238,18 @@ def format_ci(values, *, log: bool = False, digits: int = 3) -> str:
     return f"{fmt_num(e.mean, digits)} [{fmt_num(e.ci_low, digits)}, {fmt_num(e.ci_high, digits)}]"
 
 
-def verdict_text(per_seed_effect, *, direction: int = 1) -> str:
+def verdict_text(per_seed_effect, *, direction: int = 1, band: Band | None = None) -> str:
     """The verdict of per-seed paired effects (differences, or log ratios) as prose: their 95%
     Student-t interval and :func:`verdict` (``direction`` +1: the paper claims a positive effect),
     with the paired t-test's p-value and the number of seeds: ``"agrees (p = 0.012, 4 seeds)"``;
-    "cannot be judged (no data)" without seeds, and the bare verdict with one seed."""
+    "cannot be judged (no data)" without seeds, and the bare verdict with one seed. ``band``: the
+    claim's negligible effects on the same scale (the four-word rule; None: three words)."""
     if direction not in (1, -1):
         raise ValueError(f"direction must be +1 or -1, got {direction!r}")
     e = paired_effect(np.asarray(per_seed_effect, dtype=np.float64))
     if e.n == 0:
         return "cannot be judged (no data)"
-    word = verdict(e, direction).value
+    word = verdict(e, direction, band).value
     if e.n < 2:
         return f"{word} (1 seed)"
     return f"{word} (p = {fmt_num(e.p_value, 2)}, {e.n} seeds)"

@@ -137,3 +137,13 @@ def test_format_ci_is_the_student_t_interval_and_back_transforms_ratios():
     lo, hi = np.exp(np.log(4) + np.array([-1, 1]) * 12.7062047 * np.log(4) / 2)
     assert format_ci([2, 8], log=True) == f"4.00 [{book.fmt_num(lo)}, {book.fmt_num(hi)}]"
     assert format_ci([0.5]) == "0.500" and format_ci([np.nan]) == "n/a"
+
+
+def test_verdict_text_with_a_band_says_negligible_inside_it():
+    from fbctrl.experiments.stats import Band, verdict_text
+
+    tiny = [0.001, -0.001, 0.002, 0.0]                 # mean 0.0005, 95% interval [-0.0015, 0.0025]
+    assert verdict_text(tiny).startswith("inconclusive")
+    assert verdict_text(tiny, band=Band(0.01)).startswith("negligible (p = ")
+    assert verdict_text([1, 2, 3, 4], band=Band(0.5)).startswith("agrees")      # [0.446, 4.554] leaves ±0.5
+    assert verdict_text([1, 2, 3, 4], band=Band(5.0)).startswith("negligible")    # inside ±5 altogether

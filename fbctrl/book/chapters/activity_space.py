@@ -16,7 +16,7 @@ import numpy as np
 from ...analysis import network
 from ...core import task
 from ...core.task import TaskConfig
-from ...experiments import stats
+from ...experiments import stats, verdicts
 from ...fmt import fmt_num, md_table
 from .. import data
 from ..glue import glue_int, glue_num, glue_pm, glue_text
@@ -94,10 +94,10 @@ def _glue_verdicts(ch: Chapter) -> None:
     mm = ch.mm
     effect = mm["cos_trial_on"] - mm["cos_trial_null_on"]
     glue_pm("effect", effect)
-    glue_text("verdict", stats.verdict_text(effect))
+    glue_text("verdict", stats.verdict_text(effect, band=verdicts.BANDS["cosine"]))
     effect_same = network.movement_mean(ch.same["cos_trial"]) - network.movement_mean(ch.same["cos_trial_null"])
     glue_pm("effect_same", effect_same)
-    glue_text("verdict_same", stats.verdict_text(effect_same))
+    glue_text("verdict_same", stats.verdict_text(effect_same, band=verdicts.BANDS["cosine"]))
 
 
 def _glue_sentences(ch: Chapter) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...core.task import TaskConfig
-from ...experiments import metrics, stats
+from ...experiments import metrics, stats, verdicts
 from ...fmt import fmt_pm, fmt_rate, md_table
 from ...viz import widgets
 from .. import data
@@ -162,7 +162,7 @@ def _glue_early(ch: Chapter, r) -> None:
         glue_text("faded_text", "")
         return
     re_ = F(s30["RFLO"]["test_loss"]) / F(s30["RFLO+c"]["test_loss"])
-    v_early = stats.verdict_text(np.log(re_))
+    v_early = stats.verdict_text(np.log(re_), band=verdicts.BANDS["loss"])
     glue_text("early_text", f" After {s30.trials} trials, the length at which the rotations are compared, "
               f"the ratio is {fmt_pm(re_)} on seeds {', '.join(map(str, s30.seeds))} (the claim "
               f"{v_early} at that point).")
@@ -178,7 +178,7 @@ def _glue_verdict(ch: Chapter) -> None:
         r = _ratio(fin, a, b)
         glue_pm(name, r) if r is not None else glue_text(name, "n/a")
     r = _ratio(fin, "RFLO", "RFLO+c")
-    glue_text("verdict_rflo", stats.verdict_text(np.log(r)) if r is not None else "cannot be judged (RFLO not run)")
+    glue_text("verdict_rflo", stats.verdict_text(np.log(r), band=verdicts.BANDS["loss"]) if r is not None else "cannot be judged (RFLO not run)")
     glue_int("rflo_c_better", int((r > 1).sum()) if r is not None else 0)
     glue_text("rflo_wins", _rflo_wins(ch))
     _glue_early(ch, r)

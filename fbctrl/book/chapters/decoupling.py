@@ -16,7 +16,7 @@ import numpy as np
 from ...analysis import network
 from ...core import task
 from ...core.task import TaskConfig
-from ...experiments import metrics, stats
+from ...experiments import metrics, stats, verdicts
 from ...fmt import fmt_pm, md_table
 from .. import data
 from ..glue import glue_int, glue_pm, glue_text
@@ -62,8 +62,8 @@ def glue_alignment(P, al: Alignment) -> None:
     d_global = summ["RFLO+c"]["global"] - summ["RFLO"]["global"]
     glue_pm("d_local", d_local)
     glue_pm("d_global", d_global)
-    glue_text("verdict_local", stats.verdict_text(d_local))
-    glue_text("verdict_global", stats.verdict_text(d_global))
+    glue_text("verdict_local", stats.verdict_text(d_local, band=verdicts.BANDS["cosine"]))
+    glue_text("verdict_global", stats.verdict_text(d_global, band=verdicts.BANDS["cosine"]))
 
 
 @dataclass
@@ -103,12 +103,12 @@ def glue_jacobians(P, jac: Jacobians) -> None:
     Lmax, Lmin = max(jac.lags), min(jac.lags)
     glue_int("lag_min", Lmin)
     glue_text("jac_lag_min_ratio", fmt_pm(jac.ratio(Lmin)))
-    glue_text("verdict_jac_min", stats.verdict_text(-np.log(jac.ratio(Lmin))))
+    glue_text("verdict_jac_min", stats.verdict_text(-np.log(jac.ratio(Lmin)), band=verdicts.BANDS["norm"]))
     glue_int("lag_max", Lmax)
     glue_text("jac_lag_max_ratio", fmt_pm(jac.ratio(Lmax)))
-    glue_text("verdict_jac", stats.verdict_text(-np.log(jac.ratio(Lmax))))
+    glue_text("verdict_jac", stats.verdict_text(-np.log(jac.ratio(Lmax)), band=verdicts.BANDS["norm"]))
     glue_text("loop_lag_max_ratio", fmt_pm(jac.ratio(Lmax, "loop")) if jac.loop else "n/a (feedback delay)")
-    glue_text("verdict_loop", stats.verdict_text(-np.log(jac.ratio(Lmax, "loop"))) if jac.loop
+    glue_text("verdict_loop", stats.verdict_text(-np.log(jac.ratio(Lmax, "loop")), band=verdicts.BANDS["norm"]) if jac.loop
               else "cannot be judged")
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...experiments import metrics, stats
+from ...experiments import metrics, stats, verdicts
 from ...learning.rates import SHIPPED_SWEEP_GRID
 from ...fmt import fmt_pm, fmt_rate, md_table
 from .. import data
@@ -98,7 +98,7 @@ def _glue_verdict(ch: Chapter) -> None:
     if "RFLO" in fin and "RFLO+c" in fin:
         r = fin["RFLO"] / fin["RFLO+c"]
         glue_pm("best_ratio_rflo", r)
-        glue_text("verdict_best", stats.verdict_text(np.log(r)))
+        glue_text("verdict_best", stats.verdict_text(np.log(r), band=verdicts.BANDS["loss"]))
     else:
         glue_text("best_ratio_rflo", "n/a")
         glue_text("verdict_best", "cannot be judged (RFLO or RFLO+c not swept)")

@@ -16,7 +16,7 @@ import numpy as np
 from ...analysis import network
 from ...core import task
 from ...core.task import TaskConfig
-from ...experiments import metrics, stats
+from ...experiments import metrics, stats, verdicts
 from ...fmt import fmt_num, md_table
 from .. import data
 from ..glue import glue_int, glue_num, glue_pm, glue_text
@@ -89,7 +89,7 @@ def glue_efficiency(P, ch: Chapter) -> None:
         key = rule.lower()
         if rule in eff and rule + "+c" in eff:
             glue_pm(f"eff_ratio_{key}", eff[rule + "+c"] / eff[rule])
-            glue_text(f"verdict_eff_{key}", stats.verdict_text(np.log(eff[rule + "+c"] / eff[rule])))
+            glue_text(f"verdict_eff_{key}", stats.verdict_text(np.log(eff[rule + "+c"] / eff[rule]), band=verdicts.BANDS["efficiency"]))
             glue_text(f"verdict_drop_{key}", stats.verdict_text(drops[rule + "+c"]["per_path"]
                                                                 - drops[rule]["per_path"]))
         else:
@@ -112,7 +112,7 @@ def activity_newton(P, ch: Chapter, task_cfg: TaskConfig = TaskConfig()) -> dict
     glue_pm("cos_newton_minus_first", cn - cf)
     glue_int("n_an", len(fb_an))
     glue_int("n_an_targets", len(P.targets))
-    glue_text("verdict_newton", stats.verdict_text(cn - cf))
+    glue_text("verdict_newton", stats.verdict_text(cn - cf, band=verdicts.BANDS["cosine"]))
     return an
 
 
