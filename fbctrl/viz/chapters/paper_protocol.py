@@ -205,24 +205,34 @@ def plot_paper_sweep(tables: dict, best: dict, published_lr: dict | None = None,
     return fig
 
 
+def _sci_label(r: float) -> str:
+    """A learning rate in one format along a log grid: 1.5e-4, 5e-6, 1e-3."""
+    m, e = f"{r:.1e}".split("e")
+    return f"{m.rstrip('0').rstrip('.')}e{int(e)}"
+
+
 @_quiet
 def plot_sweep_heatmaps(data: dict):
     """The paper's Figure 8: per condition a heatmap of the final test loss (controller off,
-    geometric mean over the swept networks; log colour scale shared by all panels) over learning
-    rate (columns) and rotation (rows); grey where no run finished, a cross where a network
-    diverged, a star at each rotation's best rate.
+    geometric mean over the swept networks; one log colour scale for all panels) over learning
+    rate (columns) and rotation (rows); grey where no run finished, a red cross where a network
+    diverged, a star at each rotation's best rate. Drawn 2 x 2 (RFLO+c, RFLO above; BPTT+c, BPTT
+    below) at the content column's width with 9 pt text.
 
     ``data``: {"rotations": [deg], "conditions": {condition: {"rates": [every rate swept at any
     rotation], "final": [rotations, rates] geometric means (NaN: not run), "diverged": [rotations,
     rates] bool, "best": [rotations] best rate or None}}} (``fbctrl.book.chapters.paper_protocol.sweep_heatmap_data``)."""
     conds = [c for c in CONDITION_ORDER if c in data["conditions"]]
     rots = list(data["rotations"])
-    fig, axes = plt.subplots(1, max(len(conds), 1), figsize=(3.3 * max(len(conds), 1), 2.9), squeeze=False)
+    ncol = min(2, max(len(conds), 1))
+    nrow = -(-max(len(conds), 1) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(FULL_WIDTH, 2.45 * nrow + 0.5), squeeze=False)
     vals = np.concatenate([np.ravel(data["conditions"][c]["final"]) for c in conds]) if conds else np.array([])
     vals = vals[np.isfinite(vals) & (vals > 0)]
     norm = plt.matplotlib.colors.LogNorm(vmin=vals.min(), vmax=vals.max()) if vals.size else None
     im = None
-    for ax, cond in zip(axes[0], conds):
+    for k, cond in enumerate(conds):
+        ax = axes.flat[k]
         d = data["conditions"][cond]
         rates = np.asarray(d["rates"], dtype=np.float64)
         F = np.ma.masked_invalid(np.asarray(d["final"], dtype=np.float64))
@@ -233,11 +243,15 @@ def plot_sweep_heatmaps(data: dict):
         for i, b in enumerate(d["best"]):
             if b is not None:
                 ax.plot(int(np.argmin(np.abs(np.log(rates / b)))), i, "*", color="#f2c14e", mec="k", mew=0.5, ms=11)
-        ax.set_xticks(range(len(rates)), [f"{r:.2g}" for r in rates], rotation=60, fontsize=6.5)
+        ax.set_xticks(range(len(rates)), [_sci_label(r) for r in rates], rotation=45, ha="right",
+                      rotation_mode="anchor")
         ax.set_yticks(range(len(rots)), [f"{r:g}°" for r in rots])
-        label(ax, "learning rate", "rotation" if ax is axes[0, 0] else None, cond)
+        label(ax, "learning rate" if k // ncol == nrow - 1 else None, "rotation" if k % ncol == 0 else None, cond)
+    for ax in axes.flat[len(conds):]:
+        ax.set_visible(False)
     if im is not None and vals.size:
-        fig.colorbar(im, ax=axes[0].tolist(), shrink=0.85, label="final test loss (a.u.$^2$)")
+        fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, aspect=30, label="final test loss (a.u.$^2$)")
     elif not conds:
+        axes[0, 0].set_visible(True)
         axes[0, 0].text(0.5, 0.5, "no sweep yet", transform=axes[0, 0].transAxes, ha="center", va="center")
     return fig
