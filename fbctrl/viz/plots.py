@@ -122,6 +122,9 @@ def plot_task(task_cfg, *, seed: int = 0, n_random: int = 6):
             ax.plot(start[b, 0] + prof[:, b, 0], start[b, 1] + prof[:, b, 1], color=col, lw=1.2)
             ax.plot(*end[b], "o", color=col, ms=4)
             ax.plot(*start[b], "s", color=col, ms=3, mfc="white")
+        if row == 0:   # the markers' meaning, in the legend below (a title naming them overflows the figure)
+            ax.plot([], [], "s", color="#555555", ms=4, mfc="white", ls="none", label="reach start")
+            ax.plot([], [], "o", color="#555555", ms=4, ls="none", label="reach end")
         if row == 1:
             b = 0
             pushed = prof[:, b] + (push[:, 0].cumsum(0) * task_cfg.dt).numpy()
@@ -131,7 +134,7 @@ def plot_task(task_cfg, *, seed: int = 0, n_random: int = 6):
         hw = task_cfg.random_halfwidth if row == 1 else task_cfg.centre_out_radius
         ax.set_xlim(-hw * 1.25, hw * 1.25)
         ax.set_ylim(-hw * 1.25, hw * 1.25)
-        label(ax, "x (a.u.)", "y (a.u.)", f"{name}: paths (□ start, ● end)")
+        label(ax, "x (a.u.)", "y (a.u.)", f"{name}: paths")
     legend_below(fig, ncol=3)
     return fig
 
@@ -163,7 +166,7 @@ def plot_training_curves(curves: dict[str, dict | None], *, rotation_key: str = 
             continue
         band(ax, c["eval_batch"], c["eval_cos_Wfb_WoutT"], color=COLORS[kind], label=names.get(kind, kind))
     ax.axhline(0, color=COLORS["grey"], lw=0.8, ls=":")
-    label(ax, "training batch", r"cos($W_{fb}$, $W_{out}^\top$)", "feedback–readout alignment")
+    label(ax, "training batch", r"cos($W_{fb}$, $W_{out}^\top$)", "feedback vs readout")
     handles, labels = [], []
     for a in axes.flat:
         for h, l in zip(*a.get_legend_handles_labels()):

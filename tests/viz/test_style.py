@@ -66,3 +66,26 @@ def test_legend_below_sits_outside_every_axes():
     assert len(lg.get_texts()) == 2                 # each label once
     assert all(not lg.get_window_extent(r).overlaps(ax.get_window_extent(r)) for ax in axes)
     plt.close(fig)
+
+
+def test_every_committed_figure_is_drawn_at_most_the_column_width():
+    """What a reader sees: every figure in the committed notebooks is at most the content column
+    (680 px) plus the 0.1 inch the inline backend pads each side with (tight bounding box), so the
+    page shows it at its drawn size and its 9 pt text stays 9 pt. A title or label that runs out of
+    the figure widens the image and shrinks everything in it."""
+    import base64
+    import io
+    import json
+    from pathlib import Path
+    from PIL import Image
+    limit = style.FULL_WIDTH * style.DPI + 2 * 0.1 * style.DPI
+    wide = []
+    for nb in sorted(Path(__file__).resolve().parents[2].joinpath("book").glob("*.ipynb")):
+        for i, cell in enumerate(json.loads(nb.read_text())["cells"]):
+            for out in cell.get("outputs", []):
+                png = out.get("data", {}).get("image/png")
+                if png:
+                    w = Image.open(io.BytesIO(base64.b64decode(png))).size[0]
+                    if w > limit + 1e-9:
+                        wide.append(f"{nb.name} cell {i}: {w} px")
+    assert not wide, f"figures wider than {limit:g} px: {wide}"
