@@ -528,12 +528,13 @@ def save_figure(fig, path, text: str) -> Path:
 
 def online_verdict_lines(d: dict) -> list[str]:
     """Figure 1a's claim, per kind of reach: the loss with the controller off over the loss with
-    it on, paired per network (``stats.paired_effect`` on the log scale; > 1 favours the paper)."""
+    it on, paired per network (``stats.paired_effect`` on the log scale; > 1 favours the paper),
+    judged by the four-word rule with the loss band (``verdicts.BANDS["loss"]``)."""
     out = []
     for name, title in d["titles"].items():
         on, off = d["losses"]["fb"][(name, True)], d["losses"]["fb"][(name, False)]
         eff = stats.paired_effect(off, on, log=True)
-        out.append(f"{title}: loss off / on {verdicts.format_effect(eff)}, **{stats.verdict(eff, 1).value}**")
+        out.append(f"{title}: loss off / on {verdicts.format_effect(eff)}, **{stats.verdict(eff, 1, verdicts.BANDS['loss']).value}**")
     return out
 
 

@@ -201,3 +201,20 @@ def test_chapters_state_the_conventions_and_the_stage_of_learning_under_their_fi
         text = scale.chapter_verdicts(name, CFG)
         assert "- Stage of learning: " in text
         assert ("- Which gradient: " in text) == (name != "5a")
+
+
+def test_online_correction_verdict_uses_the_loss_band():
+    """Figure 1a's lines judge the paired ratio off / on with the loss band: a controller that
+    changes the loss by about 1% on every network is negligible, not 'agrees'; a several-fold cut
+    agrees; a 1% rise is negligible too, not 'disagrees'."""
+    from fbctrl.book.scale import online_verdict_lines
+    on = np.array([1.0, 2.0, 1.5, 0.8, 1.2])
+    jitter = np.array([1.0, 1.001, 0.999, 1.0005, 0.9995])
+    d = {"titles": {"a": "small", "b": "large", "c": "worse"},
+         "losses": {"fb": {("a", True): on, ("a", False): on * 1.01 * jitter,
+                           ("b", True): on, ("b", False): on * 5.0 * jitter,
+                           ("c", True): on, ("c", False): on / 1.01 * jitter}}}
+    lines = online_verdict_lines(d)
+    assert lines[0].startswith("small:") and lines[0].endswith("**negligible**")
+    assert lines[1].endswith("**agrees**")
+    assert lines[2].endswith("**negligible**")

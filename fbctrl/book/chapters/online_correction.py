@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from ...analysis import online
 from ...core.task import TaskConfig
-from ...experiments import stats
+from ...experiments import stats, verdicts
 from ...fmt import fmt_pm, md_table
 from .. import data
 from ..glue import glue_int, glue_pm, glue_text
@@ -72,7 +74,7 @@ def load(P, task_cfg: TaskConfig = TaskConfig()) -> Chapter:
 
 
 def glue_losses(ch: Chapter) -> None:
-    """Counts, and per condition: losses on / off, their ratio, seeds improved, the verdict, without feedback."""
+    """Counts, and per condition: losses on / off, their ratio, the verdict (log ratio off / on, loss band), without feedback."""
     glue_text("rot", f"{ch.P.rotation_deg:g}")
     glue_int("n_fb", len(ch.fb))
     glue_int("n_nofb", len(ch.nofb))
@@ -83,8 +85,7 @@ def glue_losses(ch: Chapter) -> None:
         glue_pm(f"{c.name}_on", on)
         glue_pm(f"{c.name}_off", off)
         glue_pm(f"{c.name}_ratio", off / on)
-        glue_int(f"{c.name}_better", int((on < off).sum()))
-        glue_text(f"{c.name}_verdict", stats.verdict_text(off - on))  # the controller lowers the loss, per seed
+        glue_text(f"{c.name}_verdict", stats.verdict_text(np.log(off / on), band=verdicts.BANDS["loss"]))  # off / on, per seed
         if ch.nofb:
             glue_pm(f"{c.name}_nofb", ch.losses["nofb"][(c.name, True)])
         else:

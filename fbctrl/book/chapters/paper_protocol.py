@@ -495,7 +495,8 @@ def wrec_damping_effects(cfg: PaperConfig) -> list[dict]:
     """The W_rec claim (RFLO's update vs the Newton step, controller on minus off, converged
     solves only) on the published networks at every damping of the grid, over all steps and per
     step of the trial, then with the gradient in the Newton step's place: a list of
-    {"direction", "damping", "step", "effect" (PairedEffect), "verdict"}. It shows where the fair
+    {"direction", "damping", "step", "effect" (PairedEffect), "verdict"}, each judged by the
+    four-word rule with the claim's cosine band, as the verdict table judges it. It shows where the fair
     cell's damping sits among its neighbours, and which step carries the effect."""
     tol = cfg.network_measures.wrec_converged
     seeds, recs, _ = load_network_units(cfg, "wrec_newton", "published")
@@ -509,7 +510,7 @@ def wrec_damping_effects(cfg: PaperConfig) -> list[dict]:
             w = [wrec_values(r, damping, tol, direction=direction, step=step) for r in recs]
             e = paired_effect([x["on"] for x in w], [x["off"] for x in w])
             out.append({"direction": direction, "damping": damping, "step": step, "effect": e,
-                        "verdict": verdict(e, +1).value})
+                        "verdict": verdict(e, +1, BANDS["cosine"]).value})
     return out
 
 

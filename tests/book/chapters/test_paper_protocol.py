@@ -177,6 +177,10 @@ def test_wrec_damping_table_pools_to_the_fair_cell(dry_run):
     assert pooled.values == pytest.approx(fair.effect.values, rel=1e-12)
     per_step = np.array([e["effect"].values for e in at if e["step"] is not None])
     assert pooled.values == pytest.approx(per_step.mean(axis=0), rel=1e-9, abs=1e-12)
+    # every damping and step is judged as the table judges the claim: four words, the cosine band
+    from fbctrl.experiments.stats import verdict
+    assert next(e["verdict"] for e in at if e["step"] is None) == fair.verdict.value
+    assert all(e["verdict"] == verdict(e["effect"], +1, V.BANDS["cosine"]).value for e in eff)
     header, rows = paper_protocol.wrec_damping_rows(eff)
     assert header == ["direction", "all steps"] + [f"step {s}" for s in steps] and len(rows) == len(grid) + 1
     nvg = paper_protocol.wrec_newton_vs_gradient(cfg, d)
