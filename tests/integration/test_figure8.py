@@ -50,3 +50,31 @@ def test_figure8_sweeps_every_rotation_and_the_fair_cells_use_each_rotations_own
         d = data["conditions"][c.name]
         assert d["final"].shape == (2, len(d["rates"])) and d["best"][1] == best40[c.name]["lr"]
     plot_sweep_heatmaps(data)
+
+
+def test_a_run_at_a_rotations_own_best_rate_goes_stale_with_that_rotations_sweep(dry_run, tmp_path):
+    """A run at the 40 deg sweep's best rate records the digest of the 40 deg sweep's files, not
+    the 30 deg sweep's: a new file in the 40 deg sweep re-plans it (and leaves the runs at the 30 deg
+    sweep's rate alone); a new file in the 30 deg sweep does the opposite."""
+    import dataclasses
+    import shutil
+
+    res = tmp_path / "res"
+    shutil.copytree(dry_run.results_dir, res)
+    cfg = dataclasses.replace(dry_run, results_dir=str(res))
+    own = paper.AdaptUnit("fb", cfg.fb_seeds[0], 40.0, RFLO_C, Protocol.BEST, cfg.trials,
+                          variant=paper.Variant.OWN_BEST)
+    at30 = paper.AdaptUnit("fb", cfg.fb_seeds[0], 30.0, RFLO_C, Protocol.BEST, cfg.trials)
+    assert own.rate_rotation == 40.0 and at30.rate_rotation is None
+    assert unit_meta(own.path(cfg))["sweep_sha256"] == paper.sweep_digest(cfg, RFLO_C, 40.0)
+    assert unit_meta(at30.path(cfg))["sweep_sha256"] == paper.sweep_digest(cfg, RFLO_C)
+    assert paper.unit_status(cfg, own)[0] == paper.unit_status(cfg, at30)[0] == "done"
+    for rot, stale, fresh in ((40.0, own, at30), (30.0, at30, own)):
+        folder = res / "sweep" / f"rot{rot:g}"
+        src = sorted(folder.glob(f"{RFLO_C.slug}_lr*_seed*.npz"))[0]
+        extra = folder / f"{RFLO_C.slug}_lr9.99e-09_seed0.npz"
+        shutil.copy(src, extra)
+        state, why = paper.unit_status(cfg, stale)
+        assert state == "stale" and "sweep files that chose its rate changed" in why
+        assert paper.unit_status(cfg, fresh)[0] == "done"
+        extra.unlink()

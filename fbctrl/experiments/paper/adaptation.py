@@ -39,13 +39,19 @@ class AdaptUnit:
         v = f", {self.variant.value}" if self.variant is not Variant.NONE else ""
         return f"{self.kind} {self.condition.name} {self.rotation_deg:g} deg seed {self.seed} ({self.protocol.value}{v})"
 
+    @property
+    def rate_rotation(self) -> float | None:
+        """The rotation whose learning-rate sweep chooses the run's rate under protocol "best": its
+        own for ``Variant.OWN_BEST``, else None (the sweep rotation)."""
+        return self.rotation_deg if self.variant is Variant.OWN_BEST else None
+
     def learning_rate(self, cfg: PaperConfig, W_fb, W_out) -> EffectiveRate:
         """The run's rate under its protocol (``protocol.effective_rate``) for the network with
         feedback weights ``W_fb`` and readout ``W_out``; protocol "best" takes the best rate of the
-        sweep at the sweep rotation, or at the run's own rotation for ``Variant.OWN_BEST``."""
+        sweep of ``cfg.rates_config()`` at :attr:`rate_rotation`."""
         has_fb = NetworkSpec.parse(self.kind).has_feedback    # a delayed or sparse network has feedback too
-        own = self.rotation_deg if self.variant is Variant.OWN_BEST else None
-        best = best_swept_rates(cfg, own)[self.condition.name]["lr"] if self.protocol is Protocol.BEST else None
+        best = (best_swept_rates(cfg.rates_config(), self.rate_rotation)[self.condition.name]["lr"]
+                if self.protocol is Protocol.BEST else None)
         return effective_rate(self.protocol, self.condition, has_feedback=has_fb,
                               fb_out_ratio=feedback_output_ratio(W_fb, W_out) if has_fb else None, best_lr=best)
 

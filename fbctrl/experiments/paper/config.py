@@ -97,6 +97,11 @@ class PaperConfig:
     def seeds(self, kind: str) -> tuple:
         return self.fb_seeds if NetworkSpec.parse(kind).has_feedback else self.nofb_seeds
 
+    def rates_config(self) -> "PaperConfig":
+        """The configuration whose learning-rate sweep chooses the rates of protocol "best": this
+        one (a family of the extension points at the published networks' sweep instead)."""
+        return self
+
 
 class Variant(str, enum.Enum):
     """One change to a run of the published protocol, for the robustness table (the verdict

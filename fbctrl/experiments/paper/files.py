@@ -54,10 +54,11 @@ def write_unit(cfg: PaperConfig, unit, records: dict, meta: dict) -> Path:
     return store.write_unit(unit.path(cfg), unit_dict(unit), records, meta)
 
 
-def sweep_digest(cfg: PaperConfig, cond: Condition) -> str:
-    """sha256 over every sweep file of ``cond`` in the results folder (``store.files_digest``, in
-    name order): what a run at the sweep's best rate records, and is re-planned when it changes."""
-    folder = Path(cfg.results_dir) / "sweep" / rotation_folder(cfg.sweep_rotation)
+def sweep_digest(cfg: PaperConfig, cond: Condition, rotation: float | None = None) -> str:
+    """sha256 over every sweep file of ``cond`` at ``rotation`` (None: the sweep rotation) in the
+    results folder (``store.files_digest``, in name order): what a run at that sweep's best rate
+    records, and is re-planned when it changes."""
+    folder = Path(cfg.results_dir) / "sweep" / rotation_folder(cfg.sweep_rotation if rotation is None else rotation)
     return files_digest(sorted(folder.glob(f"{cond.slug}_lr*_seed*.npz")))
 
 
@@ -101,7 +102,8 @@ def _freshness(cfg: PaperConfig, unit, meta: dict) -> tuple[str, str]:
         return ("stale", f"{p}: its network {ck} is not there") if unit.stage == "network" else ("done", "")
     if meta.get("network", {}).get("sha256") != file_sha256(ck):
         return "stale", f"{p} was computed from another network than {ck} (sha256 differs)"
-    if getattr(unit, "protocol", None) is Protocol.BEST and meta.get("sweep_sha256") != sweep_digest(cfg, unit.condition):
+    if getattr(unit, "protocol", None) is Protocol.BEST and meta.get("sweep_sha256") != sweep_digest(
+            cfg.rates_config(), unit.condition, unit.rate_rotation):
         return "stale", f"{p}: the sweep files that chose its rate changed"
     return "done", ""
 

@@ -64,5 +64,5 @@ def run_lockstep(cfg: PaperConfig, units: list, *, device="cpu", progress: bool 
                 "matched_wall_time_s": time.perf_counter() - t_matched,   # the matched-state evaluation, after it
                 "command": command}
         if getattr(u, "protocol", None) is Protocol.BEST:
-            meta["sweep_sha256"] = sweep_digest(cfg, u.condition)
+            meta["sweep_sha256"] = sweep_digest(cfg.rates_config(), u.condition, u.rate_rotation)
         write_unit(cfg, u, records, meta)
