@@ -12,19 +12,23 @@ runner, each seen through a :class:`BeyondUnit` that says which network family's
   :class:`~fbctrl.core.spec.NetworkSpec` (:func:`find_families`); every family gets the first
   :data:`N_SEEDS` configured seeds, and a unit whose network is not pre-trained yet waits for it;
 * network measures (:data:`NETWORK_MEASURES`, the weights frozen, the first trial of the
-  perturbation): Figure 1a's online correction, 2c, 4a (open and closed loop) and 5b, on the
-  family's test conditions (centre-out reaches rotated by 30 degrees; the limit cycle's test
-  frequencies shifted by ``NetMeasureConfig.shift_hz``), through the network's own delay and
-  mask; and Figure 1a on the published networks of the same seeds, whose other measures are the
-  paper protocol's units. Not measured (:data:`LEFT_OUT`): the W_rec Newton comparison and the
-  measures at the pre-trained weights that serve the fair and robustness columns only;
+  perturbation): Figure 1a's online correction, 2c, 4a (open and closed loop), 5b, and the
+  alignment (fed-back error detached and loop kept) and scale-free efficiency at the pre-trained
+  weights, controller on and off from the same weights, targets and initial states (Figs 4b, 4c,
+  5a at matched states), on the family's test conditions (centre-out reaches rotated by 30
+  degrees; the limit cycle's test frequencies shifted by ``NetMeasureConfig.shift_hz``), through
+  the network's own delay and mask; and Figure 1a on the published networks of the same seeds,
+  whose other measures are the paper protocol's units. Not measured (:data:`LEFT_OUT`): the W_rec
+  Newton comparison, and best-rate runs on the limit cycle;
 * adaptation (:func:`adapt_units`): RFLO+c, RFLO, BPTT+c and BPTT (controller off only for a
   family without feedback) under the published protocol's rates and trial count, perturbed by
   ``Rotation(30)`` on reaching and ``FrequencyShift(shift_hz)`` on the limit cycle
-  (:class:`CycleAdaptUnit`), each run paired by seed with the other condition of its network.
+  (:class:`CycleAdaptUnit`), each run paired by seed with the other condition of its network;
+  and, on the reaching families, the same four conditions at the best rates of the published
+  networks' learning-rate sweep at 30 degrees (:data:`BEST_RATES`; ``BeyondConfig.rates_config``).
 
 Files: ``results/beyond/network/published/{measure}/{family}_seed{s}.npz`` and
-``results/beyond/adapt/published/{rot30|shift+0.5}/{family}_{condition}_seed{s}.npz``.
+``results/beyond/adapt/{published|best}/{rot30|shift+0.5}/{family}_{condition}_seed{s}.npz``.
 
 The verdict tables (:func:`family_table`) state each claim per family in the main table's
 format, three ways: within the variant (its own controller on / off or +c / no-c pairs), within
@@ -60,12 +64,17 @@ __all__ = ["N_SEEDS", "NETWORK_MEASURES", "LEFT_OUT", "ROTATION", "BeyondConfig"
 
 N_SEEDS = 5                 # the first five configured seeds of every family (the paper protocol's seeds 0-4)
 ROTATION = 30.0             # the reaching families' perturbation (the claims' rotation)
-NETWORK_MEASURES = ("online", "activity", "jacobian", "activity_newton")   # Figs 1a, 2c, 4a, 5b
+NETWORK_MEASURES = ("online", "activity", "jacobian", "activity_newton", "matched_loop")   # 1a, 2c, 4a, 5b; 4b, 4c, 5a
 LEFT_OUT = {
     "wrec_newton": "the published code's W_rec Newton comparison is no claim of the paper's figures",
-    "matched_loop": "the measures at the pre-trained weights serve the fair and robustness columns only; the "
-                    "extension reports the as-published column",
+    "best rates on the limit cycle": "the reaching task's learning-rate sweep chooses no rates for another task, "
+                                     "and a sweep per family is not run (70 runs a rotation and rule)",
 }
+# The best-rate runs of a reaching family take the best rates of the published networks' 30 deg
+# sweep (the rates the main table's fair column uses), not a sweep of their own: the question is
+# whether the controller's advantage at rates good for the published networks survives a delay
+# or a sparse pathway. A rate a variant would prefer is not searched (Methods).
+BEST_RATES = "the published networks' 30 deg sweep"
 FOLDER = "beyond"           # beside checkpoints/published and results/paper
 
 
@@ -157,10 +166,22 @@ class BeyondConfig(PaperConfig):
     settings are the paper's; no matched states (the extension reports the as-published column)."""
 
     family: str = "fb"
+    rates_results_dir: str = ""      # the published networks' results (their sweep chooses the best rates)
+    rates_checkpoint_dir: str = ""   # and their networks
 
     @property
     def spec(self) -> NetworkSpec:
         return NetworkSpec.parse(self.family)
+
+    def rates_config(self) -> PaperConfig:
+        """The published networks' configuration, whose 30 deg sweep chooses this family's best
+        rates (:data:`BEST_RATES`)."""
+        if not self.rates_results_dir:
+            raise ValueError(f"family {self.family!r} has no published results folder to take its rates from "
+                             "(build its configuration with family_config)")
+        base = {f.name: getattr(self, f.name) for f in dataclasses.fields(PaperConfig)}
+        base.update(results_dir=self.rates_results_dir, checkpoint_dir=self.rates_checkpoint_dir)
+        return PaperConfig(**base)
 
     def pretrain_config(self, kind: str):
         """The published protocol for ``kind``; a limit-cycle network is pre-trained with pushes
@@ -190,7 +211,8 @@ def family_config(cfg: PaperConfig, family: str) -> BeyondConfig:
     base = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(PaperConfig)}
     base.update(family=spec.family, checkpoint_dir=str(cfg.checkpoint_dir if spec.family == "fb" else ck),
                 results_dir=str(res), fb_seeds=seeds, nofb_seeds=seeds, matched_points=(), matched_rotations=(),
-                task=_task_config(cfg, spec))
+                task=_task_config(cfg, spec), rates_results_dir=str(cfg.results_dir),
+                rates_checkpoint_dir=str(cfg.checkpoint_dir))
     return BeyondConfig(**base)
 
 
@@ -266,13 +288,17 @@ def network_units_of(cfg: PaperConfig, family: str, measures=NETWORK_MEASURES) -
     return [network_units.NetworkUnit(m, family, s, "published") for s in beyond_seeds(cfg) for m in measures]
 
 
-def adapt_units(cfg: PaperConfig, family: str, rule: Rule) -> list:
-    """The runs of ``family`` under the published protocol with ``rule``: both controller settings
-    with feedback, controller off without."""
+def adapt_units(cfg: PaperConfig, family: str, rule: Rule, protocol: Protocol = Protocol.PUBLISHED) -> list:
+    """The runs of ``family`` with ``rule`` under ``protocol`` (published, or best: the published
+    networks' best rates, reaching families with feedback only): both controller settings with
+    feedback, controller off without."""
     bcfg = family_config(cfg, family)
     spec = NetworkSpec.parse(family)
+    if protocol is Protocol.BEST and (spec.task != "reach" or not spec.has_feedback):
+        raise ValueError(f"best-rate runs are made on reaching families with feedback, not {family!r} "
+                         f"({LEFT_OUT['best rates on the limit cycle']})")
     conds = [c for c in CONDITIONS if c.rule is rule and (spec.has_feedback or not c.controller_on)]
-    return [bcfg.adapt_unit(family, s, ROTATION, c, Protocol.PUBLISHED, cfg.trials) for c in conds
+    return [bcfg.adapt_unit(family, s, ROTATION, c, protocol, cfg.trials) for c in conds
             for s in beyond_seeds(cfg)]
 
 
@@ -282,13 +308,18 @@ def _wrap(family: str, units: list) -> list:
 
 def _group(cfg: PaperConfig, title: str, family: str, inner: list, include_done: bool) -> Group:
     """A group of one family's units; those whose network is not pre-trained yet are left out
-    until it is, and the group waits when only those are left (as the paper protocol's)."""
+    until it is, and the group waits when only those are left (as the paper protocol's); runs at
+    the best rates wait for the published networks' sweep to be complete."""
     bcfg = family_config(cfg, family)
     ready_of = (lambda u: paper.network_ready(bcfg, u)) if inner and inner[0].stage == "network" else (
         lambda u: paper.is_done(bcfg, PretrainUnit(u.kind, u.seed)))
     if include_done:
         return Group(title, _wrap(family, inner))
     todo = [u for u in inner if not paper.is_done(bcfg, u)]
+    if todo and getattr(todo[0], "protocol", None) is Protocol.BEST:
+        best = paper.best_swept_rates(cfg)
+        if any(best[u.condition.name]["lr"] is None for u in todo):
+            return Group(title, _wrap(family, todo), blocked="waits for the sweep")
     ready = [u for u in todo if ready_of(u)]
     return Group(title, _wrap(family, ready or todo), blocked="waits for pre-training" if todo and not ready else None)
 
@@ -307,15 +338,19 @@ def groups(cfg: PaperConfig, include_done: bool = False) -> list[Group]:
                   network_units_of(cfg, "fb", ("online",)), include_done)]
     for fam, spec in fams.items():
         if spec.has_feedback:
-            out.append(_group(cfg, f"beyond: network measures (Figs 1a, 2c, 4a, 5b) of {fam}", fam,
+            out.append(_group(cfg, f"beyond: network measures (Figs 1a, 2c, 4a, 5b; 4b, 4c, 5a at the pre-trained weights) of {fam}", fam,
                               network_units_of(cfg, fam), include_done))
-    for rule in (Rule.RFLO, Rule.BPTT):
-        name = rule.value.upper()
-        for fam, spec in fams.items():
-            pert = shift.label if spec.task == "limit-cycle" else f"{ROTATION:g} deg"
-            conds = f"{name} and {name}+c" if spec.has_feedback else name
-            out.append(_group(cfg, f"beyond: {fam}, {pert}, published protocol, {conds}", fam,
-                              adapt_units(cfg, fam, rule), include_done))
+    for protocol in (Protocol.PUBLISHED, Protocol.BEST):
+        for rule in (Rule.RFLO, Rule.BPTT):
+            name = rule.value.upper()
+            for fam, spec in fams.items():
+                if protocol is Protocol.BEST and (spec.task != "reach" or not spec.has_feedback):
+                    continue
+                pert = shift.label if spec.task == "limit-cycle" else f"{ROTATION:g} deg"
+                conds = f"{name} and {name}+c" if spec.has_feedback else name
+                how = "published protocol" if protocol is Protocol.PUBLISHED else f"best rates of {BEST_RATES}"
+                out.append(_group(cfg, f"beyond: {fam}, {pert}, {how}, {conds}", fam,
+                                  adapt_units(cfg, fam, rule, protocol), include_done))
     return out
 
 
@@ -344,24 +379,54 @@ ONLINE_CLAIM = Claim("online_fig1a", "Fig 1a", "The controller corrects the pert
 @dataclass(frozen=True)
 class Row:
     """One row of a family's table: a claim of the verdict table (or Figure 1a's) measured in a
-    column of it (the as-published column, or the closed-loop Jacobian's row)."""
+    column of it (the as-published column; the fair column's best rates; the closed-loop
+    Jacobian's, the pre-trained weights' rows). ``in_summary``: drawn in the summary figure."""
 
     key: str
     claim: Claim
     column: object
     figure: str
     short: str
+    in_summary: bool = True
 
 
-def _row(claim: Claim, col=AS_PUBLISHED, figure: str | None = None, suffix: str = "") -> Row:
-    return Row(claim.key + (f"_{suffix}" if suffix else ""), claim, col, figure or claim.figure, claim.short)
+def _row(claim: Claim, col=AS_PUBLISHED, figure: str | None = None, suffix: str = "", short: str = "",
+         in_summary: bool = True) -> Row:
+    return Row(claim.key + (f"_{suffix}" if suffix else ""), claim, col, figure or claim.figure,
+               short or claim.short, in_summary)
 
 
 _BY_KEY = {c.key: c for c in CLAIMS}
-ROWS = (_row(ONLINE_CLAIM), _row(_BY_KEY["activity_fig2c"]), _row(_BY_KEY["final_loss_rflo_30"]),
-        _row(_BY_KEY["final_loss_bptt_30"]), _row(_BY_KEY["jacobian_fig4a"], figure="Fig 4a open loop"),
+_DETACHED = COLUMNS["alignment at the pre-trained weights, fed-back error detached"]
+_LOOP = COLUMNS["alignment at the pre-trained weights, loop kept in the gradient"]
+_MATCHED_EFF = COLUMNS["efficiency at matched states, pre-trained weights (scale-free, per trial)"]
+# the main table's claims in its as-published column, then the conventions that the verdict table
+# showed a verdict rests on: the best rates (Fig 3b, 5a at equal path), the closed loop (Fig 4a),
+# the pre-trained weights with both gradient conventions (Figs 4b, 4c) and matched states (Fig 5a)
+ROWS = (_row(ONLINE_CLAIM), _row(_BY_KEY["activity_fig2c"]),
+        _row(_BY_KEY["final_loss_rflo_30"]),
+        _row(_BY_KEY["final_loss_rflo_30"], COLUMNS["fair"], "Fig 3b best rates", "best",
+             "loss RFLO+c < RFLO, 30°, best rates"),
+        _row(_BY_KEY["final_loss_bptt_30"]),
+        _row(_BY_KEY["final_loss_bptt_30"], COLUMNS["fair"], "Fig 3b best rates", "best",
+             "loss BPTT+c < BPTT, 30°, best rates"),
+        _row(_BY_KEY["jacobian_fig4a"], figure="Fig 4a open loop"),
         _row(_BY_KEY["jacobian_fig4a"], COLUMNS["closed-loop Jacobian lag 1"], "Fig 4a closed loop", "closed_loop"),
-        _row(_BY_KEY["align_local"]), _row(_BY_KEY["align_global"]), _row(_BY_KEY["efficiency"]),
+        _row(_BY_KEY["align_local"]),
+        _row(_BY_KEY["align_local"], _DETACHED, "Fig 4b pre-trained", "pretrained_detached",
+             "local alignment, +c > off, pre-trained weights, error detached", in_summary=False),
+        _row(_BY_KEY["align_local"], _LOOP, "Fig 4b pre-trained", "pretrained_loop",
+             "local alignment, +c > off, pre-trained weights, loop kept"),
+        _row(_BY_KEY["align_global"]),
+        _row(_BY_KEY["align_global"], _DETACHED, "Fig 4c pre-trained", "pretrained_detached",
+             "global alignment, +c > off, pre-trained weights, error detached", in_summary=False),
+        _row(_BY_KEY["align_global"], _LOOP, "Fig 4c pre-trained", "pretrained_loop",
+             "global alignment, +c > off, pre-trained weights, loop kept"),
+        _row(_BY_KEY["efficiency"], in_summary=False),
+        _row(_BY_KEY["efficiency"], COLUMNS["fair"], "Fig 5a best rates", "best",
+             "efficiency RFLO+c > RFLO, equal path, best rates", in_summary=False),
+        _row(_BY_KEY["efficiency"], _MATCHED_EFF, "Fig 5a matched", "matched",
+             "efficiency RFLO+c > RFLO, matched states"),
         _row(_BY_KEY["activity_newton_fig5b"]))
 
 
@@ -485,11 +550,11 @@ def summary_records(cfg: PaperConfig) -> list[dict]:
     """One record per claim row and point of :data:`AXES`: the effect (mean, 95% CI on the
     reported scale: ratio or difference), n and verdict; the first point of every axis is the
     published networks of the extension's seeds; a family not pre-trained or without data has
-    n 0 and NaN (drawn as missing)."""
+    n 0 and NaN (drawn as missing). Only the rows drawn in the summary (``Row.in_summary``)."""
     ref = reference_config(cfg)
     fams = find_families(cfg)
     out, cache = [], {}
-    for row in ROWS:
+    for row in (r for r in ROWS if r.in_summary):
         claim, col = row.claim, row.column
         pub = verdict_table(ref, (claim,), (col,))[0]
         for axis, (_, points) in AXES.items():

@@ -148,3 +148,39 @@ def test_loop_alignment_gives_both_settings_the_same_weights_targets_and_x0():
                                                         rel=1e-10)
     with pytest.raises(ValueError, match="loop_alignment takes one network"):
         loop_alignment(type(net).stack([net, net]), seed=0, trials=1, task_cfg=TC)
+
+
+@pytest.mark.parametrize("delay", [1, 3])
+def test_loop_kept_gradient_with_a_delay_and_a_sparse_mask_equals_autograd(delay):
+    """A delayed, sparse network (the extension's matched-state measures): the step gradients,
+    detached and loop kept, equal autograd of the rollout written out here, which feeds back
+    (M * W_fb) e_{k-d} (zero while k < d); RFLO's updates keep the current error E[k+1]."""
+    from fbctrl.analysis.matched import evaluation_trials, trial_alignment
+    net = init_network(NetworkConfig(n=12, delay=delay, feedback_density=0.5), torch.Generator().manual_seed(5),
+                       dtype=torch.float64)
+    assert 0 < int(net.mask.sum()) < net.mask.numel()
+    (tgt,), x0s = evaluation_trials(3, 1, net.cfg.n, TC.n_targets)
+    tr = centre_out_reaches(TC, [tgt], dtype=torch.float64).rotated(30.0)
+    a, dt = net.cfg.alpha, net.cfg.dt
+    B, F = feedback_matrix(net), net.W_fb * net.mask
+    for loop in (False, True):
+        got = trial_alignment(net, tr, x0s[0], controller_on=True, loop=loop)
+        Wv = net.W_rec.clone().requires_grad_(True)
+        x, E, P = x0s[0], [torch.zeros(2, dtype=torch.float64)], torch.zeros_like(net.W_rec)
+        dWs, losses = [], []
+        for k in range(TC.T):
+            e = E[k - delay] if k >= delay else torch.zeros(2, dtype=torch.float64)
+            u = F @ (e if loop else e.detach())
+            x_new = (1 - a) * x + a * (net.W_in @ tr.inputs[k, 0] + net.b + Wv @ torch.relu(x) + u)
+            E.append(E[k] + dt * (tr.vref[k, 0] - (net.W_out @ torch.relu(x_new) + net.b_out)))
+            P = (1 - a) * P + a * torch.outer((x_new > 0).double(), torch.relu(x)).detach()
+            dWs.append((B @ E[k + 1].detach())[:, None] * P)
+            losses.append(E[k + 1].pow(2).mean())
+            x = x_new
+        ref = torch.stack([torch.autograd.grad(l, Wv, retain_graph=True)[0] for l in losses])
+        torch.testing.assert_close(got["step_gradients"], ref, rtol=1e-10, atol=1e-13)
+        dWs = torch.stack(dWs)
+        cos = torch.nn.functional.cosine_similarity
+        np.testing.assert_allclose(got["local"], [float(cos(d.flatten(), -g.flatten(), dim=0))
+                                                  for d, g in zip(dWs, ref)], rtol=1e-9, atol=1e-12)
+        assert got["efficiency"] == pytest.approx(float(dWs.sum(0).norm() / sum(d.norm() for d in dWs)), rel=1e-10)

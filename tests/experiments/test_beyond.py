@@ -47,7 +47,7 @@ def tiny(tmp_path_factory):
     cfg = paper.PaperConfig.tiny(str(root / "published"), str(root / "paper"))
     args = ["--tiny", "--checkpoint-dir", cfg.checkpoint_dir, "--results-dir", cfg.results_dir, "--no-calibrate",
             "--no-progress"]
-    assert main(["paper", *args, "--only", "pretrain,network,adapt"]) == 0
+    assert main(["paper", *args, "--only", "pretrain,network,sweep,adapt"]) == 0
     ck, _ = beyond.beyond_dirs(cfg)
     _pretrain(cfg, "fb_d5", [0, 1], ck, cfg.task)
     _pretrain(cfg, "fb0.3", [0], ck, cfg.task)
@@ -90,7 +90,8 @@ def test_only_the_stage_beyond_is_accepted_and_the_plan_names_its_groups(tiny, c
     assert main(["paper", "--tiny", "--checkpoint-dir", cfg.checkpoint_dir, "--results-dir", cfg.results_dir,
                  "--no-calibrate", "--plan", "--only", "beyond"]) == 0
     out = capsys.readouterr().out
-    assert "beyond: network measures (Figs 1a, 2c, 4a, 5b) of fb0.3" in out and "waits for pre-training" in out
+    assert ("beyond: network measures (Figs 1a, 2c, 4a, 5b; 4b, 4c, 5a at the pre-trained weights) of fb0.3" in out
+            and "waits for pre-training" in out)
     assert "learning-rate sweep" not in out
     assert main(["paper", "--tiny", "--checkpoint-dir", cfg.checkpoint_dir, "--results-dir", cfg.results_dir,
                  "--only", "beyondd"]) == 2
@@ -113,6 +114,38 @@ def test_family_tables_state_every_claim_with_its_n(tiny):
     assert md.splitlines()[0] == "| figure | claim | fb\\_d5 | published, same seeds | change (fb\\_d5 vs published) |"
     first = md.splitlines()[2].split(" | ")
     assert first[1] == "online correction, off / on" and first[2].startswith(f"{rows[0].variant.verdict.value}: ")
+
+
+def test_reaching_families_adapt_at_the_published_networks_best_rates_and_are_measured_at_matched_states(tiny):
+    """The best-rate runs of a reaching family take the best rates of the published networks' 30
+    deg sweep (not a sweep of their own, which the family's results folder does not hold), record
+    that sweep's digest, and feed the rows 'best rates'; the limit cycle gets none (one clear line);
+    the pre-trained-weights rows read the family's matched_loop units."""
+    from fbctrl.experiments.protocol import CONDITIONS, Protocol
+    from tests.helpers import unit_meta
+    cfg = tiny
+    bcfg = beyond.family_config(cfg, "fb_d5")
+    assert bcfg.rates_config().results_dir == cfg.results_dir
+    best = paper.best_swept_rates(cfg)
+    for rule in (Rule.RFLO, Rule.BPTT):
+        for u in beyond.adapt_units(cfg, "fb_d5", rule, Protocol.BEST):
+            assert paper.is_done(bcfg, u) and "/adapt/best/rot30/" in u.path(bcfg).as_posix()
+            m = unit_meta(u.path(bcfg))
+            assert m["lr"] == best[u.condition.name]["lr"]
+            assert m["sweep_sha256"] == paper.sweep_digest(cfg, u.condition)
+    with pytest.raises(ValueError, match="best-rate runs are made on reaching families with feedback, not 'lc_fb'"):
+        beyond.adapt_units(cfg, "lc_fb", Rule.RFLO, Protocol.BEST)
+    rows = {r.key: r for r in beyond.family_table(cfg, "fb_d5")}
+    for key in ("final_loss_rflo_30_best", "final_loss_bptt_30_best", "efficiency_best", "efficiency_matched",
+                "align_local_pretrained_loop", "align_global_pretrained_detached"):
+        assert rows[key].variant.effect.n == 2 and rows[key].change.effect.n == 2, key
+    assert "best rate" in rows["final_loss_rflo_30_best"].variant.definition
+    lc = {r.key: r for r in beyond.family_table(cfg, "lc_fb")}
+    assert lc["final_loss_rflo_30_best"].variant.effect.n == 0
+    assert lc["align_local_pretrained_loop"].variant.effect.n == 2       # matched states on the cycle's own test set
+    # the summary figure draws the rows marked for it, in pairs (published, then its other convention)
+    keys = list(dict.fromkeys(r["claim"] for r in beyond.summary_records(cfg)))
+    assert keys == [r.key for r in beyond.ROWS if r.in_summary] and len(keys) % 2 == 0
 
 
 def test_a_delayed_sparse_networks_activity_measure_uses_E_k_minus_d_against_autograd():
