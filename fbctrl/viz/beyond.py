@@ -7,6 +7,8 @@ references grey)."""
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -37,7 +39,7 @@ def plot_beyond_summary(records: list[dict], *, ncols: int = 2):
         raise ValueError("records must hold at least one point (fbctrl.experiments.beyond.summary_records)")
     claims = _claims(records)
     nrows = int(np.ceil(len(claims) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(FULL_WIDTH, 1.9 * nrows + 0.6), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(FULL_WIDTH, 2.0 * nrows + 0.6), squeeze=False)
     for ax in axes.ravel()[len(claims):]:
         ax.set_visible(False)
     for ax, (key, first) in zip(axes.ravel(), claims):
@@ -74,7 +76,7 @@ def plot_beyond_summary(records: list[dict], *, ncols: int = 2):
         ax.set_ylim(ymin - pad, ymax + pad)
         ax.ticklabel_format(axis="y", useOffset=False)
         ax.set_xticks([t for t, _ in ticks], [lab for _, lab in ticks], rotation=45, ha="right")
-        ax.set_title(f"{first['figure']}: {first['short']}")
+        ax.set_title(textwrap.fill(f"{first['figure']}: {first['short']}", 40))   # two lines rather than into the next panel
         ax.set_ylabel("ratio" if first["log"] else "difference")
     legend_below(fig, axes.ravel()[: len(claims)])
     return fig
