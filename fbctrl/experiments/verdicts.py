@@ -322,12 +322,17 @@ EFFICIENCY_TEXT = {
 }
 
 
+# what a fair cell at a rotation of the Figure 8 sweep says while its own rates have no runs (the
+# 30 deg sweep's stand in): the definition carries it and mark_results marks the cell ("rates")
+OWN_RATES_MISSING = "sweep's own best rates have no runs yet"
+
+
 def _best_rates_text(cfg: PaperConfig, col: Column, rotation: float, own: bool = False) -> str:
     if own:
         return f"each condition at its best rate of the {rotation:g} deg sweep"
     if col.protocol is Protocol.BEST and rotation != cfg.sweep_rotation:
         return (f"each condition at its best rate of the {cfg.sweep_rotation:g} deg sweep (the {rotation:g} deg "
-                f"sweep's own best rates have no runs yet)")
+                f"{OWN_RATES_MISSING})")
     return f"{col.protocol.value} rates"
 
 
@@ -621,6 +626,8 @@ MARKS = {
     "artefact": ("§", "an artefact: the published metric carries the learning-rate ratio of the two runs"),
     "stage": ("‖", "rests on the stage of learning: other trial windows or matched points give another verdict"),
     "band": ("¶", "rests on the band: halving or doubling the smallest effect of interest changes the verdict"),
+    "rates": ("◊", "rests on another rotation's rates: the runs at this rotation's own best rates (Figure 8) are "
+                   "not computed yet, and those at the 30° sweep's best rates stand in"),
 }
 
 
@@ -682,13 +689,21 @@ def _artefact_mark(cell: ClaimResult, rows: list[ClaimResult]) -> Mark | None:
                 f"{tail}: with the rates this different it compares the learning rates, not the updates")
 
 
+def _rates_mark(cell: ClaimResult) -> Mark | None:
+    """A fair cell at a rotation of the Figure 8 sweep whose own best-rate runs are missing."""
+    if OWN_RATES_MISSING not in cell.definition or not cell.effect.n:
+        return None
+    return Mark(MARKS["rates"][0], "rates", cell.definition)
+
+
 def mark_results(cfg: PaperConfig, results: list[ClaimResult], claims=CLAIMS) -> list[ClaimResult]:
     """The results with their :class:`Mark` s: for each cell, the robustness rows that vary its own
     measure (:data:`ROBUSTNESS`, :func:`_rows_of_cell`) grouped by kind; a group in which some row
     (on at least 2 networks) gives another verdict marks the cell (convention, stage); the cell's
     effect judged with its band halved and doubled (band); the W_rec claim where its verdict is
     not the same at every converged damping; Figure 5a's published cell where the two runs'
-    rates differ (artefact)."""
+    rates differ (artefact); a fair cell at 40-60 deg read at the 30 deg sweep's rates while its
+    own rotation's best-rate runs are missing (rates)."""
     by_key = {c.key: c for c in claims}
     cache = {}
     out = []
@@ -708,7 +723,8 @@ def mark_results(cfg: PaperConfig, results: list[ClaimResult], claims=CLAIMS) ->
             if diff:
                 marks.append(Mark(MARKS[kind][0], kind, _list(diff)))
         for m in ((_damping_mark(r, base, own) if c.network == "wrec_newton" else None),
-                  (_artefact_mark(r, rows) if r.key.startswith("efficiency") else None), _band_mark(c, r)):
+                  (_artefact_mark(r, rows) if r.key.startswith("efficiency") else None), _band_mark(c, r),
+                  _rates_mark(r)):
             if m is not None:
                 marks.append(m)
         out.append(replace(r, marks=tuple(marks)))

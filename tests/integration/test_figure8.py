@@ -78,3 +78,26 @@ def test_a_run_at_a_rotations_own_best_rate_goes_stale_with_that_rotations_sweep
         assert state == "stale" and "sweep files that chose its rate changed" in why
         assert paper.unit_status(cfg, fresh)[0] == "done"
         extra.unlink()
+
+
+def test_a_fair_cell_read_at_the_30_deg_rates_says_so_with_a_mark(dry_run, tmp_path):
+    """While a rotation's own best-rate runs are missing, its fair cell reads the runs at the 30 deg
+    sweep's rates (so the table is never empty) and carries the mark 'rates' whose footnote names
+    them; once the own runs exist the mark is gone."""
+    import dataclasses
+    import shutil
+    from fbctrl.experiments import verdicts as V
+
+    res = tmp_path / "res"
+    shutil.copytree(dry_run.results_dir, res)
+    cfg = dataclasses.replace(dry_run, results_dir=str(res))
+    claim = next(c for c in V.CLAIMS if c.key == "final_loss_rflo_40")
+    (cell,) = V.verdict_table(cfg, (claim,), ("fair",), marks=True)
+    assert "rates" not in [m.kind for m in cell.marks] and "best rate of the 40 deg sweep" in cell.definition
+    shutil.rmtree(res / "adapt" / "best+own-rotation")
+    (cell,) = V.verdict_table(cfg, (claim,), ("fair",), marks=True)
+    assert cell.effect.n == len(cfg.fb_seeds) and V.OWN_RATES_MISSING in cell.definition
+    mark = next(m for m in cell.marks if m.kind == "rates")
+    assert mark.symbol == V.MARKS["rates"][0] and "30 deg sweep" in mark.note
+    (pub,) = V.verdict_table(cfg, (claim,), ("as published",), marks=True)
+    assert "rates" not in [m.kind for m in pub.marks]
