@@ -732,8 +732,11 @@ def mark_results(cfg: PaperConfig, results: list[ClaimResult], claims=CLAIMS) ->
 
 
 def footnotes(results: list[ClaimResult]) -> list[str]:
-    """One line per mark: '† Fig 4a (claim), as published: <note>'."""
-    return [f"{m.symbol} {r.figure} ({r.claim}), {r.column}: {m.note}" for r in results for m in r.marks]
+    """One line per mark: '† Fig 4a (Jacobian norm, on < off), as published: <note>' (the claim in
+    its short form, the one the tables' rows use)."""
+    short = {c.key: c.short for c in CLAIMS if c.short}
+    return [f"{m.symbol} {r.figure} ({short.get(r.key, r.claim)}), {r.column}: {m.note}"
+            for r in results for m in r.marks]
 
 
 @dataclass(frozen=True)
