@@ -101,3 +101,43 @@ def test_a_fair_cell_read_at_the_30_deg_rates_says_so_with_a_mark(dry_run, tmp_p
     assert mark.symbol == V.MARKS["rates"][0] and "30 deg sweep" in mark.note
     (pub,) = V.verdict_table(cfg, (claim,), ("as published",), marks=True)
     assert "rates" not in [m.kind for m in pub.marks]
+
+
+def test_a_run_at_its_own_rotations_rate_equal_to_the_30_deg_rate_is_the_run_already_made(dry_run, tmp_path):
+    """Where a rotation's own best rate equals the 30 deg sweep's, the own-rate unit is written from
+    the run at the 30 deg rate (same network, rate, rotation, trials, random stream), naming it;
+    recomputing it from scratch gives the same records; where the rates differ it is computed."""
+    import dataclasses
+    import shutil
+    from fbctrl.experiments.paper.lockstep import run_lockstep
+
+    res = tmp_path / "res"
+    shutil.copytree(dry_run.results_dir, res)
+    cfg = dataclasses.replace(dry_run, results_dir=str(res))
+    reused, computed = [], []
+    for c in CONDITIONS:
+        for s in cfg.fb_seeds:
+            own = paper.AdaptUnit("fb", s, 40.0, c, Protocol.BEST, cfg.trials, variant=paper.Variant.OWN_BEST)
+            src = paper.AdaptUnit("fb", s, 40.0, c, Protocol.BEST, cfg.trials)
+            m, ms = unit_meta(own.path(cfg)), unit_meta(src.path(cfg))
+            assert (("reused_from" in m) == (m["lr"] == ms["lr"])), (c.name, s)
+            (reused if "reused_from" in m else computed).append(own)
+            if "reused_from" in m:
+                assert m["reused_from"]["path"].endswith(src.path(cfg).name) and m["variant"] == "own-rotation"
+                assert m["sweep_sha256"] == paper.sweep_digest(cfg, c, 40.0) and paper.is_done(cfg, own)
+                rec, _ = paper.read_unit(own.path(cfg))
+                rec_src, _ = paper.read_unit(src.path(cfg))
+                assert set(rec) == set(rec_src)
+                for k in rec:
+                    np.testing.assert_array_equal(rec[k], rec_src[k])
+    assert reused, "the tiny sweep's best rates at 40 deg should repeat some at 30 deg"
+    # the same experiment: computed from scratch (its source gone) it gives the same records
+    u = reused[0]
+    before, _ = paper.read_unit(u.path(cfg))
+    src = paper.AdaptUnit(u.kind, u.seed, u.rotation_deg, u.condition, Protocol.BEST, u.trials)
+    src.path(cfg).unlink()
+    u.path(cfg).unlink()
+    run_lockstep(cfg, [u], progress=False)
+    after, meta = paper.read_unit(u.path(cfg))
+    assert "reused_from" not in meta
+    np.testing.assert_allclose(after["test_loss"], before["test_loss"], rtol=1e-6)

@@ -16,10 +16,36 @@ from ...learning.adapt import RunSpec, adapt
 from ..protocol import Protocol, Rule
 from ..store import file_sha256, rel_path
 from .config import PaperConfig, Variant
-from .files import sweep_digest, write_unit
+from .files import is_done, read_unit, sweep_digest, write_unit
 from .pretrain import PretrainUnit, load_networks
 
-__all__ = ["run_lockstep"]
+__all__ = ["run_lockstep", "same_run_at_the_sweep_rotations_rate"]
+
+
+def same_run_at_the_sweep_rotations_rate(cfg: PaperConfig, unit, lr: float):
+    """For a run at its own rotation's best rate (``Variant.OWN_BEST``): the finished run of the
+    same network, condition, rotation and length at the sweep rotation's best rate, if that rate
+    is ``lr``; else None. Both are then one experiment (same network, rate, rotation, trials and
+    random stream: ``RunSpec.seed`` is the network seed), so the unit takes its records instead of
+    computing them again (Methods, "Figure 8 at every rotation")."""
+    if getattr(unit, "variant", Variant.NONE) is not Variant.OWN_BEST or unit.protocol is not Protocol.BEST:
+        return None
+    src = type(unit)(unit.kind, unit.seed, unit.rotation_deg, unit.condition, Protocol.BEST, unit.trials)
+    if not is_done(cfg, src):
+        return None
+    rec, meta = read_unit(src.path(cfg))
+    return (src, rec, meta) if float(meta["lr"]) == float(lr) else None
+
+
+def _reuse(cfg: PaperConfig, unit, src, rec: dict, meta: dict, command: str) -> None:
+    """Write ``unit`` from the records of ``src`` (:func:`same_run_at_the_sweep_rotations_rate`),
+    its provenance kept and the file it came from named."""
+    meta = {k: v for k, v in meta.items() if k not in ("kind", "unit")}
+    meta.update(variant=unit.variant.value, command=command,
+                sweep_sha256=sweep_digest(cfg.rates_config(), unit.condition, unit.rate_rotation),
+                reused_from={"path": rel_path(src.path(cfg)), "sha256": file_sha256(src.path(cfg)),
+                             "why": "the same run: its own rotation's best rate equals the sweep rotation's"})
+    write_unit(cfg, unit, rec, meta)
 
 
 def run_lockstep(cfg: PaperConfig, units: list, *, device="cpu", progress: bool = True, command: str = "") -> None:
@@ -27,12 +53,24 @@ def run_lockstep(cfg: PaperConfig, units: list, *, device="cpu", progress: bool 
     lockstep, exact ("history") online BPTT unless the variant says otherwise, the integrated
     error from zero; RFLO runs of the adapt stage record their alignment with the gradient, and
     those of the published protocol the matched-state alignment at ``cfg.matched_points``
-    (``analysis.matched.matched_alignment``). One file per run."""
+    (``analysis.matched.matched_alignment``). One file per run. A run at its own rotation's best
+    rate that equals the sweep rotation's best rate is the run at that rate, already computed: its
+    file is written from that run's records (:func:`same_run_at_the_sweep_rotations_rate`)."""
     kind, rule = units[0].kind, units[0].condition.rule
     variant = getattr(units[0], "variant", Variant.NONE)
     seeds = sorted({u.seed for u in units})
     nets = load_networks(cfg, kind, seeds, device)
     rates = [u.learning_rate(cfg, nets.W_fb[seeds.index(u.seed)], nets.W_out[seeds.index(u.seed)]) for u in units]
+    left = []
+    for u, r in zip(units, rates):       # a run that exists already under another name is not run again
+        same = same_run_at_the_sweep_rotations_rate(cfg, u, r.lr)
+        if same is not None:
+            _reuse(cfg, u, *same, command)
+        else:
+            left.append((u, r))
+    if not left:
+        return
+    units, rates = [u for u, _ in left], [r for _, r in left]
     runs = [RunSpec(net_index=seeds.index(u.seed), controller_on=u.condition.controller_on,
                     rotation_deg=u.rotation_deg, lr=r.lr, seed=u.seed, perturbation=getattr(u, "perturbation", None))
             for u, r in zip(units, rates)]
