@@ -34,7 +34,7 @@ from ..experiments.paper import (AdaptUnit, PaperConfig, best_swept_rates, is_do
                                  sweep_table, unit_seconds, published_costs)
 from ..experiments.protocol import CONDITIONS, Condition, Protocol
 from ..viz import plots, scale as viz_scale
-from ..viz.chapters.paper_protocol import plot_paper_adaptation, plot_paper_sweep
+from ..viz.chapters.paper_protocol import plot_paper_adaptation, plot_paper_sweep, plot_sweep_heatmaps
 from .chapters import paper_protocol
 from .glue import glue_caption
 from ..viz.style import use_style
@@ -240,6 +240,16 @@ def sweep_data(cfg: PaperConfig, rules=RULES) -> dict:
             "rotation_deg": cfg.sweep_rotation}
 
 
+def heatmap_data(cfg: PaperConfig, conditions=CONDITION_NAMES) -> dict:
+    """Figure 8 as the paper draws it: the sweep at every swept rotation, per condition of
+    ``conditions`` (``fbctrl.book.chapters.paper_protocol.sweep_heatmap_data``)."""
+    d = paper_protocol.sweep_heatmap_data(cfg)
+    d["conditions"] = {c: v for c, v in d["conditions"].items() if c in conditions}
+    d["trials"] = {r.upper(): int(n) for r, n in cfg.sweep_trials.items()}
+    d["seeds"] = [int(s) for s in cfg.sweep_seeds]
+    return d
+
+
 def online_data(cfg: PaperConfig, seeds, rotation: float = 30.0, repeats: int = 8, device="cpu") -> dict:
     """Figure 1a, computed live (no unit file holds it): the published networks with and without
     feedback, frozen, on plain, rotated and pushed centre-out reaches, controller on and off:
@@ -300,6 +310,9 @@ FIGURES = {f.name: f for f in (
     FigureSpec("5b", "Fig. 5b", "second_order", ("seeds", "source", "pairing"), ("activity_newton_fig5b",), _MEAN),
     FigureSpec("sweep", "Fig. 8", "lr_sweep", ("rule",), ("final_loss_rflo_30", "final_loss_bptt_30"), "geometric mean over the swept networks, bars: "
                "its 95% t interval"),
+    FigureSpec("8", "Fig. 8", "lr_sweep", ("conditions",),
+               tuple(f"final_loss_{r}_{d}" for r in RULES for d in (40, 50, 60)),
+               "Colour: geometric mean over the swept networks"),
 )}
 
 
@@ -369,6 +382,7 @@ def load_data(name: str, cfg: PaperConfig, opts: dict, device="cpu") -> dict:
         "5a": lambda: efficiency_data(cfg, o["seeds"], o["rotations"]),
         "5b": lambda: newton_data(cfg, o["seeds"], o["source"], o["pairing"]),
         "sweep": lambda: sweep_data(cfg, o["rule"]),
+        "8": lambda: heatmap_data(cfg, o["conditions"]),
     }
     return loaders[name]()
 
@@ -381,6 +395,8 @@ def _draw_data(name: str, d: dict):
     if name == "sweep":
         return plot_paper_sweep(d["tables"], d["best"], d["published_lr"], trials=d["trials"],
                                               rotation_deg=d["rotation_deg"])
+    if name == "8":
+        return plot_sweep_heatmaps(d)
     return {"2c": viz_scale.plot_activity_scale, "3a": viz_scale.plot_learning_scale,
             "4a": viz_scale.plot_jacobian_scale, "4b": viz_scale.plot_alignment_scale,
             "4c": viz_scale.plot_alignment_scale, "5a": viz_scale.plot_efficiency_scale,
@@ -456,6 +472,10 @@ _WHAT = {
     "5b": "Cosine of the control input with the activity-space Newton direction (damping 1e-3) and with the "
           "negative gradient over the first trial of a {rotation:g}° rotation (targets 0, 2, 4, 6 averaged per "
           "network); u_k paired with r_{j}",
+    "8": "Final test loss (controller off, mean of the last 10 trials) over the learning rate (columns) and the "
+         "rotation (rows), one panel per condition, one log colour scale: grey where no run has finished, a red cross "
+         "where a network diverged, a star at each rotation's best rate (the rate its fair cells run at). RFLO and "
+         "RFLO+c ran {rflo} trials, online BPTT {bptt}",
     "sweep": "Final test loss (controller off, mean of the last 10 trials) against the learning rate at "
              "{rotation:g}°, each condition at every swept rate: single networks as dots, a cross where a network "
              "diverged, a star at the best rate, triangles: the published protocol's rate(s)",
@@ -467,20 +487,29 @@ def caption(name: str, d: dict, opts: dict, cfg: PaperConfig | None = None) -> s
     spec = FIGURES[name]
     rot = d.get("rotation", d.get("rotation_deg", 30.0))
     what = _WHAT[name].format(rotation=rot, lag=opts.get("lag", 1),
-                              j="{k+1}" if opts.get("pairing", "next") == "next" else "k")
+                              j="{k+1}" if opts.get("pairing", "next") == "next" else "k",
+                              rflo=d.get("trials", {}).get("RFLO", "?"), bptt=d.get("trials", {}).get("BPTT", "?"))
     src = " Networks pre-trained with pushes (robustness)." if opts.get("source") == "shipped" else ""
-    return (f"{spec.paper} at the paper's scale. {what}.{src} Lines: {spec.band}; {_n_text(d)}. "
+    lead = "" if spec.band[0].isupper() else "Lines: "
+    return (f"{spec.paper} at the paper's scale. {what}.{src} {lead}{spec.band}; {_n_text(d)}. "
             f"Redraw: `{command(name, opts, cfg)}`.")
 
 
 def verdict_lines(cfg: PaperConfig, keys) -> list[str]:
     """Each claim of ``keys`` as the verdict table states it (``verdicts.verdict_table``): figure,
-    claim, and per column the effect [95% CI], n, p and the verdict."""
+    claim, and per column the effect [95% CI], n, p and the verdict; a fair cell read at the 30°
+    sweep's rates while its own rotation's runs are missing says so (the mark ◊ of the table)."""
     claims = [c for c in verdicts.CLAIMS if c.key in keys]
-    results = verdicts.verdict_table(cfg, claims, ("as published", "fair"))
+    results = verdicts.verdict_table(cfg, claims, ("as published", "fair"), marks=True)
     out = []
+
+    def rates_note(r) -> str:
+        m = next((m for m in r.marks if m.kind == "rates"), None)
+        return (f" {m.symbol} (at the {cfg.sweep_rotation:g}° sweep's best rates: this rotation's own best-rate runs "
+                f"are not computed yet)") if m else ""
     for c in claims:
-        cells = [f"{r.column}: {verdicts.format_cell(r)}, **{r.verdict.value}**" for r in results if r.key == c.key]
+        cells = [f"{r.column}: {verdicts.format_cell(r)}, **{r.verdict.value}**{rates_note(r)}"
+                 for r in results if r.key == c.key]
         out.append(f"{c.figure}, {c.claim}: " + "; ".join(cells))
     return out
 

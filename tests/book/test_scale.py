@@ -218,3 +218,24 @@ def test_online_correction_verdict_uses_the_loss_band():
     assert lines[0].startswith("small:") and lines[0].endswith("**negligible**")
     assert lines[1].endswith("**agrees**")
     assert lines[2].endswith("**negligible**")
+
+
+@needs_store
+def test_figure8_draws_every_swept_rotation_and_names_its_command():
+    """Figure 8 as the paper draws it: a heatmap per condition over the rates and the four swept
+    rotations, the caption stating each rule's trials and the swept networks, the command that
+    redraws it; a wrong option stops in one line."""
+    import matplotlib.pyplot as plt
+    fig, d, o = scale.draw("8", CFG, conditions=["RFLO", "RFLO+c"])
+    assert d["rotations"] == [30.0, 40.0, 50.0, 60.0] and list(d["conditions"]) == ["RFLO+c", "RFLO"]
+    assert [ax.get_title() for ax in fig.axes if ax.get_title()] == ["RFLO+c", "RFLO"]
+    for c in d["conditions"].values():
+        assert c["final"].shape == (4, len(c["rates"])) and np.isfinite(c["final"][0]).any()
+    text = scale.caption("8", d, o, CFG)
+    assert "RFLO and RFLO+c ran 1000 trials, online BPTT 200" in text and "n = 5 networks (seeds 0, 1, 2, 3, 4)" in text
+    assert text.endswith("Redraw: `python -m fbctrl figure 8 --conditions RFLO+c RFLO`.")
+    with pytest.raises(ValueError, match="conditions must be distinct values among RFLO\\+c, RFLO, BPTT\\+c, BPTT"):
+        scale.check_options("8", CFG, conditions=["SGD"])
+    with pytest.raises(ValueError, match="figure 8 takes --conditions; not --seeds"):
+        scale.check_options("8", CFG, seeds=[0])
+    plt.close(fig)
