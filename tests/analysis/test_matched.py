@@ -79,14 +79,16 @@ def test_matched_alignment_pairs_both_settings_and_equals_autograd():
 
 def _rollout_reference(net, W, tgt, x0, controller_on, loop, rotation_deg=30.0):
     """The rollout written out step by step (float64): step losses l_k = mean E[k+1]^2 as functions
-    of W, the fed-back error kept in the graph (``loop``) or detached; RFLO's updates at fixed W."""
+    of W, the fed-back error E[k-d] (the network's delay d; zero while k < d) kept in the graph
+    (``loop``) or detached; RFLO's updates at fixed W, with the current error E[k+1]."""
     tr = centre_out_reaches(TC, [tgt], dtype=torch.float64).rotated(rotation_deg)
-    a, dt = net.cfg.alpha, net.cfg.dt
+    a, dt, d = net.cfg.alpha, net.cfg.dt, int(net.cfg.delay)
     B, W_f = feedback_matrix(net), net.W_fb * net.mask
     x, E, P = x0, [torch.zeros(2, dtype=torch.float64)], torch.zeros_like(W)
     dWs, losses = [], []
     for k in range(TC.T):
-        e_fb = E[k] if loop else E[k].detach()
+        e = E[k - d] if k >= d else torch.zeros(2, dtype=torch.float64)
+        e_fb = e if loop else e.detach()
         u = W_f @ e_fb if controller_on else 0
         x_new = (1 - a) * x + a * (net.W_in @ tr.inputs[k, 0] + net.b + W @ torch.relu(x) + u)
         E.append(E[k] + dt * (tr.vref[k, 0] - (net.W_out @ torch.relu(x_new) + net.b_out)))
@@ -97,15 +99,15 @@ def _rollout_reference(net, W, tgt, x0, controller_on, loop, rotation_deg=30.0):
     return torch.stack(dWs), losses
 
 
-def test_loop_kept_gradient_equals_autograd_and_finite_differences_of_the_whole_rollout():
-    from fbctrl.analysis.matched import evaluation_trials, trial_alignment
-    net = _net(2)
-    (tgt,), x0s = evaluation_trials(7, 1, net.cfg.n, TC.n_targets)
+def _check_trial_alignment_against_autograd(net, tgt, x0):
+    """trial_alignment's step gradients (detached and loop kept), local and global alignment and
+    efficiency on one rotated reach, against autograd of :func:`_rollout_reference`."""
+    from fbctrl.analysis.matched import trial_alignment
     trial = centre_out_reaches(TC, [tgt], dtype=torch.float64).rotated(30.0)
     for loop in (False, True):
-        got = trial_alignment(net, trial, x0s[0], controller_on=True, loop=loop)
+        got = trial_alignment(net, trial, x0, controller_on=True, loop=loop)
         Wv = net.W_rec.clone().requires_grad_(True)
-        dWs, losses = _rollout_reference(net, Wv, tgt, x0s[0], True, loop)
+        dWs, losses = _rollout_reference(net, Wv, tgt, x0, True, loop)
         ref = torch.stack([torch.autograd.grad(l, Wv, retain_graph=True)[0] for l in losses])
         torch.testing.assert_close(got["step_gradients"], ref, rtol=1e-10, atol=1e-13)
         cos = torch.nn.functional.cosine_similarity
@@ -114,6 +116,14 @@ def test_loop_kept_gradient_equals_autograd_and_finite_differences_of_the_whole_
         assert got["global"] == pytest.approx(float(cos(dWs.sum(0).flatten(), -ref.sum(0).flatten(), dim=0)), abs=1e-10)
         eff = float(dWs.sum(0).norm() / sum(d.norm() for d in dWs))
         assert got["efficiency"] == pytest.approx(eff, rel=1e-10)
+    return trial
+
+
+def test_loop_kept_gradient_equals_autograd_and_finite_differences_of_the_whole_rollout():
+    from fbctrl.analysis.matched import evaluation_trials, trial_alignment
+    net = _net(2)
+    (tgt,), x0s = evaluation_trials(7, 1, net.cfg.n, TC.n_targets)
+    trial = _check_trial_alignment_against_autograd(net, tgt, x0s[0])
     # the loop-kept gradient is the derivative of the closed-loop trial loss: central differences
     i, j, h = 3, 5, 1e-6
     L = lambda W: float(sum(_rollout_reference(net, W, tgt, x0s[0], True, True)[1]))  # noqa: E731
@@ -155,32 +165,9 @@ def test_loop_kept_gradient_with_a_delay_and_a_sparse_mask_equals_autograd(delay
     """A delayed, sparse network (the extension's matched-state measures): the step gradients,
     detached and loop kept, equal autograd of the rollout written out here, which feeds back
     (M * W_fb) e_{k-d} (zero while k < d); RFLO's updates keep the current error E[k+1]."""
-    from fbctrl.analysis.matched import evaluation_trials, trial_alignment
+    from fbctrl.analysis.matched import evaluation_trials
     net = init_network(NetworkConfig(n=12, delay=delay, feedback_density=0.5), torch.Generator().manual_seed(5),
                        dtype=torch.float64)
     assert 0 < int(net.mask.sum()) < net.mask.numel()
     (tgt,), x0s = evaluation_trials(3, 1, net.cfg.n, TC.n_targets)
-    tr = centre_out_reaches(TC, [tgt], dtype=torch.float64).rotated(30.0)
-    a, dt = net.cfg.alpha, net.cfg.dt
-    B, F = feedback_matrix(net), net.W_fb * net.mask
-    for loop in (False, True):
-        got = trial_alignment(net, tr, x0s[0], controller_on=True, loop=loop)
-        Wv = net.W_rec.clone().requires_grad_(True)
-        x, E, P = x0s[0], [torch.zeros(2, dtype=torch.float64)], torch.zeros_like(net.W_rec)
-        dWs, losses = [], []
-        for k in range(TC.T):
-            e = E[k - delay] if k >= delay else torch.zeros(2, dtype=torch.float64)
-            u = F @ (e if loop else e.detach())
-            x_new = (1 - a) * x + a * (net.W_in @ tr.inputs[k, 0] + net.b + Wv @ torch.relu(x) + u)
-            E.append(E[k] + dt * (tr.vref[k, 0] - (net.W_out @ torch.relu(x_new) + net.b_out)))
-            P = (1 - a) * P + a * torch.outer((x_new > 0).double(), torch.relu(x)).detach()
-            dWs.append((B @ E[k + 1].detach())[:, None] * P)
-            losses.append(E[k + 1].pow(2).mean())
-            x = x_new
-        ref = torch.stack([torch.autograd.grad(l, Wv, retain_graph=True)[0] for l in losses])
-        torch.testing.assert_close(got["step_gradients"], ref, rtol=1e-10, atol=1e-13)
-        dWs = torch.stack(dWs)
-        cos = torch.nn.functional.cosine_similarity
-        np.testing.assert_allclose(got["local"], [float(cos(d.flatten(), -g.flatten(), dim=0))
-                                                  for d, g in zip(dWs, ref)], rtol=1e-9, atol=1e-12)
-        assert got["efficiency"] == pytest.approx(float(dWs.sum(0).norm() / sum(d.norm() for d in dWs)), rel=1e-10)
+    _check_trial_alignment_against_autograd(net, tgt, x0s[0])
