@@ -701,11 +701,17 @@ def loop_sentence(stage: dict) -> str:
 
 
 def figure8_sentence(data: dict) -> str:
-    """How far Figure 8's sweep has got, and each condition's best rate per rotation."""
-    best = "; ".join(f"{c}: " + ", ".join(f"{r:g}° {fmt_num(b, 2) if b else '—'}" for r, b in
-                                          zip(data["rotations"], d["best"])) for c, d in data["conditions"].items())
+    """How far Figure 8's sweep has got, and each condition's best rate with the rotations it is
+    best at ("RFLO+c 1.5 × 10⁻⁴ at 30°, 40°"; a rotation whose sweep is not finished: "not yet")."""
+    parts = []
+    for c, d in data["conditions"].items():
+        by_rate: dict = {}
+        for r, b in zip(data["rotations"], d["best"]):
+            by_rate.setdefault(b, []).append(f"{r:g}°")
+        parts.append(f"{c} " + ", ".join(f"{fmt_num(b, 2) if b else 'not yet'} at {', '.join(rs)}"
+                                        for b, rs in by_rate.items()))
     return (f"{data['done']} of {data['planned']} sweep runs at {', '.join(f'{r:g}°' for r in data['rotations'])} "
-            f"have finished. Best rates so far: {best}.")
+            f"have finished. Best rates: {'; '.join(parts)}.")
 
 
 # The introduction's verdict table: per claim family (a key, or a key prefix followed by the

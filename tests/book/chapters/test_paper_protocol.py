@@ -226,3 +226,13 @@ def test_variant_rows_are_the_paired_ratio_of_the_final_losses(dry_run):
         f[v] = rec["test_loss"][:, -min(10, cfg.trials):].mean(axis=1)
     expect = paired_effect(f[paper.Variant.ERROR_START_E0], f[paper.Variant.NONE], log=True)
     assert rows[0][4] == format_effect(expect)
+
+
+def test_figure8_sentence_groups_the_rotations_by_best_rate():
+    from fbctrl.book.chapters.paper_protocol import figure8_sentence
+    data = {"rotations": [30.0, 40.0, 50.0, 60.0], "done": 7, "planned": 8,
+            "conditions": {"RFLO": {"best": [1.5e-5, 1.5e-5, 5e-5, None]},
+                           "BPTT": {"best": [3e-5, 3e-5, 3e-5, 3e-5]}}}
+    assert figure8_sentence(data) == ("7 of 8 sweep runs at 30°, 40°, 50°, 60° have finished. Best rates: "
+                                      "RFLO 1.5 × 10⁻⁵ at 30°, 40°, 5.0 × 10⁻⁵ at 50°, not yet at 60°; "
+                                      "BPTT 3.0 × 10⁻⁵ at 30°, 40°, 50°, 60°.")
