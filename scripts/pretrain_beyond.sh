@@ -35,10 +35,10 @@ export OMP_NUM_THREADS=${THREADS:-1}   # one steady thread beside the session's 
 for s in $SEEDS; do
   for v in $VARIANTS; do
     case "$v" in
-      d[0-9]*) args=(--feedback on --delay "${v#d}" --no-push); tag="fb_d${v#d}" ;;
-      p0.[0-9]*) args=(--density "${v#p}" --no-push); tag="fb${v#p}" ;;
-      lc-on) args=(--task limit-cycle --feedback on --batches "${LC_BATCHES:-5000}"); tag="lc_fb" ;;
-      lc-off) args=(--task limit-cycle --feedback off --batches "${LC_BATCHES:-5000}"); tag="lc_nofb" ;;
+      d[0-9]*) args=(--feedback on --delay "${v#d}" --no-push); tag="fb_d${v#d}"; how="published protocol, from scratch, paired by seed" ;;
+      p0.[0-9]*) args=(--density "${v#p}" --no-push); tag="fb${v#p}"; how="published protocol, from scratch, paired by seed" ;;
+      lc-on) args=(--task limit-cycle --feedback on --batches "${LC_BATCHES:-5000}"); tag="lc_fb"; how="limit cycle with pushes, ${LC_BATCHES:-5000} batches" ;;
+      lc-off) args=(--task limit-cycle --feedback off --batches "${LC_BATCHES:-5000}"); tag="lc_nofb"; how="limit cycle with pushes, ${LC_BATCHES:-5000} batches" ;;
       *) echo "pretrain_beyond.sh: error: variant must be dN (delay of N steps), p0.X (density), lc-on or lc-off, got '$v'" >&2; exit 2 ;;
     esac
     stem="$OUT/${tag}_seed$s"
@@ -53,7 +53,7 @@ for s in $SEEDS; do
       if git ls-files --error-unmatch "$resume" >/dev/null 2>&1; then git rm -q --cached "$resume"; extra=("$resume"); fi
       for try in 1 2 3 4 5 6 7 8 9 10; do
         if git add "$stem.pt" "$stem.json" "$stem.curve.npz" && \
-           git commit -q -m "Beyond-the-paper network ${tag} seed $s (published protocol, from scratch, paired by seed)" \
+           git commit -q -m "Beyond-the-paper network ${tag} seed $s ($how)" \
              -- "$stem.pt" "$stem.json" "$stem.curve.npz" "${extra[@]}"; then break; fi
         sleep 5
       done
