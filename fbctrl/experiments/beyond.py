@@ -60,7 +60,7 @@ from .verdicts import AS_PUBLISHED, BANDS, CLAIMS, COLUMNS, Claim, ClaimResult, 
 __all__ = ["N_SEEDS", "NETWORK_MEASURES", "LEFT_OUT", "ROTATION", "BeyondConfig", "CycleAdaptUnit", "BeyondUnit",
            "beyond_dirs", "find_families", "family_config", "reference_config", "beyond_seeds", "groups",
            "adapt_units", "network_units_of", "ONLINE_CLAIM", "Row", "ROWS", "BeyondRow", "family_table", "table_rows",
-           "markdown_table", "AXES", "summary_records"]
+           "markdown_table", "AXES", "summary_records", "training_tail"]
 
 N_SEEDS = 5                 # the first five configured seeds of every family (the paper protocol's seeds 0-4)
 ROTATION = 30.0             # the reaching families' perturbation (the claims' rotation)
@@ -121,6 +121,22 @@ def find_families(cfg: PaperConfig) -> dict[str, NetworkSpec]:
             continue
         found.setdefault(spec.family, spec)
     return dict(sorted(found.items(), key=lambda kv: _family_order(kv[1])))
+
+
+def training_tail(checkpoint: Path, fraction: float = 0.1) -> float | None:
+    """Whether pre-training had converged at its batch count: the mean training loss (the task
+    loss, the weight penalty left out) over the last ``fraction`` of the batches over its mean over
+    the ``fraction`` before, from the curve beside ``checkpoint`` (None without one). Near 1 the
+    loss had stopped falling; well below 1 more batches would have lowered it (Methods)."""
+    f = Path(checkpoint).with_suffix(".curve.npz")
+    if not f.is_file():
+        return None
+    with np.load(f) as z:
+        loss = np.asarray(z["task_loss"], dtype=np.float64)
+    k = int(len(loss) * fraction)
+    if k < 1 or 2 * k > len(loss):
+        return None
+    return float(loss[-k:].mean() / loss[-2 * k:-k].mean())
 
 
 def beyond_seeds(cfg: PaperConfig) -> tuple:

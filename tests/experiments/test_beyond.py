@@ -255,3 +255,16 @@ def test_the_summary_figure_draws_every_point_marks_the_missing_and_states_n():
         assert [t.get_text() for t in ax.texts] == ["missing"]
     with pytest.raises(ValueError, match="records"):
         plot_beyond_summary([])
+
+
+def test_training_tail_is_the_last_tenth_of_the_task_loss_over_the_tenth_before(tmp_path):
+    """By hand: 100 batches, the task loss 2 over batches 80-89 and 1 over 90-99 gives 0.5; a
+    flat curve gives 1; no curve file, None."""
+    loss = np.full(100, 5.0)
+    loss[80:90], loss[90:] = 2.0, 1.0
+    ck = tmp_path / "net_seed0.pt"
+    np.savez(ck.with_suffix(".curve.npz"), task_loss=loss, loss=loss + 7.0)
+    assert beyond.training_tail(ck) == pytest.approx(0.5)
+    np.savez(ck.with_suffix(".curve.npz"), task_loss=np.full(100, 3.0), loss=np.zeros(100))
+    assert beyond.training_tail(ck) == pytest.approx(1.0)
+    assert beyond.training_tail(tmp_path / "other_seed0.pt") is None

@@ -34,20 +34,35 @@ def _progress(cfg, family: str) -> tuple[int, int]:
     return sum(paper.is_done(cfg, u) for u in units), len(units)
 
 
+def _tail_text(paths) -> str:
+    """The training loss over the last tenth of pre-training over that of the tenth before
+    (:func:`beyond.training_tail`), per network: '0.98' or '0.95-0.99'; '—' without curves."""
+    r = [x for x in (beyond.training_tail(p) for p in paths) if x is not None]
+    if not r:
+        return "—"
+    lo, hi = min(r), max(r)
+    return f"{lo:.2f}" if f"{lo:.2f}" == f"{hi:.2f}" else f"{lo:.2f}–{hi:.2f}"
+
+
 def design_table(cfg) -> Markdown:
-    """family | task | delay | density | networks pre-trained (seeds) | units done / planned."""
+    """family | task | delay | density | networks pre-trained (seeds) | training loss, last tenth /
+    tenth before | units done / planned."""
     rows = []
     for fam, spec in beyond.find_families(cfg).items():
         bcfg = beyond.family_config(cfg, fam)
         have = [s for s in beyond.beyond_seeds(cfg) if paper.is_done(bcfg, paper.PretrainUnit(fam, s))]
         done, total = _progress(cfg, fam)
         rows.append([fam, spec.task, f"{spec.delay} steps ({spec.delay * 10} ms)", f"{spec.feedback_density:g}",
-                     _networks(have), f"{done} / {total}"])
+                     _networks(have), _tail_text(paper.PretrainUnit(fam, s).path(bcfg) for s in have),
+                     f"{done} / {total}"])
     done, total = _progress(cfg, "fb")
+    ref = beyond.reference_config(cfg)
     rows.append(["fb (published, Fig 1a units)", "reach", "0", "1", _networks(beyond.beyond_seeds(cfg)),
+                 _tail_text(paper.PretrainUnit("fb", s).path(ref) for s in beyond.beyond_seeds(cfg)),
                  f"{done} / {total}"])
     return Markdown(fmt.markdown_table(["family", "task", "delay", "density", "networks pre-trained",
-                                        "units done / planned"], rows, align="llllll"))
+                                        "training loss, last tenth / tenth before", "units done / planned"], rows,
+                                       align="lllllll"))
 
 
 def _networks(seeds) -> str:
