@@ -131,6 +131,11 @@ def test_a_run_at_its_own_rotations_rate_equal_to_the_30_deg_rate_is_the_run_alr
                 for k in rec:
                     np.testing.assert_array_equal(rec[k], rec_src[k])
     assert reused, "the tiny sweep's best rates at 40 deg should repeat some at 30 deg"
+    # the plan's cost model counts a run that will be taken from another as free
+    from fbctrl.experiments.paper.costs import Costs, unit_seconds
+    costs = Costs(1.0, {"rflo": 1.0, "bptt": 1.0}, "test")
+    assert all(unit_seconds(cfg, costs, u) == 0.0 for u in reused)
+    assert all(unit_seconds(cfg, costs, u) == cfg.trials for u in computed)
     # the same experiment: computed from scratch (its source gone) it gives the same records
     u = reused[0]
     before, _ = paper.read_unit(u.path(cfg))

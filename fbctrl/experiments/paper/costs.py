@@ -18,8 +18,10 @@ from ...learning import ckernels
 from ...learning.adapt import RunSpec, adapt
 from ...perf.bench import PUBLISHED_CPU, pretrain_flops
 from .. import network_units
-from .config import PaperConfig
+from .config import PaperConfig, Variant
+from .lockstep import same_run_at_the_sweep_rotations_rate
 from .planning import Group
+from .sweep import best_swept_rates
 
 __all__ = ["GPU_LAUNCH_S", "GPU_FP32_FLOPS", "Costs", "calibrate", "unit_seconds", "default_max_runs",
            "published_costs", "plan_costs", "format_plan", "hms"]
@@ -97,7 +99,18 @@ def unit_seconds(cfg: PaperConfig, costs: Costs, unit) -> float:
         return cfg.pretrain_batches * costs.pretrain_batch * 1.03   # + the test sets every eval_every batches
     if unit.stage == "network":       # not calibrated: a rough figure at n 400 on one CPU core
         return network_units.MEASURE_SECONDS[unit.measure] * (cfg.n / 400) ** 2
+    if _reused(cfg, unit):             # written from the run already made at the same rate (lockstep)
+        return 0.0
     return unit.trials * costs.run_trial[unit.condition.rule.value]
+
+
+def _reused(cfg: PaperConfig, unit) -> bool:
+    """A run at its own rotation's best rate that will be taken from the run at the sweep
+    rotation's rate (``lockstep.same_run_at_the_sweep_rotations_rate``): the rates are the same."""
+    if getattr(unit, "variant", None) is not Variant.OWN_BEST or unit.stage != "adapt":
+        return False
+    lr = best_swept_rates(cfg.rates_config(), unit.rate_rotation)[unit.condition.name]["lr"]
+    return lr is not None and same_run_at_the_sweep_rotations_rate(cfg, unit, lr) is not None
 
 
 def default_max_runs(device, rule: str | None = None) -> int:
