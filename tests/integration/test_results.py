@@ -46,7 +46,10 @@ def test_paper_unit_recomputes(path):
     rec, meta = read_unit(path)
     unit = meta["unit"]
     cond = Condition.parse(unit["condition"])
-    assert meta["protocol"] == unit.get("protocol", "published") and meta["lr"] > 0
+    # a sweep run is at its swept rate (protocol "best" at that rate); an adaptation run names its protocol
+    sweep = unit.get("stage") == "sweep"
+    assert meta["protocol"] == unit.get("protocol", "best" if sweep else "published") and meta["lr"] > 0
+    assert not sweep or meta["lr"] == unit["lr"]
     assert meta["effective_rate"]["lr"] == meta["lr"]
     assert meta["bptt_weights"] == ("current" if "current" in unit.get("variant", "") else "history")
     assert meta["trials"] == unit["trials"] == rec["test_loss"].shape[0]
