@@ -488,7 +488,8 @@ def caption(name: str, d: dict, opts: dict, cfg: PaperConfig | None = None) -> s
     rot = d.get("rotation", d.get("rotation_deg", 30.0))
     what = _WHAT[name].format(rotation=rot, lag=opts.get("lag", 1),
                               j="{k+1}" if opts.get("pairing", "next") == "next" else "k",
-                              rflo=d.get("trials", {}).get("RFLO", "?"), bptt=d.get("trials", {}).get("BPTT", "?"))
+                              **({"rflo": d["trials"].get("RFLO", "?"), "bptt": d["trials"].get("BPTT", "?")}
+                                 if isinstance(d.get("trials"), dict) else {}))
     src = " Networks pre-trained with pushes (robustness)." if opts.get("source") == "shipped" else ""
     lead = "" if spec.band[0].isupper() else "Lines: "
     return (f"{spec.paper} at the paper's scale. {what}.{src} {lead}{spec.band}; {_n_text(d)}. "

@@ -239,3 +239,9 @@ def test_figure8_draws_every_swept_rotation_and_names_its_command():
     with pytest.raises(ValueError, match="figure 8 takes --conditions; not --seeds"):
         scale.check_options("8", CFG, seeds=[0])
     plt.close(fig)
+
+
+def test_a_caption_takes_figure_data_whose_trials_are_a_count():
+    """Figure 1a's data hold its trial count as a number (Figure 8's, per rule): both caption."""
+    text = scale.caption("1a", {"trials": 8, "seeds": [0, 1]}, {"rotation": 30.0, "seeds": (0, 1)}, CFG)
+    assert text.startswith("Fig. 1a at the paper's scale.") and "n = 2 networks (seeds 0, 1)" in text
