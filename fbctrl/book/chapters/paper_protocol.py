@@ -327,13 +327,19 @@ def verdicts(cfg: PaperConfig, marks: bool = True):
     return verdict_table(cfg, marks=marks)
 
 
+def _legend(results) -> str:
+    """The legend of the marks the cells carry (a mark no cell carries is not listed)."""
+    used = {m.symbol for r in results for m in r.marks}
+    return "; ".join(f"{sym} {text}" for sym, text in MARKS.values() if sym in used)
+
+
 def footnotes_html(results) -> str:
     """The marks' legend and one footnote per marked cell, as an HTML list (glued into the
     introduction under its verdict table)."""
     notes = footnotes(results)
     if not notes:
         return "<p>No verdict rests on a single convention, damping, stage or band, and none is an artefact.</p>"
-    legend = "; ".join(f"{sym} {text}" for sym, text in MARKS.values())
+    legend = _legend(results)
     items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
     return f'<div class="verdict-footnotes"><p>Marks: {html.escape(legend)}.</p><ul>{items}</ul></div>'
 
@@ -343,7 +349,7 @@ def footnotes_markdown(results) -> str:
     notes = footnotes(results)
     if not notes:
         return "No verdict rests on a single convention, damping, stage or band, and none is an artefact."
-    legend = "; ".join(f"{sym} {text}" for sym, text in MARKS.values())
+    legend = _legend(results)
     return f"Marks: {legend}.\n\n" + "\n".join(f"- {n}" for n in notes)
 
 

@@ -155,6 +155,11 @@ def test_paper_report_reads_the_units_and_glues_every_cell_of_the_introduction(d
     assert len(paper_protocol.verdict_summary_rows(results)) == len(CLAIMS)
     notes = paper_protocol.footnotes_html(results)
     assert all(html.escape(n) in notes for n in verdicts_footnotes(results))
+    # the legend names exactly the marks some cell carries
+    from fbctrl.experiments.verdicts import MARKS
+    used = {m.symbol for r in results for m in r.marks}
+    legend = notes.split("</p>")[0] if used else ""
+    assert all((sym in legend) == (sym in used) for sym, _ in MARKS.values())
 
 
 def test_wrec_damping_table_pools_to_the_fair_cell(dry_run):
