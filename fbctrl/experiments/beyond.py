@@ -51,7 +51,7 @@ import numpy as np
 from .. import fmt
 from ..core.spec import NetworkSpec
 from ..core.tasks import FrequencyShift, LimitCycleConfig, task_config_from_dict
-from . import network_units, paper
+from . import metrics, network_units, paper
 from .paper import AdaptUnit, Group, PaperConfig, PretrainUnit, Variant
 from .protocol import CONDITIONS, Condition, Protocol, Rule
 from .stats import equivalence_test, paired_effect, verdict
@@ -59,7 +59,7 @@ from .verdicts import AS_PUBLISHED, BANDS, CLAIMS, COLUMNS, Claim, ClaimResult, 
 
 __all__ = ["N_SEEDS", "NETWORK_MEASURES", "LEFT_OUT", "ROTATION", "BeyondConfig", "CycleAdaptUnit", "BeyondUnit",
            "beyond_dirs", "find_families", "family_config", "reference_config", "beyond_seeds", "groups",
-           "adapt_units", "network_units_of", "ONLINE_CLAIM", "Row", "ROWS", "BeyondRow", "family_table", "table_rows",
+           "adapt_units", "network_units_of", "ONLINE_CLAIM", "Row", "ROWS", "NOFB_ROWS", "feedback_sibling", "BeyondRow", "family_table", "table_rows",
            "markdown_table", "AXES", "summary_records", "training_tail"]
 
 N_SEEDS = 5                 # the first five configured seeds of every family (the paper protocol's seeds 0-4)
@@ -497,11 +497,91 @@ def _change(claim, col, bcfg, ref, family: str):
                        equivalence_p=equivalence_test(eff, band) if band and eff.n >= 2 else float("nan"))
 
 
+# A family without feedback has no controller to switch: none of :data:`ROWS` can be measured on
+# it. It is the control of its task's family with feedback, as the paper's networks without
+# feedback are of the published ones: the same seeds pre-trained without the pathway, adapted with
+# the controller-off conditions. Its rows compare the two per seed (the test loss under the
+# perturbation before adaptation, and at the end of each rule's run), beside the same comparison
+# on the published reaching networks of those seeds. The paper draws the comparison (Figure 3)
+# but states no claim on it; the direction read is "pre-training with feedback leaves the network
+# better off with the controller off", so agrees / disagrees say which way it went (Methods).
+NOFB_ROWS = (("nofb_start", "before adaptation", Rule.RFLO, True),
+             ("nofb_rflo", "after RFLO", Rule.RFLO, False),
+             ("nofb_bptt", "after BPTT", Rule.BPTT, False))
+
+
+def feedback_sibling(family: str) -> str:
+    """The family with dense feedback of ``family``'s task, delay and size ('lc_nofb' -> 'lc_fb')."""
+    return replace(NetworkSpec.parse(family), feedback_density=1.0).family
+
+
+def _controller_off_losses(cfg: PaperConfig, family: str, rule: Rule, at_start: bool, seeds) -> dict[int, float]:
+    """Per seed among ``seeds`` whose run is done: the test loss (controller off) of ``family``'s
+    run with ``rule`` and the controller off under the published protocol, before its first trial
+    (``at_start``) or over its last 10 trials (the main table's final-loss window)."""
+    cond = next(c for c in CONDITIONS if c.rule is rule and not c.controller_on)
+    make = getattr(cfg, "adapt_unit", AdaptUnit)
+    units = {int(s): make(family, int(s), ROTATION, cond, Protocol.PUBLISHED, cfg.trials) for s in seeds}
+    done = [s for s, u in units.items() if paper.is_done(cfg, u)]
+    if not done:
+        return {}
+    rec, _ = paper.load_runs(cfg, [units[s] for s in done])
+    tl = rec["test_loss"]
+    vals = tl[:, 0] if at_start else metrics.final_loss(tl, min(AS_PUBLISHED.window, tl.shape[1]))
+    return {s: float(v) for s, v in zip(done, vals)}
+
+
+def _feedback_claim(key: str, when: str, rule: Rule, at_start: bool, pairs, label: str) -> Claim:
+    """The comparison of one row of :data:`NOFB_ROWS` as a claim: loss without feedback over loss
+    with feedback (controller off), per seed; ``pairs``: ((cfg, family without), (cfg, family with))."""
+    (cfg_no, fam_no), (cfg_fb, fam_fb) = pairs
+
+    def measure(_cfg, _col):
+        seeds = cfg_no.fb_seeds             # the extension's seeds (a family's, or the reference's)
+        no = _controller_off_losses(cfg_no, fam_no, rule, at_start, seeds)
+        fb = _controller_off_losses(cfg_fb, fam_fb, rule, at_start, seeds)
+        both = sorted(set(no) & set(fb))
+        if not both:
+            return [], [], (), "no runs yet"
+        what = "before the first trial" if at_start else f"mean of the last {AS_PUBLISHED.window} trials (all if fewer)"
+        return ([no[s] for s in both], [fb[s] for s in both], tuple(both),
+                f"test loss (controller off) of {fam_no} over {fam_fb}, {what} of the {rule.value} run with the "
+                f"controller off, published protocol")
+    return Claim(key, "no feedback", f"Pre-trained with feedback, the network (controller off) has a lower test loss "
+                 f"{when} than pre-trained without ({label})", measure, band=BANDS["loss"],
+                 short=f"loss without / with feedback, {when}")
+
+
+def _no_feedback_table(cfg: PaperConfig, family: str) -> list[BeyondRow]:
+    """The rows of a family without feedback (:data:`NOFB_ROWS`): against its task's family with
+    feedback, and the same comparison on the published networks (nofb against fb) of the seeds."""
+    spec = NetworkSpec.parse(family)
+    sib = feedback_sibling(family)
+    bcfg, scfg = family_config(cfg, family), family_config(cfg, sib)
+    ref = reference_config(cfg)
+    label = FrequencyShift(cfg.network_measures.shift_hz).label if spec.task == "limit-cycle" else f"{ROTATION:g}°"
+    out = []
+    for key, when, rule, at_start in NOFB_ROWS:
+        var = _feedback_claim(key, when, rule, at_start, ((bcfg, family), (scfg, sib)), label)
+        pub = _feedback_claim(key, when, rule, at_start, ((ref, "nofb"), (ref, "fb")), f"{ROTATION:g}°")
+        v = verdict_table(bcfg, (var,), (AS_PUBLISHED,))[0]
+        p = verdict_table(ref, (pub,), (AS_PUBLISHED,))[0]
+        note = "not compared: another task (other networks, losses on another scale)" if spec.task != "reach" \
+            else "not compared: the published networks without feedback are this comparison's reference"
+        out.append(BeyondRow(family, key, f"no feedback ({rule.name})" if not at_start else "no feedback",
+                             var.claim, v, p, None, note, var.short))
+    return out
+
+
 def family_table(cfg: PaperConfig, family: str) -> list[BeyondRow]:
     """Every row of :data:`ROWS` for ``family`` (module docstring): the variant's effect, the
     published networks' effect on the same seeds, and the change (reaching families only: a
-    limit-cycle network and a reaching network of one seed share no weights and no loss scale)."""
+    limit-cycle network and a reaching network of one seed share no weights and no loss scale).
+    A family without feedback gets the rows of :data:`NOFB_ROWS` instead (its task's family with
+    feedback against it)."""
     spec = NetworkSpec.parse(family)
+    if not spec.has_feedback:
+        return _no_feedback_table(cfg, family)
     bcfg = family_config(cfg, family)
     ref = reference_config(cfg)
     shift = FrequencyShift(cfg.network_measures.shift_hz)

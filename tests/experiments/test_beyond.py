@@ -41,8 +41,8 @@ def _pretrain(cfg, family, seeds, folder, task_cfg):
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """The tiny paper protocol's networks with feedback and their runs, a delayed network of seeds
-    0 and 1, a sparse one of seed 0 only, a limit-cycle one of seeds 0 and 1, and every unit of
-    the extension that can run, by the command line."""
+    0 and 1, a sparse one of seed 0 only, limit-cycle ones with and without feedback of seeds 0
+    and 1, and every unit of the extension that can run, by the command line."""
     root = tmp_path_factory.mktemp("beyond")
     cfg = paper.PaperConfig.tiny(str(root / "published"), str(root / "paper"))
     args = ["--tiny", "--checkpoint-dir", cfg.checkpoint_dir, "--results-dir", cfg.results_dir, "--no-calibrate",
@@ -52,6 +52,7 @@ def tiny(tmp_path_factory):
     _pretrain(cfg, "fb_d5", [0, 1], ck, cfg.task)
     _pretrain(cfg, "fb0.3", [0], ck, cfg.task)
     _pretrain(cfg, "lc_fb", [0, 1], ck, TINY_LC)
+    _pretrain(cfg, "lc_nofb", [0, 1], ck, TINY_LC)
     (ck / "notes.json").write_text(json.dumps({"not": "a network"}))       # not a sidecar: ignored
     assert main(["paper", *args, "--only", "beyond"]) == 0
     return cfg
@@ -60,7 +61,7 @@ def tiny(tmp_path_factory):
 def test_the_plan_finds_each_family_through_its_sidecar_and_pairs_by_seed(tiny):
     cfg = tiny
     fams = beyond.find_families(cfg)
-    assert list(fams) == ["fb_d5", "fb0.3", "lc_fb"]                     # delays, densities, tasks
+    assert list(fams) == ["fb_d5", "fb0.3", "lc_fb", "lc_nofb"]          # delays, densities, tasks
     assert (fams["fb_d5"].delay, fams["fb0.3"].feedback_density, fams["lc_fb"].task) == (5, 0.3, "limit-cycle")
     # every family's units use the first five configured seeds (here the tiny protocol's 0 and 1)
     assert beyond.beyond_seeds(cfg) == (0, 1)
@@ -114,6 +115,38 @@ def test_family_tables_state_every_claim_with_its_n(tiny):
     assert md.splitlines()[0] == "| figure | claim | fb\\_d5 | published, same seeds | change (fb\\_d5 vs published) |"
     first = md.splitlines()[2].split(" | ")
     assert first[1] == "online correction, off / on" and first[2].startswith(f"{rows[0].variant.verdict.value}: ")
+
+
+def test_a_family_without_feedback_is_compared_with_its_tasks_family_with_feedback_per_seed(tiny):
+    """lc_nofb has no controller: its runs are RFLO and BPTT with the controller off only, it has
+    no network measures, and its table compares its test loss per seed with lc_fb's controller-off
+    runs (before adaptation, after each rule), beside nofb against fb on the published networks;
+    each cell is scipy's paired t-test on the log ratio of the losses read back from the unit files."""
+    from fbctrl.experiments.protocol import CONDITIONS, Protocol
+    cfg = tiny
+    assert beyond.feedback_sibling("lc_nofb") == "lc_fb" and beyond.feedback_sibling("nofb") == "fb"
+    units = beyond.adapt_units(cfg, "lc_nofb", Rule.RFLO) + beyond.adapt_units(cfg, "lc_nofb", Rule.BPTT)
+    assert {u.condition.name for u in units} == {"RFLO", "BPTT"} and len(units) == 4
+    bno, bfb = beyond.family_config(cfg, "lc_nofb"), beyond.family_config(cfg, "lc_fb")
+    assert all(paper.is_done(bno, u) for u in units)
+    assert not any(u.kind == "lc_nofb" for g in beyond.groups(cfg, include_done=True) for u in g.units
+                   if u.stage == "network")
+    rows = beyond.family_table(cfg, "lc_nofb")
+    assert [r.key for r in rows] == [k for k, *_ in beyond.NOFB_ROWS]
+    assert all(r.change is None and "another task" in r.change_note for r in rows)
+    rflo_off = next(c for c in CONDITIONS if c.rule is Rule.RFLO and not c.controller_on)
+
+    def loss(bcfg, fam, s, first):
+        tl = np.load(bcfg.adapt_unit(fam, s, 0.0, rflo_off, Protocol.PUBLISHED, cfg.trials).path(bcfg))["test_loss"]
+        return tl[0] if first else tl[-min(10, len(tl)):].mean()
+    for r, first in zip(rows[:2], (True, False)):
+        d = np.log([loss(bno, "lc_nofb", s, first) / loss(bfb, "lc_fb", s, first) for s in (0, 1)])
+        assert r.variant.effect.n == 2 and r.variant.seeds == (0, 1)
+        assert math.isclose(r.variant.effect.mean, math.exp(d.mean()), rel_tol=1e-9)
+        assert math.isclose(r.variant.effect.p_value, stats.ttest_1samp(d, 0.0).pvalue, rel_tol=1e-9)
+        assert r.published.effect.n == 2 and "nofb over fb" in r.published.definition
+    md = beyond.markdown_table(rows)
+    assert "loss without / with feedback, after RFLO" in md and md.count("\n") == 4
 
 
 def test_reaching_families_adapt_at_the_published_networks_best_rates_and_are_measured_at_matched_states(tiny):
