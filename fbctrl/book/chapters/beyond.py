@@ -10,6 +10,8 @@ from dataclasses import replace
 from IPython.display import Markdown
 
 from ... import fmt
+from ...core.checkpoint import read_sidecar
+from ...core.spec import NetworkSpec
 from ...experiments import beyond, paper
 from ...viz.beyond import plot_beyond_summary
 from ..glue import glue_figure, glue_int, glue_text
@@ -44,25 +46,48 @@ def _tail_text(paths) -> str:
     return f"{lo:.2f}" if f"{lo:.2f}" == f"{hi:.2f}" else f"{lo:.2f}–{hi:.2f}"
 
 
+# The test set a network's sidecar records at the end of pre-training with the controller on and
+# off, per task: random reaches (no pushes) and random cycles at the commanded frequencies.
+_ON_OFF = {"reach": ("random", "random_ctrl_off"), "limit-cycle": ("random_cycles", "cycles_ctrl_off")}
+
+
+def _on_off_text(paths, spec) -> str:
+    """The test loss at the end of pre-training with the controller on / off (the sidecar's random
+    reaches or cycles), mean over the networks, with the range when there are several: '0.0030 /
+    0.0058'; a network without feedback has one loss ('— / 0.023')."""
+    on_key, off_key = _ON_OFF[spec.task]
+    finals = [read_sidecar(p).get("final", {}) for p in paths]
+    on = [f[on_key] for f in finals if on_key in f]
+    off = [f[off_key] if off_key in f else f.get(on_key) for f in finals]
+    off = [x for x in off if x is not None]
+
+    def one(xs):
+        if not xs:
+            return "—"
+        m = sum(xs) / len(xs)
+        return f"{m:.2g}" if len(xs) == 1 else f"{m:.2g} ({min(xs):.2g}–{max(xs):.2g})"
+    return f"— / {one(off)}" if not spec.has_feedback else f"{one(on)} / {one(off)}"
+
+
 def design_table(cfg) -> Markdown:
-    """family | task | delay | density | networks pre-trained (seeds) | training loss, last tenth /
-    tenth before | units done / planned."""
+    """family | task | delay | density | networks pre-trained (seeds) | test loss at the end of
+    pre-training, controller on / off | training loss, last tenth / tenth before | units done / planned."""
     rows = []
     for fam, spec in beyond.find_families(cfg).items():
         bcfg = beyond.family_config(cfg, fam)
         have = [s for s in beyond.beyond_seeds(cfg) if paper.is_done(bcfg, paper.PretrainUnit(fam, s))]
+        paths = [paper.PretrainUnit(fam, s).path(bcfg) for s in have]
         done, total = _progress(cfg, fam)
         rows.append([fam, spec.task, f"{spec.delay} steps ({spec.delay * 10} ms)", f"{spec.feedback_density:g}",
-                     _networks(have), _tail_text(paper.PretrainUnit(fam, s).path(bcfg) for s in have),
-                     f"{done} / {total}"])
+                     _networks(have), _on_off_text(paths, spec), _tail_text(paths), f"{done} / {total}"])
     done, total = _progress(cfg, "fb")
     ref = beyond.reference_config(cfg)
+    paths = [paper.PretrainUnit("fb", s).path(ref) for s in beyond.beyond_seeds(cfg)]
     rows.append(["fb (published, Fig 1a units)", "reach", "0", "1", _networks(beyond.beyond_seeds(cfg)),
-                 _tail_text(paper.PretrainUnit("fb", s).path(ref) for s in beyond.beyond_seeds(cfg)),
-                 f"{done} / {total}"])
+                 _on_off_text(paths, NetworkSpec.parse("fb")), _tail_text(paths), f"{done} / {total}"])
     return Markdown(fmt.markdown_table(["family", "task", "delay", "density", "networks pre-trained",
-                                        "training loss, last tenth / tenth before", "units done / planned"], rows,
-                                       align="lllllll"))
+                                        "test loss, controller on / off", "training loss, last tenth / tenth before",
+                                        "units done / planned"], rows, align="llllllll"))
 
 
 def _networks(seeds) -> str:
