@@ -160,7 +160,7 @@ def headline(cfg) -> str:
             judged += 1
             if r.change.verdict.value in ("agrees", "disagrees"):
                 way = "larger" if r.change.verdict.value == "agrees" else "smaller"
-                changed.append(f"{r.figure} is {way} with {fam}")
+                changed.append(f"{r.figure} ({r.short}) is {way} with {fam}")
     counts = ", ".join(f"{f}: {n} network" + ("s" if n != 1 else "") for f, n in zip(fams, ns))
     head = f"So far {len(fams)} {'family is' if len(fams) == 1 else 'families are'} pre-trained ({counts})"
     if not judged:

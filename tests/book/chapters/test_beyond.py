@@ -12,10 +12,11 @@ from fbctrl.experiments import beyond
 from fbctrl.experiments.stats import Verdict
 
 
-def _row(figure, n, word):
+def _row(figure, n, word, short=""):
     eff = SimpleNamespace(n=n)
     change = None if word is None else SimpleNamespace(effect=eff, verdict=Verdict(word))
-    return SimpleNamespace(figure=figure, change=change, variant=SimpleNamespace(effect=eff))
+    return SimpleNamespace(figure=figure, change=change, variant=SimpleNamespace(effect=eff),
+                           short=short or f"claim of {figure}")
 
 
 def _fake(monkeypatch, fams, rows, trained):
@@ -28,13 +29,16 @@ def _fake(monkeypatch, fams, rows, trained):
 def test_headline_lists_only_material_changes(monkeypatch):
     cfg = chapter.config()
     _fake(monkeypatch, ["fb_d5", "fb0.3"],
-          {"fb_d5": [_row("Fig 4a", 3, "agrees"), _row("Fig 4b", 3, "negligible"), _row("Fig 2c", 3, "inconclusive")],
+          {"fb_d5": [_row("Fig 4a", 3, "agrees", "Jacobian norm, on < off"), _row("Fig 4b", 3, "negligible"),
+                     _row("Fig 2c", 3, "inconclusive")],
            "fb0.3": [_row("Fig 5a", 3, "disagrees"), _row("Fig 1a", 1, "disagrees"), _row("Fig 3b", 3, None)]},
           {"fb_d5": 3, "fb0.3": 3})
     text = chapter.headline(cfg)
     assert text.startswith("So far 2 families are pre-trained (fb_d5: 3 networks, fb0.3: 3 networks)")
     assert "of 4 effects judged" in text                       # n < 2 and "not compared" are not judged
-    assert "Fig 4a is larger with fb_d5" in text and "Fig 5a is smaller with fb0.3" in text
+    # each change names its row (a figure has several: RFLO and BPTT, two conventions)
+    assert "Fig 4a (Jacobian norm, on < off) is larger with fb_d5" in text
+    assert "Fig 5a (claim of Fig 5a) is smaller with fb0.3" in text
     assert "Fig 4b" not in text and "Fig 2c" not in text and "Fig 1a" not in text
 
 
