@@ -53,8 +53,8 @@ _ON_OFF = {"reach": ("random", "random_ctrl_off"), "limit-cycle": ("random_cycle
 
 def _on_off_text(paths, spec) -> str:
     """The test loss at the end of pre-training with the controller on / off (the sidecar's random
-    reaches or cycles), mean over the networks, with the range when there are several: '0.0030 /
-    0.0058'; a network without feedback has one loss ('— / 0.023')."""
+    reaches or cycles), mean over the networks: '0.0030 / 0.0058'; a network without feedback has
+    one loss ('— / 0.023')."""
     on_key, off_key = _ON_OFF[spec.task]
     finals = [read_sidecar(p).get("final", {}) for p in paths]
     on = [f[on_key] for f in finals if on_key in f]
@@ -62,40 +62,41 @@ def _on_off_text(paths, spec) -> str:
     off = [x for x in off if x is not None]
 
     def one(xs):
-        if not xs:
-            return "—"
-        m = sum(xs) / len(xs)
-        return f"{m:.2g}" if len(xs) == 1 else f"{m:.2g} ({min(xs):.2g}–{max(xs):.2g})"
+        return f"{sum(xs) / len(xs):.2g}" if xs else "—"
     return f"— / {one(off)}" if not spec.has_feedback else f"{one(on)} / {one(off)}"
 
 
+def _feedback_text(spec) -> str:
+    """'50 ms, density 1', 'none'."""
+    return f"{spec.delay * 10} ms, density {spec.feedback_density:g}" if spec.has_feedback else "none"
+
+
 def design_table(cfg) -> Markdown:
-    """family | task | delay | density | networks pre-trained (seeds) | test loss at the end of
-    pre-training, controller on / off | training loss, last tenth / tenth before | units done / planned."""
+    """family | task | feedback (delay, density) | seeds pre-trained | test loss at the end of
+    pre-training, controller on / off (mean over networks) | training loss, last tenth / tenth
+    before | units done / planned."""
     rows = []
     for fam, spec in beyond.find_families(cfg).items():
         bcfg = beyond.family_config(cfg, fam)
         have = [s for s in beyond.beyond_seeds(cfg) if paper.is_done(bcfg, paper.PretrainUnit(fam, s))]
         paths = [paper.PretrainUnit(fam, s).path(bcfg) for s in have]
         done, total = _progress(cfg, fam)
-        rows.append([fam, spec.task, f"{spec.delay} steps ({spec.delay * 10} ms)", f"{spec.feedback_density:g}",
-                     _networks(have), _on_off_text(paths, spec), _tail_text(paths), f"{done} / {total}"])
+        rows.append([fam, spec.task, _feedback_text(spec), _networks(have), _on_off_text(paths, spec),
+                     _tail_text(paths), f"{done} / {total}"])
     done, total = _progress(cfg, "fb")
     ref = beyond.reference_config(cfg)
     paths = [paper.PretrainUnit("fb", s).path(ref) for s in beyond.beyond_seeds(cfg)]
-    rows.append(["fb (published, Fig 1a units)", "reach", "0", "1", _networks(beyond.beyond_seeds(cfg)),
-                 _on_off_text(paths, NetworkSpec.parse("fb")), _tail_text(paths), f"{done} / {total}"])
-    return Markdown(fmt.markdown_table(["family", "task", "delay", "density", "networks pre-trained",
-                                        "test loss, controller on / off", "training loss, last tenth / tenth before",
-                                        "units done / planned"], rows, align="llllllll"))
+    spec = NetworkSpec.parse("fb")
+    rows.append(["fb (published)", "reach", _feedback_text(spec), _networks(beyond.beyond_seeds(cfg)),
+                 _on_off_text(paths, spec), _tail_text(paths), f"{done} / {total}"])
+    return Markdown(fmt.markdown_table(["family", "task", "feedback", "seeds", "test loss, on / off",
+                                        "training tail", "units done"], rows, align="lllllll"))
 
 
 def _networks(seeds) -> str:
-    """'3 (seeds 0, 1, 2)', '1 (seed 0)' or 'none yet'."""
+    """'0, 1, 2' or 'none yet'."""
     seeds = list(seeds)
-    if not seeds:
-        return "none yet"
-    return f"{len(seeds)} (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))})"
+    return ", ".join(map(str, seeds)) if seeds else "none yet"
 
 
 def glue_key(family: str, key: str) -> str:
