@@ -103,7 +103,7 @@ def _figure_out(s):
 
 def _add_figure(sub) -> None:
     p = sub.add_parser("figure", help="redraw a figure of the book from the paper protocol's unit files")
-    p.add_argument("name", choices=list(scale.FIGURES), help="the paper's figure (8: Figure 8, the sweep at every rotation; sweep: the 30 deg sweep against the published rates)")
+    p.add_argument("name", choices=list(scale.FIGURES), help="the paper's figure (8: Figure 8, the sweep at every rotation; sweep: the 30 deg sweep against the published rates; beyond: the summary of Beyond the paper)")
     p.add_argument("--seeds", type=_nonneg_int("seeds"), nargs="+", default=None, help="network seeds (default all)")
     p.add_argument("--rotations", type=_angle, nargs="+", default=None, help="rotations in degrees (3b, 5a)")
     p.add_argument("--rotation", type=_angle, default=None, help="one rotation in degrees (1a, 3a)")

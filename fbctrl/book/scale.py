@@ -27,13 +27,14 @@ from .. import paths
 from ..analysis import online
 from ..core.checkpoint import find_checkpoints, load_checkpoint
 from ..core.task import TaskConfig
-from ..experiments import metrics, stats, verdicts
+from ..experiments import beyond, metrics, stats, verdicts
 from ..experiments import network_units
 from ..experiments.network_units import NetworkUnit, shipped_seeds
 from ..experiments.paper import (AdaptUnit, PaperConfig, best_swept_rates, is_done, load_network_units, load_runs,
                                  sweep_table, unit_seconds, published_costs)
 from ..experiments.protocol import CONDITIONS, Condition, Protocol
 from ..viz import plots, scale as viz_scale
+from ..viz.beyond import plot_beyond_summary
 from ..viz.chapters.paper_protocol import plot_paper_adaptation, plot_paper_sweep, plot_sweep_heatmaps
 from .chapters import paper_protocol
 from .glue import glue_caption
@@ -275,6 +276,13 @@ def online_data(cfg: PaperConfig, seeds, rotation: float = 30.0, repeats: int = 
             "rotation": rotation, "trials": len(conds[0].x0)}
 
 
+def beyond_data(cfg: PaperConfig) -> dict:
+    """The summary figure of "Beyond the paper": :func:`fbctrl.experiments.beyond.summary_records`
+    (each claim's effect at each point of delay, density and task), read from the extension's units."""
+    records = beyond.summary_records(cfg)
+    return {"records": records, "n_by_point": {(r["axis"], r["point"]): r["n"] for r in records}}
+
+
 # ---------------------------------------------------------------------------------------------
 # The figures: options, data, drawing, caption, command
 # ---------------------------------------------------------------------------------------------
@@ -313,6 +321,9 @@ FIGURES = {f.name: f for f in (
     FigureSpec("8", "Fig. 8", "lr_sweep", ("conditions",),
                tuple(f"final_loss_{r}_{d}" for r in RULES for d in (40, 50, 60)),
                "Colour: geometric mean over the swept networks"),
+    FigureSpec("beyond", "Beyond the paper", "beyond", (), (),
+               "Points: geometric mean (ratios) or mean (differences) over networks, bars: its 95% t interval, grey: "
+               "the claim's negligible band"),
 )}
 
 
@@ -354,7 +365,8 @@ def check_options(name: str, cfg: PaperConfig, **opts) -> dict:
     given = {k: v for k, v in opts.items() if v is not None}
     extra = sorted(set(given) - set(spec.options))
     if extra:
-        raise ValueError(f"figure {name} takes {', '.join('--' + o for o in spec.options)}; not --{extra[0]}")
+        takes = ", ".join("--" + o for o in spec.options) or "no option besides --out"
+        raise ValueError(f"figure {name} takes {takes}; not --{extra[0]}")
     out = {k: v for k, v in _defaults(cfg).items() if k in spec.options}
     source = given.get("source", out.get("source", "published"))
     if source not in SOURCES:
@@ -383,6 +395,7 @@ def load_data(name: str, cfg: PaperConfig, opts: dict, device="cpu") -> dict:
         "5b": lambda: newton_data(cfg, o["seeds"], o["source"], o["pairing"]),
         "sweep": lambda: sweep_data(cfg, o["rule"]),
         "8": lambda: heatmap_data(cfg, o["conditions"]),
+        "beyond": lambda: beyond_data(cfg),
     }
     return loaders[name]()
 
@@ -397,6 +410,8 @@ def _draw_data(name: str, d: dict):
                                               rotation_deg=d["rotation_deg"])
     if name == "8":
         return plot_sweep_heatmaps(d)
+    if name == "beyond":
+        return plot_beyond_summary(d["records"])
     return {"2c": viz_scale.plot_activity_scale, "3a": viz_scale.plot_learning_scale,
             "4a": viz_scale.plot_jacobian_scale, "4b": viz_scale.plot_alignment_scale,
             "4c": viz_scale.plot_alignment_scale, "5a": viz_scale.plot_efficiency_scale,
@@ -476,6 +491,9 @@ _WHAT = {
          "rotation (rows), one panel per condition, one log colour scale: grey where no run has finished, a red cross "
          "where a network diverged, a star at each rotation's best rate (the rate its fair cells run at). RFLO and "
          "RFLO+c ran {rflo} trials, online BPTT {bptt}",
+    "beyond": "Each claim's effect against the feedback delay (0, 50, 100 ms), the feedback density (1, 0.3, 0.1) "
+              "and the task (reach, limit cycle), the first point of each group the published networks of the same "
+              "seeds, beside the claim in another convention; n is in each point's label",
     "sweep": "Final test loss (controller off, mean of the last 10 trials) against the learning rate at "
              "{rotation:g}°, each condition at every swept rate: single networks as dots, a cross where a network "
              "diverged, a star at the best rate, triangles: the published protocol's rate(s)",

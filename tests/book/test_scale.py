@@ -43,6 +43,18 @@ def test_figure_written_with_its_command_in_the_file(tmp_path, capsys):
 
 
 @needs_store
+def test_the_beyond_summary_is_a_figure_with_its_command(tmp_path, capsys):
+    out = tmp_path / "beyond.png"
+    assert main(["figure", "beyond", "--out", str(out)]) == 0
+    img = Image.open(out)
+    assert img.size[0] == 680
+    assert "Redraw: `python -m fbctrl figure beyond`" in img.info["Description"]
+    assert "feedback delay (0, 50, 100 ms)" in capsys.readouterr().out
+    assert main(["figure", "beyond", "--seeds", "0", "--out", str(out)]) == 2
+    assert "figure beyond takes no option besides --out; not --seeds" in capsys.readouterr().err
+
+
+@needs_store
 @pytest.mark.parametrize("suffix", [".svg", ".pdf"])
 def test_other_formats(tmp_path, suffix):
     out = tmp_path / f"fig4c{suffix}"
