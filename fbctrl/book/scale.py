@@ -446,6 +446,8 @@ def command(name: str, opts: dict, cfg: PaperConfig | None = None) -> str:
 
 def _n_text(d: dict) -> str:
     """How many networks the figure rests on."""
+    if "n_by_point" in d:
+        return "n in each point's label"
     seeds = d.get("seeds")
     if isinstance(seeds, dict):
         ns = sorted({len(v) for v in seeds.values()})
@@ -493,7 +495,7 @@ _WHAT = {
          "RFLO+c ran {rflo} trials, online BPTT {bptt}",
     "beyond": "Each claim's effect against the feedback delay (0, 50, 100 ms), the feedback density (1, 0.3, 0.1) "
               "and the task (reach, limit cycle), the first point of each group the published networks of the same "
-              "seeds, beside the claim in another convention; n is in each point's label",
+              "seeds, beside the claim in another convention",
     "sweep": "Final test loss (controller off, mean of the last 10 trials) against the learning rate at "
              "{rotation:g}°, each condition at every swept rate: single networks as dots, a cross where a network "
              "diverged, a star at the best rate, triangles: the published protocol's rate(s)",
@@ -510,7 +512,8 @@ def caption(name: str, d: dict, opts: dict, cfg: PaperConfig | None = None) -> s
                                  if isinstance(d.get("trials"), dict) else {}))
     src = " Networks pre-trained with pushes (robustness)." if opts.get("source") == "shipped" else ""
     lead = "" if spec.band[0].isupper() else "Lines: "
-    return (f"{spec.paper} at the paper's scale. {what}.{src} {lead}{spec.band}; {_n_text(d)}. "
+    head = f"{spec.paper}, summary." if name == "beyond" else f"{spec.paper} at the paper's scale."
+    return (f"{head} {what}.{src} {lead}{spec.band}; {_n_text(d)}. "
             f"Redraw: `{command(name, opts, cfg)}`.")
 
 

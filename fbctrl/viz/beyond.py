@@ -10,6 +10,7 @@ from __future__ import annotations
 import textwrap
 
 import matplotlib.pyplot as plt
+import matplotlib.ticker as mticker
 import numpy as np
 
 from .chapters.common import _quiet
@@ -62,7 +63,12 @@ def plot_beyond_summary(records: list[dict], *, ncols: int = 2):
         finite = [r for _, r in xs if np.isfinite(r["mean"])]
         ys = [v for r in finite for v in (r["mean"], r["ci_low"], r["ci_high"]) if np.isfinite(v)] or [null]
         ymin, ymax = min(ys + [null]), max(ys + [null])
-        pad = 0.15 * (ymax - ymin or abs(null) or 1.0)
+        log = bool(first["log"]) and ymin > 0
+        if log:                                        # ratios on a log axis: x2 and x1/2 the same distance
+            ymin, ymax = min(ymin, 1 / 1.1), max(ymax, 1.1)
+            pad = (ymax / ymin) ** 0.08
+        else:
+            pad = 0.15 * (ymax - ymin or abs(null) or 1.0)
         for xi, r in xs:
             pub = r["family"] == "published"
             color = REFERENCE if pub else COLORS["fb"]
@@ -72,11 +78,25 @@ def plot_beyond_summary(records: list[dict], *, ncols: int = 2):
                 ax.plot(xi, r["mean"], "o", color=color, ms=5, mfc=color if not pub else "white",
                         label="published networks, same seeds" if pub else "variant networks")
             else:
-                ax.text(xi, (ymin + ymax) / 2, "missing", rotation=90, ha="center", va="center", color=REFERENCE)
-        ax.set_ylim(ymin - pad, ymax + pad)
-        ax.ticklabel_format(axis="y", useOffset=False)
+                ax.text(xi, np.sqrt(ymin * ymax) if log else (ymin + ymax) / 2, "missing", rotation=90,
+                        ha="center", va="center", color=REFERENCE)
+        if log:
+            ax.set_yscale("log")
+            ax.set_ylim(ymin / pad, ymax * pad)
+            lo_lim, hi_lim = ymin / pad, ymax * pad
+            decades = np.log10(hi_lim / lo_lim)
+            if decades > 0.6:              # 1, 10, 100 over many decades; 1, 2, 5 over one or two
+                ax.yaxis.set_major_locator(mticker.LogLocator(base=10, subs=(1.0,) if decades > 2.5 else (1.0, 2.0, 5.0)))
+            else:                          # a narrow range (a band of +-5 %): three plain ticks
+                yticks = [t for t in mticker.MaxNLocator(3).tick_values(lo_lim, hi_lim) if lo_lim <= t <= hi_lim]
+                ax.yaxis.set_major_locator(mticker.FixedLocator(yticks))
+            ax.yaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _pos: f"{v:g}"))
+            ax.yaxis.set_minor_formatter(mticker.NullFormatter())
+        else:
+            ax.set_ylim(ymin - pad, ymax + pad)
+            ax.ticklabel_format(axis="y", useOffset=False)
         ax.set_xticks([t for t, _ in ticks], [lab for _, lab in ticks], rotation=45, ha="right")
         ax.set_title(textwrap.fill(f"{first['figure']}: {first['short']}", 40))   # two lines rather than into the next panel
-        ax.set_ylabel("ratio" if first["log"] else "difference")
+        ax.set_ylabel("ratio (log scale)" if log else "ratio" if first["log"] else "difference")
     legend_below(fig, axes.ravel()[: len(claims)])
     return fig

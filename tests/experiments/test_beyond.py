@@ -286,6 +286,9 @@ def test_the_summary_figure_draws_every_point_marks_the_missing_and_states_n():
         labels = [t.get_text() for t in ax.get_xticklabels()]
         assert len(labels) == 8 and "0.1, n=0" in labels and "limit cycle, n=5" in labels
         assert [t.get_text() for t in ax.texts] == ["missing"]
+    # ratios on a log axis (x2 and x1/2 equally far from 1), differences on a linear one
+    assert [ax.get_yscale() for ax in axes] == ["log", "linear"]
+    assert axes[0].get_ylabel() == "ratio (log scale)" and axes[1].get_ylabel() == "difference"
     with pytest.raises(ValueError, match="records"):
         plot_beyond_summary([])
 
