@@ -502,9 +502,9 @@ def _change(claim, col, bcfg, ref, family: str):
 # feedback are of the published ones: the same seeds pre-trained without the pathway, adapted with
 # the controller-off conditions. Its rows compare the two per seed (the test loss under the
 # perturbation before adaptation, and at the end of each rule's run), beside the same comparison
-# on the published reaching networks of those seeds. The paper draws the comparison (Figure 3)
-# but states no claim on it; the direction read is "pre-training with feedback leaves the network
-# better off with the controller off", so agrees / disagrees say which way it went (Methods).
+# on the published reaching networks of those seeds. The paper states no claim on this
+# comparison; the direction read is "pre-training with feedback leaves the network better off
+# with the controller off", so agrees / disagrees say which way it went (Methods).
 NOFB_ROWS = (("nofb_start", "before adaptation", Rule.RFLO, True),
              ("nofb_rflo", "after RFLO", Rule.RFLO, False),
              ("nofb_bptt", "after BPTT", Rule.BPTT, False))
@@ -545,7 +545,7 @@ def _feedback_claim(key: str, when: str, rule: Rule, at_start: bool, pairs, labe
             return [], [], (), "no runs yet"
         what = "before the first trial" if at_start else f"mean of the last {AS_PUBLISHED.window} trials (all if fewer)"
         return ([no[s] for s in both], [fb[s] for s in both], tuple(both),
-                f"test loss (controller off) of {fam_no} over {fam_fb}, {what} of the {rule.value} run with the "
+                f"test loss (controller off) of {fam_no} over {fam_fb}, {what} of the {rule.name} run with the "
                 f"controller off, published protocol")
     return Claim(key, "no feedback", f"Pre-trained with feedback, the network (controller off) has a lower test loss "
                  f"{when} than pre-trained without ({label})", measure, band=BANDS["loss"],
