@@ -330,7 +330,8 @@ def write_outputs(tr: Trainer, out: Path, *, device: str, command: str | None) -
             "python": platform.python_version(),
             "device": str(device),
             "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-            "wall_time_s": round(tr.wall_time, 1),
+            "wall_time_s": round(tr.wall_time, 1),   # summed over resumes
+            "threads": torch.get_num_threads() if str(device) == "cpu" else None,
             "trained_together_with_seeds": list(tr.seeds),
             "commit": git_commit(),
             "command": command or " ".join(sys.argv),

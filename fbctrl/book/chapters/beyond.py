@@ -66,6 +66,20 @@ def _on_off_text(paths, spec) -> str:
     return f"— / {one(off)}" if not spec.has_feedback else f"{one(on)} / {one(off)}"
 
 
+def _hours_text(paths) -> str:
+    """The pre-training's wall time per network in hours (the sidecar's ``wall_time_s``, summed
+    over resumes, over the networks trained together): '0.9' or '0.85–1.2'; '—' where not recorded."""
+    hours = []
+    for p in paths:
+        meta = read_sidecar(p)
+        if meta.get("wall_time_s") is not None:
+            hours.append(meta["wall_time_s"] / 3600 / max(1, len(meta.get("trained_together_with_seeds") or [0])))
+    if not hours:
+        return "—"
+    lo, hi = f"{min(hours):.2g}", f"{max(hours):.2g}"
+    return lo if lo == hi else f"{lo}–{hi}"
+
+
 def _feedback_text(spec) -> str:
     """'50 ms, density 1', 'none'."""
     return f"{spec.delay * 10} ms, density {spec.feedback_density:g}" if spec.has_feedback else "none"
@@ -74,7 +88,7 @@ def _feedback_text(spec) -> str:
 def design_table(cfg) -> Markdown:
     """family | task | feedback (delay, density) | seeds pre-trained | test loss at the end of
     pre-training, controller on / off (mean over networks) | training loss, last tenth / tenth
-    before | units done / planned."""
+    before | pre-training wall time per network, hours | units done / planned."""
     rows = []
     for fam, spec in beyond.find_families(cfg).items():
         bcfg = beyond.family_config(cfg, fam)
@@ -82,15 +96,16 @@ def design_table(cfg) -> Markdown:
         paths = [paper.PretrainUnit(fam, s).path(bcfg) for s in have]
         done, total = _progress(cfg, fam)
         rows.append([fam, spec.task, _feedback_text(spec), _networks(have), _on_off_text(paths, spec),
-                     _tail_text(paths), f"{done} / {total}"])
+                     _tail_text(paths), _hours_text(paths), f"{done} / {total}"])
     done, total = _progress(cfg, "fb")
     ref = beyond.reference_config(cfg)
     paths = [paper.PretrainUnit("fb", s).path(ref) for s in beyond.beyond_seeds(cfg)]
     spec = NetworkSpec.parse("fb")
     rows.append(["fb (published)", "reach", _feedback_text(spec), _networks(beyond.beyond_seeds(cfg)),
-                 _on_off_text(paths, spec), _tail_text(paths), f"{done} / {total}"])
+                 _on_off_text(paths, spec), _tail_text(paths), _hours_text(paths), f"{done} / {total}"])
     return Markdown(fmt.markdown_table(["family", "task", "feedback", "seeds", "test loss, on / off",
-                                        "training tail", "units done"], rows, align="lllllll"))
+                                        "training tail", "pre-training, h", "units done"], rows,
+                                       align="llllllll"))
 
 
 def _networks(seeds) -> str:

@@ -49,3 +49,20 @@ def test_headline_says_when_nothing_can_be_judged(monkeypatch):
                                      "published networks can be judged yet (it needs two networks a family).")
     _fake(monkeypatch, [], {}, {})
     assert chapter.headline(cfg) == "No network of the extension is pre-trained yet."
+
+
+def test_pretraining_hours_are_per_network_and_span_the_networks(tmp_path):
+    """Wall time per network: a sidecar's wall_time_s over the networks trained with it in lockstep;
+    the range over the networks in hours, two significant figures; '—' where none is recorded."""
+    import json
+    paths = []
+    for i, (secs, together) in enumerate([(7200.0, [0, 1]), (3240.0, [2]), (None, [3])]):
+        pt = tmp_path / f"fb_d5_seed{i}.pt"
+        meta = {"trained_together_with_seeds": together}
+        if secs is not None:
+            meta["wall_time_s"] = secs
+        pt.with_suffix(".json").write_text(json.dumps(meta))
+        paths.append(pt)
+    assert chapter._hours_text(paths[:1]) == "1"            # 2 h for two networks
+    assert chapter._hours_text(paths[:2]) == "0.9–1"        # 3240 s = 0.9 h
+    assert chapter._hours_text(paths[2:]) == "—"
