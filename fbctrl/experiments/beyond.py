@@ -612,10 +612,19 @@ def table_rows(rows: list[BeyondRow]) -> list[list[str]]:
 
 def markdown_table(rows: list[BeyondRow]) -> str:
     """One family's verdict table: per claim the variant's cell, the published networks' of the
-    same seeds and the change, each as the main table writes it (verdict: effect [95% CI], n, p)."""
+    extension's seeds (the header names them) and the change (paired on the variant's seeds), each as the main table writes it (verdict: effect [95% CI], n, p)."""
     fam = rows[0].family if rows else "the family"
-    return fmt.markdown_table(["figure", "claim", fam, "published, same seeds", f"change ({fam} vs published)"],
+    seeds = sorted({s for r in rows for s in r.published.seeds})
+    pub = f"published, seeds {_seed_span(seeds)}" if seeds else "published, same seeds"
+    return fmt.markdown_table(["figure", "claim", fam, pub, f"change ({fam} vs published)"],
                               table_rows(rows), align="lllll")
+
+
+def _seed_span(seeds: list[int]) -> str:
+    """'0–4' for consecutive seeds, else '0, 2, 3'."""
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}–{seeds[-1]}"
+    return ", ".join(map(str, seeds))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -112,7 +112,7 @@ def test_family_tables_state_every_claim_with_its_n(tiny):
     assert all(r.change is None and "another task" in r.change_note for r in lc)
     assert "(+0.5 Hz)" in next(r.claim for r in lc if r.key == "final_loss_rflo_30")
     md = beyond.markdown_table(rows)
-    assert md.splitlines()[0] == "| figure | claim | fb\\_d5 | published, same seeds | change (fb\\_d5 vs published) |"
+    assert md.splitlines()[0] == "| figure | claim | fb\\_d5 | published, seeds 0, 1 | change (fb\\_d5 vs published) |"
     first = md.splitlines()[2].split(" | ")
     assert first[1] == "online correction, off / on" and first[2].startswith(f"{rows[0].variant.verdict.value}: ")
 
@@ -304,3 +304,9 @@ def test_training_tail_is_the_last_tenth_of_the_task_loss_over_the_tenth_before(
     np.savez(ck.with_suffix(".curve.npz"), task_loss=np.full(100, 3.0), loss=np.zeros(100))
     assert beyond.training_tail(ck) == pytest.approx(1.0)
     assert beyond.training_tail(tmp_path / "other_seed0.pt") is None
+
+
+def test_the_published_column_names_its_seeds():
+    assert beyond._seed_span([0, 1, 2, 3, 4]) == "0–4"
+    assert beyond._seed_span([0, 1]) == "0, 1"
+    assert beyond._seed_span([0, 2, 3]) == "0, 2, 3"
