@@ -612,7 +612,8 @@ def table_rows(rows: list[BeyondRow]) -> list[list[str]]:
 
 def markdown_table(rows: list[BeyondRow]) -> str:
     """One family's verdict table: per claim the variant's cell, the published networks' of the
-    extension's seeds (the header names them) and the change (paired on the variant's seeds), each as the main table writes it (verdict: effect [95% CI], n, p)."""
+    extension's seeds (the header names them) and the change (paired on the variant's seeds),
+    each as the main table writes it (verdict: effect [95% CI], n, p)."""
     fam = rows[0].family if rows else "the family"
     seeds = sorted({s for r in rows for s in r.published.seeds})
     pub = f"published, seeds {_seed_span(seeds)}" if seeds else "published, same seeds"
