@@ -290,7 +290,7 @@ def pretrain(cfg: PretrainConfig, seeds: list[int], out: str | Path | None = Non
                f"seeds {','.join(map(str, seeds))}", unit="batch", dynamic_ncols=True)
     with deferred() as interrupt:
         try:
-            if tr.batch == 0:
+            if tr.batch == 0 and not tr.evals["batch"]:   # a run resumed at batch 0 has it already
                 tr.record_eval()
             _train_loop(tr, bar, interrupt, save_resume, stop_after)
         except KeyboardInterrupt:

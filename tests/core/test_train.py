@@ -192,6 +192,37 @@ def test_signal_inside_a_batch_resumes_to_identical_weights(tmp_path, monkeypatc
     assert done.curves == full.curves and done.evals == full.evals
 
 
+@pytest.mark.parametrize("at_eval", [1, 2], ids=["initial-evaluation", "evaluation-at-batch-3"])
+def test_signal_inside_an_evaluation_resumes_to_the_same_curves(tmp_path, monkeypatch, at_eval):
+    """A signal that lands inside an evaluation of the test sets (the one before the first
+    batch, or one at an ``eval_every`` batch) stops the run at that boundary; the resumed run
+    records every evaluation once, so its curves equal an uninterrupted run's (an evaluation at
+    batch 0 recorded again on resume would add a point)."""
+    cfg = small_cfg(batches=7, eval_every=3)
+    full = pretrain(cfg, [0, 1], tmp_path / "full", progress=False, task_cfg=SHORT)
+    record = Trainer.record_eval
+    calls = {"n": 0}
+
+    def record_then_signal(self):
+        out = record(self)
+        calls["n"] += 1
+        if calls["n"] == at_eval:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return out
+
+    monkeypatch.setattr(Trainer, "record_eval", record_then_signal)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(cfg, [0, 1], tmp_path / "part", progress=False, task_cfg=SHORT)
+    monkeypatch.setattr(Trainer, "record_eval", record)
+    (rfile,) = (tmp_path / "part").glob(".resume-*.pt")
+    assert torch.load(rfile, weights_only=True)["batch"] == (0 if at_eval == 1 else 3)
+    done = pretrain(cfg, [0, 1], tmp_path / "part", progress=False, task_cfg=SHORT)
+    assert done.evals["batch"] == full.evals["batch"] == [0, 3, 6, 7]
+    assert done.curves == full.curves and done.evals == full.evals
+    for k in PARAM_NAMES:
+        assert torch.equal(done.params[k], full.params[k]), k
+
+
 def test_damaged_resume_file_is_refused_by_name_without_unpickling(tmp_path):
     cfg = small_cfg(batches=6)
     pretrain(cfg, [0], tmp_path, progress=False, task_cfg=SHORT, stop_after=2)

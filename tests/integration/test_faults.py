@@ -1,6 +1,7 @@
 """Fault injection on the paper protocol's runner at tiny size (``paper --tiny``, the networks of
 seed 0 and their adaptation runs): Ctrl-C (SIGINT), SIGTERM and kill -9 at seeded random moments,
-then the same command again, give files equal bit for bit to an uninterrupted run's; a truncated
+then the same command again, give files equal bit for bit to an uninterrupted run's (and the same
+for a signal inside a ``pretrain`` run of a few seconds, delayed feedback); a truncated
 and a bit-flipped unit and a truncated training-curve file are named and recomputed; two
 processes given the same shard on one folder share its units without computing one twice; an
 unwritable output is refused before any work.
@@ -121,23 +122,50 @@ def test_an_interrupted_run_resumes_to_the_same_files_bit_for_bit(reference, tmp
     assert not [p for p in tmp_path.rglob(".*.claim")]           # every claim released or taken over
 
 
+# a pre-training run of a few seconds on one thread (the paper's tiny networks train in a fraction
+# of a second, so a signal a moment after their first resume file can land after the work is done)
+PRETRAIN = ["pretrain", "--n", "20", "--seeds", "0", "1", "--batches", "150", "--batch-size", "8",
+            "--eval-every", "25", "--checkpoint-every", "10", "--delay", "2", "--no-progress"]
+
+
+def _pretrain_in_process(out: Path) -> None:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert main(PRETRAIN + ["--out", str(out)]) == 0
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    """An uninterrupted pre-training run (two seeds in lockstep, feedback delayed by 2 steps)."""
+    out = tmp_path_factory.mktemp("pretrained")
+    _pretrain_in_process(out)
+    return out
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["SIGINT", "SIGTERM", "SIGKILL"])
-def test_a_signal_inside_pretraining_resumes_to_the_same_networks(reference, tmp_path, sig):
+def test_a_signal_inside_pretraining_resumes_to_the_same_networks(pretrained, tmp_path, sig):
     """The moment: once the first resume file exists (pre-training is under way), after a seeded
-    random delay; the networks then equal the uninterrupted run's bit for bit."""
+    random delay well inside the run; the return code says the signal was handled (130) or not
+    catchable (kill -9), and the resumed networks, sidecars' numbers and curves then equal the
+    uninterrupted run's bit for bit."""
     delay = float(np.random.default_rng(7 + int(sig)).uniform(0.0, 0.2))
-    proc = subprocess.Popen(_command(tmp_path / "ck", tmp_path / "res", "pretrain"), env=_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    while proc.poll() is None and not list(tmp_path.rglob(".resume-*")):
+    proc = subprocess.Popen([sys.executable, "-m", "fbctrl", *PRETRAIN, "--out", str(tmp_path)],
+                            env={**_env(), "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    while proc.poll() is None and not list(tmp_path.glob(".resume-*.pt")):
         time.sleep(0.005)
     time.sleep(delay)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == (-9 if sig == signal.SIGKILL else 130), err[-2000:]
-    _run(tmp_path / "ck", tmp_path / "res", "pretrain")
-    ref = reference / "ck"
-    diff = max(float(np.abs(_arrays(tmp_path / "ck" / f)[k] - _arrays(ref / f)[k]).max())
-               for f in ("fb_n20_seed0.pt", "nofb_n20_seed0.pt", "fb_n20_seed0.curve.npz") for k in _arrays(ref / f))
+    assert not list(tmp_path.glob("*_seed*.pt"))          # it stopped before the end
+    _pretrain_in_process(tmp_path)
+    assert not list(tmp_path.glob(".resume-*"))
+    diff = _max_abs_difference(pretrained, tmp_path)
     print(f"{signal.Signals(sig).name} inside pre-training (+{delay:.2f} s): max abs difference after resuming {diff}")
     assert diff == 0.0
 
