@@ -161,35 +161,44 @@ def test_workspace_reuse_gives_the_same_training_bit_for_bit():
         assert a.workspace._bufs and float((a.params["W_rec"] - Trainer(cfg, [0, 1], task_cfg=SHORT).params["W_rec"]).abs().max()) > 0
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_signal_inside_a_batch_resumes_to_identical_weights(tmp_path, monkeypatch, signum):
-    """A Ctrl-C or SIGTERM that lands *inside* a batch (after the batch was drawn, before the
-    optimiser step) is deferred to the batch's end: the resume file then holds that batch's
-    parameters with the generators' state after it, and the resumed run equals an
-    uninterrupted one bit for bit. (Saving the generators advanced by the draw with the
-    parameters of the batch before resumes to a different network.)"""
+def _interrupted_then_resumed(tmp_path, monkeypatch, method: str, nth: int, signum, batch_saved: int):
+    """Pre-train 7 batches (evaluations at 0, 3, 6, 7) uninterrupted, and again with ``signum``
+    sent from inside the ``nth`` call of ``Trainer.<method>``; check the resume file's batch,
+    resume, and return both runs ``(full, done)``."""
     cfg = small_cfg(batches=7, eval_every=3)
     full = pretrain(cfg, [0, 1], tmp_path / "full", progress=False, task_cfg=SHORT)
-    draw = Trainer.draw_batch
+    original = getattr(Trainer, method)
     calls = {"n": 0}
 
-    def draw_then_signal(self):
-        out = draw(self)
+    def call_then_signal(self):
+        out = original(self)
         calls["n"] += 1
-        if calls["n"] == 4:
+        if calls["n"] == nth:
             os.kill(os.getpid(), signum)
         return out
 
-    monkeypatch.setattr(Trainer, "draw_batch", draw_then_signal)
+    monkeypatch.setattr(Trainer, method, call_then_signal)
     with pytest.raises(KeyboardInterrupt):
         pretrain(cfg, [0, 1], tmp_path / "part", progress=False, task_cfg=SHORT)
-    monkeypatch.setattr(Trainer, "draw_batch", draw)
+    monkeypatch.setattr(Trainer, method, original)
     (rfile,) = (tmp_path / "part").glob(".resume-*.pt")
-    assert torch.load(rfile, weights_only=True)["batch"] == 4    # the interrupted batch was finished
+    assert torch.load(rfile, weights_only=True)["batch"] == batch_saved
     done = pretrain(cfg, [0, 1], tmp_path / "part", progress=False, task_cfg=SHORT)
     for k in PARAM_NAMES:
         assert torch.equal(done.params[k], full.params[k]), k
     assert done.curves == full.curves and done.evals == full.evals
+    return full, done
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_inside_a_batch_resumes_to_identical_weights(tmp_path, monkeypatch, signum):
+    """A Ctrl-C or SIGTERM that lands *inside* a batch (after the batch was drawn, before the
+    optimiser step) is deferred to the batch's end: the resume file then holds that batch's
+    parameters with the generators' state after it (batch 4: the interrupted batch was
+    finished), and the resumed run equals an uninterrupted one bit for bit. (Saving the
+    generators advanced by the draw with the parameters of the batch before resumes to a
+    different network.)"""
+    _interrupted_then_resumed(tmp_path, monkeypatch, "draw_batch", 4, signum, batch_saved=4)
 
 
 @pytest.mark.parametrize("at_eval", [1, 2], ids=["initial-evaluation", "evaluation-at-batch-3"])
@@ -198,29 +207,9 @@ def test_signal_inside_an_evaluation_resumes_to_the_same_curves(tmp_path, monkey
     batch, or one at an ``eval_every`` batch) stops the run at that boundary; the resumed run
     records every evaluation once, so its curves equal an uninterrupted run's (an evaluation at
     batch 0 recorded again on resume would add a point)."""
-    cfg = small_cfg(batches=7, eval_every=3)
-    full = pretrain(cfg, [0, 1], tmp_path / "full", progress=False, task_cfg=SHORT)
-    record = Trainer.record_eval
-    calls = {"n": 0}
-
-    def record_then_signal(self):
-        out = record(self)
-        calls["n"] += 1
-        if calls["n"] == at_eval:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return out
-
-    monkeypatch.setattr(Trainer, "record_eval", record_then_signal)
-    with pytest.raises(KeyboardInterrupt):
-        pretrain(cfg, [0, 1], tmp_path / "part", progress=False, task_cfg=SHORT)
-    monkeypatch.setattr(Trainer, "record_eval", record)
-    (rfile,) = (tmp_path / "part").glob(".resume-*.pt")
-    assert torch.load(rfile, weights_only=True)["batch"] == (0 if at_eval == 1 else 3)
-    done = pretrain(cfg, [0, 1], tmp_path / "part", progress=False, task_cfg=SHORT)
+    full, done = _interrupted_then_resumed(tmp_path, monkeypatch, "record_eval", at_eval, signal.SIGTERM,
+                                           batch_saved=0 if at_eval == 1 else 3)
     assert done.evals["batch"] == full.evals["batch"] == [0, 3, 6, 7]
-    assert done.curves == full.curves and done.evals == full.evals
-    for k in PARAM_NAMES:
-        assert torch.equal(done.params[k], full.params[k]), k
 
 
 def test_damaged_resume_file_is_refused_by_name_without_unpickling(tmp_path):
