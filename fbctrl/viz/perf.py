@@ -42,7 +42,8 @@ MEMORY_LABELS = {"pretrain_step": "pre-training step", "bptt_c": "exact online B
 def _where(d: dict) -> str:
     r = d["result"]
     if r.get("device", "cpu") == "cpu":
-        return f"{d.get('cpu', d.get('machine', '?'))}, {r.get('threads', d.get('cores', '?'))} threads"
+        cpu = d.get('cpu', d.get('machine', '?')) + (f" ({d['cpu_id']})" if d.get("cpu_id") else "")
+        return f"{cpu}, {r.get('threads', d.get('cores', '?'))} threads"
     return d.get("gpu", r["device"])
 
 

@@ -94,3 +94,12 @@ def test_growth_between_the_two_largest_sizes():
     assert g["ratio"] == 4 and g["size_ratio"] == 2 and g["exponent"] == pytest.approx(2.0)
     assert bench._growth([100, 200], [0, 10])["exponent"] is None
     assert bench._growth([100], [10])["ratio"] is None
+
+
+def test_cpu_id_names_family_model_and_widest_vector_instructions():
+    zen5 = "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 2\nmodel name\t: AMD EPYC\n" \
+           "flags\t\t: fpu sse2 avx avx2 avx512f avx512bw\n\nprocessor\t: 1\ncpu family\t: 99\n"
+    assert bench.cpu_id(zen5) == "family 26 model 2, AVX-512"          # the first processor's fields
+    assert bench.cpu_id("cpu family : 23\nmodel : 49\nflags : sse2 avx avx2 fma\n") == "family 23 model 49, AVX2"
+    assert bench.cpu_id("model name : some ARM board\nFeatures : neon\n") == ""
+    assert isinstance(bench.cpu_id(), str)

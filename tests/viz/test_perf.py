@@ -24,6 +24,8 @@ def test_chapter_tables_accept_files_without_floors():
     assert "not measured in this file" in perfplots.floor_table(old).data
     assert perfplots.plot_floors(old[:1]) is None and perfplots.plot_floors(old + new) is not None
     assert "bench memory" in perfplots.memory_table(None).data and perfplots.plot_memory(None) is None
+    with_id = {**new[0], "cpu": "AMD EPYC", "cpu_id": "family 26 model 2, AVX-512", "file": "z.json"}
+    assert "AMD EPYC (family 26 model 2, AVX-512), 2 threads" in perfplots.floor_table([with_id]).data
 
 
 def test_before_after_table_takes_medians_and_spreads_per_side():
