@@ -381,7 +381,7 @@ def _save_plan(a, cfg, groups, costs) -> None:
            "costs": {n: {"pretrain_batch": c.pretrain_batch, "run_trial": c.run_trial, "source": c.source}
                      for n, c in models.items()}}
     atomic_write_json(a.save, {"benchmark": "paper_plan", "result": res,
-                               **provenance({"command": cmd, "cpu": bench.cpu_name(), "cpu_id": bench.cpu_id(), "cores": os.cpu_count()})})
+                               **provenance(bench.machine_provenance(cmd))})
 
 
 def cmd_bench(a) -> int:
@@ -391,7 +391,7 @@ def cmd_bench(a) -> int:
     if a.save is not None:
         cmd = "python -m fbctrl " + " ".join(shlex.quote(x) for x in sys.argv[1:])
         atomic_write_json(a.save, {"benchmark": a.what, "result": res,
-                                   **provenance({"command": cmd, "cpu": bench.cpu_name(), "cpu_id": bench.cpu_id(), "cores": os.cpu_count()})})
+                                   **provenance(bench.machine_provenance(cmd))})
     if a.json:
         print(json.dumps(res))
     return 0

@@ -43,7 +43,7 @@ except ImportError:  # Windows
 
 __all__ = ["run", "matmul_peak_gflops", "bench_pretrain", "bench_adapt", "bench_memory", "memory_point",
            "floor_bptt", "floor_rflo", "floor_pretrain_step_shapes", "step_shapes_flops", "pretrain_flops",
-           "bench_task", "ADAPT_KERNELS", "FLOORS", "MEMORY_KERNELS", "load_saved", "PUBLISHED_CPU", "cpu_name", "cpu_id"]
+           "bench_task", "ADAPT_KERNELS", "FLOORS", "MEMORY_KERNELS", "load_saved", "PUBLISHED_CPU", "cpu_name", "cpu_id", "machine_provenance"]
 
 
 def _sync(device):
@@ -572,37 +572,42 @@ def _print_memory(res: dict) -> None:
 
 # ---- command line and saved results -------------------------------------------------------------
 
+def _cpuinfo_fields(cpuinfo: str | None = None) -> dict:
+    """The first processor's fields of /proc/cpuinfo (or of the text given); {} where there is none."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return {}
+    fields = {}
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
 def cpu_name() -> str:
     """The processor's model name (Linux), else what ``platform`` knows."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return _cpuinfo_fields().get("model name") or platform.processor() or platform.machine()
 
 
 def cpu_id(cpuinfo: str | None = None) -> str:
     """The processor's family and model and the widest vector instructions it has, e.g.
     ``"family 26 model 2, AVX-512"`` (Linux; "" elsewhere): two processors that share a model name
     ("AMD EPYC" on a virtual machine) can differ in both, and the floors' ratios with them."""
-    if cpuinfo is None:
-        try:
-            with open("/proc/cpuinfo") as f:
-                cpuinfo = f.read()
-        except OSError:
-            return ""
-    fields = {}
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
+    fields = _cpuinfo_fields(cpuinfo)
     flags = set(fields.get("flags", "").split())
     vector = next((name for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"),
                                            ("sse2", "SSE2")) if flag in flags), "")
-    where = " ".join(f"{k} {fields[k]}" for k in ("cpu family", "model") if fields.get(k)).replace("cpu family", "family")
+    where = " ".join(f"{label} {fields[k]}" for k, label in (("cpu family", "family"), ("model", "model"))
+                     if fields.get(k))
     return ", ".join(x for x in (where, vector) if x)
+
+
+def machine_provenance(command: str) -> dict:
+    """What a saved benchmark or plan records of where it ran (``runs.provenance`` adds the rest)."""
+    return {"command": command, "cpu": cpu_name(), "cpu_id": cpu_id(), "cores": os.cpu_count()}
 
 
 def run(what: str, device="cpu", batches: int = 5, seeds: int = 1, *, n: int | None = None,
