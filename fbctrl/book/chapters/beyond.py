@@ -16,6 +16,7 @@ from ...experiments import beyond, paper
 from ...viz.beyond import plot_beyond_summary
 from ..glue import glue_figure, glue_int, glue_text
 from ..scale import store_config
+from .paper_protocol import unit_hours
 
 __all__ = ["config", "design_table", "glue_design", "tables", "glue_verdicts", "summary_figure", "glue_key", "headline",
            "glue_headline"]
@@ -30,10 +31,15 @@ def config(checkpoint_dir=None, results_dir=None):
     return replace(cfg, **given) if given else cfg
 
 
-def _progress(cfg, family: str) -> tuple[int, int]:
+def _progress(cfg, family: str) -> tuple[int, int, float]:
+    """Units of ``family`` done and planned, and the one-core hours the done ones took (as their
+    files record it, :func:`~fbctrl.book.chapters.paper_protocol.unit_hours`; a unit that does not
+    say counts 0)."""
     gs = [g for g in beyond.groups(cfg, include_done=True) if g.units and g.units[0].family == family]
     units = [u for g in gs for u in g.units]
-    return sum(paper.is_done(cfg, u) for u in units), len(units)
+    done = [u for u in units if paper.is_done(cfg, u)]
+    hours = [h for h in (unit_hours(cfg, u) for u in done) if h == h]
+    return len(done), len(units), float(sum(hours))
 
 
 def _tail_text(paths) -> str:
@@ -80,6 +86,11 @@ def _hours_text(paths) -> str:
     return lo if lo == hi else f"{lo}–{hi}"
 
 
+def _unit_hours_text(hours: float) -> str:
+    """One-core hours of a family's done units: '1.0'; '<0.1' for a few short ones; '0' for none."""
+    return "0" if hours == 0 else ("<0.1" if hours < 0.05 else f"{hours:.1f}")
+
+
 def _feedback_text(spec) -> str:
     """'50 ms, density 1', 'none'."""
     return f"{spec.delay * 10} ms, density {spec.feedback_density:g}" if spec.has_feedback else "none"
@@ -88,24 +99,26 @@ def _feedback_text(spec) -> str:
 def design_table(cfg) -> Markdown:
     """family | task | feedback (delay, density) | seeds pre-trained | test loss at the end of
     pre-training, controller on / off (mean over networks) | training loss, last tenth / tenth
-    before | pre-training wall time per network, hours | units done / planned."""
+    before | pre-training wall time per network, hours | units done / planned | the one-core hours
+    of the done units."""
     rows = []
     for fam, spec in beyond.find_families(cfg).items():
         bcfg = beyond.family_config(cfg, fam)
         have = [s for s in beyond.beyond_seeds(cfg) if paper.is_done(bcfg, paper.PretrainUnit(fam, s))]
         paths = [paper.PretrainUnit(fam, s).path(bcfg) for s in have]
-        done, total = _progress(cfg, fam)
+        done, total, hours = _progress(cfg, fam)
         rows.append([fam, spec.task, _feedback_text(spec), _networks(have), _on_off_text(paths, spec),
-                     _tail_text(paths), _hours_text(paths), f"{done} / {total}"])
-    done, total = _progress(cfg, "fb")
+                     _tail_text(paths), _hours_text(paths), f"{done} / {total}", _unit_hours_text(hours)])
+    done, total, hours = _progress(cfg, "fb")
     ref = beyond.reference_config(cfg)
     paths = [paper.PretrainUnit("fb", s).path(ref) for s in beyond.beyond_seeds(cfg)]
     spec = NetworkSpec.parse("fb")
     rows.append(["fb (published)", "reach", _feedback_text(spec), _networks(beyond.beyond_seeds(cfg)),
-                 _on_off_text(paths, spec), _tail_text(paths), _hours_text(paths), f"{done} / {total}"])
+                 _on_off_text(paths, spec), _tail_text(paths), _hours_text(paths), f"{done} / {total}",
+                 _unit_hours_text(hours)])
     return Markdown(fmt.markdown_table(["family", "task", "feedback", "seeds", "test loss, on / off",
-                                        "training tail", "pre-training, h", "units done"], rows,
-                                       align="llllllll"))
+                                        "training tail", "pre-training, h", "units done", "units, h"], rows,
+                                       align="lllllllll"))
 
 
 def _networks(seeds) -> str:
@@ -125,9 +138,10 @@ def glue_design(cfg) -> None:
     glue_int("beyond_n_families", len(fams))
     glue_text("beyond_families", ", ".join(fams) or "none yet")
     glue_text("beyond_seeds", ", ".join(map(str, beyond.beyond_seeds(cfg))))
-    prog = [_progress(cfg, f) for f in [*fams, "fb"]] if fams else [(0, 0)]
-    glue_int("beyond_units_done", sum(d for d, _ in prog))
-    glue_int("beyond_units_planned", sum(t for _, t in prog))
+    prog = [_progress(cfg, f) for f in [*fams, "fb"]] if fams else [(0, 0, 0.0)]
+    glue_int("beyond_units_done", sum(d for d, _, _ in prog))
+    glue_int("beyond_units_planned", sum(t for _, t, _ in prog))
+    glue_text("beyond_units_hours", _unit_hours_text(sum(h for _, _, h in prog)))
 
 
 def tables(cfg) -> Markdown:

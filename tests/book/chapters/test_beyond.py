@@ -66,3 +66,21 @@ def test_pretraining_hours_are_per_network_and_span_the_networks(tmp_path):
     assert chapter._hours_text(paths[:1]) == "1"            # 2 h for two networks
     assert chapter._hours_text(paths[:2]) == "0.9–1"        # 3240 s = 0.9 h
     assert chapter._hours_text(paths[2:]) == "—"
+
+
+def test_unit_hours_sum_the_done_units_of_one_family(monkeypatch):
+    """The design table's *units, h*: the one-core hours the done units of a family took, as each
+    unit's file records them; units not done, and done units whose file does not say, add nothing;
+    another family's units are not counted."""
+    from fbctrl.experiments import paper
+    units = [SimpleNamespace(family="fb_d5", name=n) for n in ("a", "b", "c", "d")]
+    other = [SimpleNamespace(family="fb0.3", name="e")]
+    monkeypatch.setattr(beyond, "groups", lambda cfg, include_done=False: [
+        SimpleNamespace(units=units[:2]), SimpleNamespace(units=units[2:]), SimpleNamespace(units=other)])
+    done = {"a", "b", "d", "e"}
+    hours = {"a": 0.25, "b": float("nan"), "c": 9.0, "d": 0.5, "e": 7.0}
+    monkeypatch.setattr(paper, "is_done", lambda cfg, u: u.name in done)
+    monkeypatch.setattr(chapter, "unit_hours", lambda cfg, u: hours[u.name])
+    assert chapter._progress(None, "fb_d5") == (3, 4, 0.75)
+    assert chapter._progress(None, "fb0.3") == (1, 1, 7.0)
+    assert [chapter._unit_hours_text(h) for h in (0.0, 0.001, 0.75, 12.345)] == ["0", "<0.1", "0.8", "12.3"]
