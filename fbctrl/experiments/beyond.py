@@ -55,12 +55,14 @@ from . import metrics, network_units, paper
 from .paper import AdaptUnit, Group, PaperConfig, PretrainUnit, Variant
 from .protocol import CONDITIONS, Condition, Protocol, Rule
 from .stats import equivalence_test, paired_effect, verdict
-from .verdicts import AS_PUBLISHED, BANDS, CLAIMS, COLUMNS, Claim, ClaimResult, claim_band, format_cell, verdict_table
+from .verdicts import (AS_PUBLISHED, BANDS, CLAIMS, COLUMNS, Adjusted, Claim, ClaimResult, adjust, claim_band,
+                       format_cell, verdict_table)
 
 __all__ = ["N_SEEDS", "NETWORK_MEASURES", "LEFT_OUT", "ROTATION", "BeyondConfig", "CycleAdaptUnit", "BeyondUnit",
            "beyond_dirs", "find_families", "family_config", "reference_config", "beyond_seeds", "groups",
-           "adapt_units", "network_units_of", "ONLINE_CLAIM", "Row", "ROWS", "NOFB_ROWS", "feedback_sibling", "BeyondRow", "family_table", "table_rows",
-           "markdown_table", "AXES", "summary_records", "training_tail"]
+           "adapt_units", "network_units_of", "ONLINE_CLAIM", "Row", "ROWS", "NOFB_ROWS", "feedback_sibling",
+           "BeyondRow", "family_table", "multiplicity", "table_rows", "markdown_table", "AXES", "summary_records",
+           "training_tail"]
 
 N_SEEDS = 5                 # the first five configured seeds of every family (the paper protocol's seeds 0-4)
 ROTATION = 30.0             # the reaching families' perturbation (the claims' rotation)
@@ -597,6 +599,15 @@ def family_table(cfg: PaperConfig, family: str) -> list[BeyondRow]:
         short = row.short.replace(f"{ROTATION:g}°", shift.label) if spec.task == "limit-cycle" else row.short
         out.append(BeyondRow(family, row.key, row.figure, _claim_text(claim, spec, shift), v, p, ch, note, short))
     return out
+
+
+def multiplicity(rows: list[BeyondRow], alpha: float = 0.05) -> dict[str, list[Adjusted]]:
+    """One family's table corrected for testing many claims at once, as the main table's columns
+    are (:func:`~fbctrl.experiments.verdicts.adjust`: Benjamini-Hochberg over each column's tests):
+    ``{"variant": [...], "change": [...]}``, each in the rows' order (rows not compared are left
+    out of the change column)."""
+    return {"variant": adjust([r.variant for r in rows], alpha),
+            "change": adjust([r.change for r in rows if r.change is not None], alpha)}
 
 
 def _cell(r) -> str:

@@ -47,9 +47,9 @@ from .protocol import CONDITIONS, Condition, Protocol
 from .stats import Band, PairedEffect, Verdict, equivalence_test, paired_effect, verdict
 
 __all__ = ["Claim", "ClaimResult", "CLAIMS", "NETWORK_CLAIMS", "RATE_CLAIMS", "Column", "AS_PUBLISHED", "FAIR",
-           "FAIR_HELD_OUT", "ROBUSTNESS", "COLUMNS", "verdict_table", "robustness_table", "format_effect", "Adjusted", "multiplicity",
-           "format_cell", "table_rows", "markdown_table", "applies", "Mark", "MARKS", "mark_results", "footnotes", "BANDS",
-           "claim_band"]
+           "FAIR_HELD_OUT", "ROBUSTNESS", "COLUMNS", "verdict_table", "robustness_table", "format_effect", "Adjusted",
+           "adjust", "multiplicity", "format_cell", "table_rows", "markdown_table", "applies", "Mark", "MARKS",
+           "mark_results", "footnotes", "BANDS", "claim_band"]
 
 RFLO_C, RFLO, BPTT_C, BPTT = CONDITIONS
 
@@ -750,27 +750,31 @@ class Adjusted:
     verdict_adjusted: Verdict
 
 
-def multiplicity(results: list[ClaimResult], column: str = "as published", alpha: float = 0.05) -> list[Adjusted]:
-    """The claims of one column tested together: Benjamini-Hochberg adjusted p-values
-    (``scipy.stats.false_discovery_control``, false discovery rate ``alpha``) over every claim of
-    that column with a test (n >= 2 and a finite p). A verdict holds under the correction when its
-    adjusted p is below ``alpha`` (the paired t-test's p < 0.05 is the same event as the 95%
-    interval excluding no effect, so the uncorrected verdicts are those of ``p < alpha``); it
-    becomes inconclusive otherwise. Claims without a test keep their verdict (inconclusive), and a
-    negligible verdict (the equivalence test's, not this test's) keeps its word."""
+def adjust(results: list[ClaimResult], alpha: float = 0.05) -> list[Adjusted]:
+    """``results`` tested together as one family of tests: Benjamini-Hochberg adjusted p-values
+    (``scipy.stats.false_discovery_control``, false discovery rate ``alpha``) over every result
+    with a test (n >= 2 and a finite p), in the order given. A verdict holds under the correction
+    when its adjusted p is below ``alpha`` (the paired t-test's p < 0.05 is the same event as the
+    95% interval excluding no effect, so the uncorrected verdicts are those of ``p < alpha``); it
+    becomes inconclusive otherwise. Results without a test keep their verdict (inconclusive), and
+    a negligible verdict (the equivalence test's, not this test's) keeps its word."""
     from scipy.stats import false_discovery_control
 
-    rs = [r for r in results if r.column == column]
-    tested = [r for r in rs if r.effect.n >= 2 and np.isfinite(r.effect.p_value)]
-    adj = dict(zip((r.key for r in tested),
-                   false_discovery_control([r.effect.p_value for r in tested]) if tested else []))
+    tested = [i for i, r in enumerate(results) if r.effect.n >= 2 and np.isfinite(r.effect.p_value)]
+    adj = dict(zip(tested, false_discovery_control([results[i].effect.p_value for i in tested])
+                   if tested else []))
     out = []
-    for r in rs:
-        pa = float(adj.get(r.key, float("nan")))
+    for i, r in enumerate(results):
+        pa = float(adj.get(i, float("nan")))
         # negligible rests on the equivalence test, not on this test of an effect: it keeps its word
         keep = r.verdict is Verdict.NEGLIGIBLE or (r.verdict is not Verdict.INCONCLUSIVE and pa < alpha)
         out.append(Adjusted(r, float(r.effect.p_value), pa, r.verdict if keep else Verdict.INCONCLUSIVE))
     return out
+
+
+def multiplicity(results: list[ClaimResult], column: str = "as published", alpha: float = 0.05) -> list[Adjusted]:
+    """The claims of one column tested together (:func:`adjust` over that column's results)."""
+    return adjust([r for r in results if r.column == column], alpha)
 
 
 # what a W_rec definition says where no MINRES solve converged (the cell then says why it is empty)

@@ -145,3 +145,31 @@ def test_marks_say_what_each_verdict_rests_on(dry_run):
     # without marks the table is what it was (the API stays backward compatible)
     plain = V.verdict_table(cfg)
     assert all(not r.marks for r in plain) and [r.verdict for r in plain] == [r.verdict for r in res]
+
+
+def test_adjust_is_positional_so_rows_of_one_claim_are_separate_tests():
+    """A family of the extension's table holds one claim twice (as published and at the best
+    rates): the adjustment keys by position, so both are tested and adjusted (BH of 0.01, 0.02,
+    0.2 is 0.03, 0.03, 0.2), a negligible verdict keeps its word whatever its p, and the
+    extension's two columns are corrected separately, rows without a change left out."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from fbctrl.experiments import beyond
+    from fbctrl.experiments.verdicts import ClaimResult, adjust
+
+    base = paired_effect([1.0, 2.0, 3.0])
+
+    def res(p, word):
+        return ClaimResult("fig3b_rflo", "Fig 3b", "c", "as published", "", replace(base, p_value=p), word, (0, 1, 2))
+    rs = [res(0.01, Verdict.AGREES), res(0.02, Verdict.DISAGREES), res(0.2, Verdict.NEGLIGIBLE)]
+    a = adjust(rs)
+    assert [x.p_adjusted for x in a] == pytest.approx([0.03, 0.03, 0.2], rel=1e-12)
+    assert [x.verdict_adjusted for x in a] == [Verdict.AGREES, Verdict.DISAGREES, Verdict.NEGLIGIBLE]
+    rows = [SimpleNamespace(variant=rs[0], change=res(0.04, Verdict.AGREES)),
+            SimpleNamespace(variant=rs[1], change=None),
+            SimpleNamespace(variant=rs[2], change=res(0.5, Verdict.INCONCLUSIVE))]
+    m = beyond.multiplicity(rows)
+    assert [x.p_adjusted for x in m["variant"]] == pytest.approx([0.03, 0.03, 0.2], rel=1e-12)
+    assert [x.p_adjusted for x in m["change"]] == pytest.approx([0.08, 0.5], rel=1e-12)
+    assert m["change"][0].verdict_adjusted is Verdict.INCONCLUSIVE       # p 0.04 adjusts to 0.08

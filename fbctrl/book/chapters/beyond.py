@@ -18,7 +18,7 @@ from ..glue import glue_figure, glue_int, glue_text
 from ..scale import store_config
 from .paper_protocol import unit_hours
 
-__all__ = ["config", "design_table", "glue_design", "tables", "glue_verdicts", "summary_figure", "glue_key", "headline",
+__all__ = ["config", "design_table", "glue_design", "tables", "multiplicity_table", "glue_verdicts", "summary_figure", "glue_key", "headline",
            "glue_headline"]
 
 
@@ -151,6 +151,37 @@ def tables(cfg) -> Markdown:
         return Markdown("No variant network is pre-trained yet (``checkpoints/beyond``).")
     parts = [f"**{fam}**\n\n{beyond.markdown_table(beyond.family_table(cfg, fam))}" for fam in fams]
     return Markdown("\n\n".join(parts))
+
+
+def multiplicity_rows(cfg) -> list[list[str]]:
+    """Per family and column (the variant's effects; their change against the published networks):
+    family | column | tests | effects (agrees or disagrees) | those the Benjamini-Hochberg correction
+    over the column turns inconclusive, each 'Fig 3b (loss RFLO+c < RFLO, 30°), p 0.035 → 0.09'
+    (:func:`fbctrl.experiments.beyond.multiplicity`)."""
+    out = []
+    for fam in beyond.find_families(cfg):
+        rows = beyond.family_table(cfg, fam)
+        by_result = {id(r.variant): r for r in rows} | {id(r.change): r for r in rows if r.change is not None}
+        for col, adj in beyond.multiplicity(rows).items():
+            tested = [a for a in adj if a.p_adjusted == a.p_adjusted]
+            if not tested:
+                continue
+            effects = [a for a in tested if a.result.verdict.value in ("agrees", "disagrees")]
+            lost = [a for a in effects if a.verdict_adjusted != a.result.verdict]
+            lost_text = "; ".join(f"{by_result[id(a.result)].figure} ({by_result[id(a.result)].short}), "
+                                  f"p {fmt.fmt_num(a.p, 2)} → {fmt.fmt_num(a.p_adjusted, 2)}" for a in lost)
+            out.append([fam, "effect" if col == "variant" else "change vs published", str(len(tested)),
+                        str(len(effects)), lost_text or "none"])
+    return out
+
+
+def multiplicity_table(cfg) -> Markdown:
+    """:func:`multiplicity_rows` as a table, or a sentence where no family has a test yet."""
+    rows = multiplicity_rows(cfg)
+    if not rows:
+        return Markdown("No family has two networks yet: nothing to correct.")
+    return Markdown(fmt.markdown_table(["family", "column", "tests", "effects", "turned inconclusive by the correction"],
+                                       rows, align="llrrl"))
 
 
 def glue_verdicts(cfg) -> None:
