@@ -12,14 +12,16 @@ from IPython.display import Markdown
 from ... import fmt
 from ...core.checkpoint import read_sidecar
 from ...core.spec import NetworkSpec
+from ...core.tasks import FrequencyShift
 from ...experiments import beyond, paper
+from ...experiments.verdicts import format_cell
 from ...viz.beyond import plot_beyond_summary
 from ..glue import glue_figure, glue_int, glue_text
 from ..scale import store_config
 from .paper_protocol import unit_hours
 
-__all__ = ["config", "design_table", "glue_design", "tables", "multiplicity_table", "glue_verdicts", "summary_figure", "glue_key", "headline",
-           "glue_headline"]
+__all__ = ["config", "design_table", "glue_design", "tables", "online_rows", "findings", "multiplicity_table",
+           "glue_verdicts", "summary_figure", "glue_key", "headline", "glue_headline"]
 
 
 def config(checkpoint_dir=None, results_dir=None):
@@ -91,34 +93,38 @@ def _unit_hours_text(hours: float) -> str:
     return "0" if hours == 0 else ("<0.1" if hours < 0.05 else f"{hours:.1f}")
 
 
-def _feedback_text(spec) -> str:
-    """'50 ms, density 1', 'none'."""
-    return f"{spec.delay * 10} ms, density {spec.feedback_density:g}" if spec.has_feedback else "none"
+def _task_feedback_text(spec) -> str:
+    """'reach, 50 ms delay', 'reach, density 0.3', 'limit cycle, 0 ms, dense', 'limit cycle, no feedback'."""
+    task = spec.task.replace("-", " ")
+    if not spec.has_feedback:
+        return f"{task}, no feedback"
+    parts = ([f"{spec.delay * 10} ms delay"] if spec.delay else []) + (
+        [f"density {spec.feedback_density:g}"] if spec.feedback_density < 1 else [])
+    return f"{task}, " + (", ".join(parts) if parts else "0 ms, dense")
 
 
 def design_table(cfg) -> Markdown:
-    """family | task | feedback (delay, density) | seeds pre-trained | test loss at the end of
+    """family | task and feedback (delay, density) | seeds pre-trained | test loss at the end of
     pre-training, controller on / off (mean over networks) | training loss, last tenth / tenth
     before | pre-training wall time per network, hours | units done / planned | the one-core hours
-    of the done units."""
+    the done ones took."""
     rows = []
     for fam, spec in beyond.find_families(cfg).items():
         bcfg = beyond.family_config(cfg, fam)
         have = [s for s in beyond.beyond_seeds(cfg) if paper.is_done(bcfg, paper.PretrainUnit(fam, s))]
         paths = [paper.PretrainUnit(fam, s).path(bcfg) for s in have]
         done, total, hours = _progress(cfg, fam)
-        rows.append([fam, spec.task, _feedback_text(spec), _networks(have), _on_off_text(paths, spec),
+        rows.append([fam, _task_feedback_text(spec), _networks(have), _on_off_text(paths, spec),
                      _tail_text(paths), _hours_text(paths), f"{done} / {total}", _unit_hours_text(hours)])
     done, total, hours = _progress(cfg, "fb")
     ref = beyond.reference_config(cfg)
     paths = [paper.PretrainUnit("fb", s).path(ref) for s in beyond.beyond_seeds(cfg)]
     spec = NetworkSpec.parse("fb")
-    rows.append(["fb (published)", "reach", _feedback_text(spec), _networks(beyond.beyond_seeds(cfg)),
+    rows.append(["fb (published)", _task_feedback_text(spec), _networks(beyond.beyond_seeds(cfg)),
                  _on_off_text(paths, spec), _tail_text(paths), _hours_text(paths), f"{done} / {total}",
                  _unit_hours_text(hours)])
-    return Markdown(fmt.markdown_table(["family", "task", "feedback", "seeds", "test loss, on / off",
-                                        "training tail", "pre-training, h", "units done", "units, h"], rows,
-                                       align="lllllllll"))
+    return Markdown(fmt.markdown_table(["family", "task, feedback", "seeds", "test loss, on / off", "training tail",
+                                        "pre-training, h", "units done", "units, h"], rows, align="llllllll"))
 
 
 def _networks(seeds) -> str:
@@ -153,6 +159,75 @@ def tables(cfg) -> Markdown:
     return Markdown("\n\n".join(parts))
 
 
+# the change column's word, said of the variant's effect against the published networks' (four-word rule)
+_CHANGE_WORDS = {"agrees": "larger", "disagrees": "smaller", "negligible": "the same within the band",
+                 "inconclusive": "not distinguishable yet"}
+
+
+def _effect_cell(r) -> str:
+    """'1.82 [1.81, 1.83], n 3' (no p: the tables give it)."""
+    e = r.effect
+    text = format_cell(r)
+    return text.rsplit(", p ", 1)[0] if e.n >= 2 else text
+
+
+# the online-correction table's rows: label, family (None: the published networks of the extension's seeds)
+_ONLINE_ROWS = (("published networks (0 ms, density 1)", None), ("delay 50 ms", "fb_d5"), ("delay 100 ms", "fb_d10"),
+                ("density 0.3", "fb0.3"), ("density 0.1", "fb0.1"), ("limit cycle", "lc_fb"))
+
+
+def online_rows(tables: dict) -> list[list[str]]:
+    """networks | online correction, off / on | change against the same seeds' published networks:
+    the published networks' effect (from the first family's table), then each family of
+    :data:`_ONLINE_ROWS` that is pre-trained, its change said as the change's verdict reads
+    (disagrees: smaller) or why it is not compared."""
+    key = beyond.ONLINE_CLAIM.key
+    found = {fam: next((r for r in rows if r.key == key), None) for fam, rows in tables.items()}
+    found = {f: r for f, r in found.items() if r is not None}
+    out = []
+    for label, fam in _ONLINE_ROWS:
+        if fam is None:
+            if found:
+                out.append([label, _effect_cell(next(iter(found.values())).published), "—"])
+            continue
+        r = found.get(fam)
+        if r is None:
+            continue
+        if r.change is None:
+            ch = r.change_note or "not compared"
+        elif r.change.effect.n < 2:
+            ch = f"inconclusive: {format_cell(r.change)}"
+        else:
+            ch = f"{_CHANGE_WORDS[r.change.verdict.value]}: {format_cell(r.change)}"
+        out.append([label, _effect_cell(r.variant), ch])
+    return out
+
+
+def findings(cfg) -> Markdown:
+    """What the store says so far, in numbers only (each claim's words are the tables'): the online
+    correction (Fig 1a, loss off / on) against delay, density and task, each variant against the
+    published networks of its seeds (:func:`online_rows`); and adaptation on the limit cycle
+    (Fig 3b: final loss without over with the controller after the frequency shift, above 1 where
+    the controller helps)."""
+    fams = beyond.find_families(cfg)
+    if not fams:
+        return Markdown("No variant network is pre-trained yet.")
+    tables = {f: beyond.family_table(cfg, f) for f in fams}
+    parts = [fmt.markdown_table(["networks", "online correction, off / on",
+                                 "change against the same seeds' published networks"], online_rows(tables),
+                                align="lll")]
+    if "lc_fb" in tables:
+        rows = {r.key: r for r in tables["lc_fb"]}
+        adapt = [f"{rule} {_effect_cell(rows[k].variant)} ({rows[k].variant.verdict.value})"
+                 for rule, k in (("RFLO over RFLO+c", "final_loss_rflo_30"), ("BPTT over BPTT+c", "final_loss_bptt_30"))
+                 if k in rows]
+        shift = FrequencyShift(cfg.network_measures.shift_hz).label
+        parts.append(f"Adaptation on the limit cycle after the {shift} shift, under the published protocol: the "
+                     f"final test loss without the controller over with it (above 1 the controller helps): "
+                     + "; ".join(adapt) + ".")
+    return Markdown("\n\n".join(parts))
+
+
 def multiplicity_rows(cfg) -> list[list[str]]:
     """Per family and column (the variant's effects; their change against the published networks):
     family | column | tests | effects (agrees or disagrees) | those the Benjamini-Hochberg correction
@@ -180,8 +255,8 @@ def multiplicity_table(cfg) -> Markdown:
     rows = multiplicity_rows(cfg)
     if not rows:
         return Markdown("No family has two networks yet: nothing to correct.")
-    return Markdown(fmt.markdown_table(["family", "column", "tests", "effects", "turned inconclusive by the correction"],
-                                       rows, align="llrrl"))
+    head = ["family", "column", "tests", "effects", "turned inconclusive by the correction"]
+    return Markdown(fmt.markdown_table(head, rows, align="llrrl"))
 
 
 def glue_verdicts(cfg) -> None:

@@ -84,3 +84,49 @@ def test_unit_hours_sum_the_done_units_of_one_family(monkeypatch):
     assert chapter._progress(None, "fb_d5") == (3, 4, 0.75)
     assert chapter._progress(None, "fb0.3") == (1, 1, 7.0)
     assert [chapter._unit_hours_text(h) for h in (0.0, 0.001, 0.75, 12.345)] == ["0", "<0.1", "0.8", "12.3"]
+
+
+def test_findings_give_each_variant_its_effect_and_its_change_in_words_of_the_change_verdict(monkeypatch):
+    """The findings: the online-correction table has the published networks' Fig 1a effect once
+    (mean [95% CI], n; no p), then each pre-trained family's, with the change said as the change's
+    verdict reads (disagrees: smaller) or why it is not compared; a family not pre-trained is
+    left out; then the limit cycle's adaptation ratios with their verdicts."""
+    from scipy.stats import gmean
+
+    from fbctrl.experiments.stats import paired_effect
+    from fbctrl.experiments.verdicts import ClaimResult
+
+    def res(ratios, word):      # per-seed ratios a / b, as a claim on the log scale reports them
+        e = paired_effect(list(ratios), [1.0] * len(ratios), log=True)
+        return ClaimResult("k", "Fig", "c", "as published", "", e, Verdict(word), tuple(range(len(ratios))))
+
+    pub = res([7.0, 6.5, 7.5, 7.2, 6.8], "agrees")
+    online = beyond.ONLINE_CLAIM.key
+
+    def row(key, var, change=None, note=""):
+        return SimpleNamespace(key=key, variant=var, published=pub, change=change, change_note=note)
+    tables = {"fb_d5": [row(online, res([1.8, 1.9, 1.85], "agrees"), res([0.25, 0.27, 0.26], "disagrees"))],
+              "lc_fb": [row(online, res([7.0, 8.0, 9.0], "agrees"), note="not compared: another task"),
+                        row("final_loss_rflo_30", res([0.5, 0.52, 0.53], "disagrees"))]}
+    monkeypatch.setattr(beyond, "find_families", lambda cfg: {f: NetworkSpec.parse(f) for f in tables})
+    monkeypatch.setattr(beyond, "family_table", lambda cfg, fam: tables[fam])
+
+    def cell(r):
+        return chapter.format_cell(r).rsplit(", p ", 1)[0]
+    assert cell(pub).startswith(f"{gmean([7.0, 6.5, 7.5, 7.2, 6.8]):.3g} [") and cell(pub).endswith("], n 5")
+    d5 = tables["fb_d5"][0]
+    assert chapter.online_rows(tables) == [
+        ["published networks (0 ms, density 1)", cell(pub), "—"],
+        ["delay 50 ms", cell(d5.variant), f"smaller: {chapter.format_cell(d5.change)}"],
+        ["limit cycle", cell(tables["lc_fb"][0].variant), "not compared: another task"]]
+    text = chapter.findings(chapter.config()).data
+    assert f"RFLO over RFLO+c {cell(tables['lc_fb'][1].variant)} (disagrees)" in text
+    assert "BPTT over BPTT+c" not in text                                # not measured: not said
+
+
+def test_task_and_feedback_are_said_in_a_few_words():
+    said = {f: chapter._task_feedback_text(NetworkSpec.parse(f)) for f in
+            ("fb", "fb_d5", "fb_d10", "fb0.3", "fb0.1", "lc_fb", "lc_nofb", "fb0.3_d5")}
+    assert said == {"fb": "reach, 0 ms, dense", "fb_d5": "reach, 50 ms delay", "fb_d10": "reach, 100 ms delay",
+                    "fb0.3": "reach, density 0.3", "fb0.1": "reach, density 0.1", "lc_fb": "limit cycle, 0 ms, dense",
+                    "lc_nofb": "limit cycle, no feedback", "fb0.3_d5": "reach, 50 ms delay, density 0.3"}
