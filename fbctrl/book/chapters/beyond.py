@@ -222,9 +222,9 @@ def findings(cfg) -> Markdown:
                  for rule, k in (("RFLO over RFLO+c", "final_loss_rflo_30"), ("BPTT over BPTT+c", "final_loss_bptt_30"))
                  if k in rows]
         shift = FrequencyShift(cfg.network_measures.shift_hz).label
-        parts.append(f"Adaptation on the limit cycle after the {shift} shift, under the published protocol: the "
-                     f"final test loss without the controller over with it (above 1 the controller helps): "
-                     + "; ".join(adapt) + ".")
+        parts.append(f"Adaptation on the limit cycle after the {shift} shift, under the published protocol (its "
+                     f"rates, chosen for reaching; no rate is searched on this task): the final test loss without "
+                     f"the controller over with it (above 1 the controller helps): " + "; ".join(adapt) + ".")
     return Markdown("\n\n".join(parts))
 
 
