@@ -579,6 +579,7 @@ def family_table(cfg: PaperConfig, family: str) -> list[BeyondRow]:
     """Every row of :data:`ROWS` for ``family`` (module docstring): the variant's effect, the
     published networks' effect on the same seeds, and the change (reaching families only: a
     limit-cycle network and a reaching network of one seed share no weights and no loss scale).
+    A family of another task has no best-rate rows (:data:`LEFT_OUT`).
     A family without feedback gets the rows of :data:`NOFB_ROWS` instead (its task's family with
     feedback against it)."""
     spec = NetworkSpec.parse(family)
@@ -590,6 +591,8 @@ def family_table(cfg: PaperConfig, family: str) -> list[BeyondRow]:
     out = []
     for row in ROWS:
         claim, col = row.claim, row.column
+        if spec.task != "reach" and col is COLUMNS["fair"]:
+            continue        # no best rates on another task (LEFT_OUT): a row of "no data" would read as missing
         v = verdict_table(bcfg, (claim,), (col,))[0]
         p = verdict_table(ref, (claim,), (col,))[0]
         if spec.task == "reach":

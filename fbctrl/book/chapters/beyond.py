@@ -276,10 +276,19 @@ def summary_figure(cfg):
     return fig
 
 
+def _and(names: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def headline(cfg) -> str:
-    """One sentence for the introduction: which families exist, on how many networks, and which
-    claims' effects changed against the published networks of the same seeds (a change judged
-    *agrees* or *disagrees* by the four-word rule), or that none could be judged yet."""
+    """One sentence for the introduction: which families exist, on how many networks, how many of
+    the effects compared with the published networks of the same seeds change (*agrees* or
+    *disagrees* by the four-word rule), how many of those survive the correction of each family's
+    comparisons for many tests (:func:`fbctrl.experiments.beyond.multiplicity`), and of those the
+    ones every compared family shares, by claim ('Fig 1a (online correction, off / on) is smaller
+    with every variant (fb_d5, fb_d10, fb0.3)'; the others counted), or each by claim where none
+    is shared; then, on another task, the verdicts opposite to the published networks'."""
     fams = beyond.find_families(cfg)
     if not fams:
         return "No network of the extension is pre-trained yet."
@@ -287,23 +296,70 @@ def headline(cfg) -> str:
     for spec, _seed, _side in beyond.sidecars(beyond.beyond_dirs(cfg)[0]):
         trained[spec.family] = trained.get(spec.family, 0) + 1
     ns = [trained.get(fam, 0) for fam in fams]
-    changed, judged = [], 0
+    if len(fams) > 1 and len(set(ns)) == 1:
+        counts = f"{ns[0]} network{'s' if ns[0] != 1 else ''} each: {', '.join(fams)}"
+    else:
+        counts = ", ".join(f"{f}: {n} network" + ("s" if n != 1 else "") for f, n in zip(fams, ns))
+    head = f"So far {len(fams)} {'family is' if len(fams) == 1 else 'families are'} pre-trained ({counts})"
+    judged, changed, kept, order = 0, 0, {}, {r.key: i for i, r in enumerate(beyond.ROWS)}
+    reversed_, tasks, compared = [], set(), set()
     for fam in fams:
-        rows = beyond.family_table(cfg, fam)
-        for r in rows:
-            if r.change is None or r.change.effect.n < 2:
+        table = beyond.family_table(cfg, fam)
+        if all(r.change is None for r in table):
+            found = _reversed(fam, table)
+            reversed_ += found
+            tasks |= {fams[fam].task.replace("-", " ")} if found else set()
+        rows = [r for r in table if r.change is not None]
+        for r, a in zip(rows, beyond.multiplicity(rows)["change"]):
+            if r.change.effect.n < 2:
                 continue
             judged += 1
-            if r.change.verdict.value in ("agrees", "disagrees"):
-                way = "larger" if r.change.verdict.value == "agrees" else "smaller"
-                changed.append(f"{r.figure} ({r.short}) is {way} with {fam}")
-    counts = ", ".join(f"{f}: {n} network" + ("s" if n != 1 else "") for f, n in zip(fams, ns))
-    head = f"So far {len(fams)} {'family is' if len(fams) == 1 else 'families are'} pre-trained ({counts})"
+            compared.add(fam)
+            word = r.change.verdict.value
+            if word not in ("agrees", "disagrees"):
+                continue
+            changed += 1
+            if a.verdict_adjusted == r.change.verdict:
+                way = "larger" if word == "agrees" else "smaller"
+                kept.setdefault((order.get(r.key, len(order)), r.figure, r.short, way), []).append(fam)
+    rev = (f"; on the {_and(sorted(tasks))} (no change computed: another task), these verdicts are the opposite of "
+           "the published networks' (after the same correction): " + "; ".join(reversed_)) if reversed_ else ""
     if not judged:
-        return head + "; no change against the published networks can be judged yet (it needs two networks a family)."
+        return head + "; no change against the published networks can be judged yet (it needs two networks a " \
+            "family)" + rev + "."
     if not changed:
-        return head + f"; none of the {judged} effects judged changes materially against the published networks."
-    return head + f"; of {judged} effects judged, these change against the published networks: " + "; ".join(changed) + "."
+        return head + f"; none of the {judged} effects judged changes materially against the published " \
+            "networks" + rev + "."
+    n_kept = sum(len(v) for v in kept.values())
+    text = (head + f"; of {judged} effects compared with the published networks of the same seeds, {changed} "
+            f"change{'s' if changed == 1 else ''} by the four-word rule, and {n_kept} of them after correcting each "
+            f"family's comparisons for many tests")
+    # in the introduction only the changes every compared family shares; the others are counted
+    everywhere = {k: fs for k, fs in kept.items() if len(compared) > 1 and set(fs) == compared}
+    if everywhere:
+        text += ": " + "; ".join(f"{fig} ({short}) is {way} with every variant compared ({', '.join(fs)})"
+                                 for (_, fig, short, way), fs in sorted(everywhere.items()))
+        rest = n_kept - sum(len(fs) for fs in everywhere.values())
+        if rest:
+            text += f", and {rest} other{'s' if rest != 1 else ''} in some variants only (the chapter's tables)"
+    elif kept:
+        text += ": " + "; ".join(f"{fig} ({short}) is {way} with {_and(fs)}"
+                                 for (_, fig, short, way), fs in sorted(kept.items()))
+    return text + rev + "."
+
+
+def _reversed(family: str, rows) -> list[str]:
+    """The rows of a family compared with no published network of its seed (another task) whose
+    verdict is the opposite word of the published networks' (agrees against disagrees), both on
+    two networks or more and the family's still after the correction for many tests:
+    'Fig 3b (loss RFLO+c < RFLO, +0.5 Hz) disagrees with lc_fb (published: agrees)'."""
+    out = []
+    for r, a in zip(rows, beyond.multiplicity(rows)["variant"]):
+        v, p = r.variant.verdict.value, r.published.verdict.value
+        if min(r.variant.effect.n, r.published.effect.n) >= 2 and {v, p} == {"agrees", "disagrees"} \
+                and a.verdict_adjusted == r.variant.verdict:
+            out.append(f"{r.figure} ({r.short}) {v} with {family} (published: {p})")
+    return out
 
 
 def glue_headline(cfg) -> None:

@@ -12,10 +12,14 @@ from fbctrl.experiments import beyond
 from fbctrl.experiments.stats import Verdict
 
 
-def _row(figure, n, word, short=""):
-    eff = SimpleNamespace(n=n)
+def _row(figure, n, word, short="", p=0.001, variant_word=None, published_word="agrees"):
+    """A family-table row; ``word`` the change's verdict (None: not compared), ``variant_word``
+    the variant's own (for rows compared with no published network), each with p ``p``."""
+    eff = SimpleNamespace(n=n, p_value=p)
     change = None if word is None else SimpleNamespace(effect=eff, verdict=Verdict(word))
-    return SimpleNamespace(figure=figure, change=change, variant=SimpleNamespace(effect=eff),
+    variant = SimpleNamespace(effect=eff, verdict=Verdict(variant_word or "inconclusive"))
+    return SimpleNamespace(figure=figure, change=change, variant=variant, key=figure.lower().replace(" ", "_"),
+                           published=SimpleNamespace(effect=SimpleNamespace(n=5), verdict=Verdict(published_word)),
                            short=short or f"claim of {figure}")
 
 
@@ -26,20 +30,52 @@ def _fake(monkeypatch, fams, rows, trained):
         [(NetworkSpec.parse(f), s, {}) for f, k in trained.items() for s in range(k)]))
 
 
-def test_headline_lists_only_material_changes(monkeypatch):
+def test_headline_lists_only_material_changes_that_survive_the_correction(monkeypatch):
+    """Changes judged agrees or disagrees are counted; those that survive Benjamini-Hochberg over
+    their family's change column are named, grouped by claim across families; n < 2 and rows not
+    compared are not judged; on another task, the verdicts opposite to the published networks'
+    are named."""
+    cfg = chapter.config()
+    _fake(monkeypatch, ["fb_d5", "fb0.3", "lc_fb"],
+          {"fb_d5": [_row("Fig 1a", 3, "disagrees", "online correction"),
+                     _row("Fig 4a", 3, "agrees", "Jacobian norm, on < off"),
+                     _row("Fig 4b", 3, "negligible"), _row("Fig 2c", 3, "inconclusive", p=0.4)],
+           "fb0.3": [_row("Fig 1a", 3, "disagrees", "online correction", p=0.002),
+                     _row("Fig 5a", 3, "disagrees", p=0.04),          # BH over 3 tests: 0.04 -> 0.06
+                     _row("Fig 5b", 1, "disagrees"), _row("Fig 3b", 3, None), _row("Fig 2c", 3, "inconclusive", p=0.5)],
+           "lc_fb": [_row("Fig 3b", 3, None, "loss RFLO+c < RFLO", variant_word="disagrees"),
+                     _row("Fig 4c", 3, None, "global alignment", variant_word="disagrees", published_word="disagrees"),
+                     _row("Fig 5b", 1, None, variant_word="disagrees")]},
+          {"fb_d5": 3, "fb0.3": 3, "lc_fb": 3})
+    text = chapter.headline(cfg)
+    assert text.startswith("So far 3 families are pre-trained (3 networks each: fb_d5, fb0.3, lc_fb); of 7 effects "
+                           "compared with the published networks of the same seeds, 4 change by the four-word rule, "
+                           "and 3 of them after correcting each family's comparisons for many tests: ")
+    # a change every compared family shares is named; the others are counted
+    assert "Fig 1a (online correction) is smaller with every variant compared (fb_d5, fb0.3), and 1 other in " \
+           "some variants only (the chapter's tables)" in text
+    assert "Fig 4a" not in text and "Fig 5a" not in text and "Fig 4b" not in text and "Fig 2c" not in text
+    assert text.endswith("; on the limit cycle (no change computed: another task), these verdicts are the opposite "
+                         "of the published networks' (after the same correction): Fig 3b (loss RFLO+c < RFLO) "
+                         "disagrees with lc_fb (published: agrees).")
+
+
+def test_headline_names_each_change_by_claim_where_no_family_shares_one(monkeypatch):
     cfg = chapter.config()
     _fake(monkeypatch, ["fb_d5", "fb0.3"],
-          {"fb_d5": [_row("Fig 4a", 3, "agrees", "Jacobian norm, on < off"), _row("Fig 4b", 3, "negligible"),
-                     _row("Fig 2c", 3, "inconclusive")],
-           "fb0.3": [_row("Fig 5a", 3, "disagrees"), _row("Fig 1a", 1, "disagrees"), _row("Fig 3b", 3, None)]},
+          {"fb_d5": [_row("Fig 1a", 3, "disagrees", "online correction"), _row("Fig 4a", 3, "agrees", "Jacobian")],
+           "fb0.3": [_row("Fig 1a", 3, "negligible", "online correction"), _row("Fig 4a", 3, "agrees", "Jacobian")]},
           {"fb_d5": 3, "fb0.3": 3})
-    text = chapter.headline(cfg)
-    assert text.startswith("So far 2 families are pre-trained (fb_d5: 3 networks, fb0.3: 3 networks)")
-    assert "of 4 effects judged" in text                       # n < 2 and "not compared" are not judged
-    # each change names its row (a figure has several: RFLO and BPTT, two conventions)
-    assert "Fig 4a (Jacobian norm, on < off) is larger with fb_d5" in text
-    assert "Fig 5a (claim of Fig 5a) is smaller with fb0.3" in text
-    assert "Fig 4b" not in text and "Fig 2c" not in text and "Fig 1a" not in text
+    assert chapter.headline(cfg).endswith("4 effects compared with the published networks of the same seeds, 3 change "
+                                          "by the four-word rule, and 3 of them after correcting each family's "
+                                          "comparisons for many tests: Fig 4a (Jacobian) is larger with every variant "
+                                          "compared (fb_d5, fb0.3), and 1 other in some variants only (the chapter's "
+                                          "tables).")
+    _fake(monkeypatch, ["fb_d5", "fb0.3"],
+          {"fb_d5": [_row("Fig 1a", 3, "disagrees", "online correction"), _row("Fig 4a", 3, "agrees", "Jacobian")],
+           "fb0.3": [_row("Fig 1a", 3, "negligible", "online correction")]}, {"fb_d5": 3, "fb0.3": 3})
+    assert chapter.headline(cfg).endswith("comparisons for many tests: Fig 1a (online correction) is smaller with "
+                                          "fb_d5; Fig 4a (Jacobian) is larger with fb_d5.")
 
 
 def test_headline_says_when_nothing_can_be_judged(monkeypatch):
@@ -47,6 +83,11 @@ def test_headline_says_when_nothing_can_be_judged(monkeypatch):
     _fake(monkeypatch, ["fb_d10"], {"fb_d10": [_row("Fig 4a", 1, "agrees")]}, {"fb_d10": 1})
     assert chapter.headline(cfg) == ("So far 1 family is pre-trained (fb_d10: 1 network); no change against the "
                                      "published networks can be judged yet (it needs two networks a family).")
+    _fake(monkeypatch, ["fb_d10", "fb0.1"], {"fb_d10": [_row("Fig 4a", 3, "negligible")],
+                                             "fb0.1": [_row("Fig 4a", 2, "inconclusive", p=0.3)]},
+          {"fb_d10": 3, "fb0.1": 2})
+    assert chapter.headline(cfg) == ("So far 2 families are pre-trained (fb_d10: 3 networks, fb0.1: 2 networks); "
+                                     "none of the 2 effects judged changes materially against the published networks.")
     _fake(monkeypatch, [], {}, {})
     assert chapter.headline(cfg) == "No network of the extension is pre-trained yet."
 
