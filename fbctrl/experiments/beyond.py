@@ -654,7 +654,7 @@ AXES = {
 }
 
 
-def _record(axis: str, point: str, family: str, r, row: Row) -> dict:
+def _record(axis: str, point: str, family: str, r, row: Row, not_run: bool = False) -> dict:
     e = r.effect if r is not None else None
     return {"claim": row.key, "figure": row.figure, "short": row.short, "axis": axis, "point": point,
             "family": family, "log": bool(row.claim.log),
@@ -663,14 +663,15 @@ def _record(axis: str, point: str, family: str, r, row: Row) -> dict:
             "ci_high": float(e.ci_high) if e is not None and e.n else float("nan"),
             "n": int(e.n) if e is not None else 0,
             "verdict": r.verdict.value if r is not None else "inconclusive",
-            "band": list(r.band) if r is not None and r.band else []}
+            "band": list(r.band) if r is not None and r.band else [], "not_run": not_run}
 
 
 def summary_records(cfg: PaperConfig) -> list[dict]:
     """One record per claim row and point of :data:`AXES`: the effect (mean, 95% CI on the
     reported scale: ratio or difference), n and verdict; the first point of every axis is the
     published networks of the extension's seeds; a family not pre-trained or without data has
-    n 0 and NaN (drawn as missing). Only the rows drawn in the summary (``Row.in_summary``)."""
+    n 0 and NaN (drawn as missing), and a point the design leaves out (best rates on another task,
+    :data:`LEFT_OUT`) has ``not_run`` set. Only the rows drawn in the summary (``Row.in_summary``)."""
     ref = reference_config(cfg)
     fams = find_families(cfg)
     out, cache = [], {}
@@ -681,6 +682,9 @@ def summary_records(cfg: PaperConfig) -> list[dict]:
             for point, fam, _ in points:
                 if fam is None:
                     r = pub
+                elif fam in fams and fams[fam].task != "reach" and col is COLUMNS["fair"]:
+                    out.append(_record(axis, point, fam, None, row, not_run=True))   # LEFT_OUT: no best rates
+                    continue
                 elif fam in fams:
                     key = (fam, row.key)
                     if key not in cache:

@@ -1,7 +1,8 @@
 """The summary figure of "Beyond the paper": each claim's effect with its 95% interval against the
 feedback delay (0, 50, 100 ms), the feedback density (1, 0.3, 0.1) and the task (reach, limit
 cycle), from :func:`fbctrl.experiments.beyond.summary_records` (the first point of every axis:
-the published networks of the same seeds). A missing point is drawn as the word "missing"; n
+the published networks of the same seeds). A point without networks yet is drawn as the word
+"missing", one the design leaves out (``not_run``: best rates on the limit cycle) as "not run"; n
 is written in every point's label. Colours: :mod:`fbctrl.viz.style` (networks with feedback blue,
 references grey)."""
 
@@ -37,7 +38,7 @@ def _positions(rows: list[dict]) -> tuple[list[tuple[float, dict]], list[tuple[f
             continue
         for r in pts:
             xs.append((x, r))
-            ticks.append((x, f"{r['point']}, n={r['n']}"))
+            ticks.append((x, f"{r['point']}" + ("" if r.get("not_run") else f", n={r['n']}")))
             x += 1.0
         x += 0.6                                       # a gap between the axes
     return xs, ticks
@@ -87,8 +88,9 @@ def _panel(ax, rows: list[dict], first: dict) -> None:
             ax.plot(xi, r["mean"], "o", color=color, ms=5, mfc=color if not pub else "white",
                     label="published networks, same seeds" if pub else "variant networks")
         else:
-            ax.text(xi, np.sqrt(ymin * ymax) if log else (ymin + ymax) / 2, "missing", rotation=90,
-                    ha="center", va="center", color=REFERENCE)
+            ax.text(xi, np.sqrt(ymin * ymax) if log else (ymin + ymax) / 2,
+                    "not run" if r.get("not_run") else "missing", rotation=90, ha="center", va="center",
+                    color=REFERENCE)
     if log:
         ax.set_yscale("log")
         ax.set_ylim(ymin / pad, ymax * pad)
@@ -107,7 +109,7 @@ def plot_beyond_summary(records: list[dict], *, ncols: int = 2):
     the effect (ratio: geometric mean; difference: mean) with its 95% t interval, the line of no
     effect and the claim's negligible band in grey, n in each point's label (left to right: the
     delays, the densities, the tasks), "missing" where a point
-    has no network. ``records``: dicts with claim, figure, short, axis, point, mean, ci_low,
+    has no network yet, "not run" where the design leaves it out (a record's ``not_run``). ``records``: dicts with claim, figure, short, axis, point, mean, ci_low,
     ci_high, n, log, band (:func:`fbctrl.experiments.beyond.summary_records`)."""
     if not records:
         raise ValueError("records must hold at least one point (fbctrl.experiments.beyond.summary_records)")

@@ -175,6 +175,9 @@ def test_reaching_families_adapt_at_the_published_networks_best_rates_and_are_me
     assert "best rate" in rows["final_loss_rflo_30_best"].variant.definition
     lc = {r.key: r for r in beyond.family_table(cfg, "lc_fb")}
     assert not any(k.endswith("_best") for k in lc)                     # no best rates on the cycle: no row
+    recs = beyond.summary_records(cfg)
+    assert {r["claim"] for r in recs if r["not_run"]} == {"final_loss_rflo_30_best", "final_loss_bptt_30_best"}
+    assert all(r["family"] == "lc_fb" and r["n"] == 0 for r in recs if r["not_run"])
     assert lc["align_local_pretrained_loop"].variant.effect.n == 2       # matched states on the cycle's own test set
     # the summary figure draws the rows marked for it, in pairs (published, then its other convention)
     keys = list(dict.fromkeys(r["claim"] for r in beyond.summary_records(cfg)))
@@ -286,6 +289,13 @@ def test_the_summary_figure_draws_every_point_marks_the_missing_and_states_n():
         labels = [t.get_text() for t in ax.get_xticklabels()]
         assert len(labels) == 8 and "0.1, n=0" in labels and "limit cycle, n=5" in labels
         assert [t.get_text() for t in ax.texts] == ["missing"]
+    recs = _records()
+    for r in recs:
+        if r["point"] == "limit cycle" and r["claim"] == "a":
+            r.update(mean=math.nan, ci_low=math.nan, ci_high=math.nan, n=0, not_run=True)
+    ax = plot_beyond_summary(recs).axes[0]
+    assert [t.get_text() for t in ax.texts] == ["missing", "not run"]
+    assert ax.get_xticklabels()[-1].get_text() == "limit cycle"           # no n where nothing was planned
     # ratios on a log axis (x2 and x1/2 equally far from 1), differences on a linear one
     assert [ax.get_yscale() for ax in axes] == ["log", "linear"]
     assert axes[0].get_ylabel() == "ratio (log scale)" and axes[1].get_ylabel() == "difference"
