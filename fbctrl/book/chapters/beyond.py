@@ -281,26 +281,22 @@ def _and(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def headline(cfg) -> str:
-    """One sentence for the introduction: which families exist, on how many networks, how many of
-    the effects compared with the published networks of the same seeds change (*agrees* or
-    *disagrees* by the four-word rule), how many of those survive the correction of each family's
-    comparisons for many tests (:func:`fbctrl.experiments.beyond.multiplicity`), and of those the
-    ones every compared family shares, by claim ('Fig 1a (online correction, off / on) is smaller
-    with every variant (fb_d5, fb_d10, fb0.3)'; the others counted), or each by claim where none
-    is shared; then, on another task, the verdicts opposite to the published networks'."""
-    fams = beyond.find_families(cfg)
-    if not fams:
-        return "No network of the extension is pre-trained yet."
+def _counts(cfg, fams: dict) -> str:
+    """'3 networks each: fb_d5, fb0.3' or 'fb_d5: 4 networks, fb0.3: 3 networks' (from the sidecars)."""
     trained = {}
     for spec, _seed, _side in beyond.sidecars(beyond.beyond_dirs(cfg)[0]):
         trained[spec.family] = trained.get(spec.family, 0) + 1
     ns = [trained.get(fam, 0) for fam in fams]
     if len(fams) > 1 and len(set(ns)) == 1:
-        counts = f"{ns[0]} network{'s' if ns[0] != 1 else ''} each: {', '.join(fams)}"
-    else:
-        counts = ", ".join(f"{f}: {n} network" + ("s" if n != 1 else "") for f, n in zip(fams, ns))
-    head = f"So far {len(fams)} {'family is' if len(fams) == 1 else 'families are'} pre-trained ({counts})"
+        return f"{ns[0]} network{'s' if ns[0] != 1 else ''} each: {', '.join(fams)}"
+    return ", ".join(f"{f}: {n} network" + ("s" if n != 1 else "") for f, n in zip(fams, ns))
+
+
+def _changes(cfg, fams: dict):
+    """Over every family's change column: the effects judged (n >= 2), those changed (agrees or
+    disagrees), those that survive the correction keyed by (row order, figure, claim, 'larger' or
+    'smaller') with their families, the families compared, and, for families of another task,
+    :func:`_reversed`'s clauses and their tasks."""
     judged, changed, kept, order = 0, 0, {}, {r.key: i for i, r in enumerate(beyond.ROWS)}
     reversed_, tasks, compared = [], set(), set()
     for fam in fams:
@@ -322,6 +318,22 @@ def headline(cfg) -> str:
             if a.verdict_adjusted == r.change.verdict:
                 way = "larger" if word == "agrees" else "smaller"
                 kept.setdefault((order.get(r.key, len(order)), r.figure, r.short, way), []).append(fam)
+    return judged, changed, kept, compared, reversed_, tasks
+
+
+def headline(cfg) -> str:
+    """One sentence for the introduction: which families exist, on how many networks, how many of
+    the effects compared with the published networks of the same seeds change (*agrees* or
+    *disagrees* by the four-word rule), how many of those survive the correction of each family's
+    comparisons for many tests (:func:`fbctrl.experiments.beyond.multiplicity`), and of those the
+    ones every compared family shares, by claim ('Fig 1a (online correction, off / on) is smaller
+    with every variant (fb_d5, fb_d10, fb0.3)'; the others counted), or each by claim where none
+    is shared; then, on another task, the verdicts opposite to the published networks'."""
+    fams = beyond.find_families(cfg)
+    if not fams:
+        return "No network of the extension is pre-trained yet."
+    head = f"So far {len(fams)} {'family is' if len(fams) == 1 else 'families are'} pre-trained ({_counts(cfg, fams)})"
+    judged, changed, kept, compared, reversed_, tasks = _changes(cfg, fams)
     rev = (f"; on the {_and(sorted(tasks))} (no change computed: another task), these verdicts are the opposite of "
            "the published networks' (after the same correction): " + "; ".join(reversed_)) if reversed_ else ""
     if not judged:
